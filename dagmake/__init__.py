@@ -1,0 +1,5 @@
+"""dagmake: a Make-style incremental workflow runner that explains itself."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

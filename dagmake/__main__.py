@@ -1,0 +1,8 @@
+"""`python -m dagmake`."""
+
+from __future__ import annotations
+
+from dagmake.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Filesystem helpers that must be right once: atomic replace-writes and the exclusive lock.
+
+Nothing here knows about steps or workflows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, fsync: bool = False) -> None:
+    """Write `data` to `path` so a reader (or a crash) sees the old file or the new one, never half.
+
+    The temp file lives beside the target because os.replace is only atomic within a filesystem.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and parents) as 0700 if missing; return it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+class LockHeld(Exception):
+    """The lock is held by another process; `holder` is what that process wrote into it."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+@contextlib.contextmanager
+def exclusive_lock(
+    path: Path,
+    *,
+    wait: bool,
+    on_wait: Callable[[str], None] | None = None,
+    poll_s: float = 0.1,
+) -> Iterator[None]:
+    """Hold an flock on `path` for the duration of the block, writing our pid into it.
+
+    flock is released by the kernel when its holder dies, so a lock whose holder was killed is
+    simply taken over. Without `wait`, raise LockHeld at once. With `wait`, call `on_wait(holder)`
+    once and block until the lock is free.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = _read_holder(fd)
+            if not wait:
+                raise LockHeld(holder) from None
+            if on_wait is not None:
+                on_wait(holder)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as e2:
+                    if e2.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    time.sleep(poll_s)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another dagmake run"
+    except OSError:
+        return "another dagmake run"

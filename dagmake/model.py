@@ -1,0 +1,134 @@
+"""The value types everything else passes around: a loaded Workflow, its Steps, and the
+vocabulary of decisions (StepStatus, ReasonKind, Reason). Frozen, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_CACHE_MAX_SIZE = 5 * 1024**3
+DEFAULT_CACHE_MAX_AGE_S = 30 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where something was written: the workflow file as the user named it, 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step as written in the workflow (after `defaults` were applied).
+
+    `run` and `env` values still hold their `${...}` references; they are substituted when the
+    step is planned, because `${steps.<id>.<key>}` is only known once dependencies have run.
+    """
+
+    id: str
+    run: str
+    location: Location
+    depends_on: tuple[str, ...] = ()
+    depends_on_locations: tuple[Location, ...] = ()
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    description: str = ""
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    retries: int = 0
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str = ""
+    condition: str | None = None
+    cache: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    max_size_bytes: int = DEFAULT_CACHE_MAX_SIZE
+    max_age_s: float = DEFAULT_CACHE_MAX_AGE_S
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A validated workflow file. `root` is the workspace root (the file's folder), absolute."""
+
+    name: str
+    path: Path
+    root: Path
+    steps: tuple[Step, ...]
+    description: str = ""
+    vars: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    cache: CacheSettings = field(default_factory=CacheSettings)
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+
+class StepStatus(enum.Enum):
+    """What happened to a step (run) or what would happen (dry run). Values are SPEC.md's."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"
+    UP_TO_DATE = "up_to_date"
+    RESTORED = "restored"
+    CANCELLED = "cancelled"
+    WOULD_RUN = "would_run"
+    WOULD_RESTORE = "would_restore"
+
+
+class ReasonKind(enum.Enum):
+    """Why a step runs, restores or is skipped. Values are SPEC.md's `reasons[].kind`."""
+
+    NEVER_RUN = "never_run"
+    NO_INPUTS = "no_inputs"
+    FORCED = "forced"
+    COMMAND_CHANGED = "command_changed"
+    ENV_CHANGED = "env_changed"
+    CWD_CHANGED = "cwd_changed"
+    INPUT_CHANGED = "input_changed"
+    INPUT_ADDED = "input_added"
+    INPUT_REMOVED = "input_removed"
+    OUTPUT_MISSING = "output_missing"
+    OUTPUT_MODIFIED = "output_modified"
+    DEPENDENCY_CHANGED = "dependency_changed"
+    DEPENDENCY_WILL_RUN = "dependency_will_run"
+    DEPENDENCY_FAILED = "dependency_failed"
+    CONDITION_FALSE = "condition_false"
+    CACHE_HIT = "cache_hit"
+    CACHE_CORRUPT = "cache_corrupt"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One cause of a decision, as data. `message` is the sentence a person reads.
+
+    `old`/`new` carry the evidence where there is some (digest prefixes and sizes of an input,
+    the old and new command text), for `dagmake explain`.
+    """
+
+    kind: ReasonKind
+    message: str
+    path: str | None = None
+    step: str | None = None
+    old: str | None = None
+    new: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        out: dict[str, str] = {"kind": self.kind.value}
+        if self.path is not None:
+            out["path"] = self.path
+        if self.step is not None:
+            out["step"] = self.step
+        out["message"] = self.message
+        return out
