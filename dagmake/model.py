@@ -104,6 +104,7 @@ class ReasonKind(enum.Enum):
     DEPENDENCY_CHANGED = "dependency_changed"
     DEPENDENCY_WILL_RUN = "dependency_will_run"
     DEPENDENCY_FAILED = "dependency_failed"
+    DEPENDENCY_SKIPPED = "dependency_skipped"
     CONDITION_FALSE = "condition_false"
     CACHE_HIT = "cache_hit"
     CACHE_CORRUPT = "cache_corrupt"
@@ -121,6 +122,7 @@ class Reason:
     message: str
     path: str | None = None
     step: str | None = None
+    name: str | None = None
     old: str | None = None
     new: str | None = None
 
@@ -130,5 +132,7 @@ class Reason:
             out["path"] = self.path
         if self.step is not None:
             out["step"] = self.step
+        if self.name is not None:
+            out["name"] = self.name
         out["message"] = self.message
         return out

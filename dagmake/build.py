@@ -1,0 +1,566 @@
+"""The build loop (ninja's Builder): walks the selected steps as their dependencies finish,
+asks `plan.decide` about each, and then skips it, restores it from the cache or runs it.
+Owns the order of effects: outputs checked, then the state record, then the cache entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from dagmake import globs, variables
+from dagmake.cache import CacheEntry, ResultCache, settings_from_env
+from dagmake.errors import ConfigError, WorkspaceBusyError
+from dagmake.executor import Executor, Finished, Job, Outcome, describe
+from dagmake.facts import Inspector, Resolved, read_values
+from dagmake.fingerprint import Hasher, outputs_digest
+from dagmake.fsutil import LockHeld, ensure_private_dir, exclusive_lock
+from dagmake.graph import Graph, ancestors, select
+from dagmake.locations import cache_root
+from dagmake.model import Reason, ReasonKind, Step, StepStatus
+from dagmake.plan import Action, Decision, decide
+from dagmake.results import FAILING, Reporter, RunSummary, StepResult
+from dagmake.state import LoadedState, StateStore, StepRecord, load_secret, workspace_dir
+
+LOG_TAIL_READ = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    targets: tuple[str, ...] = ()
+    parallel: int = 4
+    force: bool = False
+    dry_run: bool = False
+    use_cache: bool = True
+    wait_for_lock: bool = True
+    context: Mapping[str, str] = field(default_factory=dict)
+    changed_files: tuple[str, ...] | None = None
+    kill_grace_s: float = 3.0
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def selected_steps(graph: Graph, options: RunOptions) -> list[str]:
+    """The targets (or every step) narrowed to those a changed file affects, with their deps."""
+    chosen = select(graph, options.targets)
+    if options.changed_files is None:
+        return chosen
+    files = [f.replace(os.sep, "/").removeprefix("./") for f in options.changed_files]
+    hit = [
+        s
+        for s in chosen
+        if any(globs.matches(p, f) for p in graph.step(s).inputs for f in files)
+    ]
+    wanted = set(hit) | ancestors(graph, hit)
+    return [s for s in chosen if s in wanted]
+
+
+def preflight(graph: Graph, chosen: Sequence[str], context: Mapping[str, str]) -> None:
+    """Problems that must stop the run before any step starts."""
+    workflow = graph.workflow
+    variables.check_workflow(workflow, context, lambda s: ancestors(graph, [s]))
+    produced_via = {e.via for e in graph.edges if e.implicit}
+    for sid in chosen:
+        step = graph.step(sid)
+        index = workflow.steps.index(step)
+        for i, pattern in enumerate(step.inputs):
+            if globs.is_glob(pattern) or pattern in produced_via:
+                continue
+            if not os.path.lexists(workflow.root / pattern) and not _produced(graph, pattern):
+                raise ConfigError(
+                    f"{step.location}: steps[{index}].inputs[{i}]: input '{pattern}' does not "
+                    "exist and no step declares it as an output"
+                )
+        globs.expand(step.inputs, workflow.root)  # symlinks leading out are errors, now
+
+
+def _produced(graph: Graph, path: str) -> bool:
+    return any(globs.matches(o, path) for s in graph.workflow.steps for o in s.outputs)
+
+
+def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSummary:
+    chosen = selected_steps(graph, options)
+    preflight(graph, chosen, options.context)
+    root = cache_root()
+    store = StateStore(workspace_dir(root, graph.workflow.root))
+    if options.dry_run:
+        loaded = store.load()
+        for w in loaded.warnings:
+            reporter.warning(w)
+        secret = load_secret(root, create=False)
+        return _Run(graph, options, reporter, loaded, store, secret, dry=True).go(chosen)
+    ensure_private_dir(store.dir)
+    try:
+        with exclusive_lock(
+            store.dir / "lock",
+            wait=options.wait_for_lock,
+            on_wait=lambda holder: reporter.warning(
+                f"waiting for the run that holds this workspace ({holder}); "
+                "--no-wait fails instead"
+            ),
+        ):
+            loaded = store.load()
+            for w in loaded.warnings:
+                reporter.warning(w)
+            store.open_for_append(loaded)
+            try:
+                secret = load_secret(root, create=True)
+                return _Run(graph, options, reporter, loaded, store, secret, dry=False).go(chosen)
+            finally:
+                store.close()
+    except LockHeld as held:
+        raise WorkspaceBusyError(
+            f"workspace {graph.workflow.root} is in use by {held.holder}; "
+            "not waiting (--no-wait)"
+        ) from None
+
+
+@dataclass
+class _Running:
+    step: Step
+    decision: Decision
+    resolved: Resolved
+    attempt: int
+    log_path: Path
+    values_path: Path
+    started: float
+    log_offset: int = 0
+
+
+class _Run:
+    """One run's mutable bookkeeping. `go` drives it; every decision comes from `decide`."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        options: RunOptions,
+        reporter: Reporter,
+        loaded: LoadedState,
+        store: StateStore,
+        secret: bytes,
+        *,
+        dry: bool,
+    ) -> None:
+        self.graph = graph
+        self.workflow = graph.workflow
+        self.options = options
+        self.reporter = reporter
+        self.records = loaded.records
+        self.store = store
+        self.dry = dry
+        self.hasher = Hasher(str(self.workflow.root), loaded.stamps)
+        self.inspector = Inspector(self.workflow, options.context, self.hasher, secret)
+        self.cache: ResultCache | None = None
+        if options.use_cache:
+            settings = settings_from_env(self.workflow.cache)
+            self.cache = ResultCache(cache_root(), settings, warn=reporter.warning)
+        self._entries: dict[str, CacheEntry | None] = {}
+        self.results: dict[str, StepResult] = {}
+        self.produced: dict[str, str | None] = {}  # step -> digest of what it produced
+        self.values: dict[str, dict[str, str]] = {}
+        self.hits = 0
+        self.misses = 0
+        self.warnings: list[str] = []
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def go(self, chosen: list[str]) -> RunSummary:
+        started = time.monotonic()
+        self.reporter.run_started(self.workflow.name, len(chosen), self.dry)
+        status = "succeeded"
+        if self.dry:
+            for sid in chosen:
+                self._finish(self._settle(sid))
+        else:
+            status = self._execute(chosen)
+        ordered = tuple(self.results[s] for s in chosen if s in self.results)
+        if any(r.status in FAILING for r in ordered) and status == "succeeded":
+            status = "failed"
+        summary = RunSummary(
+            workflow=self.workflow.name,
+            dry_run=self.dry,
+            status=status,
+            duration_s=time.monotonic() - started,
+            steps=ordered,
+            cache_hits=self.hits,
+            cache_misses=self.misses,
+            warnings=tuple(self.warnings),
+        )
+        if not self.dry:
+            self.store.put(None, self.hasher.fresh)
+            if self.cache is not None and (self.hits or self.misses):
+                self.cache.record_run(self.hits, self.misses)
+        self.reporter.run_finished(summary)
+        return summary
+
+    def _execute(self, chosen: list[str]) -> str:
+        position = {s: i for i, s in enumerate(chosen)}
+        chosen_set = set(chosen)
+        waiting = {s: sum(1 for d in self.graph.deps[s] if d in chosen_set) for s in chosen}
+        ready = [(position[s], s) for s in chosen if waiting[s] == 0]
+        heapq.heapify(ready)
+        to_start: list[tuple[int, str, Decision, Resolved, int]] = []
+        executor = Executor(kill_grace_s=self.options.kill_grace_s)
+        running: dict[str, _Running] = {}
+
+        def release(sid: str) -> None:
+            for d in self.graph.dependents[sid]:
+                if d in waiting:
+                    waiting[d] -= 1
+                    if waiting[d] == 0:
+                        heapq.heappush(ready, (position[d], d))
+
+        with _signals_raise_interrupted():
+            try:
+                while ready or to_start or running:
+                    while ready:
+                        _, sid = heapq.heappop(ready)
+                        outcome = self._settle(sid)
+                        if isinstance(outcome, StepResult):
+                            self._finish(outcome)
+                            release(sid)
+                        else:
+                            decision, resolved = outcome
+                            heapq.heappush(to_start, (position[sid], sid, decision, resolved, 1))
+                    while to_start and executor.running < max(1, self.options.parallel):
+                        _, sid, decision, resolved, attempt = heapq.heappop(to_start)
+                        running[sid] = self._start(executor, sid, decision, resolved, attempt)
+                    if not running:
+                        continue
+                    done = executor.wait(0.1)
+                    self._stream(running)
+                    self.reporter.tick()
+                    for fin in done:
+                        job = running.pop(fin.key)
+                        result = self._after(job, fin)
+                        if result is None:  # retry
+                            heapq.heappush(
+                                to_start,
+                                (position[fin.key], fin.key, job.decision, job.resolved, job.attempt + 1),
+                            )
+                            continue
+                        self._finish(result)
+                        release(fin.key)
+            except Interrupted as intr:
+                self._interrupt(executor, running, intr.signum)
+                for sid in chosen:
+                    if sid not in self.results:
+                        self.results[sid] = StepResult(sid, StepStatus.CANCELLED)
+                return "interrupted"
+        return "succeeded"
+
+    def _interrupt(self, executor: Executor, running: dict[str, _Running], signum: int) -> None:
+        self.reporter.warning(
+            f"interrupted; stopping {len(running)} running step(s) (Ctrl-C again to kill)"
+        )
+        executor.interrupt(signum)
+        finished: list[Finished] = []
+        try:
+            while executor.running:
+                finished.extend(executor.wait(0.2))
+        except Interrupted:
+            finished.extend(executor.kill_all())
+        self._stream(running)
+        for fin in finished:
+            job = running.get(fin.key)
+            if job is None:
+                continue
+            self._finish(
+                StepResult(
+                    fin.key,
+                    StepStatus.CANCELLED,
+                    job.decision.reasons,
+                    duration_s=fin.duration_s,
+                    exit_code=fin.exit_code,
+                    attempts=job.attempt,
+                    log_path=str(job.log_path),
+                    detail="interrupted; not recorded, it will run again",
+                )
+            )
+
+    # -- one step ------------------------------------------------------------------------
+
+    def _settle(self, sid: str) -> StepResult | tuple[Decision, Resolved]:
+        """Skip, keep or restore the step now, or say how to run it."""
+        step = self.graph.step(sid)
+        blocked = self._blocked_by(sid)
+        if blocked is not None:
+            return blocked
+        if not self.inspector.condition_holds(step, self.values):
+            reason = Reason(
+                ReasonKind.CONDITION_FALSE, f"condition `{step.condition}` is false"
+            )
+            return StepResult(sid, StepStatus.SKIPPED, (reason,))
+        record = self.records.get(sid)
+        deps = tuple((d, self.produced.get(d)) for d in self.graph.deps[sid])
+        values = dict(self.values)
+        if self.dry:
+            for d, digest in deps:
+                rec = self.records.get(d)
+                if digest is None and d not in values and rec is not None:
+                    values[d] = dict(rec.values)
+        resolved = self.inspector.resolve(step, deps, values, record)
+        decision = decide(
+            sid,
+            resolved.facts,
+            record,
+            force=self.options.force,
+            cached=lambda fp: step.cache and self._entry(fp) is not None,
+        )
+        if decision.action is Action.UP_TO_DATE:
+            assert record is not None
+            self.produced[sid] = record.produced_digest()
+            self.values[sid] = dict(record.values)
+            return StepResult(sid, StepStatus.UP_TO_DATE)
+        if decision.action is Action.RESTORE:
+            assert decision.fingerprint is not None
+            entry = self._entry(decision.fingerprint)
+            assert entry is not None
+            if self.dry:
+                self._produced_from_entry(sid, entry)
+                return StepResult(sid, StepStatus.WOULD_RESTORE, decision.reasons)
+            restored = self._restore(step, decision, entry, resolved)
+            if restored is not None:
+                return restored
+            decision = _without_cache_hit(decision)
+        if self.dry:
+            self.produced[sid] = None
+            return StepResult(
+                sid, StepStatus.WOULD_RUN, decision.reasons, conditional=decision.conditional
+            )
+        if self.cache is not None and step.cache:
+            self.misses += 1
+        return decision, resolved
+
+    def _blocked_by(self, sid: str) -> StepResult | None:
+        for d in self.graph.deps[sid]:
+            dep = self.results.get(d)
+            if dep is None:
+                continue
+            if dep.status in FAILING or (
+                dep.status is StepStatus.SKIPPED
+                and dep.reasons
+                and dep.reasons[0].kind is ReasonKind.DEPENDENCY_FAILED
+            ):
+                why = "failed" if dep.status in FAILING else "was skipped because a dependency failed"
+                return StepResult(
+                    sid,
+                    StepStatus.SKIPPED,
+                    (Reason(ReasonKind.DEPENDENCY_FAILED, f"'{d}' {why}", step=d),),
+                )
+            if dep.status is StepStatus.SKIPPED:
+                return StepResult(
+                    sid,
+                    StepStatus.SKIPPED,
+                    (Reason(ReasonKind.DEPENDENCY_SKIPPED, f"'{d}' was skipped", step=d),),
+                )
+        return None
+
+    def _entry(self, fp: str) -> CacheEntry | None:
+        if self.cache is None:
+            return None
+        if fp not in self._entries:
+            self._entries[fp] = self.cache.lookup(fp)
+        return self._entries[fp]
+
+    def _produced_from_entry(self, sid: str, entry: CacheEntry) -> None:
+        outputs = {o.path: o.digest for o in entry.outputs}
+        self.values[sid] = dict(entry.values)
+        self.produced[sid] = outputs_digest(outputs, self.values[sid])
+
+    def _restore(
+        self, step: Step, decision: Decision, entry: CacheEntry, resolved: Resolved
+    ) -> StepResult | None:
+        assert self.cache is not None and decision.components is not None
+        started = time.monotonic()
+        self.reporter.step_started(step.id, decision.reasons, 0)
+        if not self.cache.restore(entry, self.workflow.root):
+            self._entries.pop(entry.key, None)
+            return None
+        outputs, problems = self.inspector.collect_outputs(step)
+        expected = {o.path: o.digest for o in entry.outputs}
+        if problems or any(outputs.get(p) != d for p, d in expected.items()):
+            self.reporter.warning(f"restoring '{step.id}' from the cache did not verify; running it")
+            return None
+        self.hits += 1
+        log = self.cache.read_log(entry)
+        if log:
+            self.reporter.step_output(step.id, log, replayed=True)
+        record = StepRecord(
+            step.id,
+            entry.key,
+            decision.components,
+            tuple(sorted(expected.items())),
+            entry.values,
+            duration_s=0.0,
+            finished_at=time.time(),
+        )
+        self._commit(record, resolved)
+        self._produced_from_entry(step.id, entry)
+        return StepResult(
+            step.id, StepStatus.RESTORED, decision.reasons, duration_s=time.monotonic() - started
+        )
+
+    def _start(
+        self, executor: Executor, sid: str, decision: Decision, resolved: Resolved, attempt: int
+    ) -> _Running:
+        step = self.graph.step(sid)
+        logs = ensure_private_dir(self.store.dir / "logs")
+        values_dir = ensure_private_dir(self.store.dir / "values")
+        log_path = logs / f"{sid}.log"
+        values_path = values_dir / f"{sid}.env"
+        values_path.write_bytes(b"")
+        env = dict(os.environ)
+        env.update(resolved.env)
+        env["DAGMAKE_STEP"] = sid
+        env["DAGMAKE_WORKSPACE"] = str(self.workflow.root)
+        env["DAGMAKE_OUTPUT"] = str(values_path)
+        self.reporter.step_started(sid, decision.reasons, attempt)
+        executor.start(
+            Job(
+                key=sid,
+                script=resolved.script,
+                cwd=self.workflow.root / step.cwd if step.cwd else self.workflow.root,
+                env=env,
+                log_path=log_path,
+                timeout_s=step.timeout_s,
+            )
+        )
+        return _Running(step, decision, resolved, attempt, log_path, values_path, time.monotonic())
+
+    def _stream(self, running: Mapping[str, _Running]) -> None:
+        for job in running.values():
+            job.log_offset += self._pump(job)
+
+    def _pump(self, job: _Running) -> int:
+        try:
+            with open(job.log_path, "rb") as f:
+                f.seek(job.log_offset)
+                data = f.read(LOG_TAIL_READ * 16)
+        except OSError:
+            return 0
+        if data:
+            self.reporter.step_output(job.step.id, data)
+        return len(data)
+
+    def _after(self, job: _Running, fin: Finished) -> StepResult | None:
+        """Judge a finished command; None means: try again (retries left)."""
+        while (n := self._pump(job)) > 0:
+            job.log_offset += n
+        step, sid = job.step, job.step.id
+        base = {
+            "reasons": job.decision.reasons,
+            "duration_s": fin.duration_s,
+            "exit_code": fin.exit_code,
+            "attempts": job.attempt,
+            "log_path": str(job.log_path),
+        }
+        if fin.outcome is not Outcome.EXITED or fin.exit_code != 0:
+            if job.attempt <= step.retries:
+                self.reporter.warning(
+                    f"'{sid}' {describe(fin)}; retrying (attempt {job.attempt + 1} of "
+                    f"{step.retries + 1})"
+                )
+                return None
+            status = StepStatus.TIMED_OUT if fin.outcome is Outcome.TIMED_OUT else StepStatus.FAILED
+            return StepResult(sid, status, detail=describe(fin), **base)  # type: ignore[arg-type]
+        outputs, problems = self.inspector.collect_outputs(step)
+        if problems:
+            return StepResult(
+                sid, StepStatus.FAILED, detail="; ".join(problems), **base  # type: ignore[arg-type]
+            )
+        values, bad = read_values(job.values_path)
+        for line in bad:
+            self.reporter.warning(f"'{sid}' wrote a line to $DAGMAKE_OUTPUT that is not key=value: {line!r}")
+        self.values[sid] = values
+        self.produced[sid] = outputs_digest(outputs, values)
+        moved = self.inspector.inputs_moved(step, job.resolved, outputs)
+        if moved:
+            self.reporter.warning(
+                f"input {moved[0]} changed while '{sid}' ran; its result is not recorded, "
+                "so it will run again next time"
+            )
+            return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
+        comps = job.decision.components
+        assert comps is not None and job.decision.fingerprint is not None
+        record = StepRecord(
+            sid,
+            job.decision.fingerprint,
+            comps,
+            tuple(sorted(outputs.items())),
+            tuple(sorted(values.items())),
+            duration_s=fin.duration_s,
+            finished_at=time.time(),
+        )
+        self._commit(record, job.resolved)
+        if self.cache is not None and step.cache:
+            self._store(step, record, job.log_path)
+        return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
+
+    def _commit(self, record: StepRecord, resolved: Resolved) -> None:
+        """The record comes last: only after the outputs were checked (RELIABILITY 1)."""
+        fresh = self.hasher.fresh
+        paths = [p for p, _ in resolved.input_stamps] + [p for p, _ in record.outputs]
+        stamps = {p: fresh.pop(p) for p in paths if p in fresh}
+        self.store.put(record, stamps)
+        self.records[record.step_id] = record
+
+    def _store(self, step: Step, record: StepRecord, log_path: Path) -> None:
+        from dagmake.cache import OutputFile
+
+        assert self.cache is not None
+        files: list[OutputFile] = []
+        for path, digest in record.outputs:
+            full = self.workflow.root / path
+            try:
+                st = os.lstat(full)
+            except OSError:
+                return
+            link = os.readlink(full) if os.path.islink(full) else None
+            files.append(OutputFile(path, digest, st.st_size, st.st_mode & 0o7777, link))
+        self.cache.store(
+            record.fingerprint, step.id, self.workflow.root, files, log_path, dict(record.values)
+        )
+
+    def _finish(self, result: StepResult) -> None:
+        self.results[result.step_id] = result
+        self.reporter.step_finished(result)
+
+
+def _without_cache_hit(decision: Decision) -> Decision:
+    from dataclasses import replace
+
+    kept = tuple(r for r in decision.reasons if r.kind is not ReasonKind.CACHE_HIT)
+    corrupt = Reason(ReasonKind.CACHE_CORRUPT, "the cached result could not be restored")
+    return replace(decision, action=Action.RUN, reasons=(*kept, corrupt))
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupted() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM/SIGHUP into Interrupted for the loop (the steps, in their own
+    sessions, never see the terminal's Ctrl-C; the loop forwards it)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
+    for sig in wanted:
+        with contextlib.suppress(ValueError):  # not the main thread
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]

@@ -1,0 +1,382 @@
+"""The command line: the only module that talks to click, and the one place that turns outcomes
+and errors into exit codes. Heavy modules are imported inside the commands that need them, so
+`dagmake --version` pays for none of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from dagmake import __version__
+from dagmake.errors import (
+    EXIT_BUG,
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    DagmakeError,
+)
+
+if TYPE_CHECKING:
+    from dagmake.graph import Graph
+    from dagmake.results import RunSummary
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _DefaultToRun(click.Group):
+    """`dagmake [OPTIONS] [TARGET...]` means `dagmake run [OPTIONS] [TARGET...]`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dagmake")
+def main() -> None:
+    """Run a workflow's steps that are out of date, in parallel, and say why.
+
+    With no command, `dagmake [OPTIONS] [TARGET...]` is `dagmake run`.
+    """
+
+
+def _workflow_option(f: F) -> F:
+    return click.option(
+        "-f", "--file", "workflow_file", type=click.Path(dir_okay=False, path_type=Path),
+        help="The workflow file (default: dagmake.yaml here or in a parent folder).",
+    )(f)
+
+
+def _context_option(f: F) -> F:
+    return click.option(
+        "-c", "--context", "context", multiple=True, metavar="KEY=VALUE",
+        help="Set a ${variable}; repeatable. Overrides vars: in the file.",
+    )(f)
+
+
+@main.command("run")
+@click.argument("targets", nargs=-1, metavar="[TARGET...]", shell_complete=lambda c, p, i: _complete_steps(c, i))
+@_workflow_option
+@click.option("-j", "--parallel", type=click.IntRange(min=1), default=4, show_default=True,
+              help="How many steps run at once.")
+@_context_option
+@click.option("-n", "--dry-run", is_flag=True, help="Change nothing; print what each step would do and why.")
+@click.option("-B", "--force", is_flag=True, help="Run the selected steps even when up to date.")
+@click.option("--json", "json_out", is_flag=True, help="Write the JSON report on stdout (human output to stderr).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+@click.option("--changed-files", is_flag=True,
+              help="Treat the arguments as changed files: run only the steps whose inputs match one, with what they depend on.")
+@click.option("--since", metavar="REF", help="Run only the steps affected by files git reports changed since REF.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the JSON report to this file.")
+@click.option("--no-wait", is_flag=True, help="If another run holds this workspace, exit 75 at once.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
+def run_command(
+    targets: tuple[str, ...],
+    workflow_file: Path | None,
+    parallel: int,
+    context: tuple[str, ...],
+    dry_run: bool,
+    force: bool,
+    json_out: bool,
+    no_cache: bool,
+    changed_files: bool,
+    since: str | None,
+    report_path: Path | None,
+    no_wait: bool,
+    color: str,
+) -> None:
+    """Bring TARGETs (default: every step) up to date, with what they depend on."""
+    with _error_boundary():
+        from dagmake.build import RunOptions, run_build
+        from dagmake.report import default_stream, make_reporter
+        from dagmake.variables import parse_context
+
+        graph = _load(workflow_file)
+        files: tuple[str, ...] | None = None
+        if changed_files:
+            files, targets = _relative_to(graph.workflow.root, targets), ()
+        if since is not None:
+            from dagmake.gitfiles import changed_files_since
+
+            files = (*(files or ()), *changed_files_since(since, graph.workflow.root))
+        options = RunOptions(
+            targets=targets,
+            parallel=parallel,
+            force=force,
+            dry_run=dry_run,
+            use_cache=not no_cache,
+            wait_for_lock=not no_wait,
+            context=parse_context(context),
+            changed_files=files,
+        )
+        reporter = make_reporter(default_stream(json_out), color=color)
+        summary = run_build(graph, options, reporter)
+        _write_reports(summary, json_out, report_path)
+        sys.exit(_exit_code(summary))
+
+
+def _exit_code(summary: RunSummary) -> int:
+    if summary.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if summary.status == "succeeded" else EXIT_FAILED
+
+
+def _write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
+    doc = json.dumps(summary.to_json(), indent=2)
+    if json_out:
+        click.echo(doc)
+    if report_path is not None:
+        from dagmake.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(report_path.absolute(), doc.encode() + b"\n")
+
+
+def _relative_to(root: Path, files: Sequence[str]) -> tuple[str, ...]:
+    """Changed-file arguments as workspace-relative posix paths (pre-commit passes paths relative
+    to the repository top, which is usually the workspace, but may be a parent of it)."""
+    out: list[str] = []
+    cwd = Path.cwd()
+    for f in files:
+        p = (cwd / f).absolute()
+        try:
+            out.append(p.relative_to(root).as_posix())
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+@main.command("explain")
+@click.argument("step", shell_complete=lambda c, p, i: _complete_steps(c, i))
+@_workflow_option
+@_context_option
+def explain_command(step: str, workflow_file: Path | None, context: tuple[str, ...]) -> None:
+    """Print the full reasoning for one STEP: what changed, old and new, and what upstream did."""
+    with _error_boundary():
+        from dagmake.build import RunOptions, run_build
+        from dagmake.explain import explain_step
+        from dagmake.report import PlainReporter
+        from dagmake.variables import parse_context
+
+        graph = _load(workflow_file)
+        options = RunOptions(targets=(step,), dry_run=True, context=parse_context(context))
+        quiet = PlainReporter(open(os.devnull, "w"), compact=True)  # noqa: SIM115
+        summary = run_build(graph, options, quiet)
+        results = {r.step_id: r for r in summary.steps}
+        click.echo(explain_step(results[step], results))
+        sys.exit(EXIT_OK)
+
+
+@main.command("graph")
+@click.argument("targets", nargs=-1, metavar="[TARGET...]")
+@_workflow_option
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text", show_default=True)
+@click.option("--status", is_flag=True, help="Mark each step with what a run would do now.")
+@_context_option
+def graph_command(
+    targets: tuple[str, ...], workflow_file: Path | None, fmt: str, status: bool, context: tuple[str, ...]
+) -> None:
+    """Print the step graph; implicit edges (a step reads what another writes) are marked."""
+    with _error_boundary():
+        from dagmake import render
+        from dagmake.graph import select
+
+        graph = _load(workflow_file)
+        chosen = select(graph, targets)
+        statuses = _statuses(graph, targets, context) if status else {}
+        keep = set(chosen)
+        nodes = [
+            render.Node(s, graph.step(s).description, statuses.get(s)) for s in chosen
+        ]
+        edges = [
+            render.Edge(e.src, e.dst, e.implicit, e.via)
+            for e in graph.edges
+            if e.src in keep and e.dst in keep
+        ]
+        if fmt == "dot":
+            click.echo(render.render_dot(nodes, edges, title=graph.workflow.name), nl=False)
+        elif fmt == "mermaid":
+            click.echo(render.render_mermaid(nodes, edges), nl=False)
+        else:
+            click.echo(render.render_text(nodes, edges), nl=False)
+        sys.exit(EXIT_OK)
+
+
+def _statuses(graph: Graph, targets: tuple[str, ...], context: tuple[str, ...]) -> dict[str, str]:
+    from dagmake.build import RunOptions, run_build
+    from dagmake.report import PlainReporter
+    from dagmake.variables import parse_context
+
+    options = RunOptions(targets=targets, dry_run=True, context=parse_context(context))
+    summary = run_build(graph, options, PlainReporter(open(os.devnull, "w"), compact=True))  # noqa: SIM115
+    return {r.step_id: r.status.value for r in summary.steps}
+
+
+@main.command("list")
+@_workflow_option
+@click.option("--json", "json_out", is_flag=True, help="As JSON.")
+@_context_option
+def list_command(workflow_file: Path | None, json_out: bool, context: tuple[str, ...]) -> None:
+    """List the steps with their description, inputs/outputs counts and current status."""
+    with _error_boundary():
+        graph = _load(workflow_file)
+        statuses = _statuses(graph, (), context)
+        rows = []
+        for step in graph.workflow.steps:
+            rows.append({
+                "id": step.id,
+                "description": step.description,
+                "inputs": len(step.inputs),
+                "outputs": len(step.outputs),
+                "depends_on": list(graph.deps[step.id]),
+                "status": statuses.get(step.id, ""),
+            })
+        if json_out:
+            click.echo(json.dumps(rows, indent=2))
+        else:
+            width = max(len(r["id"]) for r in rows)  # type: ignore[arg-type]
+            for r in rows:
+                click.echo(
+                    f"{str(r['id']).ljust(width)}  {str(r['status']).replace('_', ' '):<13}  "
+                    f"{r['inputs']} in, {r['outputs']} out  {r['description']}"
+                )
+        sys.exit(EXIT_OK)
+
+
+@main.group("cache")
+def cache_group() -> None:
+    """Inspect and manage the result cache (DAGMAKE_CACHE_DIR)."""
+
+
+def _cache(workflow_file: Path | None = None) -> Any:
+    from dagmake.cache import ResultCache, settings_from_env
+    from dagmake.locations import cache_root
+    from dagmake.model import CacheSettings
+
+    settings = CacheSettings()
+    return ResultCache(cache_root(), settings_from_env(settings), warn=_warn)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"dagmake: warning: {message}", err=True)
+
+
+@cache_group.command("stats")
+def cache_stats() -> None:
+    """Entries, size, and hits/misses of the last runs."""
+    with _error_boundary():
+        from dagmake.cache import format_stats
+
+        click.echo(format_stats(_cache().stats()))
+        sys.exit(EXIT_OK)
+
+
+@cache_group.command("prune")
+@click.option("--max-size", metavar="SIZE", help="Evict least recently used entries beyond SIZE (e.g. 2GB).")
+@click.option("--max-age", metavar="AGE", help="Evict entries unused for longer than AGE (e.g. 30d).")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+def cache_prune(max_size: str | None, max_age: str | None, dry_run: bool) -> None:
+    """Evict entries beyond the size and age limits."""
+    with _error_boundary():
+        from dagmake.cache import format_prune, parse_age, parse_size
+
+        size = parse_size(max_size) if max_size else None
+        age = parse_age(max_age) if max_age else None
+        click.echo(format_prune(_cache().prune(max_size_bytes=size, max_age_s=age, dry_run=dry_run)))
+        sys.exit(EXIT_OK)
+
+
+@cache_group.command("clear")
+def cache_clear() -> None:
+    """Remove every cached result (workspace state is kept)."""
+    with _error_boundary():
+        n = _cache().clear()
+        click.echo(f"removed {n} cache entries")
+        sys.exit(EXIT_OK)
+
+
+@cache_group.command("verify")
+def cache_verify() -> None:
+    """Re-hash every stored file; remove corrupt ones and the entries naming them."""
+    with _error_boundary():
+        from dagmake.cache import format_verify
+
+        report = _cache().verify()
+        click.echo(format_verify(report))
+        sys.exit(EXIT_OK if not getattr(report, "corrupt", 0) else EXIT_FAILED)
+
+
+@main.group("hook")
+def hook_group() -> None:
+    """Git hooks for users without the pre-commit framework."""
+
+
+@hook_group.command("install")
+@click.option("--pre-push", is_flag=True, help="Install as a pre-push hook instead of pre-commit.")
+@click.option("--force", is_flag=True, help="Replace a hook dagmake did not write.")
+def hook_install(pre_push: bool, force: bool) -> None:
+    """Write a git hook that runs `dagmake run` before each commit (or push)."""
+    with _error_boundary():
+        from dagmake.githooks import install_hook
+
+        path = install_hook(Path.cwd(), pre_push=pre_push, force=force)
+        click.echo(f"installed {path}")
+        sys.exit(EXIT_OK)
+
+
+def _load(workflow_file: Path | None) -> Graph:
+    from dagmake.graph import build_graph
+    from dagmake.spec import find_workflow, load_workflow
+
+    path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
+    return build_graph(load_workflow(path))
+
+
+def _complete_steps(ctx: click.Context, incomplete: str) -> list[Any]:
+    from click.shell_completion import CompletionItem
+
+    try:
+        graph = _load(ctx.params.get("workflow_file"))
+    except Exception:
+        return []
+    return [
+        CompletionItem(s.id, help=s.description or None)
+        for s in graph.workflow.steps
+        if s.id.startswith(incomplete)
+    ]
+
+
+@contextmanager
+def _error_boundary() -> Iterator[None]:
+    """The one place exceptions become messages and exit codes."""
+    try:
+        yield
+    except DagmakeError as e:
+        click.echo(f"dagmake: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("dagmake: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Exit:
+        raise
+    except SystemExit:
+        raise
+    except BrokenPipeError:
+        sys.exit(EXIT_FAILED)
+    except Exception:
+        click.echo("dagmake: internal error (this is a bug in dagmake; please report it):", err=True)
+        traceback.print_exc()
+        sys.exit(EXIT_BUG)
+
+
+__all__ = ["EXIT_CONFIG", "main"]

@@ -1,0 +1,157 @@
+"""Turns a step plus what is on disk into `plan.Facts`: the command after substitution, the
+declared environment as keyed digests, the inputs expanded and hashed, the outputs checked.
+Reads the filesystem (through the Hasher) but never writes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagmake import conditions, globs, variables
+from dagmake.fingerprint import FileStamp, Hasher, keyed_digest
+from dagmake.model import Step, Workflow
+from dagmake.plan import Facts
+from dagmake.state import StepRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A step ready to run: its facts plus what the executor and the after-run checks need."""
+
+    facts: Facts
+    script: str
+    env: dict[str, str]
+    input_stamps: tuple[tuple[str, FileStamp], ...]
+
+
+class Inspector:
+    def __init__(
+        self,
+        workflow: Workflow,
+        context: Mapping[str, str],
+        hasher: Hasher,
+        secret: bytes,
+    ) -> None:
+        self.workflow = workflow
+        self.context = context
+        self.hasher = hasher
+        self.secret = secret
+        self.root = str(workflow.root)
+        self._conditions: dict[str, conditions.Condition] = {}
+
+    def where(self, step: Step, key: str) -> str:
+        index = self.workflow.steps.index(step)
+        return f"{step.location}: steps[{index}].{key}"
+
+    def condition_holds(self, step: Step, values: Mapping[str, Mapping[str, str]]) -> bool:
+        if step.condition is None:
+            return True
+        cond = self._conditions.get(step.id)
+        if cond is None:
+            cond = conditions.parse(step.condition, self.where(step, "if"))
+            self._conditions[step.id] = cond
+        scope = variables.step_scope(self.workflow, step, self.context)
+        where = self.where(step, "if")
+
+        def lookup(name: str) -> str:
+            return variables.substitute(
+                "${raw:" + name + "}", scope, quote=False, where=where, step_values=values
+            )
+
+        return cond.evaluate(lookup)
+
+    def resolve(
+        self,
+        step: Step,
+        deps: tuple[tuple[str, str | None], ...],
+        values: Mapping[str, Mapping[str, str]],
+        record: StepRecord | None,
+    ) -> Resolved:
+        """`values` holds what each dependency wrote to $DAGMAKE_OUTPUT; in a dry run a dependency
+        that would run has no entry, and its last recorded values stand in for the preview."""
+        scope = variables.step_scope(self.workflow, step, self.context)
+        script = variables.substitute(
+            step.run, scope, quote=True, where=self.where(step, "run"), step_values=values
+        )
+        env = variables.step_environment(self.workflow, step, self.context)
+        env_digests = tuple(
+            (name, keyed_digest(self.secret, name, value)) for name, value in sorted(env.items())
+        )
+        input_paths = globs.expand(step.inputs, self.workflow.root)
+        stamps: list[tuple[str, FileStamp]] = []
+        for path in input_paths:
+            stamp = self.hasher.stamp(path)
+            if stamp is not None:
+                stamps.append((path, stamp))
+        facts = Facts(
+            command=script,
+            cwd=step.cwd,
+            env=env_digests,
+            inputs=tuple((p, s.digest) for p, s in stamps),
+            deps=deps,
+            outputs_now=self.outputs_now(step, record),
+            declares_inputs=bool(step.inputs),
+        )
+        return Resolved(facts, script, env, tuple(stamps))
+
+    def outputs_now(self, step: Step, record: StepRecord | None) -> dict[str, str | None]:
+        """Current digest of each output the last run produced, and None for each declared
+        literal output that is missing now."""
+        now: dict[str, str | None] = {}
+        recorded = [p for p, _ in record.outputs] if record is not None else []
+        for path in recorded:
+            now[path] = self.hasher.digest(path)
+        for out in step.outputs:
+            if globs.is_glob(out) or out in now:
+                continue
+            if not os.path.lexists(os.path.join(self.root, out)):
+                now[out] = None
+        return now
+
+    def collect_outputs(self, step: Step) -> tuple[dict[str, str], list[str]]:
+        """After a successful command: digest of every output file, and what is missing."""
+        files = globs.expand(step.outputs, self.workflow.root)
+        problems: list[str] = []
+        for out in step.outputs:
+            if globs.is_glob(out):
+                if not any(globs.matches(out, f) for f in files):
+                    problems.append(f"declared output pattern '{out}' matched no file")
+            elif not os.path.lexists(os.path.join(self.root, out)):
+                problems.append(f"declared output {out} was not produced")
+        self.hasher.forget(files)
+        digests: dict[str, str] = {}
+        for path in files:
+            digest = self.hasher.digest(path)
+            if digest is not None:
+                digests[path] = digest
+        return digests, problems
+
+    def inputs_moved(self, step: Step, resolved: Resolved, outputs: Mapping[str, str]) -> list[str]:
+        """Inputs that changed while the step ran (its own outputs excepted)."""
+        return [
+            path
+            for path, stamp in resolved.input_stamps
+            if path not in outputs and self.hasher.changed_since(path, stamp)
+        ]
+
+
+def read_values(path: Path) -> tuple[dict[str, str], list[str]]:
+    """Parse `key=value` lines a step appended to $DAGMAKE_OUTPUT; later keys win."""
+    values: dict[str, str] = {}
+    bad: list[str] = []
+    try:
+        text = path.read_text("utf-8", "replace")
+    except FileNotFoundError:
+        return values, bad
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "a").replace("-", "a").replace(".", "a").isalnum():
+            bad.append(line[:80])
+            continue
+        values[key] = value
+    return values, bad

@@ -1,0 +1,187 @@
+"""Content digests (xxh3-128) of files, the stat fast path that avoids re-reading unchanged
+files, and the canonical fingerprint of a step. The only module that hashes.
+
+The fast path follows git's racy-git rule: a file is trusted from its stat alone only when
+(size, mtime_ns, ctime_ns, inode) match its stamp *and* it was last changed comfortably before
+the stamp was taken; anything else is re-read. Touching a file re-reads it but changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import xxhash
+
+FINGERPRINT_VERSION = 1
+SHELL = "/bin/sh"
+# How far before the stamp a file's last change must lie to trust its stat. Covers coarse
+# filesystem clocks (FAT: 2 s) and timestamps taken from a clock a tick behind ours.
+RACY_MARGIN_NS = 2_000_000_000
+_CHUNK = 1 << 20
+
+
+def hash_bytes(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def hash_file(path: str) -> str:
+    """xxh3-128 of the file's bytes, streamed in 1 MiB chunks."""
+    with open(path, "rb") as f:
+        data = f.read(_CHUNK)
+        if len(data) < _CHUNK:
+            return xxhash.xxh3_128_hexdigest(data)
+        h = xxhash.xxh3_128(data)
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+        return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FileStamp:
+    """A file's digest and the stat it was taken with; `taken_ns` is when (wall clock)."""
+
+    digest: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    taken_ns: int
+
+    def to_list(self) -> list[object]:
+        return [self.digest, self.size, self.mtime_ns, self.ctime_ns, self.ino, self.taken_ns]
+
+    @classmethod
+    def from_list(cls, raw: list[object]) -> FileStamp:
+        d, size, m, c, ino, t = raw
+        return cls(str(d), int(size), int(m), int(c), int(ino), int(t))  # type: ignore[call-overload]
+
+
+class Hasher:
+    """Digests of workspace files for one run, reusing earlier stamps where the stat allows.
+
+    `previous` is path -> stamp from the state; `stamps` accumulates every stamp this run took or
+    confirmed, for the state to keep. Results are memoised until `forget()` (a step wrote there).
+    """
+
+    def __init__(self, root: str, previous: Mapping[str, FileStamp]) -> None:
+        self.root = root
+        self.previous = previous
+        self.stamps: dict[str, FileStamp] = {}
+        self.fresh: dict[str, FileStamp] = {}  # stamps re-taken this run (the state must save)
+        self._memo: dict[str, FileStamp | None] = {}
+        self.hashed = 0
+        self.trusted = 0
+
+    def stamp(self, rel: str) -> FileStamp | None:
+        """The file's stamp, or None when it does not exist (or is not a regular file)."""
+        if rel in self._memo:
+            return self._memo[rel]
+        result = self._take(rel)
+        self._memo[rel] = result
+        return result
+
+    def digest(self, rel: str) -> str | None:
+        s = self.stamp(rel)
+        return None if s is None else s.digest
+
+    def forget(self, rels: list[str]) -> None:
+        for rel in rels:
+            self._memo.pop(rel, None)
+
+    def changed_since(self, rel: str, stamp: FileStamp | None) -> bool:
+        """Has the file moved from `stamp` (by stat alone)? For inputs re-checked after a step."""
+        try:
+            st = os.stat(os.path.join(self.root, rel))
+        except OSError:
+            return stamp is not None
+        if stamp is None:
+            return True
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != (
+            stamp.size,
+            stamp.mtime_ns,
+            stamp.ctime_ns,
+            stamp.ino,
+        )
+
+    def _take(self, rel: str) -> FileStamp | None:
+        full = os.path.join(self.root, rel)
+        try:
+            st = os.stat(full)
+        except OSError:
+            return None
+        if not _is_regular(st.st_mode):
+            return None
+        old = self.previous.get(rel)
+        if (
+            old is not None
+            and old.size == st.st_size
+            and old.mtime_ns == st.st_mtime_ns
+            and old.ctime_ns == st.st_ctime_ns
+            and old.ino == st.st_ino
+            and max(st.st_mtime_ns, st.st_ctime_ns) < old.taken_ns - RACY_MARGIN_NS
+        ):
+            self.trusted += 1
+            self.stamps[rel] = old
+            return old
+        try:
+            digest = hash_file(full)
+        except OSError:
+            return None
+        self.hashed += 1
+        new = FileStamp(digest, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, time.time_ns())
+        self.stamps[rel] = new
+        self.fresh[rel] = new
+        return new
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
+
+
+def keyed_digest(secret: bytes, name: str, value: str) -> str:
+    """A digest of an environment value that cannot be guessed offline without `secret`
+    (RELIABILITY 13: no plain value, nor a plain hash of one, reaches state or cache keys)."""
+    h = xxhash.xxh3_128(secret)
+    h.update(b"\0" + name.encode() + b"\0" + value.encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """Everything a step's result depends on, as comparable pieces (the explanation compares
+    them one by one; the fingerprint hashes them all). `deps` maps each dependency to the
+    digest of what it produced (its outputs and the values it wrote)."""
+
+    command: str
+    cwd: str
+    env: tuple[tuple[str, str], ...]
+    inputs: tuple[tuple[str, str], ...]
+    deps: tuple[tuple[str, str], ...]
+
+    def fingerprint(self) -> str:
+        doc = {
+            "v": FINGERPRINT_VERSION,
+            "shell": SHELL,
+            "command": self.command,
+            "cwd": self.cwd,
+            "env": self.env,
+            "inputs": self.inputs,
+            "deps": self.deps,
+        }
+        return hash_bytes(canonical(doc))
+
+
+def canonical(doc: object) -> bytes:
+    """One byte string per value: sorted keys, no spaces, non-ASCII escaped."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def outputs_digest(outputs: Mapping[str, str], values: Mapping[str, str]) -> str:
+    """What a dependency hands its dependents: digests of its outputs and its written values."""
+    return hash_bytes(canonical({"outputs": sorted(outputs.items()), "values": sorted(values.items())}))

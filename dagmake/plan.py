@@ -1,0 +1,174 @@
+"""The decision for one step — up to date, restore from the cache, or run — with every reason
+as data. `decide` is pure and is the only place this is decided: the dry run calls it with what
+is on disk now, the real run calls it again as each step's dependencies finish, with what they
+actually produced, so the two can never disagree about why.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from dagmake.fingerprint import Components
+from dagmake.model import Reason, ReasonKind
+from dagmake.state import StepRecord
+
+
+class Action(enum.Enum):
+    UP_TO_DATE = "up_to_date"
+    RESTORE = "restore"
+    RUN = "run"
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What is true now for one step, gathered from disk by the caller.
+
+    `deps` maps each dependency to the digest of what it produced, or None when that is not
+    known yet (a dry run, where the dependency itself would run). `outputs_now` holds the
+    current digest (None: missing) of each output the last run recorded or the step declares.
+    """
+
+    command: str
+    cwd: str
+    env: tuple[tuple[str, str], ...]
+    inputs: tuple[tuple[str, str], ...]
+    deps: tuple[tuple[str, str | None], ...]
+    outputs_now: Mapping[str, str | None]
+    declares_inputs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    step_id: str
+    action: Action
+    reasons: tuple[Reason, ...]
+    components: Components | None
+    fingerprint: str | None
+    # RUN only because a dependency will run and might change what it hands this step.
+    conditional: bool = False
+
+
+def decide(
+    step_id: str,
+    facts: Facts,
+    record: StepRecord | None,
+    *,
+    force: bool,
+    cached: Callable[[str], bool],
+) -> Decision:
+    unknown = [dep for dep, digest in facts.deps if digest is None]
+    comps: Components | None = None
+    fp: str | None = None
+    if not unknown:
+        known = tuple((d, g) for d, g in facts.deps if g is not None)
+        comps = Components(facts.command, facts.cwd, facts.env, facts.inputs, known)
+        fp = comps.fingerprint()
+
+    def make(action: Action, reasons: list[Reason], conditional: bool = False) -> Decision:
+        return Decision(step_id, action, tuple(reasons), comps, fp, conditional)
+
+    if force:
+        return make(Action.RUN, [Reason(ReasonKind.FORCED, "forced to run (-B/--force)")])
+    if not facts.declares_inputs:
+        return make(
+            Action.RUN,
+            [Reason(ReasonKind.NO_INPUTS, "declares no inputs, so it always runs")],
+        )
+    if record is None:
+        reasons = [Reason(ReasonKind.NEVER_RUN, "never run before")]
+    else:
+        reasons = _changes(record, facts)
+        if not reasons and fp is not None and fp != record.fingerprint:
+            reasons = [Reason(ReasonKind.COMMAND_CHANGED, "recorded by another dagmake version")]
+        if not reasons:
+            reasons = _output_changes(record, facts.outputs_now)
+    if unknown:
+        will = [
+            Reason(ReasonKind.DEPENDENCY_WILL_RUN, f"'{d}' will run first", step=d)
+            for d in unknown
+        ]
+        return make(Action.RUN, reasons + will, conditional=not reasons)
+    if not reasons:
+        return make(Action.UP_TO_DATE, [])
+    assert fp is not None
+    if cached(fp):
+        hit = Reason(ReasonKind.CACHE_HIT, f"a result for this exact state is cached ({fp[:12]})")
+        return make(Action.RESTORE, [*reasons, hit])
+    return make(Action.RUN, reasons)
+
+
+def _changes(record: StepRecord, facts: Facts) -> list[Reason]:
+    """What differs between the last successful run and now, in reading order."""
+    old = record.components
+    reasons: list[Reason] = []
+    if old.command != facts.command:
+        reasons.append(
+            Reason(ReasonKind.COMMAND_CHANGED, "command changed", old=old.command, new=facts.command)
+        )
+    if old.cwd != facts.cwd:
+        reasons.append(
+            Reason(
+                ReasonKind.CWD_CHANGED,
+                f"working folder changed from '{old.cwd or '.'}' to '{facts.cwd or '.'}'",
+                old=old.cwd,
+                new=facts.cwd,
+            )
+        )
+    old_env, new_env = dict(old.env), dict(facts.env)
+    for name in sorted(old_env.keys() | new_env.keys()):
+        if old_env.get(name) != new_env.get(name):
+            what = "added" if name not in old_env else "removed" if name not in new_env else "changed"
+            reasons.append(
+                Reason(ReasonKind.ENV_CHANGED, f"environment variable {name} {what}", name=name)
+            )
+    old_in, new_in = dict(old.inputs), dict(facts.inputs)
+    for path in sorted(old_in.keys() | new_in.keys()):
+        before, now = old_in.get(path), new_in.get(path)
+        if before == now:
+            continue
+        if before is None:
+            reasons.append(Reason(ReasonKind.INPUT_ADDED, f"input {path} added", path=path, new=now))
+        elif now is None:
+            reasons.append(
+                Reason(ReasonKind.INPUT_REMOVED, f"input {path} removed", path=path, old=before)
+            )
+        else:
+            reasons.append(
+                Reason(ReasonKind.INPUT_CHANGED, f"input {path} changed", path=path, old=before, new=now)
+            )
+    old_deps = dict(old.deps)
+    for dep, digest in facts.deps:
+        if digest is not None and old_deps.get(dep) != digest:
+            if dep in old_deps:
+                message = f"'{dep}' produced different outputs"
+            else:
+                message = f"now depends on '{dep}'"
+            reasons.append(Reason(ReasonKind.DEPENDENCY_CHANGED, message, step=dep))
+    current = {d for d, _ in facts.deps}
+    for dep in sorted(old_deps.keys() - current):
+        reasons.append(
+            Reason(ReasonKind.DEPENDENCY_CHANGED, f"no longer depends on '{dep}'", step=dep)
+        )
+    return reasons
+
+
+def _output_changes(record: StepRecord, outputs_now: Mapping[str, str | None]) -> list[Reason]:
+    recorded = dict(record.outputs)
+    reasons: list[Reason] = []
+    for path in sorted(outputs_now):
+        now = outputs_now[path]
+        if now is None:
+            reasons.append(Reason(ReasonKind.OUTPUT_MISSING, f"output {path} missing", path=path))
+        elif path in recorded and recorded[path] != now:
+            reasons.append(
+                Reason(
+                    ReasonKind.OUTPUT_MODIFIED,
+                    f"output {path} was modified after it was produced",
+                    path=path,
+                    old=recorded[path],
+                    new=now,
+                )
+            )
+    return reasons

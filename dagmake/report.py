@@ -1,0 +1,235 @@
+"""Console reporters for the build loop: plain ordered lines (CI logs, pipes), a compact mode
+(pre-commit), and a live status display on a terminal. They only render; the loop decides."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable
+from typing import TextIO
+
+from dagmake.explain import decision_text, dry_run_lines, reasons_text, status_word, summary_counts
+from dagmake.model import Reason, StepStatus
+from dagmake.results import FAILING, RunSummary, StepResult
+
+TAIL_LINES = 20
+_COLORS = {
+    StepStatus.SUCCEEDED: "32",
+    StepStatus.RESTORED: "34",
+    StepStatus.UP_TO_DATE: "2",
+    StepStatus.FAILED: "31",
+    StepStatus.TIMED_OUT: "31",
+    StepStatus.SKIPPED: "33",
+    StepStatus.CANCELLED: "33",
+}
+
+
+class PlainReporter:
+    """One line per event, no control codes unless `color`. Step output is streamed line by line
+    with a `step | ` prefix (replayed output from the cache is marked); `compact` streams no step
+    output and prints only failures' log tails and the summary."""
+
+    def __init__(self, stream: TextIO, *, color: bool = False, compact: bool = False) -> None:
+        self.out = stream
+        self.color = color
+        self.compact = compact
+        self.total = 0
+        self.started = 0
+        self.dry = False
+        self._partial: dict[str, bytes] = {}
+        self._failed: list[StepResult] = []
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def write(self, line: str) -> None:
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except BrokenPipeError:  # the reader went away (`dagmake | head`): keep building quietly
+            self.out = open(os.devnull, "w")  # noqa: SIM115
+
+    def run_started(self, workflow: str, total: int, dry_run: bool) -> None:
+        self.total = total
+        self.dry = dry_run
+
+    def step_started(self, step_id: str, reasons: tuple[Reason, ...], attempt: int) -> None:
+        if attempt <= 1:
+            self.started += 1
+        why = reasons_text(reasons)
+        if self.compact:
+            return
+        verb = "restoring" if attempt == 0 else "running" if attempt == 1 else f"retrying ({attempt})"
+        self.write(f"[{self.started}/{self.total}] {verb} {step_id}" + (f": {why}" if why else ""))
+
+    def step_output(self, step_id: str, data: bytes, *, replayed: bool = False) -> None:
+        if self.compact:
+            return
+        buf = self._partial.pop(step_id, b"") + data
+        *lines, rest = buf.split(b"\n")
+        if replayed and rest:
+            lines.append(rest)
+            rest = b""
+        if rest:
+            self._partial[step_id] = rest
+        mark = " (cached)" if replayed else ""
+        for raw in lines:
+            text = raw.decode("utf-8", "replace").rstrip("\r")
+            self.write(f"{step_id}{mark} | {text}")
+
+    def _flush_partial(self, step_id: str) -> None:
+        rest = self._partial.pop(step_id, b"")
+        if rest:
+            self.write(f"{step_id} | {rest.decode('utf-8', 'replace')}")
+
+    def step_finished(self, result: StepResult) -> None:
+        self._flush_partial(result.step_id)
+        if self.dry:
+            return
+        status = result.status
+        if status in FAILING:
+            self._failed.append(result)
+        if status is StepStatus.UP_TO_DATE or (self.compact and status not in FAILING):
+            return
+        word = self._paint(status_word(status), _COLORS.get(status, "0"))
+        detail = result.detail or (reasons_text(result.reasons) if status is StepStatus.SKIPPED else "")
+        took = f" in {_seconds(result.duration_s)}" if status in _TIMED else ""
+        self.write(f"{result.step_id} {word}{took}" + (f": {detail}" if detail else ""))
+
+    def warning(self, message: str) -> None:
+        self.write(self._paint(f"dagmake: warning: {message}", "33"))
+
+    def tick(self) -> None:
+        pass
+
+    def run_finished(self, summary: RunSummary) -> None:
+        if summary.dry_run:
+            for line in dry_run_lines(summary):
+                self.write(line)
+            self.write(f"dry run: {summary_counts(summary)}; nothing was changed")
+            return
+        for result in self._failed:
+            self.write_tail(result)
+        counts = summary_counts(summary)
+        hits = f", {summary.cache_hits} from cache" if summary.cache_hits else ""
+        line = f"dagmake: {summary.status}: {counts}{hits} in {_seconds(summary.duration_s)}"
+        code = "32" if summary.status == "succeeded" else "31"
+        self.write(self._paint(line, code))
+
+    def write_tail(self, result: StepResult) -> None:
+        if not result.log_path:
+            return
+        tail = _tail(result.log_path, TAIL_LINES)
+        self.write(
+            f"--- {result.step_id} {status_word(result.status)} ({result.detail}); "
+            f"last lines of {result.log_path}:"
+        )
+        for line in tail:
+            self.write(f"    {line}")
+
+
+class TtyReporter(PlainReporter):
+    """On a terminal: the same lines, plus a live block at the bottom with one line per
+    running step and its elapsed time, redrawn in place."""
+
+    def __init__(self, stream: TextIO, *, color: bool) -> None:
+        super().__init__(stream, color=color)
+        self.running: dict[str, float] = {}
+        self.done = 0
+        self._drawn = 0
+        self._last_draw = 0.0
+
+    def write(self, line: str) -> None:
+        self._clear()
+        super().write(line)
+        self._draw()
+
+    def step_started(self, step_id: str, reasons: tuple[Reason, ...], attempt: int) -> None:
+        self.running.setdefault(step_id, time.monotonic())
+        super().step_started(step_id, reasons, attempt)
+
+    def step_finished(self, result: StepResult) -> None:
+        self.running.pop(result.step_id, None)
+        self.done += 1
+        super().step_finished(result)
+
+    def tick(self) -> None:
+        if time.monotonic() - self._last_draw > 0.2:
+            self._clear()
+            self._draw()
+
+    def run_finished(self, summary: RunSummary) -> None:
+        self.running.clear()
+        self._clear()
+        super().run_finished(summary)
+        if not summary.dry_run:
+            self._table(summary.steps)
+
+    def _table(self, steps: Iterable[StepResult]) -> None:
+        rows = [s for s in steps if s.status is not StepStatus.UP_TO_DATE]
+        if not rows or len(rows) > 40:
+            return
+        width = max(len(s.step_id) for s in rows)
+        for s in rows:
+            word = self._paint(status_word(s.status).ljust(13), _COLORS.get(s.status, "0"))
+            why = s.detail or decision_text(s).partition(": ")[2]
+            super().write(f"  {s.step_id.ljust(width)}  {word} {_seconds(s.duration_s):>7}  {why}")
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+
+    def _draw(self) -> None:
+        if not self.running or self.dry:
+            return
+        now = time.monotonic()
+        lines = [f"[{self.done}/{self.total}] running {len(self.running)}:"]
+        for sid, since in list(self.running.items())[:8]:
+            lines.append(f"  {sid}  {_seconds(now - since)}")
+        if len(self.running) > 8:
+            lines.append(f"  ... and {len(self.running) - 8} more")
+        try:
+            self.out.write("\n".join(lines) + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            return
+        self._drawn = len(lines)
+        self._last_draw = now
+
+
+_TIMED = frozenset(
+    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMED_OUT, StepStatus.RESTORED}
+)
+
+
+def _seconds(s: float) -> str:
+    return f"{s * 1000:.0f}ms" if s < 1 else f"{s:.1f}s"
+
+
+def _tail(path: str, n: int) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read()
+    except OSError:
+        return []
+    return [line.decode("utf-8", "replace") for line in data.splitlines()[-n:]]
+
+
+def make_reporter(stream: TextIO, *, color: str = "auto") -> PlainReporter:
+    """Pick the console mode: compact under pre-commit, live on a terminal, plain otherwise."""
+    tty = stream.isatty() and os.environ.get("TERM") != "dumb"
+    use_color = color == "always" or (color == "auto" and tty and "NO_COLOR" not in os.environ)
+    if os.environ.get("PRE_COMMIT") == "1":
+        return PlainReporter(stream, color=use_color, compact=True)
+    if tty:
+        return TtyReporter(stream, color=use_color)
+    return PlainReporter(stream, color=use_color)
+
+
+def default_stream(json_mode: bool) -> TextIO:
+    return sys.stderr if json_mode else sys.stdout

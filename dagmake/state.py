@@ -1,0 +1,213 @@
+"""Each workspace's memory of its last successful runs: one record per step and the file stamps
+of the stat fast path. Only this module reads or writes `state.jsonl`.
+
+Format: an append-only journal (ninja's build log, not SQLite). Line 1 is a version header;
+each later line is one JSON value, appended and flushed as soon as a step's outputs have been
+checked, so a record only ever follows complete outputs (RELIABILITY 1). A kill at any instant
+leaves at worst a torn last line, which is ignored; an unknown version or a corrupt line means
+"starting over" with a warning, the old file moved aside. One run per workspace writes (it holds
+the workspace lock); readers such as a dry run never write. The journal is rewritten (temp file,
+then os.replace) when it holds three times more lines than live records. Why not SQLite: a dry
+run must leave the folder byte-identical, which WAL's -shm/-wal files make awkward, and one
+sequential read of a JSON array is the fastest load for the no-op path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from dagmake.fingerprint import Components, FileStamp, hash_bytes, outputs_digest
+from dagmake.fsutil import atomic_write_bytes, ensure_private_dir
+
+STATE_VERSION = 1
+_HEADER = {"dagmake_state": STATE_VERSION}
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A step's last successful run: what it was run from and what it produced."""
+
+    step_id: str
+    fingerprint: str
+    components: Components
+    outputs: tuple[tuple[str, str], ...]
+    values: tuple[tuple[str, str], ...] = ()
+    duration_s: float = 0.0
+    finished_at: float = 0.0
+
+    def produced_digest(self) -> str:
+        return outputs_digest(dict(self.outputs), dict(self.values))
+
+    def to_json(self) -> dict[str, object]:
+        c = self.components
+        return {
+            "id": self.step_id,
+            "fp": self.fingerprint,
+            "cmd": c.command,
+            "cwd": c.cwd,
+            "env": c.env,
+            "in": c.inputs,
+            "deps": c.deps,
+            "out": self.outputs,
+            "values": self.values,
+            "dur": round(self.duration_s, 4),
+            "at": round(self.finished_at, 3),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, object]) -> StepRecord:
+        def pairs(key: str) -> tuple[tuple[str, str], ...]:
+            raw = d[key]
+            assert isinstance(raw, list)
+            return tuple((str(a), str(b)) for a, b in raw)
+
+        comps = Components(str(d["cmd"]), str(d["cwd"]), pairs("env"), pairs("in"), pairs("deps"))
+        return cls(
+            step_id=str(d["id"]),
+            fingerprint=str(d["fp"]),
+            components=comps,
+            outputs=pairs("out"),
+            values=pairs("values"),
+            duration_s=float(d.get("dur", 0.0)),  # type: ignore[arg-type]
+            finished_at=float(d.get("at", 0.0)),  # type: ignore[arg-type]
+        )
+
+
+@dataclass
+class LoadedState:
+    records: dict[str, StepRecord] = field(default_factory=dict)
+    stamps: dict[str, FileStamp] = field(default_factory=dict)
+    lines: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def workspace_dir(cache_root: Path, workspace: Path) -> Path:
+    """The folder holding one workspace's state, lock and logs, keyed by its absolute path."""
+    key = hash_bytes(str(workspace).encode("utf-8", "surrogateescape"))[:16]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in workspace.name)[:40]
+    return cache_root / "v1" / "workspaces" / f"{name}-{key}"
+
+
+def load_secret(cache_root: Path, *, create: bool) -> bytes:
+    """The per-cache random key for environment digests; a throwaway one when absent and
+    `create` is false (a dry run on a fresh cache writes nothing)."""
+    path = cache_root / "v1" / "secret"
+    try:
+        data = path.read_bytes()
+        if len(data) >= 16:
+            return data
+    except OSError:
+        pass
+    data = secrets.token_bytes(32)
+    if create:
+        ensure_private_dir(path.parent)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    return data
+
+
+class StateStore:
+    """Reads and (for a real run, under the workspace lock) appends to one workspace's journal."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.path = directory / "state.jsonl"
+        self._file: BinaryIO | None = None
+        self._appended = 0
+
+    def load(self) -> LoadedState:
+        state = LoadedState()
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return state
+        except OSError as e:
+            state.warnings.append(f"could not read {self.path}: {e.strerror}; starting over")
+            return state
+        if not raw.endswith(b"\n"):  # a torn last line from a crash mid-append
+            raw = raw[: raw.rfind(b"\n") + 1]
+        lines = raw.split(b"\n")[:-1]
+        if not lines:
+            return state
+        try:
+            header = json.loads(lines[0])
+            if header != _HEADER:
+                state.warnings.append(
+                    f"state {self.path} has format {header!r}, this dagmake reads version "
+                    f"{STATE_VERSION}; starting over (every step will be checked from scratch)"
+                )
+                return state
+            entries = json.loads(b"[" + b",".join(lines[1:]) + b"]")
+            for kind, payload in entries:
+                if kind == "r":
+                    rec = StepRecord.from_json(payload)
+                    state.records[rec.step_id] = rec
+                elif kind == "s":
+                    for path, stamp in payload.items():
+                        state.stamps[path] = FileStamp.from_list(stamp)
+        except (ValueError, TypeError, KeyError, AssertionError) as e:
+            moved = self._move_aside()
+            state.records.clear()
+            state.stamps.clear()
+            state.warnings.append(
+                f"state {self.path} is corrupt ({type(e).__name__}); moved it to {moved.name} "
+                "and starting over"
+            )
+            return state
+        state.lines = len(lines)
+        return state
+
+    def _move_aside(self) -> Path:
+        bad = self.path.with_name(f"state.bad-{int(time.time())}.jsonl")
+        with contextlib.suppress(OSError):
+            os.replace(self.path, bad)
+        return bad
+
+    def open_for_append(self, loaded: LoadedState) -> None:
+        """Start writing (real runs only, holding the lock). Compacts first when worthwhile."""
+        ensure_private_dir(self.dir)
+        if not self.path.exists() or loaded.lines > 3 * len(loaded.records) + 100:
+            self.rewrite(loaded.records, loaded.stamps)
+        self._file = open(self.path, "ab")  # noqa: SIM115 (kept open for the whole run)
+
+    def put(self, record: StepRecord | None, stamps: Mapping[str, FileStamp]) -> None:
+        """Append a record and/or stamps, flushed to the OS at once (survives a kill -9)."""
+        f = self._file
+        assert f is not None, "open_for_append() first"
+        chunks: list[bytes] = []
+        if stamps:
+            chunks.append(_line(["s", {p: s.to_list() for p, s in stamps.items()}]))
+        if record is not None:
+            chunks.append(_line(["r", record.to_json()]))
+        if chunks:
+            f.write(b"".join(chunks))
+            f.flush()
+            self._appended += len(chunks)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+
+    def rewrite(self, records: Mapping[str, StepRecord], stamps: Mapping[str, FileStamp]) -> None:
+        body = [_line(_HEADER)]
+        if stamps:
+            body.append(_line(["s", {p: s.to_list() for p, s in stamps.items()}]))
+        body.extend(_line(["r", r.to_json()]) for r in records.values())
+        atomic_write_bytes(self.path, b"".join(body), mode=0o600)
+
+
+def _line(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"

@@ -1,0 +1,67 @@
+"""Imports flow one way, down STYLE.md's picture; only cli imports click, only spec imports yaml."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "dagmake"
+# module -> dagmake modules it may import
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "faults": set(),
+    "fsutil": set(),
+    "locations": set(),
+    "model": {"errors"},
+    "globs": {"errors"},
+    "conditions": {"errors", "model"},
+    "variables": {"errors", "model", "conditions"},
+    "spec": {"errors", "model", "variables", "conditions", "globs"},
+    "graph": {"errors", "model", "globs"},
+    "fingerprint": set(),
+    "state": {"fingerprint", "fsutil"},
+    "cache": {"errors", "model", "fsutil", "faults", "locations", "fingerprint"},
+    "executor": {"errors"},
+    "plan": {"model", "fingerprint", "state"},
+    "results": {"model"},
+    "facts": {"conditions", "globs", "variables", "fingerprint", "model", "plan", "state"},
+    "explain": {"model", "results"},
+    "report": {"explain", "model", "results"},
+    "render": set(),
+    "gitfiles": {"errors"},
+    "githooks": {"errors"},
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "dagmake":
+                found.update(a.name for a in node.names)
+            elif node.module.startswith("dagmake."):
+                found.add(node.module.split(".")[1])
+            else:
+                found.add("ext:" + node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                found.add(("" if a.name.startswith("dagmake") else "ext:") + a.name.split(".")[0])
+    return found
+
+
+def test_modules_import_only_downwards() -> None:
+    for path in sorted(PACKAGE.glob("*.py")):
+        name = path.stem
+        if name not in ALLOWED:
+            continue
+        inner = {m for m in imports_of(path) if not m.startswith("ext:")} - {"__version__"}
+        assert inner <= ALLOWED[name], f"{name} imports {sorted(inner - ALLOWED[name])}"
+
+
+def test_only_cli_imports_click_and_only_spec_imports_yaml() -> None:
+    for path in sorted(PACKAGE.glob("*.py")):
+        ext = {m for m in imports_of(path) if m.startswith("ext:")}
+        if path.stem != "cli":
+            assert "ext:click" not in ext, path.name
+        if path.stem != "spec":
+            assert "ext:yaml" not in ext, path.name

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagmake.fingerprint import Components, FileStamp
+from dagmake.state import StateStore, StepRecord, load_secret, workspace_dir
+
+
+def rec(sid: str, fp: str = "f" * 32) -> StepRecord:
+    return StepRecord(sid, fp, Components("echo", "", (), (("a", "d"),), ()), (("out", "o"),), (("k", "v"),), 1.5, 10.0)
+
+
+def test_records_and_stamps_round_trip(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "ws")
+    store.open_for_append(store.load())
+    stamp = FileStamp("d" * 32, 3, 10, 11, 12, 13)
+    store.put(rec("a"), {"a": stamp})
+    store.put(rec("a", "e" * 32), {})
+    store.close()
+    loaded = StateStore(tmp_path / "ws").load()
+    assert loaded.records["a"].fingerprint == "e" * 32  # last record wins
+    assert loaded.records["a"].values == (("k", "v"),)
+    assert loaded.stamps == {"a": stamp}
+
+
+def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "ws")
+    store.open_for_append(store.load())
+    store.put(rec("a"), {})
+    store.put(rec("b"), {})
+    store.close()
+    data = store.path.read_bytes()
+    store.path.write_bytes(data[:-25])  # a crash in the middle of appending b
+    loaded = StateStore(tmp_path / "ws").load()
+    assert set(loaded.records) == {"a"} and loaded.warnings == []
+
+
+def test_unknown_version_means_starting_over_with_a_warning(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "ws")
+    store.dir.mkdir(parents=True)
+    store.path.write_text('{"dagmake_state": 99}\n["r", {}]\n')
+    loaded = store.load()
+    assert loaded.records == {}
+    assert "this dagmake reads version 1; starting over" in loaded.warnings[0]
+
+
+def test_corrupt_state_is_moved_aside_not_a_crash_loop(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "ws")
+    store.dir.mkdir(parents=True)
+    store.path.write_text('{"dagmake_state": 1}\n["r", {"id": 1}]\ngarbage\n')
+    loaded = store.load()
+    assert loaded.records == {} and "is corrupt" in loaded.warnings[0]
+    assert not store.path.exists()
+    assert list(store.dir.glob("state.bad-*.jsonl"))
+    assert StateStore(tmp_path / "ws").load().warnings == []
+
+
+def test_journal_is_compacted_when_mostly_stale(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "ws")
+    store.open_for_append(store.load())
+    for _ in range(200):
+        store.put(rec("a"), {})
+    store.close()
+    loaded = store.load()
+    assert loaded.lines == 201
+    store.open_for_append(loaded)
+    store.close()
+    assert store.load().lines == 2
+
+
+def test_workspace_dirs_differ_by_absolute_path(tmp_path: Path) -> None:
+    a = workspace_dir(tmp_path, Path("/x/proj"))
+    b = workspace_dir(tmp_path, Path("/y/proj"))
+    assert a != b and a.name.startswith("proj-")
+
+
+def test_secret_is_private_and_stable(tmp_path: Path) -> None:
+    s1 = load_secret(tmp_path, create=True)
+    assert load_secret(tmp_path, create=True) == s1
+    assert (tmp_path / "v1" / "secret").stat().st_mode & 0o777 == 0o600
+    assert load_secret(tmp_path / "fresh", create=False) != s1
+    assert not (tmp_path / "fresh").exists()
