@@ -1,0 +1,423 @@
+"""Reads a workflow file into a validated `Workflow`: the only module that knows YAML.
+
+Works on the composed node tree (not constructed Python objects) so that every value keeps its
+line number and its source text: `on: no` stays the string "no" and `1.10` stays "1.10"
+(RELIABILITY 15). Duplicate and unknown keys are errors with a did-you-mean; `<<` merges work.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dagmake import conditions, units, variables
+from dagmake.errors import ConfigError, did_you_mean
+from dagmake.model import DEFAULT_TIMEOUT_S, CacheSettings, Location, Step, Workflow
+
+FILE_NAMES = ("dagmake.yaml", "dagmake.yml")
+TOP_KEYS = ("name", "description", "vars", "env", "defaults", "cache", "steps")
+STEP_KEYS = (
+    "id",
+    "run",
+    "description",
+    "depends_on",
+    "inputs",
+    "outputs",
+    "timeout",
+    "retries",
+    "env",
+    "cwd",
+    "if",
+    "cache",
+)
+DEFAULT_KEYS = ("timeout", "retries", "env", "cwd", "cache")
+CACHE_KEYS = ("max_size", "max_age")
+MAX_NODES = 2_000_000  # an alias bomb expands past this long before memory runs out
+
+_ID = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_MERGE = "tag:yaml.org,2002:merge"
+
+Node = Any  # yaml.Node; PyYAML's node classes are untyped
+
+
+def find_workflow(start: Path) -> Path:
+    """`dagmake.yaml` (then `dagmake.yml`) in `start` or the nearest parent holding one."""
+    here = start.absolute()
+    for folder in (here, *here.parents):
+        for name in FILE_NAMES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate if folder != here else Path(name)
+    raise ConfigError(
+        f"no dagmake.yaml in {here} or any folder above it; create one, or name a workflow "
+        "file with -f FILE"
+    )
+
+
+def load_workflow(path: Path) -> Workflow:
+    """Parse and validate `path`. Every problem is a ConfigError naming `file:line`."""
+    shown = str(path)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{shown}: no such workflow file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{shown}: is a folder; name the workflow file inside it") from None
+    except OSError as e:
+        raise ConfigError(f"{shown}: cannot read the workflow file: {e.strerror}") from None
+    root = path.absolute().parent.resolve()
+    return _Reader(shown, path.stem).workflow(_compose(text, shown), root, path)
+
+
+def _compose(text: bytes, shown: str) -> Node:
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        loader = loader_cls(text)
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        what = " ".join(p for p in (e.context, e.problem) if p)
+        raise ConfigError(f"{shown}:{line}: invalid YAML: {what}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{shown}: invalid YAML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{shown}: the file is not UTF-8 text") from None
+
+
+class _Reader:
+    """Walks the node tree, keeping `where` strings (`file:line: steps[2].inputs[0]`)."""
+
+    def __init__(self, shown: str, stem: str) -> None:
+        self.shown = shown
+        self.stem = stem
+        self.nodes = 0
+
+    # -- positions and errors ---------------------------------------------------------
+
+    def loc(self, node: Node) -> Location:
+        return Location(self.shown, node.start_mark.line + 1)
+
+    def fail(self, node: Node, key: str, problem: str) -> ConfigError:
+        prefix = f"{self.loc(node)}: {key}: " if key else f"{self.loc(node)}: "
+        return ConfigError(prefix + problem)
+
+    def _count(self, n: int = 1) -> None:
+        self.nodes += n
+        if self.nodes > MAX_NODES:
+            raise ConfigError(
+                f"{self.shown}: the file expands to more than {MAX_NODES:,} values "
+                "(aliases nested too deeply?)"
+            )
+
+    # -- shapes -----------------------------------------------------------------------
+
+    def mapping(
+        self, node: Node, key: str, allowed: tuple[str, ...] | None
+    ) -> dict[str, tuple[Node, Node]]:
+        """key -> (key node, value node); duplicates and (if `allowed`) unknown keys fail."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, f"expected a mapping (key: value lines), got {_kind(node)}")
+        out: dict[str, tuple[Node, Node]] = {}
+        for k, v in self._pairs(node, key):
+            if not isinstance(k, yaml.ScalarNode):
+                raise self.fail(k, key, "keys must be plain names")
+            name = k.value
+            if name in out:
+                first = out[name][0].start_mark.line + 1
+                raise self.fail(k, key, f"duplicate key '{name}' (first given on line {first})")
+            if allowed is not None and name not in allowed:
+                raise self.fail(
+                    k,
+                    key,
+                    f"unknown key '{name}'{did_you_mean(name, allowed)}"
+                    f" (allowed: {', '.join(allowed)})",
+                )
+            out[name] = (k, v)
+        return out
+
+    def _pairs(self, node: Node, key: str) -> Iterator[tuple[Node, Node]]:
+        """The mapping's pairs with `<<` merges applied (explicit keys win, as in YAML 1.1)."""
+        own = [(k, v) for k, v in node.value if k.tag != _MERGE]
+        seen = {k.value for k, _ in own if isinstance(k, yaml.ScalarNode)}
+        self._count(len(node.value))
+        yield from own
+        for k, v in node.value:
+            if k.tag != _MERGE:
+                continue
+            sources = v.value if isinstance(v, yaml.SequenceNode) else [v]
+            for src in sources:
+                if not isinstance(src, yaml.MappingNode):
+                    raise self.fail(src, key, "'<<' must merge a mapping (or a list of them)")
+                for mk, mv in self._pairs(src, key):
+                    if isinstance(mk, yaml.ScalarNode) and mk.value not in seen:
+                        seen.add(mk.value)
+                        yield mk, mv
+
+    def sequence(self, node: Node, key: str) -> list[Node]:
+        """A list; a single scalar counts as a list of one; null as empty."""
+        if isinstance(node, yaml.ScalarNode):
+            return [] if node.tag == _NULL else [node]
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, key, f"expected a list, got {_kind(node)}")
+        self._count(len(node.value))
+        return list(node.value)
+
+    def text(self, node: Node, key: str, *, allow_empty: bool = True) -> str:
+        """A scalar's source text, whatever YAML would have guessed its type to be."""
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, key, f"expected text, got {_kind(node)}")
+        value = "" if node.tag == _NULL else str(node.value)
+        if not allow_empty and not value.strip():
+            raise self.fail(node, key, "must not be empty")
+        return value
+
+    def string_map(
+        self, node: Node, key: str, name_re: re.Pattern[str], what: str
+    ) -> tuple[tuple[str, str], ...]:
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+            return ()
+        pairs = []
+        for name, (k, v) in self.mapping(node, key, None).items():
+            if not name_re.match(name):
+                raise self.fail(k, f"{key}.{name}", f"'{name}' is not a valid {what} name")
+            pairs.append((name, self.text(v, f"{key}.{name}")))
+        return tuple(pairs)
+
+    def boolean(self, node: Node, key: str) -> bool:
+        value = self.text(node, key).strip().lower()
+        if node.tag == _BOOL and value in ("true", "false"):
+            return value == "true"
+        raise self.fail(node, key, f"expected true or false, got '{node.value}'")
+
+    def count(self, node: Node, key: str) -> int:
+        value = self.text(node, key).strip()
+        if node.tag != _INT or not value.isdigit():
+            raise self.fail(node, key, f"expected a whole number 0 or more, got '{node.value}'")
+        return int(value)
+
+    def quantity(self, node: Node, key: str, parse: Callable[[str], float]) -> float:
+        if node.tag not in (_STR, _INT, _FLOAT):
+            raise self.fail(node, key, f"expected a number or text like 90s, got {_kind(node)}")
+        try:
+            return parse(str(node.value))
+        except ValueError as e:
+            raise self.fail(node, key, str(e)) from None
+
+    def path(self, node: Node, key: str, *, glob_ok: bool) -> str:
+        raw = self.text(node, key, allow_empty=False).strip()
+        value = raw.replace("\\", "/") if os.sep == "\\" else raw
+        while value.startswith("./"):
+            value = value[2:]
+        value = value.rstrip("/") or "."
+        if value.startswith("/") or value.startswith("~"):
+            raise self.fail(
+                node, key, f"'{raw}' is absolute; paths are relative to the workspace root"
+            )
+        parts = value.split("/")
+        if ".." in parts:
+            raise self.fail(
+                node,
+                key,
+                f"'{raw}' leaves the workspace ('..'); paths are relative to the workspace root",
+            )
+        if "" in parts:
+            raise self.fail(node, key, f"'{raw}' has an empty path component")
+        if not glob_ok and any(c in value for c in "*?["):
+            raise self.fail(node, key, f"'{raw}' may not be a glob")
+        return value
+
+    # -- the document -----------------------------------------------------------------
+
+    def workflow(self, doc: Node, root: Path, path: Path) -> Workflow:
+        if doc is None or (isinstance(doc, yaml.ScalarNode) and doc.tag == _NULL):
+            raise ConfigError(f"{self.shown}:1: the file is empty; a workflow needs a steps: list")
+        top = self.mapping(doc, "", TOP_KEYS)
+        if "steps" not in top:
+            raise self.fail(doc, "", "missing 'steps:' (the list of steps to run)")
+        name = (
+            self.text(top["name"][1], "name", allow_empty=False).strip()
+            if "name" in top
+            else self.stem
+        )
+        description = (
+            self.text(top["description"][1], "description") if "description" in top else ""
+        )
+        wvars = (
+            self.string_map(top["vars"][1], "vars", _VAR_NAME, "variable") if "vars" in top else ()
+        )
+        wenv = (
+            self.string_map(top["env"][1], "env", _ENV_NAME, "environment variable")
+            if "env" in top
+            else ()
+        )
+        defaults = (
+            self.mapping(top["defaults"][1], "defaults", DEFAULT_KEYS) if "defaults" in top else {}
+        )
+        cache = self.cache_settings(top["cache"][1]) if "cache" in top else CacheSettings()
+        steps_node = top["steps"][1]
+        items = self.sequence(steps_node, "steps")
+        if not items:
+            raise self.fail(steps_node, "steps", "the list is empty; add at least one step")
+        steps = [self.step(item, i, defaults) for i, item in enumerate(items)]
+        self.check_ids(steps, items)
+        return Workflow(
+            name=name,
+            path=path,
+            root=root,
+            steps=tuple(steps),
+            description=description,
+            vars=wvars,
+            env=wenv,
+            cache=cache,
+        )
+
+    def cache_settings(self, node: Node) -> CacheSettings:
+        fields = self.mapping(node, "cache", CACHE_KEYS)
+        base = CacheSettings()
+        size = base.max_size_bytes
+        age = base.max_age_s
+        if "max_size" in fields:
+            size = int(self.quantity(fields["max_size"][1], "cache.max_size", units.parse_size))
+        if "max_age" in fields:
+            age = self.quantity(fields["max_age"][1], "cache.max_age", units.parse_age)
+        return CacheSettings(max_size_bytes=size, max_age_s=age)
+
+    def step(self, node: Node, index: int, defaults: dict[str, tuple[Node, Node]]) -> Step:
+        key = f"steps[{index}]"
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(
+                node, key, f"expected a step (a mapping with id: and run:), got {_kind(node)}"
+            )
+        fields = self.mapping(node, key, STEP_KEYS)
+        for required in ("id", "run"):
+            if required not in fields:
+                raise self.fail(node, key, f"missing '{required}:'")
+        id_node = fields["id"][1]
+        step_id = self.text(id_node, f"{key}.id", allow_empty=False).strip()
+        if not _ID.match(step_id):
+            raise self.fail(
+                id_node, f"{key}.id", f"'{step_id}' may only use letters, digits, _ . and -"
+            )
+        merged = {**defaults, **fields}
+
+        def field(name: str) -> Node | None:
+            pair = merged.get(name)
+            return None if pair is None else pair[1]
+
+        run_node = fields["run"][1]
+        run = self.text(run_node, f"{key}.run", allow_empty=False)
+        variables.references(run, f"{self.loc(run_node)}: {key}.run")
+        depends: list[str] = []
+        depends_locs: list[Location] = []
+        if (n := field("depends_on")) is not None:
+            for j, d in enumerate(self.sequence(n, f"{key}.depends_on")):
+                dep = self.text(d, f"{key}.depends_on[{j}]", allow_empty=False).strip()
+                if dep in depends:
+                    raise self.fail(d, f"{key}.depends_on[{j}]", f"'{dep}' is listed twice")
+                depends.append(dep)
+                depends_locs.append(self.loc(d))
+        inputs = self.paths(field("inputs"), f"{key}.inputs")
+        outputs = self.paths(field("outputs"), f"{key}.outputs")
+        timeout = DEFAULT_TIMEOUT_S
+        if (n := field("timeout")) is not None:
+            timeout = self.quantity(n, f"{key}.timeout", units.parse_duration)
+        retries = self.count(n, f"{key}.retries") if (n := field("retries")) is not None else 0
+        env_pairs: dict[str, str] = {}
+        for source in (defaults.get("env"), fields.get("env")):
+            if source is not None:
+                env_pairs.update(
+                    self.string_map(source[1], f"{key}.env", _ENV_NAME, "environment variable")
+                )
+        cwd = ""
+        if (n := field("cwd")) is not None:
+            cwd = self.path(n, f"{key}.cwd", glob_ok=False)
+            cwd = "" if cwd == "." else cwd
+        condition = None
+        if "if" in fields:
+            cond_node = fields["if"][1]
+            condition = self.text(cond_node, f"{key}.if", allow_empty=False).strip()
+            conditions.parse(condition, f"{self.loc(cond_node)}: {key}.if")
+        cache = self.boolean(n, f"{key}.cache") if (n := field("cache")) is not None else True
+        description = (
+            self.text(fields["description"][1], f"{key}.description")
+            if "description" in fields
+            else ""
+        )
+        return Step(
+            id=step_id,
+            run=run,
+            location=self.loc(node),
+            depends_on=tuple(depends),
+            depends_on_locations=tuple(depends_locs),
+            inputs=inputs,
+            outputs=outputs,
+            description=description.strip(),
+            timeout_s=timeout,
+            retries=retries,
+            env=tuple(env_pairs.items()),
+            cwd=cwd,
+            condition=condition,
+            cache=cache,
+        )
+
+    def paths(self, node: Node | None, key: str) -> tuple[str, ...]:
+        if node is None:
+            return ()
+        out: list[str] = []
+        for j, item in enumerate(self.sequence(node, key)):
+            p = self.path(item, f"{key}[{j}]", glob_ok=True)
+            if p == ".":
+                raise self.fail(
+                    item,
+                    f"{key}[{j}]",
+                    "the whole workspace cannot be an input or output; "
+                    "name files, folders or globs",
+                )
+            if p not in out:
+                out.append(p)
+        return tuple(out)
+
+    def check_ids(self, steps: list[Step], items: list[Node]) -> None:
+        seen: dict[str, Location] = {}
+        for step in steps:
+            if step.id in seen:
+                raise ConfigError(
+                    f"{step.location}: duplicate step id '{step.id}' "
+                    f"(first defined at line {seen[step.id].line})"
+                )
+            seen[step.id] = step.location
+        for i, step in enumerate(steps):
+            for dep, loc in zip(step.depends_on, step.depends_on_locations, strict=True):
+                if dep == step.id:
+                    raise ConfigError(f"{loc}: steps[{i}].depends_on: '{dep}' depends on itself")
+                if dep not in seen:
+                    raise ConfigError(
+                        f"{loc}: steps[{i}].depends_on: unknown step '{dep}'"
+                        f"{did_you_mean(dep, seen)}"
+                    )
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.tag == _NULL:
+        return "nothing"
+    return f"'{node.value}'"

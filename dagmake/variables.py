@@ -1,0 +1,219 @@
+"""`${name}` references: where a value comes from (`--context`, then `vars`, then the step's and
+the workflow's `env`), how it is inserted (shell-quoted in `run`, raw with `${raw:name}`, a
+literal `${` written `$${`), and the up-front check that every reference resolves.
+
+`${steps.<id>.<key>}` reads a value a dependency wrote to `$DAGMAKE_OUTPUT`; it is only known
+once that dependency has finished, so `substitute` takes those values as an argument.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from dagmake import conditions
+from dagmake.errors import ConfigError, did_you_mean
+from dagmake.model import Step, Workflow
+
+_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
+_KEY = re.compile(r"[A-Za-z0-9_.-]+\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """One `${...}`: a plain `name`, or `step`+`key` for `${steps.<step>.<key>}`."""
+
+    text: str  # as written, for messages
+    name: str
+    raw: bool = False
+    step: str | None = None
+    key: str | None = None
+
+
+def parse_context(items: Iterable[str]) -> dict[str, str]:
+    """`-c KEY=VALUE` arguments as a dict; later ones win."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not _NAME.match(key):
+            raise ConfigError(
+                f"-c/--context: expected KEY=VALUE with KEY made of letters, digits and _ . -, "
+                f"got {item!r}"
+            )
+        out[key] = value
+    return out
+
+
+def references(template: str, where: str) -> list[Ref]:
+    """Every `${...}` in `template`, validated for form (not for existence)."""
+    refs: list[Ref] = []
+    for m in _REF.finditer(template):
+        if m.group(0) == "$${":
+            continue
+        refs.append(_parse_ref(m, where))
+    return refs
+
+
+def _parse_ref(m: re.Match[str], where: str) -> Ref:
+    if m.group(1) is None:
+        raise ConfigError(f"{where}: '${{' without a closing '}}' (write $${{ for a literal ${{)")
+    return parse_inner(m.group(1), m.group(0), where)
+
+
+def parse_inner(inner: str, text: str, where: str) -> Ref:
+    """The part between `${` and `}`; `text` is the whole reference, for messages."""
+    inner = inner.strip()
+    raw = inner.startswith("raw:")
+    if raw:
+        inner = inner[4:].strip()
+    if inner.startswith("steps."):
+        parts = inner.split(".")
+        if len(parts) != 3 or not all(_KEY.match(p) for p in parts[1:]):
+            raise ConfigError(f"{where}: '{text}' should be ${{steps.<step id>.<key>}}")
+        return Ref(text, inner, raw, parts[1], parts[2])
+    if not _NAME.match(inner):
+        raise ConfigError(
+            f"{where}: '{text}' is not a variable name (letters, digits, _ . -; "
+            "write $${ for a literal ${)"
+        )
+    return Ref(text, inner, raw)
+
+
+def _resolve_env(
+    pairs: Iterable[tuple[str, str]], base: Mapping[str, str], where: str
+) -> dict[str, str]:
+    return {
+        name: substitute(value, base, quote=False, where=f"{where}.{name}") for name, value in pairs
+    }
+
+
+def _base_scope(workflow: Workflow, context: Mapping[str, str]) -> dict[str, str]:
+    scope = dict(workflow.vars)
+    scope.update(context)
+    return scope
+
+
+def step_environment(workflow: Workflow, step: Step, context: Mapping[str, str]) -> dict[str, str]:
+    """The declared environment a step runs with: workflow `env`, then the step's, values
+    substituted (raw: the environment is not shell text)."""
+    base = _base_scope(workflow, context)
+    env = _resolve_env(workflow.env, base, f"{workflow.path.name}: env")
+    env.update(_resolve_env(step.env, base, f"{step.location}: steps.{step.id}.env"))
+    return env
+
+
+def step_scope(workflow: Workflow, step: Step, context: Mapping[str, str]) -> dict[str, str]:
+    """Every name `${...}` can read in this step, highest precedence last applied."""
+    scope = step_environment(workflow, step, context)
+    scope.update(_base_scope(workflow, context))
+    return scope
+
+
+def substitute(
+    template: str,
+    scope: Mapping[str, str],
+    *,
+    quote: bool,
+    where: str,
+    step_values: Mapping[str, Mapping[str, str]] | None = None,
+) -> str:
+    """Replace every `${...}` in `template`. With `quote`, values are shell-quoted once (and
+    never re-expanded); `${raw:x}` is inserted as is.
+
+    A `${steps.<id>.<key>}` whose step has no values yet (a dry run, before it ran) stays as
+    written; a missing key of a step that has finished is an error naming both.
+    """
+
+    def replace(m: re.Match[str]) -> str:
+        if m.group(0) == "$${":
+            return "${"
+        ref = _parse_ref(m, where)
+        if ref.step is not None:
+            assert ref.key is not None
+            if step_values is None or ref.step not in step_values:
+                return ref.text
+            written = step_values[ref.step]
+            if ref.key not in written:
+                have = ", ".join(sorted(written)) or "nothing"
+                raise ConfigError(
+                    f"{where}: {ref.text}: step '{ref.step}' wrote no value '{ref.key}' to "
+                    f"$DAGMAKE_OUTPUT (it wrote: {have}){did_you_mean(ref.key, written)}"
+                )
+            value = written[ref.key]
+        elif ref.name in scope:
+            value = scope[ref.name]
+        else:
+            raise ConfigError(_unknown(ref, scope, where))
+        return value if ref.raw or not quote else shlex.quote(value)
+
+    if "${" not in template:
+        return template
+    return _REF.sub(replace, template)
+
+
+def _unknown(ref: Ref, scope: Iterable[str], where: str) -> str:
+    return (
+        f"{where}: unknown variable '{ref.name}'{did_you_mean(ref.name, scope)} "
+        f"(set it with -c {ref.name}=VALUE or under vars:)"
+    )
+
+
+def check_workflow(
+    workflow: Workflow,
+    context: Mapping[str, str],
+    ancestors: Callable[[str], set[str]],
+) -> None:
+    """Fail before anything runs if a reference cannot resolve: an unknown name, or a
+    `${steps.x.k}` whose step is not one this step depends on."""
+    base = _base_scope(workflow, context)
+    for name, value in workflow.env:
+        where = f"{workflow.path.name}: env.{name}"
+        _check_plain(value, base, where, "env")
+    for index, step in enumerate(workflow.steps):
+        prefix = f"{step.location}: steps[{index}]"
+        for name, value in step.env:
+            _check_plain(value, base, f"{prefix}.env.{name}", "env")
+        scope = step_scope(workflow, step, context)
+        refs = references(step.run, f"{prefix}.run")
+        where_of = {id(r): f"{prefix}.run" for r in refs}
+        if step.condition is not None:
+            cond = conditions.parse(step.condition, f"{prefix}.if")
+            for name in cond.names:
+                ref = parse_inner(name, "${" + name + "}", f"{prefix}.if")
+                refs.append(ref)
+                where_of[id(ref)] = f"{prefix}.if"
+        upstream: set[str] | None = None
+        for ref in refs:
+            where = where_of[id(ref)]
+            if ref.step is None:
+                if ref.name not in scope:
+                    raise ConfigError(_unknown(ref, scope, where))
+                continue
+            if upstream is None:
+                upstream = ancestors(step.id)
+            if ref.step not in upstream:
+                ids = [s.id for s in workflow.steps]
+                if ref.step not in ids:
+                    raise ConfigError(
+                        f"{where}: {ref.text}: unknown step '{ref.step}'"
+                        f"{did_you_mean(ref.step, ids)}"
+                    )
+                raise ConfigError(
+                    f"{where}: {ref.text}: '{step.id}' does not depend on '{ref.step}', so its "
+                    f"values are not known when '{step.id}' runs; add '{ref.step}' to depends_on"
+                )
+
+
+def _check_plain(value: str, scope: Mapping[str, str], where: str, key: str) -> None:
+    for ref in references(value, where):
+        if ref.step is not None:
+            raise ConfigError(
+                f"{where}: {ref.text}: values from other steps can be used in run and if, "
+                f"not in {key}"
+            )
+        if ref.name not in scope:
+            raise ConfigError(_unknown(ref, scope, where))
