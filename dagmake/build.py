@@ -58,9 +58,7 @@ def selected_steps(graph: Graph, options: RunOptions) -> list[str]:
         return chosen
     files = [f.replace(os.sep, "/").removeprefix("./") for f in options.changed_files]
     hit = [
-        s
-        for s in chosen
-        if any(globs.matches(p, f) for p in graph.step(s).inputs for f in files)
+        s for s in chosen if any(globs.matches(p, f) for p in graph.step(s).inputs for f in files)
     ]
     wanted = set(hit) | ancestors(graph, hit)
     return [s for s in chosen if s in wanted]
@@ -106,8 +104,7 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
             store.dir / "lock",
             wait=options.wait_for_lock,
             on_wait=lambda holder: reporter.warning(
-                f"waiting for the run that holds this workspace ({holder}); "
-                "--no-wait fails instead"
+                f"waiting for the run that holds this workspace ({holder}); --no-wait fails instead"
             ),
         ):
             loaded = store.load()
@@ -121,8 +118,7 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
                 store.close()
     except LockHeld as held:
         raise WorkspaceBusyError(
-            f"workspace {graph.workflow.root} is in use by {held.holder}; "
-            "not waiting (--no-wait)"
+            f"workspace {graph.workflow.root} is in use by {held.holder}; not waiting (--no-wait)"
         ) from None
 
 
@@ -247,7 +243,13 @@ class _Run:
                         if result is None:  # retry
                             heapq.heappush(
                                 to_start,
-                                (position[fin.key], fin.key, job.decision, job.resolved, job.attempt + 1),
+                                (
+                                    position[fin.key],
+                                    fin.key,
+                                    job.decision,
+                                    job.resolved,
+                                    job.attempt + 1,
+                                ),
                             )
                             continue
                         self._finish(result)
@@ -298,9 +300,7 @@ class _Run:
         if blocked is not None:
             return blocked
         if not self.inspector.condition_holds(step, self.values):
-            reason = Reason(
-                ReasonKind.CONDITION_FALSE, f"condition `{step.condition}` is false"
-            )
+            reason = Reason(ReasonKind.CONDITION_FALSE, f"condition `{step.condition}` is false")
             return StepResult(sid, StepStatus.SKIPPED, (reason,))
         record = self.records.get(sid)
         deps = tuple((d, self.produced.get(d)) for d in self.graph.deps[sid])
@@ -353,7 +353,9 @@ class _Run:
                 and dep.reasons
                 and dep.reasons[0].kind is ReasonKind.DEPENDENCY_FAILED
             ):
-                why = "failed" if dep.status in FAILING else "was skipped because a dependency failed"
+                why = (
+                    "failed" if dep.status in FAILING else "was skipped because a dependency failed"
+                )
                 return StepResult(
                     sid,
                     StepStatus.SKIPPED,
@@ -391,7 +393,9 @@ class _Run:
         outputs, problems = self.inspector.collect_outputs(step)
         expected = {o.path: o.digest for o in entry.outputs}
         if problems or any(outputs.get(p) != d for p, d in expected.items()):
-            self.reporter.warning(f"restoring '{step.id}' from the cache did not verify; running it")
+            self.reporter.warning(
+                f"restoring '{step.id}' from the cache did not verify; running it"
+            )
             return None
         self.hits += 1
         log = self.cache.read_log(entry)
@@ -478,11 +482,16 @@ class _Run:
         outputs, problems = self.inspector.collect_outputs(step)
         if problems:
             return StepResult(
-                sid, StepStatus.FAILED, detail="; ".join(problems), **base  # type: ignore[arg-type]
+                sid,
+                StepStatus.FAILED,
+                detail="; ".join(problems),
+                **base,  # type: ignore[arg-type]
             )
         values, bad = read_values(job.values_path)
         for line in bad:
-            self.reporter.warning(f"'{sid}' wrote a line to $DAGMAKE_OUTPUT that is not key=value: {line!r}")
+            self.reporter.warning(
+                f"'{sid}' wrote a line to $DAGMAKE_OUTPUT that is not key=value: {line!r}"
+            )
         self.values[sid] = values
         self.produced[sid] = outputs_digest(outputs, values)
         moved = self.inspector.inputs_moved(step, job.resolved, outputs)

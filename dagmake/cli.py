@@ -36,7 +36,9 @@ class _DefaultToRun(click.Group):
     """`dagmake [OPTIONS] [TARGET...]` means `dagmake run [OPTIONS] [TARGET...]`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+        if not args or (
+            args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")
+        ):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -52,35 +54,75 @@ def main() -> None:
 
 def _workflow_option(f: F) -> F:
     return click.option(
-        "-f", "--file", "workflow_file", type=click.Path(dir_okay=False, path_type=Path),
+        "-f",
+        "--file",
+        "workflow_file",
+        type=click.Path(dir_okay=False, path_type=Path),
         help="The workflow file (default: dagmake.yaml here or in a parent folder).",
     )(f)
 
 
 def _context_option(f: F) -> F:
     return click.option(
-        "-c", "--context", "context", multiple=True, metavar="KEY=VALUE",
+        "-c",
+        "--context",
+        "context",
+        multiple=True,
+        metavar="KEY=VALUE",
         help="Set a ${variable}; repeatable. Overrides vars: in the file.",
     )(f)
 
 
 @main.command("run")
-@click.argument("targets", nargs=-1, metavar="[TARGET...]", shell_complete=lambda c, p, i: _complete_steps(c, i))
+@click.argument(
+    "targets", nargs=-1, metavar="[TARGET...]", shell_complete=lambda c, p, i: _complete_steps(c, i)
+)
 @_workflow_option
-@click.option("-j", "--parallel", type=click.IntRange(min=1), default=4, show_default=True,
-              help="How many steps run at once.")
+@click.option(
+    "-j",
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="How many steps run at once.",
+)
 @_context_option
-@click.option("-n", "--dry-run", is_flag=True, help="Change nothing; print what each step would do and why.")
+@click.option(
+    "-n", "--dry-run", is_flag=True, help="Change nothing; print what each step would do and why."
+)
 @click.option("-B", "--force", is_flag=True, help="Run the selected steps even when up to date.")
-@click.option("--json", "json_out", is_flag=True, help="Write the JSON report on stdout (human output to stderr).")
+@click.option(
+    "--json",
+    "json_out",
+    is_flag=True,
+    help="Write the JSON report on stdout (human output to stderr).",
+)
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
-@click.option("--changed-files", is_flag=True,
-              help="Treat the arguments as changed files: run only the steps whose inputs match one, with what they depend on.")
-@click.option("--since", metavar="REF", help="Run only the steps affected by files git reports changed since REF.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the JSON report to this file.")
-@click.option("--no-wait", is_flag=True, help="If another run holds this workspace, exit 75 at once.")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
+@click.option(
+    "--changed-files",
+    is_flag=True,
+    help=(
+        "Treat the arguments as changed files: run only the steps whose inputs match one, "
+        "with what they depend on."
+    ),
+)
+@click.option(
+    "--since",
+    metavar="REF",
+    help="Run only the steps affected by files git reports changed since REF.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the JSON report to this file.",
+)
+@click.option(
+    "--no-wait", is_flag=True, help="If another run holds this workspace, exit 75 at once."
+)
+@click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True
+)
 def run_command(
     targets: tuple[str, ...],
     workflow_file: Path | None,
@@ -180,11 +222,21 @@ def explain_command(step: str, workflow_file: Path | None, context: tuple[str, .
 @main.command("graph")
 @click.argument("targets", nargs=-1, metavar="[TARGET...]")
 @_workflow_option
-@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "dot", "mermaid"]),
+    default="text",
+    show_default=True,
+)
 @click.option("--status", is_flag=True, help="Mark each step with what a run would do now.")
 @_context_option
 def graph_command(
-    targets: tuple[str, ...], workflow_file: Path | None, fmt: str, status: bool, context: tuple[str, ...]
+    targets: tuple[str, ...],
+    workflow_file: Path | None,
+    fmt: str,
+    status: bool,
+    context: tuple[str, ...],
 ) -> None:
     """Print the step graph; implicit edges (a step reads what another writes) are marked."""
     with _error_boundary():
@@ -195,9 +247,7 @@ def graph_command(
         chosen = select(graph, targets)
         statuses = _statuses(graph, targets, context) if status else {}
         keep = set(chosen)
-        nodes = [
-            render.Node(s, graph.step(s).description, statuses.get(s)) for s in chosen
-        ]
+        nodes = [render.Node(s, graph.step(s).description, statuses.get(s)) for s in chosen]
         edges = [
             render.Edge(e.src, e.dst, e.implicit, e.via)
             for e in graph.edges
@@ -233,14 +283,16 @@ def list_command(workflow_file: Path | None, json_out: bool, context: tuple[str,
         statuses = _statuses(graph, (), context)
         rows = []
         for step in graph.workflow.steps:
-            rows.append({
-                "id": step.id,
-                "description": step.description,
-                "inputs": len(step.inputs),
-                "outputs": len(step.outputs),
-                "depends_on": list(graph.deps[step.id]),
-                "status": statuses.get(step.id, ""),
-            })
+            rows.append(
+                {
+                    "id": step.id,
+                    "description": step.description,
+                    "inputs": len(step.inputs),
+                    "outputs": len(step.outputs),
+                    "depends_on": list(graph.deps[step.id]),
+                    "status": statuses.get(step.id, ""),
+                }
+            )
         if json_out:
             click.echo(json.dumps(rows, indent=2))
         else:
@@ -282,8 +334,12 @@ def cache_stats() -> None:
 
 
 @cache_group.command("prune")
-@click.option("--max-size", metavar="SIZE", help="Evict least recently used entries beyond SIZE (e.g. 2GB).")
-@click.option("--max-age", metavar="AGE", help="Evict entries unused for longer than AGE (e.g. 30d).")
+@click.option(
+    "--max-size", metavar="SIZE", help="Evict least recently used entries beyond SIZE (e.g. 2GB)."
+)
+@click.option(
+    "--max-age", metavar="AGE", help="Evict entries unused for longer than AGE (e.g. 30d)."
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 def cache_prune(max_size: str | None, max_age: str | None, dry_run: bool) -> None:
     """Evict entries beyond the size and age limits."""
@@ -292,7 +348,9 @@ def cache_prune(max_size: str | None, max_age: str | None, dry_run: bool) -> Non
 
         size = parse_size(max_size) if max_size else None
         age = parse_age(max_age) if max_age else None
-        click.echo(format_prune(_cache().prune(max_size_bytes=size, max_age_s=age, dry_run=dry_run)))
+        click.echo(
+            format_prune(_cache().prune(max_size_bytes=size, max_age_s=age, dry_run=dry_run))
+        )
         sys.exit(EXIT_OK)
 
 
@@ -374,7 +432,9 @@ def _error_boundary() -> Iterator[None]:
     except BrokenPipeError:
         sys.exit(EXIT_FAILED)
     except Exception:
-        click.echo("dagmake: internal error (this is a bug in dagmake; please report it):", err=True)
+        click.echo(
+            "dagmake: internal error (this is a bug in dagmake; please report it):", err=True
+        )
         traceback.print_exc()
         sys.exit(EXIT_BUG)
 

@@ -132,7 +132,9 @@ class Hasher:
         except OSError:
             return None
         self.hashed += 1
-        new = FileStamp(digest, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, time.time_ns())
+        new = FileStamp(
+            digest, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, time.time_ns()
+        )
         self.stamps[rel] = new
         self.fresh[rel] = new
         return new
@@ -184,4 +186,6 @@ def canonical(doc: object) -> bytes:
 
 def outputs_digest(outputs: Mapping[str, str], values: Mapping[str, str]) -> str:
     """What a dependency hands its dependents: digests of its outputs and its written values."""
-    return hash_bytes(canonical({"outputs": sorted(outputs.items()), "values": sorted(values.items())}))
+    return hash_bytes(
+        canonical({"outputs": sorted(outputs.items()), "values": sorted(values.items())})
+    )

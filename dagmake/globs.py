@@ -95,7 +95,9 @@ def matches(pattern: str, path: str) -> bool:
 
 
 def overlap(a: str, b: str) -> bool:
-    """Could some file be matched by both patterns? Exact for literals, conservative for two globs."""
+    """Could some file be matched by both patterns?
+
+    Exact for literals, conservative for two globs."""
     if not is_glob(a) or not is_glob(b):
         return matches(a, b) or matches(b, a)
     pa, pb = literal_prefix(a), literal_prefix(b)

@@ -7,6 +7,7 @@ Everything here is iterative: a 10,000-step chain must not meet the recursion li
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -145,7 +146,7 @@ def _find_cycle(stuck: list[str], deps: dict[str, list[str]]) -> list[str]:
 def _cycle_message(workflow: Workflow, cycle: list[str], edges: dict[tuple[str, str], Edge]) -> str:
     shown = _display(workflow)
     lines = [f"{shown}: dependency cycle: {' -> '.join(cycle)}"]
-    for a, b in zip(cycle, cycle[1:]):
+    for a, b in itertools.pairwise(cycle):
         e = edges[(b, a)]
         if e.implicit:
             loc = workflow.step(a).location

@@ -86,8 +86,7 @@ def decide(
             reasons = _output_changes(record, facts.outputs_now)
     if unknown:
         will = [
-            Reason(ReasonKind.DEPENDENCY_WILL_RUN, f"'{d}' will run first", step=d)
-            for d in unknown
+            Reason(ReasonKind.DEPENDENCY_WILL_RUN, f"'{d}' will run first", step=d) for d in unknown
         ]
         return make(Action.RUN, reasons + will, conditional=not reasons)
     if not reasons:
@@ -105,7 +104,9 @@ def _changes(record: StepRecord, facts: Facts) -> list[Reason]:
     reasons: list[Reason] = []
     if old.command != facts.command:
         reasons.append(
-            Reason(ReasonKind.COMMAND_CHANGED, "command changed", old=old.command, new=facts.command)
+            Reason(
+                ReasonKind.COMMAND_CHANGED, "command changed", old=old.command, new=facts.command
+            )
         )
     if old.cwd != facts.cwd:
         reasons.append(
@@ -119,7 +120,9 @@ def _changes(record: StepRecord, facts: Facts) -> list[Reason]:
     old_env, new_env = dict(old.env), dict(facts.env)
     for name in sorted(old_env.keys() | new_env.keys()):
         if old_env.get(name) != new_env.get(name):
-            what = "added" if name not in old_env else "removed" if name not in new_env else "changed"
+            what = (
+                "added" if name not in old_env else "removed" if name not in new_env else "changed"
+            )
             reasons.append(
                 Reason(ReasonKind.ENV_CHANGED, f"environment variable {name} {what}", name=name)
             )
@@ -129,14 +132,22 @@ def _changes(record: StepRecord, facts: Facts) -> list[Reason]:
         if before == now:
             continue
         if before is None:
-            reasons.append(Reason(ReasonKind.INPUT_ADDED, f"input {path} added", path=path, new=now))
+            reasons.append(
+                Reason(ReasonKind.INPUT_ADDED, f"input {path} added", path=path, new=now)
+            )
         elif now is None:
             reasons.append(
                 Reason(ReasonKind.INPUT_REMOVED, f"input {path} removed", path=path, old=before)
             )
         else:
             reasons.append(
-                Reason(ReasonKind.INPUT_CHANGED, f"input {path} changed", path=path, old=before, new=now)
+                Reason(
+                    ReasonKind.INPUT_CHANGED,
+                    f"input {path} changed",
+                    path=path,
+                    old=before,
+                    new=now,
+                )
             )
     old_deps = dict(old.deps)
     for dep, digest in facts.deps:

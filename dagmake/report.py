@@ -60,7 +60,9 @@ class PlainReporter:
         why = reasons_text(reasons)
         if self.compact:
             return
-        verb = "restoring" if attempt == 0 else "running" if attempt == 1 else f"retrying ({attempt})"
+        verb = (
+            "restoring" if attempt == 0 else "running" if attempt == 1 else f"retrying ({attempt})"
+        )
         self.write(f"[{self.started}/{self.total}] {verb} {step_id}" + (f": {why}" if why else ""))
 
     def step_output(self, step_id: str, data: bytes, *, replayed: bool = False) -> None:
@@ -93,7 +95,9 @@ class PlainReporter:
         if status is StepStatus.UP_TO_DATE or (self.compact and status not in FAILING):
             return
         word = self._paint(status_word(status), _COLORS.get(status, "0"))
-        detail = result.detail or (reasons_text(result.reasons) if status is StepStatus.SKIPPED else "")
+        detail = result.detail or (
+            reasons_text(result.reasons) if status is StepStatus.SKIPPED else ""
+        )
         took = f" in {_seconds(result.duration_s)}" if status in _TIMED else ""
         self.write(f"{result.step_id} {word}{took}" + (f": {detail}" if detail else ""))
 

@@ -20,7 +20,9 @@ class YouForgotToIsolateTheCache(AssertionError):
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """DAGMAKE_CACHE_DIR points at a fresh folder; the platform's real cache folder is off limits
     (pre-commit's guard, for the same reason)."""
     root = tmp_path_factory.mktemp("cache")
@@ -101,7 +103,9 @@ class Workspace:
         res = self.run("--json", *args, **extra)
         assert res.code in (0, 1), res.both
         report = json.loads(res.out)
-        return [s["id"] for s in report["steps"] if s["status"] in ("succeeded", "failed", "timed_out")]
+        return [
+            s["id"] for s in report["steps"] if s["status"] in ("succeeded", "failed", "timed_out")
+        ]
 
 
 @pytest.fixture

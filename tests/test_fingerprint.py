@@ -46,8 +46,14 @@ def test_old_file_with_matching_stat_is_not_reread(tmp_path: Path) -> None:
     stamp = first.stamp("a.txt")
     assert stamp is not None and first.hashed == 1
     # ctime is 'now', so backdate the stamp as if it had been taken long after the change
-    later = FileStamp(stamp.digest, stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino,
-                      stamp.ctime_ns + 2 * RACY_MARGIN_NS)
+    later = FileStamp(
+        stamp.digest,
+        stamp.size,
+        stamp.mtime_ns,
+        stamp.ctime_ns,
+        stamp.ino,
+        stamp.ctime_ns + 2 * RACY_MARGIN_NS,
+    )
     second = Hasher(str(tmp_path), {"a.txt": later})
     assert second.digest("a.txt") == stamp.digest
     assert (second.hashed, second.trusted) == (0, 1)
@@ -71,8 +77,14 @@ def test_same_size_rewrite_with_restored_mtime_is_noticed(tmp_path: Path) -> Non
     st0 = f.stat()
     stamp = Hasher(str(tmp_path), {}).stamp("a.txt")
     assert stamp is not None
-    trusted = FileStamp(stamp.digest, stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino,
-                        time.time_ns() + 10 * RACY_MARGIN_NS)
+    trusted = FileStamp(
+        stamp.digest,
+        stamp.size,
+        stamp.mtime_ns,
+        stamp.ctime_ns,
+        stamp.ino,
+        time.time_ns() + 10 * RACY_MARGIN_NS,
+    )
     time.sleep(0.01)
     f.write_text("bbbb")
     os.utime(f, ns=(st0.st_atime_ns, st0.st_mtime_ns))

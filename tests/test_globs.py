@@ -46,7 +46,9 @@ def test_symlink_leading_out_of_the_workspace_is_an_error(tmp_path: Path) -> Non
     ws.mkdir()
     (tmp_path / "secret.txt").write_text("x")
     (ws / "link.txt").symlink_to(tmp_path / "secret.txt")
-    with pytest.raises(ConfigError, match="'link.txt' is a symlink that leads outside the workspace"):
+    with pytest.raises(
+        ConfigError, match=r"'link\.txt' is a symlink that leads outside the workspace"
+    ):
         globs.expand(["*.txt"], ws)
 
 
@@ -59,8 +61,13 @@ def test_folder_symlink_loops_are_not_followed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("a", "b", "expected"),
-    [("out/x.txt", "out/*.txt", True), ("out", "out/x.txt", True), ("src/**", "gen/*.c", False),
-     ("gen/**/*.c", "gen/sub/*.c", True), ("a.txt", "b.txt", False)],
+    [
+        ("out/x.txt", "out/*.txt", True),
+        ("out", "out/x.txt", True),
+        ("src/**", "gen/*.c", False),
+        ("gen/**/*.c", "gen/sub/*.c", True),
+        ("a.txt", "b.txt", False),
+    ],
 )
 def test_overlap(a: str, b: str, expected: bool) -> None:
     assert globs.overlap(a, b) is expected

@@ -11,8 +11,14 @@ from dagmake.model import Location, Step, Workflow
 
 def step(sid: str, line: int, deps: tuple[str, ...] = (), **kw: object) -> Step:
     locs = tuple(Location("dagmake.yaml", line + 1 + i) for i in range(len(deps)))
-    return Step(id=sid, run="true", location=Location("dagmake.yaml", line), depends_on=deps,
-                depends_on_locations=locs, **kw)  # type: ignore[arg-type]
+    return Step(
+        id=sid,
+        run="true",
+        location=Location("dagmake.yaml", line),
+        depends_on=deps,
+        depends_on_locations=locs,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def wf(*steps: Step) -> Workflow:
@@ -33,7 +39,12 @@ def test_cycle_is_reported_as_a_path_with_each_edge_location() -> None:
 
 def test_cycle_through_files_names_the_file() -> None:
     with pytest.raises(CycleError) as e:
-        build_graph(wf(step("a", 2, inputs=("y",), outputs=("x",)), step("b", 6, inputs=("x",), outputs=("y",))))
+        build_graph(
+            wf(
+                step("a", 2, inputs=("y",), outputs=("x",)),
+                step("b", 6, inputs=("x",), outputs=("y",)),
+            )
+        )
     assert "dependency cycle: a -> b -> a" in str(e.value)
     assert "dagmake.yaml:2: 'a' reads y, which 'b' writes" in str(e.value)
 
@@ -45,7 +56,9 @@ def test_cycle_message_starts_at_the_first_step_of_the_cycle_in_file_order() -> 
 
 
 def test_implicit_edge_when_an_input_is_another_steps_output() -> None:
-    g = build_graph(wf(step("gen", 1, outputs=("out/a.txt",)), step("use", 5, inputs=("out/*.txt",))))
+    g = build_graph(
+        wf(step("gen", 1, outputs=("out/a.txt",)), step("use", 5, inputs=("out/*.txt",)))
+    )
     assert g.deps["use"] == ("gen",)
     (edge,) = g.edges
     assert edge.implicit and edge.via == "out/a.txt"
@@ -66,12 +79,14 @@ def test_two_steps_declaring_one_output_is_an_error() -> None:
 
 
 def test_output_inside_another_steps_output_folder_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="both declare output 'dist/app.js'"):
+    with pytest.raises(ConfigError, match=r"both declare output 'dist/app\.js'"):
         build_graph(wf(step("a", 2, outputs=("dist",)), step("b", 6, outputs=("dist/app.js",))))
 
 
 def test_select_takes_targets_and_their_dependencies_in_order() -> None:
-    g = build_graph(wf(step("a", 1), step("b", 2, ("a",)), step("c", 3, ("a",)), step("d", 4, ("b",))))
+    g = build_graph(
+        wf(step("a", 1), step("b", 2, ("a",)), step("c", 3, ("a",)), step("d", 4, ("b",)))
+    )
     assert select(g, ["d"]) == ["a", "b", "d"]
     assert select(g, []) == ["a", "b", "c", "d"]
     assert ancestors(g, ["d"]) == {"a", "b"}
@@ -88,6 +103,6 @@ def test_ten_thousand_step_chain_needs_no_recursion() -> None:
     g = build_graph(wf(*steps))
     assert g.order[-1] == "s9999"
     assert len(select(g, ["s9999"])) == 10_000
-    cyclic = [step("s0", 1, ("s9999",))] + steps[1:]
+    cyclic = [step("s0", 1, ("s9999",)), *steps[1:]]
     with pytest.raises(CycleError):
         build_graph(wf(*cyclic))

@@ -23,8 +23,13 @@ BASE = Facts(
 
 
 def record_of(facts: Facts) -> StepRecord:
-    comps = Components(facts.command, facts.cwd, facts.env, facts.inputs,
-                       tuple((d, g) for d, g in facts.deps if g is not None))
+    comps = Components(
+        facts.command,
+        facts.cwd,
+        facts.env,
+        facts.inputs,
+        tuple((d, g) for d, g in facts.deps if g is not None),
+    )
     return StepRecord("cc", comps.fingerprint(), comps, (("a.o", "o1"),))
 
 
@@ -56,7 +61,9 @@ def test_unchanged_step_is_up_to_date_with_no_reasons() -> None:
         ({"outputs_now": {"a.o": "oX"}}, [("output_modified", "a.o")]),
     ],
 )
-def test_each_change_is_named(change: dict[str, object], expected: list[tuple[str, str | None]]) -> None:
+def test_each_change_is_named(
+    change: dict[str, object], expected: list[tuple[str, str | None]]
+) -> None:
     d = decide("cc", replace(BASE, **change), record_of(BASE), force=False, cached=never_cached)  # type: ignore[arg-type]
     assert d.action is Action.RUN
     assert kinds(d) == expected
@@ -69,10 +76,16 @@ def test_several_changes_are_all_listed_in_reading_order() -> None:
 
 
 def test_never_run_forced_and_no_inputs() -> None:
-    assert kinds(decide("cc", BASE, None, force=False, cached=never_cached)) == [("never_run", None)]
-    assert kinds(decide("cc", BASE, record_of(BASE), force=True, cached=never_cached)) == [("forced", None)]
+    assert kinds(decide("cc", BASE, None, force=False, cached=never_cached)) == [
+        ("never_run", None)
+    ]
+    assert kinds(decide("cc", BASE, record_of(BASE), force=True, cached=never_cached)) == [
+        ("forced", None)
+    ]
     bare = replace(BASE, declares_inputs=False)
-    assert kinds(decide("cc", bare, record_of(bare), force=False, cached=never_cached)) == [("no_inputs", None)]
+    assert kinds(decide("cc", bare, record_of(bare), force=False, cached=never_cached)) == [
+        ("no_inputs", None)
+    ]
 
 
 def test_cached_result_is_restored_instead_of_run() -> None:
@@ -98,5 +111,11 @@ def test_own_reasons_with_a_pending_dependency_are_not_conditional() -> None:
 
 def test_identical_dependency_outputs_leave_the_step_up_to_date() -> None:
     # Early cutoff: 'gen' re-ran, but handed over the same digest.
-    d = decide("cc", replace(BASE, deps=(("gen", "g1"),)), record_of(BASE), force=False, cached=never_cached)
+    d = decide(
+        "cc",
+        replace(BASE, deps=(("gen", "g1"),)),
+        record_of(BASE),
+        force=False,
+        cached=never_cached,
+    )
     assert d.action is Action.UP_TO_DATE

@@ -7,7 +7,15 @@ from dagmake.state import StateStore, StepRecord, load_secret, workspace_dir
 
 
 def rec(sid: str, fp: str = "f" * 32) -> StepRecord:
-    return StepRecord(sid, fp, Components("echo", "", (), (("a", "d"),), ()), (("out", "o"),), (("k", "v"),), 1.5, 10.0)
+    return StepRecord(
+        sid,
+        fp,
+        Components("echo", "", (), (("a", "d"),), ()),
+        (("out", "o"),),
+        (("k", "v"),),
+        1.5,
+        10.0,
+    )
 
 
 def test_records_and_stamps_round_trip(tmp_path: Path) -> None:
