@@ -177,7 +177,9 @@ class _Run:
         status = "succeeded"
         if self.dry:
             for sid in chosen:
-                self._finish(self._settle(sid))
+                settled = self._settle(sid)
+                assert isinstance(settled, StepResult)  # a dry run decides everything at once
+                self._finish(settled)
         else:
             status = self._execute(chosen)
         ordered = tuple(self.results[s] for s in chosen if s in self.results)
@@ -571,5 +573,5 @@ def _signals_raise_interrupted() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
+        for signum, old in previous.items():
+            signal.signal(signum, old)  # type: ignore[arg-type]

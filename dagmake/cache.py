@@ -1,0 +1,588 @@
+"""The result cache: every successful step's outputs and log, keyed by its fingerprint, shared
+by every workspace of the user and restored by verified copy.
+
+Layout under `<cache root>/v1/` (the root's `workspaces/` and `secret` belong to `state`):
+
+    blobs/ab/<digest>        one file per distinct content, named by its xxh3-128 digest
+    entries/ab/<key>.json    a manifest per fingerprint: outputs (path, digest, size, mode,
+                             link), values, log blob; its mtime is the entry's last use
+    stats.json               hits and misses of the last runs
+    last-prune               touched whenever a prune ran
+
+Why many processes can share it: a blob is written to a temp file beside its final name and
+`os.replace`d, and a manifest is written only after every blob it names exists, so a reader
+sees whole files or nothing. Restores verify every byte they copy, so a blob deleted or damaged
+under a reader is a miss, never a wrong output. A prune removes unreferenced blobs only when
+they are older than PRUNE_GRACE_S, which spares the blobs of a store that has not written its
+manifest yet. Any OSError makes the run slower (a warning and a miss), never failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import xxhash
+
+from dagmake import faults, units
+from dagmake.errors import ConfigError
+from dagmake.fsutil import atomic_write_bytes, ensure_private_dir
+from dagmake.model import CacheSettings
+
+FORMAT = 1
+LOG_CAP_BYTES = 8 << 20  # the tail of a longer log is kept
+PRUNE_GRACE_S = 600.0
+AUTO_PRUNE_EVERY_S = 3600.0
+RUNS_KEPT = 20
+_CHUNK = 1 << 20
+_HEX = re.compile(r"[0-9a-f]{8,64}\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    path: str  # workspace-relative, posix
+    digest: str  # of the content (of the link's target, for a symlink)
+    size: int
+    mode: int
+    link: str | None = None  # the symlink's text, if the output is a symlink
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    key: str
+    step_id: str
+    outputs: tuple[OutputFile, ...]
+    values: tuple[tuple[str, str], ...]
+    log_digest: str | None
+    log_size: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    root: Path
+    entries: int
+    blobs: int
+    size_bytes: int
+    runs: tuple[tuple[float, int, int], ...]  # (finished at, hits, misses), oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    dry_run: bool
+    removed_entries: int
+    kept_entries: int
+    freed_bytes: int
+    kept_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    checked: int
+    corrupt: int
+    removed_entries: int
+
+
+class CacheCorrupt(Exception):
+    """An entry or blob failed a check; the message says which."""
+
+
+class ResultCache:
+    def __init__(self, root: Path, settings: CacheSettings, warn: Callable[[str], None]) -> None:
+        self.dir = root / "v1"
+        self.blobs = self.dir / "blobs"
+        self.entries = self.dir / "entries"
+        self.settings = settings
+        self.warn = warn
+
+    # -- paths ------------------------------------------------------------------------
+
+    def _blob(self, digest: str) -> Path:
+        return self.blobs / digest[:2] / digest
+
+    def _entry_path(self, key: str) -> Path:
+        return self.entries / key[:2] / f"{key}.json"
+
+    # -- reading ----------------------------------------------------------------------
+
+    def lookup(self, key: str) -> CacheEntry | None:
+        """The entry for `key` if it is whole (every blob present), else None. A broken entry
+        is removed with a warning. A hit refreshes the entry's recency."""
+        if not _HEX.match(key):
+            return None
+        path = self._entry_path(key)
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            entry = _parse_manifest(raw, key)
+            for digest in _blob_digests(entry):
+                if not self._blob(digest).is_file():
+                    raise CacheCorrupt(f"stored file {digest[:12]} is missing")
+        except CacheCorrupt as e:
+            self._discard(key, f"cache entry for '{_step_of(raw)}' is unusable ({e})")
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return entry
+
+    def read_log(self, entry: CacheEntry) -> bytes:
+        if entry.log_digest is None:
+            return b""
+        try:
+            return self._blob(entry.log_digest).read_bytes()
+        except OSError:
+            return b""
+
+    def restore(self, entry: CacheEntry, workspace: Path) -> bool:
+        """Copy every output back into `workspace`, verifying each byte against its digest.
+        False (after a warning, with the entry removed) if anything does not check out."""
+        real_root = os.path.realpath(workspace)
+        try:
+            for out in entry.outputs:
+                target = os.path.join(real_root, out.path)
+                _check_parent_inside(real_root, out.path)
+                if out.link is not None:
+                    _place_symlink(real_root, target, out.link)
+                else:
+                    self._copy_verified(self._blob(out.digest), target, out.digest, out.mode)
+        except (OSError, CacheCorrupt) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self._discard(entry.key, f"could not restore '{entry.step_id}' from the cache ({why})")
+            return False
+        return True
+
+    def _copy_verified(self, blob: Path, target: str, digest: str, mode: int) -> None:
+        folder = os.path.dirname(target)
+        os.makedirs(folder, exist_ok=True)
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise CacheCorrupt(f"{target} is a folder where a file should be")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".dagmake-restore-")
+        try:
+            with open(blob, "rb") as src, os.fdopen(fd, "wb") as dst:
+                h = xxhash.xxh3_128()
+                while chunk := src.read(_CHUNK):
+                    h.update(chunk)
+                    dst.write(chunk)
+                os.fchmod(dst.fileno(), mode & 0o7777)
+            if h.hexdigest() != digest:
+                with contextlib.suppress(OSError):
+                    os.unlink(blob)
+                raise CacheCorrupt(f"stored file {digest[:12]} does not match its digest")
+            os.replace(tmp, target)  # replaces a symlink at `target` instead of following it
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    # -- writing ----------------------------------------------------------------------
+
+    def store(
+        self,
+        key: str,
+        step_id: str,
+        workspace: Path,
+        files: list[OutputFile],
+        log_path: Path,
+        values: dict[str, str],
+    ) -> None:
+        """Keep a successful step's result. Never raises for I/O: a failure is one warning."""
+        if not _HEX.match(key):
+            return
+        try:
+            stored: list[OutputFile] = []
+            for f in files:
+                if f.link is not None:
+                    stored.append(f)
+                    continue
+                if not self._put_file(workspace / f.path, f.digest):
+                    return  # the file changed since it was hashed: keep nothing
+                stored.append(f)
+            log_digest, log_size = self._put_log(log_path)
+            doc = {
+                "dagmake_cache": FORMAT,
+                "key": key,
+                "step": step_id,
+                "outputs": [[o.path, o.digest, o.size, o.mode, o.link] for o in stored],
+                "values": sorted([k, v] for k, v in values.items()),
+                "log": [log_digest, log_size] if log_digest is not None else None,
+                "created_at": time.time(),
+            }
+            faults.check("cache.store.manifest")
+            path = self._entry_path(key)
+            ensure_private_dir(path.parent)
+            atomic_write_bytes(path, json.dumps(doc).encode(), mode=0o600)
+        except OSError as e:
+            self.warn(f"cache: could not store '{step_id}' ({e.strerror or e}); the run goes on")
+            return
+        self._maybe_prune()
+
+    def _put_file(self, source: Path, digest: str) -> bool:
+        blob = self._blob(digest)
+        if blob.is_file():
+            with contextlib.suppress(OSError):
+                os.utime(blob)  # young again: a prune running now leaves it alone
+                return True
+        faults.check("cache.store.blob")
+        ensure_private_dir(blob.parent)
+        fd, tmp = tempfile.mkstemp(dir=blob.parent, prefix=".tmp-")
+        try:
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+                h = xxhash.xxh3_128()
+                while chunk := src.read(_CHUNK):
+                    h.update(chunk)
+                    dst.write(chunk)
+            if h.hexdigest() != digest:
+                os.unlink(tmp)
+                return False
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, blob)
+            return True
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _put_log(self, log_path: Path) -> tuple[str | None, int]:
+        try:
+            with open(log_path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > LOG_CAP_BYTES:
+                    f.seek(size - LOG_CAP_BYTES)
+                data = f.read(LOG_CAP_BYTES)
+        except FileNotFoundError:
+            return None, 0
+        if not data:
+            return None, 0
+        digest = xxhash.xxh3_128_hexdigest(data)
+        blob = self._blob(digest)
+        if not blob.is_file():
+            faults.check("cache.store.blob")
+            ensure_private_dir(blob.parent)
+            atomic_write_bytes(blob, data, mode=0o600)
+        return digest, len(data)
+
+    def record_run(self, hits: int, misses: int) -> None:
+        path = self.dir / "stats.json"
+        try:
+            runs = self._runs()
+            runs.append((time.time(), hits, misses))
+            ensure_private_dir(self.dir)
+            doc = {"dagmake_cache": FORMAT, "runs": runs[-RUNS_KEPT:]}
+            atomic_write_bytes(path, json.dumps(doc).encode(), mode=0o600)
+        except OSError:
+            pass  # statistics are a nicety
+
+    def _runs(self) -> list[tuple[float, int, int]]:
+        try:
+            doc = json.loads((self.dir / "stats.json").read_bytes())
+            return [(float(t), int(h), int(m)) for t, h, m in doc["runs"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    # -- maintenance ------------------------------------------------------------------
+
+    def _discard(self, key: str, message: str) -> None:
+        self.warn(message + "; running the step instead")
+        with contextlib.suppress(OSError):
+            os.unlink(self._entry_path(key))
+
+    def _maybe_prune(self) -> None:
+        """Enforce the limits now and then (at most hourly), not on every store."""
+        marker = self.dir / "last-prune"
+        try:
+            if time.time() - marker.stat().st_mtime < AUTO_PRUNE_EVERY_S:
+                return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        try:
+            marker.touch()
+            self.prune()
+        except OSError as e:
+            self.warn(f"cache: could not prune ({e.strerror or e})")
+
+    def _manifests(self) -> Iterator[tuple[Path, float, CacheEntry | None]]:
+        for path in _files_under(self.entries):
+            if not path.name.endswith(".json"):
+                continue
+            try:
+                mtime = path.stat().st_mtime
+                entry: CacheEntry | None = _parse_manifest(path.read_bytes(), path.stem)
+            except FileNotFoundError:
+                continue
+            except (OSError, CacheCorrupt):
+                entry, mtime = None, 0.0
+            yield path, mtime, entry
+
+    def prune(
+        self,
+        *,
+        max_size_bytes: int | None = None,
+        max_age_s: float | None = None,
+        dry_run: bool = False,
+    ) -> PruneReport:
+        """Drop entries unused for longer than the age limit, then the least recently used
+        until the blobs fit the size limit; then blobs no entry names (past the grace)."""
+        size_limit = self.settings.max_size_bytes if max_size_bytes is None else max_size_bytes
+        age_limit = self.settings.max_age_s if max_age_s is None else max_age_s
+        now = time.time()
+        blob_sizes = {p.name: _size(p) for p in _files_under(self.blobs) if _HEX.match(p.name)}
+        manifests = sorted(self._manifests(), key=lambda m: m[1])  # least recently used first
+        refs: dict[str, int] = {}
+        for _, _, entry in manifests:
+            for d in _blob_digests(entry) if entry else ():
+                refs[d] = refs.get(d, 0) + 1
+        total = sum(blob_sizes.values())
+        removed = freed = 0
+        kept: list[Path] = []
+        for path, mtime, entry in manifests:
+            if entry is not None and now - mtime <= age_limit and total <= size_limit:
+                kept.append(path)
+                continue
+            removed += 1
+            for d in _blob_digests(entry) if entry else ():
+                refs[d] -= 1
+                if refs[d] == 0 and d in blob_sizes:
+                    total -= blob_sizes[d]
+                    freed += blob_sizes[d]
+            if not dry_run:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        if not dry_run:
+            for digest in blob_sizes:
+                if refs.get(digest, 0) == 0:
+                    _unlink_if_older(self._blob(digest), now - PRUNE_GRACE_S)
+            for path in _files_under(self.blobs):
+                if path.name.startswith(".tmp-"):
+                    _unlink_if_older(path, now - PRUNE_GRACE_S)
+        return PruneReport(dry_run, removed, len(kept), freed, max(total, 0))
+
+    def clear(self) -> int:
+        count = sum(1 for p in _files_under(self.entries) if p.name.endswith(".json"))
+        for folder in (self.entries, self.blobs):
+            shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (self.dir / "stats.json").unlink()
+        return count
+
+    def verify(self) -> VerifyReport:
+        checked = corrupt = 0
+        for path in _files_under(self.blobs):
+            if not _HEX.match(path.name):
+                continue
+            checked += 1
+            try:
+                ok = _hash_path(path) == path.name
+            except OSError:
+                ok = False
+            if not ok:
+                corrupt += 1
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        removed = 0
+        for path, _, entry in self._manifests():
+            whole = entry is not None and all(self._blob(d).is_file() for d in _blob_digests(entry))
+            if not whole:
+                removed += 1
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        return VerifyReport(checked, corrupt, removed)
+
+    def stats(self) -> CacheStats:
+        sizes = [_size(p) for p in _files_under(self.blobs) if _HEX.match(p.name)]
+        entries = sum(1 for p in _files_under(self.entries) if p.name.endswith(".json"))
+        return CacheStats(self.dir.parent, entries, len(sizes), sum(sizes), tuple(self._runs()))
+
+
+# -- manifests ----------------------------------------------------------------------------
+
+
+def _parse_manifest(raw: bytes, key: str) -> CacheEntry:
+    try:
+        doc = json.loads(raw)
+        if doc.get("dagmake_cache") != FORMAT or doc.get("key") != key:
+            raise CacheCorrupt("unknown format")
+        outputs = tuple(
+            OutputFile(str(p), str(d), int(s), int(m), None if link is None else str(link))
+            for p, d, s, m, link in doc["outputs"]
+        )
+        values = tuple((str(k), str(v)) for k, v in doc["values"])
+        log = doc["log"]
+        entry = CacheEntry(
+            key,
+            str(doc["step"]),
+            outputs,
+            values,
+            None if log is None else str(log[0]),
+            0 if log is None else int(log[1]),
+            float(doc["created_at"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CacheCorrupt(f"unreadable manifest: {e}") from None
+    for out in entry.outputs:
+        _check_relative(out.path)
+        if out.link is None and not _HEX.match(out.digest):
+            raise CacheCorrupt(f"bad digest for {out.path}")
+    if entry.log_digest is not None and not _HEX.match(entry.log_digest):
+        raise CacheCorrupt("bad log digest")
+    return entry
+
+
+def _check_relative(path: str) -> None:
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or ".." in parts or "" in parts:
+        raise CacheCorrupt(f"it names '{path}', a path outside the workspace")
+
+
+def _blob_digests(entry: CacheEntry) -> list[str]:
+    found = [o.digest for o in entry.outputs if o.link is None]
+    if entry.log_digest is not None:
+        found.append(entry.log_digest)
+    return found
+
+
+def _step_of(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw)["step"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
+# -- filesystem ---------------------------------------------------------------------------
+
+
+def _check_parent_inside(real_root: str, rel: str) -> None:
+    """Every existing folder on the way to `rel` must really be inside the workspace (a
+    symlinked folder leading out would make us write outside)."""
+    _check_relative(rel)
+    parent = os.path.dirname(os.path.join(real_root, rel))
+    real = os.path.realpath(parent)
+    if not (real == real_root or real.startswith(real_root + os.sep)):
+        raise CacheCorrupt(f"the folder of {rel} leads outside the workspace")
+
+
+def _place_symlink(real_root: str, target: str, link: str) -> None:
+    dest = os.path.normpath(os.path.join(os.path.dirname(target), link))
+    if os.path.isabs(link) or not (dest == real_root or dest.startswith(real_root + os.sep)):
+        raise CacheCorrupt(f"symlink {target} would lead outside the workspace")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = f"{target}.dagmake-link-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(link, tmp)
+    os.replace(tmp, target)
+
+
+def _files_under(folder: Path) -> Iterator[Path]:
+    try:
+        shards = list(os.scandir(folder))
+    except OSError:
+        return
+    for shard in shards:
+        if not shard.is_dir(follow_symlinks=False):
+            continue
+        try:
+            names = list(os.scandir(shard.path))
+        except OSError:
+            continue
+        for entry in names:
+            if entry.is_file(follow_symlinks=False):
+                yield Path(entry.path)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _unlink_if_older(path: Path, cutoff: float) -> None:
+    with contextlib.suppress(OSError):
+        if path.stat().st_mtime < cutoff:  # re-checked now: a store may just have touched it
+            path.unlink()
+
+
+def _hash_path(path: Path) -> str:
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- settings and formatting --------------------------------------------------------------
+
+
+def settings_from_env(base: CacheSettings) -> CacheSettings:
+    """DAGMAKE_CACHE_MAX_SIZE / DAGMAKE_CACHE_MAX_AGE override the workflow's `cache:`."""
+    size, age = os.environ.get("DAGMAKE_CACHE_MAX_SIZE"), os.environ.get("DAGMAKE_CACHE_MAX_AGE")
+    try:
+        if size:
+            base = replace(base, max_size_bytes=parse_size(size))
+        if age:
+            base = replace(base, max_age_s=parse_age(age))
+    except ConfigError as e:
+        name = "DAGMAKE_CACHE_MAX_SIZE" if "size" in str(e) else "DAGMAKE_CACHE_MAX_AGE"
+        raise ConfigError(f"{name}: {e}") from None
+    return base
+
+
+def parse_size(text: str) -> int:
+    try:
+        return units.parse_size(text)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def parse_age(text: str) -> float:
+    try:
+        return units.parse_age(text)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def format_stats(s: CacheStats) -> str:
+    lines = [
+        f"cache: {s.root}",
+        f"entries: {s.entries}",
+        f"stored files: {s.blobs} ({units.format_size(s.size_bytes)})",
+    ]
+    if s.runs:
+        hits = sum(h for _, h, _ in s.runs)
+        misses = sum(m for _, _, m in s.runs)
+        rate = 100.0 * hits / (hits + misses) if hits + misses else 0.0
+        lines.append(
+            f"last {len(s.runs)} runs: {hits} hits, {misses} misses ({rate:.0f}% restored)"
+        )
+    else:
+        lines.append("no runs recorded yet")
+    return "\n".join(lines)
+
+
+def format_prune(r: PruneReport) -> str:
+    verb = "would remove" if r.dry_run else "removed"
+    return (
+        f"{verb} {r.removed_entries} entries, {units.format_size(r.freed_bytes)}; "
+        f"kept {r.kept_entries} entries, {units.format_size(r.kept_bytes)}"
+    )
+
+
+def format_verify(r: VerifyReport) -> str:
+    if not r.corrupt and not r.removed_entries:
+        return f"checked {r.checked} stored files: all good"
+    return (
+        f"checked {r.checked} stored files: {r.corrupt} corrupt (removed); "
+        f"removed {r.removed_entries} entries that named missing or corrupt files"
+    )

@@ -1,0 +1,219 @@
+"""Runs step commands as real processes: `/bin/sh -c` in a session of its own, output to a log
+file (never a pipe an escaped grandchild could hold open), with per-job deadlines.
+
+One selector loop over pidfds waits for every job (no thread per step). A timeout or an
+interrupt signals the job's whole process group, waits a grace period, then SIGKILLs it, so
+grandchildren die with their step. A job that exits normally leaves its group alone: a step
+may deliberately start a daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SHELL = "/bin/sh"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    key: str
+    script: str
+    cwd: Path
+    env: dict[str, str]
+    log_path: Path
+    timeout_s: float
+
+
+class Outcome(enum.Enum):
+    EXITED = "exited"
+    TIMED_OUT = "timed_out"
+    INTERRUPTED = "interrupted"
+    SPAWN_FAILED = "spawn_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    key: str
+    outcome: Outcome
+    exit_code: int | None  # the shell's status; -N when a signal N ended it
+    duration_s: float
+    error: str | None = None
+
+
+@dataclass
+class _Proc:
+    job: Job
+    popen: subprocess.Popen[bytes]
+    started: float
+    deadline: float
+    pidfd: int | None
+    ending: Outcome | None = None  # set once we started killing it, and why
+    kill_at: float | None = None  # when the grace ends and SIGKILL follows
+
+
+def argv(script: str) -> list[str]:
+    """A multi-line script stops at its first failing line (errexit); one line runs as is."""
+    body = script.strip()
+    return [SHELL, "-ec", script] if "\n" in body else [SHELL, "-c", script]
+
+
+class Executor:
+    def __init__(self, kill_grace_s: float = 3.0) -> None:
+        self.kill_grace_s = kill_grace_s
+        self._procs: dict[str, _Proc] = {}
+        self._done: list[Finished] = []
+        self._selector = selectors.DefaultSelector()
+        self._has_pidfd = hasattr(os, "pidfd_open")
+
+    @property
+    def running(self) -> int:
+        return len(self._procs)
+
+    def start(self, job: Job) -> None:
+        started = time.monotonic()
+        try:
+            fd = os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            self._done.append(_spawn_failed(job, started, f"cannot open its log: {e}"))
+            return
+        try:
+            popen = subprocess.Popen(
+                argv(job.script),
+                cwd=job.cwd,
+                env=job.env,
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=fd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            why = e.strerror or str(e)
+            if isinstance(e, FileNotFoundError) and not job.cwd.is_dir():
+                why = f"its folder {job.cwd} does not exist"
+            self._done.append(_spawn_failed(job, started, why))
+            return
+        finally:
+            os.close(fd)
+        pidfd = None
+        if self._has_pidfd:
+            try:
+                pidfd = os.pidfd_open(popen.pid)
+                self._selector.register(pidfd, selectors.EVENT_READ, job.key)
+            except OSError:
+                pidfd = None
+        self._procs[job.key] = _Proc(job, popen, started, started + job.timeout_s, pidfd)
+
+    def wait(self, timeout_s: float) -> list[Finished]:
+        """Up to `timeout_s` for something to finish; every job that has, in any order."""
+        end = time.monotonic() + timeout_s
+        while True:
+            self._reap()
+            self._enforce_deadlines()
+            if self._done or not self._procs:
+                done, self._done = self._done, []
+                return done
+            now = time.monotonic()
+            if now >= end:
+                return []
+            pause = min(end, self._next_deadline()) - now
+            self._sleep(max(0.0, pause))
+
+    def interrupt(self, signum: int) -> None:
+        now = time.monotonic()
+        for proc in self._procs.values():
+            if proc.ending is None or proc.ending is Outcome.TIMED_OUT:
+                proc.ending = proc.ending or Outcome.INTERRUPTED
+                proc.kill_at = now + self.kill_grace_s
+                _signal_group(proc.popen.pid, signum)
+
+    def kill_all(self) -> list[Finished]:
+        for proc in self._procs.values():
+            proc.ending = proc.ending or Outcome.INTERRUPTED
+            _signal_group(proc.popen.pid, signal.SIGKILL)
+        for proc in list(self._procs.values()):
+            proc.popen.wait()
+        self._reap()
+        done, self._done = self._done, []
+        return done
+
+    # -- internals --------------------------------------------------------------------
+
+    def _sleep(self, seconds: float) -> None:
+        if self._has_pidfd and self._selector.get_map():
+            self._selector.select(seconds)
+        else:
+            time.sleep(min(seconds, 0.01))
+
+    def _next_deadline(self) -> float:
+        times = [p.kill_at if p.kill_at is not None else p.deadline for p in self._procs.values()]
+        return min(times, default=time.monotonic() + 1.0)
+
+    def _reap(self) -> None:
+        for key, proc in list(self._procs.items()):
+            code = proc.popen.poll()
+            if code is None:
+                continue
+            del self._procs[key]
+            if proc.pidfd is not None:
+                self._selector.unregister(proc.pidfd)
+                os.close(proc.pidfd)
+            if proc.ending is not None:
+                # the shell is gone; make sure nothing it started survives it
+                _signal_group(proc.popen.pid, signal.SIGKILL)
+            outcome = proc.ending or Outcome.EXITED
+            self._done.append(
+                Finished(
+                    key,
+                    outcome,
+                    code,
+                    time.monotonic() - proc.started,
+                )
+            )
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for proc in self._procs.values():
+            if proc.ending is None and now >= proc.deadline:
+                proc.ending = Outcome.TIMED_OUT
+                proc.kill_at = now + self.kill_grace_s
+                _signal_group(proc.popen.pid, signal.SIGTERM)
+            elif proc.kill_at is not None and now >= proc.kill_at:
+                proc.kill_at = None
+                proc.deadline = float("inf")
+                _signal_group(proc.popen.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _spawn_failed(job: Job, started: float, why: str) -> Finished:
+    return Finished(job.key, Outcome.SPAWN_FAILED, None, time.monotonic() - started, why)
+
+
+def describe(f: Finished) -> str:
+    """How a job ended, as the end of a sentence about the step."""
+    if f.outcome is Outcome.SPAWN_FAILED:
+        return f"could not start: {f.error}"
+    if f.outcome is Outcome.TIMED_OUT:
+        return f"timed out after {f.duration_s:.1f}s (its processes were killed)"
+    if f.outcome is Outcome.INTERRUPTED:
+        return "was interrupted"
+    code = f.exit_code
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with status {code}"
