@@ -574,4 +574,4 @@ def _signals_raise_interrupted() -> Iterator[None]:
         yield
     finally:
         for signum, old in previous.items():
-            signal.signal(signum, old)  # type: ignore[arg-type]
+            signal.signal(signum, old)
