@@ -1,5 +1,7 @@
 """A tiny application for the development-cycle example."""
 
+from __future__ import annotations
+
 import sys
 
 VERSION = "1.0.0"
