@@ -36,11 +36,21 @@ class _DefaultToRun(click.Group):
     """`dagmake [OPTIONS] [TARGET...]` means `dagmake run [OPTIONS] [TARGET...]`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (
-            args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")
-        ):
+        if args and args[0] in ("--help", "-h", "--version"):
+            return super().parse_args(ctx, args)
+        i = 0
+        while i < len(args) and args[i].startswith("-"):  # `dagmake -f x.yaml explain build`
+            i += 2 if args[i] in _TAKES_VALUE else 1
+        if i < len(args) and args[i] in self.commands:
+            args = [args[i], *args[:i], *args[i + 1 :]]
+        else:
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+
+_TAKES_VALUE = frozenset(
+    {"-f", "--file", "-j", "--parallel", "-c", "--context", "--since", "--report", "--color"}
+)
 
 
 @click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,227 @@
+"""Up to date must never be wrong, and dagmake must say why it runs (issue #3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+from conftest import Workspace
+
+CHAIN = """
+steps:
+  - id: a
+    run: mkdir -p out && cat in.txt > out/a.txt && echo ran >> ran.log
+    inputs: [in.txt]
+    outputs: [out/a.txt]
+  - id: b
+    run: wc -l < out/a.txt > out/b.txt
+    inputs: [out/a.txt]
+    outputs: [out/b.txt]
+  - id: c
+    run: mkdir -p out && cat other.txt > out/c.txt
+    inputs: [other.txt]
+    outputs: [out/c.txt]
+"""
+
+
+def chain(ws: Workspace) -> None:
+    ws.workflow(CHAIN)
+    ws.write("in.txt", "one\ntwo\n")
+    ws.write("other.txt", "other\n")
+
+
+def statuses(ws: Workspace, *args: str) -> dict[str, str]:
+    res = ws.run("--json", *args)
+    assert res.code in (0, 1), res.both
+    return {s["id"]: s["status"] for s in json.loads(res.out)["steps"]}
+
+
+def reasons(ws: Workspace, *args: str) -> dict[str, list[dict[str, str]]]:
+    res = ws.run("--json", *args)
+    return {s["id"]: s.get("reasons", []) for s in json.loads(res.out)["steps"]}
+
+
+def test_second_run_executes_nothing(ws: Workspace) -> None:
+    chain(ws)
+    assert ws.ran() == ["a", "b", "c"]
+    assert ws.ran() == []
+    assert "dagmake: succeeded: 3 up to date" in ws.run().out
+
+
+def test_touch_without_change_runs_nothing(ws: Workspace) -> None:
+    chain(ws)
+    ws.ran()
+    future = time.time() + 5
+    for f in ("in.txt", "other.txt", "out/a.txt"):
+        os.utime(ws.root / f, (future, future))
+    assert ws.ran() == []
+
+
+def test_same_size_rewrite_with_old_mtime_is_still_noticed(ws: Workspace) -> None:
+    chain(ws)
+    ws.ran()
+    st = os.stat(ws.root / "in.txt")
+    ws.write("in.txt", "ONE\nTWO\n")  # same size
+    os.utime(ws.root / "in.txt", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert ws.ran() == ["a", "b"]  # b reads out/a.txt, which changed; c is untouched
+
+
+def test_changed_input_reruns_that_step_and_its_dependents_only(ws: Workspace) -> None:
+    chain(ws)
+    ws.ran()
+    ws.write("in.txt", "one\ntwo\nthree\n")
+    got = reasons(ws)
+    assert got["a"] == [
+        {"kind": "input_changed", "path": "in.txt", "message": "input in.txt changed"}
+    ]
+    assert {
+        "kind": "input_changed",
+        "path": "out/a.txt",
+        "message": "input out/a.txt changed",
+    } in got["b"]
+    assert got["c"] == []
+    assert ws.read("out/b.txt").strip() == "3"
+
+
+def test_early_cutoff_keeps_dependents_up_to_date(ws: Workspace) -> None:
+    ws.workflow(
+        """
+        steps:
+          - id: count
+            run: mkdir -p out && wc -l < in.txt | tr -d ' ' > out/n.txt
+            inputs: [in.txt]
+            outputs: [out/n.txt]
+          - id: report
+            run: echo "lines=$(cat out/n.txt)" > out/report.txt
+            inputs: [out/n.txt]
+            outputs: [out/report.txt]
+        """
+    )
+    ws.write("in.txt", "a\nb\n")
+    assert ws.ran() == ["count", "report"]
+    ws.write("in.txt", "x\ny\n")
+    assert ws.ran() == ["count"]
+    assert statuses(ws) == {"count": "up_to_date", "report": "up_to_date"}
+
+
+def test_command_change_reruns_and_explain_shows_the_diff(ws: Workspace) -> None:
+    chain(ws)
+    ws.ran()
+    ws.workflow(CHAIN.replace("cat other.txt >", "cat other.txt other.txt >"))
+    res = ws.run("explain", "c")
+    assert res.code == 0, res.both
+    assert "c: would run: command changed" in res.out
+    assert "-mkdir -p out && cat other.txt > out/c.txt" in res.out
+    assert "+mkdir -p out && cat other.txt other.txt > out/c.txt" in res.out
+    assert ws.ran() == ["c"]
+
+
+def test_missing_or_modified_output_reruns_the_step(ws: Workspace) -> None:
+    chain(ws)
+    ws.ran("--no-cache")
+    (ws.root / "out/c.txt").unlink()
+    ws.write("out/a.txt", "tampered\n")
+    got = reasons(ws, "--no-cache")
+    assert got["c"][0]["kind"] == "output_missing"
+    assert got["c"][0]["path"] == "out/c.txt"
+    assert got["a"][0]["kind"] == "output_modified"
+    assert ws.read("out/a.txt") == "one\ntwo\n"
+
+
+def test_no_inputs_always_runs_and_force_runs_anyway(ws: Workspace) -> None:
+    ws.workflow("steps:\n  - {id: x, run: 'true'}\n  - {id: y, run: 'true', inputs: [f]}\n")
+    ws.write("f", "1")
+    ws.ran()
+    got = reasons(ws)
+    assert got["x"][0]["kind"] == "no_inputs"
+    assert got["y"] == []
+    forced = reasons(ws, "-B", "y")
+    assert forced["y"][0]["kind"] == "forced"
+
+
+def test_a_declared_output_that_was_not_produced_fails_the_step(ws: Workspace) -> None:
+    ws.workflow("steps:\n  - {id: x, run: 'true', inputs: [f], outputs: [out/x.txt]}\n")
+    ws.write("f", "1")
+    res = ws.run("--json")
+    assert res.code == 1
+    step = json.loads(res.out)["steps"][0]
+    assert step["status"] == "failed"
+    assert "declared output out/x.txt was not produced" in res.err
+    assert ws.ran() == ["x"]  # nothing was recorded
+
+
+def test_an_input_changed_while_the_step_ran_is_not_recorded_clean(ws: Workspace) -> None:
+    ws.workflow(
+        "steps:\n  - id: x\n    run: cat f > g; echo more >> f\n    inputs: [f]\n    outputs: [g]\n"
+    )
+    ws.write("f", "1\n")
+    res = ws.run()
+    assert res.code == 0
+    assert "input f changed while 'x' ran; its result is not recorded" in res.both
+    assert ws.ran() == ["x"]
+
+
+def test_dry_run_explains_and_changes_nothing(ws: Workspace) -> None:
+    chain(ws)
+    ws.ran()
+    ws.write("in.txt", "changed\n")
+    before = sorted(str(p) + str(p.stat().st_mtime_ns) for p in ws.cache.rglob("*"))
+    res = ws.run("--dry-run")
+    assert res.code == 0
+    assert "a  would run: input in.txt changed" in res.out
+    assert "b  would run if 'a' changes its outputs" in res.out
+    assert "c  up to date" in res.out
+    assert "dry run: 1 up to date, 2 would run; nothing was changed" in res.out
+    after = sorted(str(p) + str(p.stat().st_mtime_ns) for p in ws.cache.rglob("*"))
+    assert before == after
+    assert ws.read("out/a.txt") == "one\ntwo\n"
+
+
+def test_dry_run_and_real_run_give_the_same_reasons(ws: Workspace) -> None:
+    chain(ws)
+    ws.ran()
+    ws.write("other.txt", "new\n")
+    dry = json.loads(ws.run("--dry-run", "--json").out)["steps"]
+    real = json.loads(ws.run("--json").out)["steps"]
+    assert [s.get("reasons") for s in dry] == [s.get("reasons") for s in real]
+
+
+def test_kill_9_mid_step_leaves_the_step_dirty_and_the_rest_recorded(ws: Workspace) -> None:
+    ws.workflow(
+        """
+        steps:
+          - id: quick
+            run: echo q > q.txt
+            inputs: [src.txt]
+            outputs: [q.txt]
+          - id: slow
+            run: echo $$ > pgid; echo partial > s.txt; sleep 100; echo done > s.txt
+            depends_on: [quick]
+            inputs: [src.txt]
+            outputs: [s.txt]
+        """
+    )
+    ws.write("src.txt", "x")
+    proc = ws.popen()
+    deadline = time.monotonic() + 20
+    while not (ws.root / "pgid").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(timeout=10)
+    os.killpg(int(ws.read("pgid")), signal.SIGKILL)
+    assert statuses(ws, "--dry-run") == {"quick": "up_to_date", "slow": "would_run"}
+
+
+def test_one_run_per_workspace_state_survives_a_corrupt_journal(ws: Workspace) -> None:
+    chain(ws)
+    ws.ran()
+    journals = list(ws.cache.rglob("state.jsonl"))
+    assert len(journals) == 1
+    journals[0].write_bytes(b"\x00garbage\n")
+    res = ws.run()
+    assert res.code == 0
+    assert "warning" in res.both
+    assert ws.ran() == []
