@@ -401,6 +401,9 @@ class _Run:
             return None
         self.hits += 1
         log = self.cache.read_log(entry)
+        log_path = ensure_private_dir(self.store.dir / "logs") / f"{step.id}.log"
+        with contextlib.suppress(OSError):
+            log_path.write_bytes(log)  # the replayed log, byte for byte, where a run's would be
         if log:
             self.reporter.step_output(step.id, log, replayed=True)
         record = StepRecord(
@@ -415,7 +418,11 @@ class _Run:
         self._commit(record, resolved)
         self._produced_from_entry(step.id, entry)
         return StepResult(
-            step.id, StepStatus.RESTORED, decision.reasons, duration_s=time.monotonic() - started
+            step.id,
+            StepStatus.RESTORED,
+            decision.reasons,
+            duration_s=time.monotonic() - started,
+            log_path=str(log_path),
         )
 
     def _start(

@@ -1,0 +1,181 @@
+"""The result cache through the real CLI: restore instead of re-run, safely (issue #4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from conftest import Workspace
+
+BUILD = """
+steps:
+  - id: compile
+    run: mkdir -p out && tr a-z A-Z < src.txt > out/obj.txt && printf 'compiled \\377\\n'
+    inputs: [src.txt]
+    outputs: [out/obj.txt]
+  - id: link
+    run: |
+      cat out/obj.txt out/obj.txt > out/app.txt
+      echo "v=$(wc -c < out/app.txt)" >> "$DAGMAKE_OUTPUT"
+    inputs: [out/obj.txt]
+    outputs: [out/app.txt]
+  - id: ship
+    run: echo shipped ${steps.link.v} > out/ship.txt
+    inputs: [out/app.txt]
+    outputs: [out/ship.txt]
+"""
+
+
+def project(ws: Workspace) -> None:
+    ws.workflow(BUILD)
+    ws.write("src.txt", "content a\n")
+
+
+def outcome(ws: Workspace, *args: str) -> dict[str, str]:
+    res = ws.run("--json", *args)
+    assert res.code == 0, res.both
+    return {s["id"]: s["status"] for s in json.loads(res.out)["steps"]}
+
+
+def test_content_a_b_a_restores_every_step_without_running(ws: Workspace) -> None:
+    project(ws)
+    assert ws.ran() == ["compile", "link", "ship"]
+    ws.write("src.txt", "content b\n")
+    assert ws.ran() == ["compile", "link", "ship"]
+    ws.write("src.txt", "content a\n")
+    assert outcome(ws) == {"compile": "restored", "link": "restored", "ship": "restored"}
+    assert ws.read("out/obj.txt") == "CONTENT A\n"
+    assert ws.read("out/ship.txt") == "shipped 20\n"  # the value came back with the restore
+
+
+def test_a_second_checkout_restores_everything(ws: Workspace, tmp_path: Path) -> None:
+    project(ws)
+    ws.ran()
+    other = Workspace(tmp_path / "checkout2", ws.cache)
+    shutil.copytree(ws.root, other.root, ignore=shutil.ignore_patterns("out"))
+    assert outcome(other) == {"compile": "restored", "link": "restored", "ship": "restored"}
+    assert other.read("out/app.txt") == ws.read("out/app.txt")
+
+
+def test_editing_a_restored_output_never_changes_the_cache(ws: Workspace) -> None:
+    project(ws)
+    ws.ran()
+    (ws.root / "out/obj.txt").unlink()
+    assert outcome(ws)["compile"] == "restored"
+    assert os.stat(ws.root / "out/obj.txt").st_nlink == 1
+    ws.write("out/obj.txt", "edited\n")
+    (ws.root / "out/obj.txt").unlink()
+    assert outcome(ws)["compile"] == "restored"
+    assert ws.read("out/obj.txt") == "CONTENT A\n"
+
+
+def test_a_corrupt_blob_is_detected_and_the_step_runs(ws: Workspace) -> None:
+    project(ws)
+    ws.ran()
+    for blob in (ws.cache / "v1" / "blobs").rglob("*"):
+        if blob.is_file() and blob.read_bytes() == b"CONTENT A\n":
+            blob.write_bytes(b"CONTENT B\n")
+    (ws.root / "out/obj.txt").unlink()
+    res = ws.run("--json")
+    assert res.code == 0
+    steps = {s["id"]: s["status"] for s in json.loads(res.out)["steps"]}
+    assert steps["compile"] == "succeeded"
+    assert "could not restore 'compile' from the cache" in res.err
+    assert ws.read("out/obj.txt") == "CONTENT A\n"
+
+
+def test_a_manifest_naming_a_path_outside_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    project(ws)
+    ws.ran()
+    for manifest in (ws.cache / "v1" / "entries").rglob("*.json"):
+        doc = json.loads(manifest.read_text())
+        for out in doc["outputs"]:
+            out[0] = "../escaped.txt"
+        manifest.write_text(json.dumps(doc))
+    shutil.rmtree(ws.root / "out")
+    res = ws.run("--json")
+    assert res.code == 0, res.both
+    assert "a path outside the workspace" in res.err
+    assert not (ws.root.parent / "escaped.txt").exists()
+    assert {s["status"] for s in json.loads(res.out)["steps"]} == {"succeeded"}
+
+
+def test_enospc_while_storing_still_succeeds_and_leaves_no_entry(ws: Workspace) -> None:
+    project(ws)
+    res = ws.run(DAGMAKE_FAULT="cache.store.blob:enospc")
+    assert res.code == 0, res.both
+    assert "could not store 'compile'" in res.both
+    assert list((ws.cache / "v1").rglob("entries/*/*.json")) == []
+
+
+def test_no_cache_neither_reads_nor_writes(ws: Workspace) -> None:
+    project(ws)
+    ws.ran("--no-cache")
+    assert not (ws.cache / "v1" / "entries").exists()
+
+
+def test_the_replayed_log_is_byte_for_byte(ws: Workspace) -> None:
+    project(ws)
+    first = ws.run("--json")
+    log = Path(json.loads(first.out)["steps"][0]["log"]).read_bytes()
+    assert log == b"compiled \xff\n"
+    ws.write("src.txt", "content b\n")
+    ws.ran()
+    ws.write("src.txt", "content a\n")
+    res = ws.run("--json")
+    step = json.loads(res.out)["steps"][0]
+    assert step["status"] == "restored"
+    assert Path(step["log"]).read_bytes() == b"compiled \xff\n"
+    assert "compile (cached) | compiled \ufffd" in res.err
+
+
+def test_cache_commands(ws: Workspace) -> None:
+    project(ws)
+    ws.ran()
+    stats = ws.run("cache", "stats")
+    assert "entries: 3" in stats.out
+    assert ws.run("cache", "verify").out.startswith("checked ")
+    assert "would remove 3 entries" in ws.run("cache", "prune", "--max-size", "0", "--dry-run").out
+    assert ws.run("cache", "clear").out == "removed 3 cache entries\n"
+    assert ws.run("cache", "stats").out.count("entries: 0") == 1
+
+
+def test_concurrent_workspaces_share_the_cache_beside_a_prune(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    workspaces = []
+    for i in range(8):
+        w = Workspace(tmp_path / f"w{i}", ws.cache)
+        w.root.mkdir()
+        w.workflow(BUILD)
+        w.write("src.txt", f"content {i % 3}\n")
+        workspaces.append(w)
+    stop = threading.Event()
+
+    def prune_loop() -> None:
+        while not stop.is_set():
+            subprocess.run(
+                [sys.executable, "-m", "dagmake", "cache", "prune", "--max-size", "0"],
+                env=ws.env(),
+                capture_output=True,
+                check=False,
+            )
+
+    pruner = threading.Thread(target=prune_loop)
+    pruner.start()
+    try:
+        procs = [w.popen() for w in workspaces for _ in range(1)]
+        codes = [p.wait(timeout=120) for p in procs]
+    finally:
+        stop.set()
+        pruner.join()
+    assert codes == [0] * 8
+    for i, w in enumerate(workspaces):
+        assert w.read("out/obj.txt") == f"CONTENT {i % 3}\n"
+    verify = ws.run("cache", "verify")
+    assert verify.code == 0, verify.both
