@@ -9,6 +9,7 @@ import contextlib
 import heapq
 import os
 import signal
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,18 +70,24 @@ def preflight(graph: Graph, chosen: Sequence[str], context: Mapping[str, str]) -
     workflow = graph.workflow
     variables.check_workflow(workflow, context, lambda s: ancestors(graph, [s]))
     produced_via = {e.via for e in graph.edges if e.implicit}
+    root = str(workflow.root)
     for sid in chosen:
         step = graph.step(sid)
-        index = workflow.steps.index(step)
         for i, pattern in enumerate(step.inputs):
-            if globs.is_glob(pattern) or pattern in produced_via:
+            if globs.is_glob(pattern):
+                globs.expand([pattern], workflow.root)  # a symlink leading out is an error now
                 continue
-            if not os.path.lexists(workflow.root / pattern) and not _produced(graph, pattern):
+            try:
+                mode = os.lstat(os.path.join(root, pattern)).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                if pattern in produced_via or _produced(graph, pattern):
+                    continue
                 raise ConfigError(
-                    f"{step.location}: steps[{index}].inputs[{i}]: input '{pattern}' does not "
-                    "exist and no step declares it as an output"
-                )
-        globs.expand(step.inputs, workflow.root)  # symlinks leading out are errors, now
+                    f"{step.location}: steps[{workflow.position(step)}].inputs[{i}]: input "
+                    f"'{pattern}' does not exist and no step declares it as an output"
+                ) from None
+            if not stat.S_ISREG(mode):
+                globs.expand([pattern], workflow.root)
 
 
 def _produced(graph: Graph, path: str) -> bool:

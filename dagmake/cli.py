@@ -149,12 +149,15 @@ def run_command(
     color: str,
 ) -> None:
     """Bring TARGETs (default: every step) up to date, with what they depend on."""
+    import gc
+
+    gc.disable()  # a run allocates many small objects and frees none that form cycles
     with _error_boundary():
         from dagmake.build import RunOptions, run_build
         from dagmake.report import default_stream, make_reporter
         from dagmake.variables import parse_context
 
-        graph = _load(workflow_file)
+        graph, save_compiled = _load_and_saver(workflow_file)
         files: tuple[str, ...] | None = None
         if changed_files:
             files, targets = _relative_to(graph.workflow.root, targets), ()
@@ -174,6 +177,8 @@ def run_command(
         )
         reporter = make_reporter(default_stream(json_out), color=color)
         summary = run_build(graph, options, reporter)
+        if not dry_run:
+            save_compiled()
         _write_reports(summary, json_out, report_path)
         sys.exit(_exit_code(summary))
 
@@ -185,6 +190,8 @@ def _exit_code(summary: RunSummary) -> int:
 
 
 def _write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
+    if not json_out and report_path is None:
+        return
     doc = json.dumps(summary.to_json(), indent=2)
     if json_out:
         click.echo(doc)
@@ -403,11 +410,17 @@ def hook_install(pre_push: bool, force: bool) -> None:
 
 
 def _load(workflow_file: Path | None) -> Graph:
-    from dagmake.graph import build_graph
-    from dagmake.spec import find_workflow, load_workflow
+    return _load_and_saver(workflow_file)[0]
+
+
+def _load_and_saver(workflow_file: Path | None) -> tuple[Graph, Callable[[], None]]:
+    """The workflow's graph, and a function keeping a compiled copy for the next run."""
+    from dagmake.compiled import load_graph
+    from dagmake.locations import cache_root
+    from dagmake.spec import find_workflow
 
     path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
-    return build_graph(load_workflow(path))
+    return load_graph(path, cache_root())
 
 
 def _complete_steps(ctx: click.Context, incomplete: str) -> list[Any]:

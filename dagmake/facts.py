@@ -42,7 +42,7 @@ class Inspector:
         self._conditions: dict[str, conditions.Condition] = {}
 
     def where(self, step: Step, key: str) -> str:
-        index = self.workflow.steps.index(step)
+        index = self.workflow.position(step)
         return f"{step.location}: steps[{index}].{key}"
 
     def condition_holds(self, step: Step, values: Mapping[str, Mapping[str, str]]) -> bool:
@@ -71,11 +71,11 @@ class Inspector:
     ) -> Resolved:
         """`values` holds what each dependency wrote to $DAGMAKE_OUTPUT; in a dry run a dependency
         that would run has no entry, and its last recorded values stand in for the preview."""
-        scope = variables.step_scope(self.workflow, step, self.context)
+        env = variables.step_environment(self.workflow, step, self.context)
+        scope = variables.step_scope(self.workflow, step, self.context, env)
         script = variables.substitute(
             step.run, scope, quote=True, where=self.where(step, "run"), step_values=values
         )
-        env = variables.step_environment(self.workflow, step, self.context)
         env_digests = tuple(
             (name, keyed_digest(self.secret, name, value)) for name, value in sorted(env.items())
         )

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
 from dagmake.errors import ConfigError
 
-_GLOB_CHARS = frozenset("*?[")
-
 
 def is_glob(pattern: str) -> bool:
-    return any(c in _GLOB_CHARS for c in pattern)
+    return "*" in pattern or "?" in pattern or "[" in pattern
 
 
 def literal_prefix(pattern: str) -> str:
@@ -118,13 +117,17 @@ def expand(patterns: Iterable[str], root: Path) -> list[str]:
     root_s = str(root)
     for pattern in patterns:
         if not is_glob(pattern):
-            full = os.path.join(root_s, pattern)
-            if os.path.isdir(full) and not os.path.islink(full):
+            try:
+                mode = os.lstat(os.path.join(root_s, pattern)).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISDIR(mode):
                 _walk(root_s, pattern, None, found)
-            elif os.path.lexists(full):
-                if os.path.islink(full):
-                    _check_link(root_s, pattern)
-                if os.path.isfile(full):
+            elif stat.S_ISREG(mode):
+                found.add(pattern)
+            elif stat.S_ISLNK(mode):
+                _check_link(root_s, pattern)
+                if os.path.isfile(os.path.join(root_s, pattern)):
                     found.add(pattern)
             continue
         base = literal_prefix(pattern)

@@ -65,12 +65,17 @@ class Workflow:
     vars: tuple[tuple[str, str], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     cache: CacheSettings = field(default_factory=CacheSettings)
+    positions: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "positions", {s.id: i for i, s in enumerate(self.steps)})
 
     def step(self, step_id: str) -> Step:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+        return self.steps[self.positions[step_id]]
+
+    def position(self, step: Step) -> int:
+        """The step's index in `steps` (what error messages call `steps[i]`)."""
+        return self.positions[step.id]
 
 
 class StepStatus(enum.Enum):

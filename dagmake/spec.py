@@ -66,17 +66,23 @@ def find_workflow(start: Path) -> Path:
     )
 
 
-def load_workflow(path: Path) -> Workflow:
-    """Parse and validate `path`. Every problem is a ConfigError naming `file:line`."""
+def read_workflow_bytes(path: Path) -> bytes:
     shown = str(path)
     try:
-        text = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{shown}: no such workflow file") from None
     except IsADirectoryError:
         raise ConfigError(f"{shown}: is a folder; name the workflow file inside it") from None
     except OSError as e:
         raise ConfigError(f"{shown}: cannot read the workflow file: {e.strerror}") from None
+
+
+def load_workflow(path: Path, *, data: bytes | None = None) -> Workflow:
+    """Parse and validate `path` (whose bytes may be given). Every problem is a ConfigError
+    naming `file:line`."""
+    shown = str(path)
+    text = read_workflow_bytes(path) if data is None else data
     root = path.absolute().parent.resolve()
     return _Reader(shown, path.stem).workflow(_compose(text, shown), root, path)
 

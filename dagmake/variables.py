@@ -106,9 +106,15 @@ def step_environment(workflow: Workflow, step: Step, context: Mapping[str, str])
     return env
 
 
-def step_scope(workflow: Workflow, step: Step, context: Mapping[str, str]) -> dict[str, str]:
-    """Every name `${...}` can read in this step, highest precedence last applied."""
-    scope = step_environment(workflow, step, context)
+def step_scope(
+    workflow: Workflow,
+    step: Step,
+    context: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Every name `${...}` can read in this step, highest precedence last applied. `env` is
+    the step's environment when the caller has it already."""
+    scope = dict(env) if env is not None else step_environment(workflow, step, context)
     scope.update(_base_scope(workflow, context))
     return scope
 
