@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import BinaryIO
 
 from dagmake import globs, variables
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
@@ -69,7 +70,7 @@ def preflight(graph: Graph, chosen: Sequence[str], context: Mapping[str, str]) -
     """Problems that must stop the run before any step starts."""
     workflow = graph.workflow
     variables.check_workflow(workflow, context, lambda s: ancestors(graph, [s]))
-    produced_via = {e.via for e in graph.edges if e.implicit}
+    produced = _Outputs(workflow.steps)
     root = str(workflow.root)
     for sid in chosen:
         step = graph.step(sid)
@@ -80,7 +81,7 @@ def preflight(graph: Graph, chosen: Sequence[str], context: Mapping[str, str]) -
             try:
                 mode = os.lstat(os.path.join(root, pattern)).st_mode
             except (FileNotFoundError, NotADirectoryError):
-                if pattern in produced_via or _produced(graph, pattern):
+                if produced.covers(pattern):
                     continue
                 raise ConfigError(
                     f"{step.location}: steps[{workflow.position(step)}].inputs[{i}]: input "
@@ -90,8 +91,21 @@ def preflight(graph: Graph, chosen: Sequence[str], context: Mapping[str, str]) -
                 globs.expand([pattern], workflow.root)
 
 
-def _produced(graph: Graph, path: str) -> bool:
-    return any(globs.matches(o, path) for s in graph.workflow.steps for o in s.outputs)
+class _Outputs:
+    """Answers "does some step declare this path as an output?" without a scan per question:
+    literal outputs (files or folders) by set lookup of the path and its parent folders, glob
+    outputs (few, in practice) by matching."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        outs = [o for s in steps for o in s.outputs]
+        self.literal = {o for o in outs if not globs.is_glob(o)}
+        self.patterns = [o for o in outs if globs.is_glob(o)]
+
+    def covers(self, path: str) -> bool:
+        parts = path.split("/")
+        if any("/".join(parts[:i]) in self.literal for i in range(1, len(parts) + 1)):
+            return True
+        return any(globs.matches(p, path) for p in self.patterns)
 
 
 def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSummary:
@@ -139,6 +153,7 @@ class _Running:
     values_path: Path
     started: float
     log_offset: int = 0
+    reader: BinaryIO | None = None
 
 
 class _Run:
@@ -464,10 +479,14 @@ class _Run:
             job.log_offset += self._pump(job)
 
     def _pump(self, job: _Running) -> int:
+        """Pass on what the step wrote to its log since last time (the log stays open)."""
         try:
-            with open(job.log_path, "rb") as f:
-                f.seek(job.log_offset)
-                data = f.read(LOG_TAIL_READ * 16)
+            if job.reader is None:
+                if os.stat(job.log_path).st_size <= job.log_offset:
+                    return 0
+                job.reader = open(job.log_path, "rb")  # noqa: SIM115 - closed in _after
+                job.reader.seek(job.log_offset)
+            data = job.reader.read(LOG_TAIL_READ * 16)
         except OSError:
             return 0
         if data:
@@ -478,6 +497,9 @@ class _Run:
         """Judge a finished command; None means: try again (retries left)."""
         while (n := self._pump(job)) > 0:
             job.log_offset += n
+        if job.reader is not None:
+            job.reader.close()
+            job.reader = None
         step, sid = job.step, job.step.id
         base = {
             "reasons": job.decision.reasons,
