@@ -95,7 +95,14 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _dagmake(dest: Path, n: int, deps: tuple[tuple[int, ...], ...], cmds: list[str], ins: Rows, outs: list[str]) -> None:  # noqa: E501
+def _dagmake(
+    dest: Path,
+    n: int,
+    deps: tuple[tuple[int, ...], ...],
+    cmds: list[str],
+    ins: Rows,
+    outs: list[str],
+) -> None:
     lines = ["steps:"]
     for i in range(n):
         lines.append(f"  - id: s{i}")
@@ -112,7 +119,14 @@ def _target(i: int, outs: list[str]) -> str:
     return outs[i] or f"stamp/s{i}"
 
 
-def _make(dest: Path, n: int, deps: tuple[tuple[int, ...], ...], cmds: list[str], ins: Rows, outs: list[str]) -> None:  # noqa: E501
+def _make(
+    dest: Path,
+    n: int,
+    deps: tuple[tuple[int, ...], ...],
+    cmds: list[str],
+    ins: Rows,
+    outs: list[str],
+) -> None:
     lines = [".PHONY: all", "all: " + " ".join(_target(i, outs) for i in range(n)), ""]
     for i in range(n):
         prereqs = [*ins[i], *(_target(d, outs) for d in deps[i] if not outs[d])]
@@ -122,7 +136,14 @@ def _make(dest: Path, n: int, deps: tuple[tuple[int, ...], ...], cmds: list[str]
     (dest / "Makefile").write_text("\n".join(lines) + "\n")
 
 
-def _ninja(dest: Path, n: int, deps: tuple[tuple[int, ...], ...], cmds: list[str], ins: Rows, outs: list[str]) -> None:  # noqa: E501
+def _ninja(
+    dest: Path,
+    n: int,
+    deps: tuple[tuple[int, ...], ...],
+    cmds: list[str],
+    ins: Rows,
+    outs: list[str],
+) -> None:
     lines = ["rule cmd", "  command = $cmd", ""]
     for i in range(n):
         order = [_target(d, outs) for d in deps[i] if not outs[d]]
@@ -133,11 +154,20 @@ def _ninja(dest: Path, n: int, deps: tuple[tuple[int, ...], ...], cmds: list[str
     (dest / "build.ninja").write_text("\n".join(lines) + "\n")
 
 
-def _doit(dest: Path, n: int, deps: tuple[tuple[int, ...], ...], cmds: list[str], ins: Rows, outs: list[str]) -> None:  # noqa: E501
+def _doit(
+    dest: Path,
+    n: int,
+    deps: tuple[tuple[int, ...], ...],
+    cmds: list[str],
+    ins: Rows,
+    outs: list[str],
+) -> None:
     lines = ["DOIT_CONFIG = {'verbosity': 0}", "STEPS = ["]
     for i in range(n):
-        lines.append(f"    ({cmds[i]!r}, {ins[i]!r}, {[outs[i]] if outs[i] else []!r}, "
-                     f"{[f's{d}' for d in deps[i]]!r}),")
+        lines.append(
+            f"    ({cmds[i]!r}, {ins[i]!r}, {[outs[i]] if outs[i] else []!r}, "
+            f"{[f's{d}' for d in deps[i]]!r}),"
+        )
     lines += [
         "]",
         "",
@@ -149,8 +179,20 @@ def _doit(dest: Path, n: int, deps: tuple[tuple[int, ...], ...], cmds: list[str]
     (dest / "dodo.py").write_text("\n".join(lines) + "\n")
 
 
-def _task(dest: Path, n: int, deps: tuple[tuple[int, ...], ...], cmds: list[str], ins: Rows, outs: list[str]) -> None:  # noqa: E501
-    lines = ["version: '3'", "tasks:", "  default:", "    deps: [" + ", ".join(f"s{i}" for i in range(n)) + "]"]
+def _task(
+    dest: Path,
+    n: int,
+    deps: tuple[tuple[int, ...], ...],
+    cmds: list[str],
+    ins: Rows,
+    outs: list[str],
+) -> None:
+    lines = [
+        "version: '3'",
+        "tasks:",
+        "  default:",
+        "    deps: [" + ", ".join(f"s{i}" for i in range(n)) + "]",
+    ]
     for i in range(n):
         lines.append(f"  s{i}:")
         if deps[i]:
