@@ -9,7 +9,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -319,6 +319,45 @@ def list_command(workflow_file: Path | None, json_out: bool, context: tuple[str,
                     f"{str(r['id']).ljust(width)}  {str(r['status']).replace('_', ' '):<13}  "
                     f"{r['inputs']} in, {r['outputs']} out  {r['description']}"
                 )
+        sys.exit(EXIT_OK)
+
+
+@main.command("watch")
+@click.argument(
+    "targets", nargs=-1, metavar="[TARGET...]", shell_complete=lambda c, p, i: _complete_steps(c, i)
+)
+@_workflow_option
+@click.option("-j", "--parallel", type=click.IntRange(min=1), default=4, show_default=True)
+@_context_option
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+def watch_command(
+    targets: tuple[str, ...],
+    workflow_file: Path | None,
+    parallel: int,
+    context: tuple[str, ...],
+    no_cache: bool,
+) -> None:
+    """Bring TARGETs up to date, then again whenever one of their inputs changes."""
+    with _error_boundary():
+        from dagmake.build import RunOptions
+        from dagmake.report import default_stream, make_reporter
+        from dagmake.variables import parse_context
+        from dagmake.watch import watch
+
+        options = RunOptions(
+            targets=targets,
+            parallel=parallel,
+            use_cache=not no_cache,
+            context=parse_context(context),
+        )
+        with suppress(KeyboardInterrupt):
+            watch(
+                lambda: _load(workflow_file),
+                options,
+                lambda: make_reporter(default_stream(False)),
+                lambda msg: click.echo(f"dagmake: {msg}", err=True),
+            )
+        click.echo("dagmake: stopped watching", err=True)
         sys.exit(EXIT_OK)
 
 

@@ -6,8 +6,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -183,3 +185,35 @@ def test_compact_output_under_pre_commit(ws: Workspace) -> None:
     assert "--- lint failed" in res.out  # the log tail
     assert "    1:BAD = 1" in res.out
     assert res.out.strip().splitlines()[-1].startswith("dagmake: failed:")
+
+
+def test_watch_reruns_on_an_input_change_and_not_on_its_own_outputs(ws: Workspace) -> None:
+    ws.workflow(
+        """
+        steps:
+          - id: copy
+            run: mkdir -p out && cat in.txt > out/copy.txt && echo run >> out/runs.txt
+            inputs: [in.txt]
+            outputs: [out/copy.txt, out/runs.txt]
+        """
+    )
+    ws.write("in.txt", "one\n")
+    proc = ws.popen("watch")
+    try:
+        deadline = time.monotonic() + 30
+        while not (ws.root / "out/copy.txt").exists():
+            assert time.monotonic() < deadline, "the first run never happened"
+            time.sleep(0.05)
+        time.sleep(1.0)  # the step's own writes must not trigger another run
+        assert ws.read("out/runs.txt") == "run\n"
+        ws.write("in.txt", "two\n")
+        while ws.read("out/copy.txt") != "two\n":
+            assert time.monotonic() < deadline + 30, "the change was never picked up"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "dagmake: changed: in.txt" in err
+    assert "stopped watching" in err
+    assert ws.read("out/runs.txt") == "run\nrun\n"
