@@ -167,15 +167,21 @@ def test_dry_run_explains_and_changes_nothing(ws: Workspace) -> None:
     chain(ws)
     ws.ran()
     ws.write("in.txt", "changed\n")
-    before = sorted(str(p) + str(p.stat().st_mtime_ns) for p in ws.cache.rglob("*"))
+
+    def tree() -> list[tuple[str, int, bytes]]:
+        return sorted(
+            (str(p), p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else b"")
+            for p in ws.cache.rglob("*")
+        )
+
+    before = tree()
     res = ws.run("--dry-run")
     assert res.code == 0
     assert "a  would run: input in.txt changed" in res.out
     assert "b  would run if 'a' changes its outputs" in res.out
     assert "c  up to date" in res.out
     assert "dry run: 1 up to date, 2 would run; nothing was changed" in res.out
-    after = sorted(str(p) + str(p.stat().st_mtime_ns) for p in ws.cache.rglob("*"))
-    assert before == after
+    assert tree() == before  # state and cache byte-identical
     assert ws.read("out/a.txt") == "one\ntwo\n"
 
 
@@ -225,3 +231,32 @@ def test_one_run_per_workspace_state_survives_a_corrupt_journal(ws: Workspace) -
     assert res.code == 0
     assert "warning" in res.both
     assert ws.ran() == []
+
+
+def test_explain_transcript(ws: Workspace) -> None:
+    chain(ws)
+    ws.ran()
+    ws.write("in.txt", "one\ntwo\nthree\n")
+    assert ws.run("explain", "a").out == (
+        "a: would run: input in.txt changed\n"
+        "  - input in.txt changed\n"
+        "      content c796d15e493d -> fcb91540ae11\n"
+    )
+    assert ws.run("explain", "b").out == (
+        "b: would run if 'a' changes its outputs\n"
+        "  - 'a' will run first\n"
+        "      because 'a' would run: input in.txt changed\n"
+    )
+
+
+def test_concurrent_runs_in_one_workspace_take_turns_and_keep_the_state_whole(
+    ws: Workspace,
+) -> None:
+    chain(ws)
+    procs = [ws.popen("-j", "2") for _ in range(3)]
+    codes = [p.wait(timeout=60) for p in procs]
+    for p in procs:
+        p.communicate()
+    assert codes == [0, 0, 0]
+    assert ws.ran() == []
+    assert ws.read("ran.log") == "ran\n"  # a ran exactly once: the others waited, then saw it
