@@ -5,6 +5,7 @@ Owns the order of effects: outputs checked, then the state record, then the cach
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import heapq
 import os
@@ -186,7 +187,7 @@ class _Run:
         self._entries: dict[str, CacheEntry | None] = {}
         self.results: dict[str, StepResult] = {}
         self.produced: dict[str, str | None] = {}  # step -> digest of what it produced
-        self.values: dict[str, dict[str, str]] = {}
+        self.values: dict[str, Mapping[str, str]] = {}
         self.hits = 0
         self.misses = 0
         self.warnings: list[str] = []
@@ -328,12 +329,15 @@ class _Run:
             return StepResult(sid, StepStatus.SKIPPED, (reason,))
         record = self.records.get(sid)
         deps = tuple((d, self.produced.get(d)) for d in self.graph.deps[sid])
-        values = dict(self.values)
+        values: Mapping[str, Mapping[str, str]] = self.values  # read only: no copy per step
         if self.dry:
+            preview: dict[str, Mapping[str, str]] = {}
             for d, digest in deps:
                 rec = self.records.get(d)
-                if digest is None and d not in values and rec is not None:
-                    values[d] = dict(rec.values)
+                if digest is None and d not in self.values and rec is not None:
+                    preview[d] = dict(rec.values)
+            if preview:
+                values = collections.ChainMap(preview, self.values)
         resolved = self.inspector.resolve(step, deps, values, record)
         decision = decide(
             sid,
