@@ -236,7 +236,7 @@ def main() -> None:
             d = tmp / f"scale{size}"
             generate("random", size, d, seed=2)
             scaling[str(size)] = {}
-            for tool in ("dagmake", "ninja"):
+            for tool in ("dagmake", "make", "ninja"):
                 if tool in installed:
                     argv = TOOLS[tool](2)  # type: ignore[misc]
                     env = dict(os.environ, DAGMAKE_CACHE_DIR=str(tmp / f"scale-cache-{size}"))

@@ -90,7 +90,10 @@ def _evidence(reason: Reason, upstream: Mapping[str, StepResult]) -> list[str]:
         )
         out.extend(f"      {line}" for line in list(diff)[2:])
     elif kind in (ReasonKind.INPUT_CHANGED, ReasonKind.OUTPUT_MODIFIED):
-        out.append(f"      content {_short(reason.old)} -> {_short(reason.new)}")
+        out.append(
+            f"      content {_short(reason.old)}{_bytes(reason.old_size)} -> "
+            f"{_short(reason.new)}{_bytes(reason.new_size)}"
+        )
     elif kind is ReasonKind.INPUT_ADDED:
         out.append(f"      content {_short(reason.new)} (new)")
     elif kind is ReasonKind.INPUT_REMOVED:
@@ -102,6 +105,10 @@ def _evidence(reason: Reason, upstream: Mapping[str, StepResult]) -> list[str]:
         if dep is not None:
             out.append(f"      because '{dep.step_id}' {decision_text(dep)}")
     return out
+
+
+def _bytes(size: int | None) -> str:
+    return "" if size is None else f" ({size} bytes)"
 
 
 def _short(digest: str | None) -> str:

@@ -93,6 +93,7 @@ class Inspector:
             deps=deps,
             outputs_now=self.outputs_now(step, record),
             declares_inputs=bool(step.inputs),
+            sizes={p: (_size(self.hasher.previous.get(p)), s.size) for p, s in stamps},
         )
         return Resolved(facts, script, env, tuple(stamps))
 
@@ -135,6 +136,10 @@ class Inspector:
             for path, stamp in resolved.input_stamps
             if path not in outputs and self.hasher.changed_since(path, stamp)
         ]
+
+
+def _size(stamp: FileStamp | None) -> int | None:
+    return None if stamp is None else stamp.size
 
 
 def read_values(path: Path) -> tuple[dict[str, str], list[str]]:

@@ -130,6 +130,8 @@ class Reason:
     name: str | None = None
     old: str | None = None
     new: str | None = None
+    old_size: int | None = None
+    new_size: int | None = None
 
     def to_json(self) -> dict[str, str]:
         out: dict[str, str] = {"kind": self.kind.value}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dagmake.fingerprint import Components
 from dagmake.model import Reason, ReasonKind
@@ -37,6 +37,8 @@ class Facts:
     deps: tuple[tuple[str, str | None], ...]
     outputs_now: Mapping[str, str | None]
     declares_inputs: bool
+    # (size at the last stamp, size now) per input, as evidence for `dagmake explain`
+    sizes: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,8 @@ def _changes(record: StepRecord, facts: Facts) -> list[Reason]:
                     path=path,
                     old=before,
                     new=now,
+                    old_size=facts.sizes.get(path, (None, None))[0],
+                    new_size=facts.sizes.get(path, (None, None))[1],
                 )
             )
     old_deps = dict(old.deps)

@@ -240,7 +240,7 @@ def test_explain_transcript(ws: Workspace) -> None:
     assert ws.run("explain", "a").out == (
         "a: would run: input in.txt changed\n"
         "  - input in.txt changed\n"
-        "      content c796d15e493d -> fcb91540ae11\n"
+        "      content c796d15e493d (8 bytes) -> fcb91540ae11 (14 bytes)\n"
     )
     assert ws.run("explain", "b").out == (
         "b: would run if 'a' changes its outputs\n"
