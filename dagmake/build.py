@@ -197,6 +197,10 @@ class _Run:
     def go(self, chosen: list[str]) -> RunSummary:
         started = time.monotonic()
         self.reporter.run_started(self.workflow.name, len(chosen), self.dry)
+        self.reporter.expect(
+            {s: r.duration_s for s in chosen if (r := self.records.get(s)) is not None},
+            self.options.parallel,
+        )
         status = "succeeded"
         if self.dry:
             for sid in chosen:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TextIO
 
 from dagmake.explain import decision_text, dry_run_lines, reasons_text, status_word, summary_counts
@@ -39,6 +39,8 @@ class PlainReporter:
         self.dry = False
         self._partial: dict[str, bytes] = {}
         self._failed: list[StepResult] = []
+        self.expected: dict[str, float] = {}
+        self.parallel = 1
 
     def _paint(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
@@ -53,6 +55,10 @@ class PlainReporter:
     def run_started(self, workflow: str, total: int, dry_run: bool) -> None:
         self.total = total
         self.dry = dry_run
+
+    def expect(self, durations_s: Mapping[str, float], parallel: int) -> None:
+        self.expected = dict(durations_s)
+        self.parallel = max(1, parallel)
 
     def step_started(self, step_id: str, reasons: tuple[Reason, ...], attempt: int) -> None:
         if attempt <= 1:
@@ -140,7 +146,9 @@ class TtyReporter(PlainReporter):
     def __init__(self, stream: TextIO, *, color: bool) -> None:
         super().__init__(stream, color=color)
         self.running: dict[str, float] = {}
+        self.finished: set[str] = set()
         self.done = 0
+        self.from_cache = 0
         self._drawn = 0
         self._last_draw = 0.0
 
@@ -155,7 +163,9 @@ class TtyReporter(PlainReporter):
 
     def step_finished(self, result: StepResult) -> None:
         self.running.pop(result.step_id, None)
+        self.finished.add(result.step_id)
         self.done += 1
+        self.from_cache += result.status is StepStatus.RESTORED
         super().step_finished(result)
 
     def tick(self) -> None:
@@ -189,7 +199,7 @@ class TtyReporter(PlainReporter):
         if not self.running or self.dry:
             return
         now = time.monotonic()
-        lines = [f"[{self.done}/{self.total}] running {len(self.running)}:"]
+        lines = [self._progress_line(now)]
         for sid, since in list(self.running.items())[:8]:
             lines.append(f"  {sid}  {_seconds(now - since)}")
         if len(self.running) > 8:
@@ -201,6 +211,31 @@ class TtyReporter(PlainReporter):
             return
         self._drawn = len(lines)
         self._last_draw = now
+
+    def _progress_line(self, now: float) -> str:
+        """`[#######-------] 12/40  3 running  2 from cache  ETA 14s`"""
+        width = 24
+        filled = width * self.done // max(1, self.total)
+        parts = [f"[{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total}"]
+        parts.append(f"{len(self.running)} running")
+        if self.from_cache:
+            parts.append(f"{self.from_cache} from cache")
+        eta = self._eta(now)
+        if eta is not None:
+            parts.append(f"ETA {_seconds(eta)}")
+        return "  ".join(parts)
+
+    def _eta(self, now: float) -> float | None:
+        """Remaining recorded work spread over the parallel slots; None with no history."""
+        if not self.expected:
+            return None
+        left = 0.0
+        for sid, took in self.expected.items():
+            if sid in self.finished:
+                continue
+            started = self.running.get(sid)
+            left += max(0.0, took - (now - started)) if started is not None else took
+        return left / self.parallel
 
 
 _TIMED = frozenset(

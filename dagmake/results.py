@@ -3,6 +3,7 @@ Values only; the report module renders them and the cli turns them into an exit 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -66,6 +67,9 @@ class Reporter(Protocol):
     """Where the build loop sends what happens; the loop itself never prints."""
 
     def run_started(self, workflow: str, total: int, dry_run: bool) -> None: ...
+
+    def expect(self, durations_s: Mapping[str, float], parallel: int) -> None:
+        """How long each selected step took last time (for an ETA); steps never run are absent."""
 
     def step_started(self, step_id: str, reasons: tuple[Reason, ...], attempt: int) -> None: ...
 
