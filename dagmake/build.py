@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from dagmake import globs, variables
+from dagmake import globs, noop, variables
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
 from dagmake.errors import ConfigError, WorkspaceBusyError
 from dagmake.executor import Executor, Finished, Job, Outcome, describe
@@ -46,6 +46,7 @@ class RunOptions:
     context: Mapping[str, str] = field(default_factory=dict)
     changed_files: tuple[str, ...] | None = None
     kill_grace_s: float = 3.0
+    noop_key: str | None = None  # with it, a run that finds all up to date leaves a snapshot
 
 
 class Interrupted(Exception):
@@ -132,16 +133,41 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
             loaded = store.load()
             for w in loaded.warnings:
                 reporter.warning(w)
+            noop.invalidate(store.dir)  # before anything changes under this lock
             store.open_for_append(loaded)
             try:
                 secret = load_secret(root, create=True)
-                return _Run(graph, options, reporter, loaded, store, secret, dry=False).go(chosen)
+                run = _Run(graph, options, reporter, loaded, store, secret, dry=False)
+                summary = run.go(chosen)
+                if options.noop_key is not None and run.all_settled(chosen):
+                    noop.write(
+                        store.dir,
+                        options.noop_key,
+                        graph.workflow.root,
+                        graph.workflow.name,
+                        chosen,
+                        {p: run.hasher.stamps.get(p) for p in run.touched},
+                        _glob_roots(graph, chosen),
+                    )
+                return summary
             finally:
                 store.close()
     except LockHeld as held:
         raise WorkspaceBusyError(
             f"workspace {graph.workflow.root} is in use by {held.holder}; not waiting (--no-wait)"
         ) from None
+
+
+def _glob_roots(graph: Graph, chosen: Sequence[str]) -> list[tuple[str, bool]]:
+    """Folders whose listing decides what the chosen steps' inputs are."""
+    roots: list[tuple[str, bool]] = []
+    for sid in chosen:
+        for pattern in graph.step(sid).inputs:
+            if globs.is_glob(pattern):
+                roots.append((globs.literal_prefix(pattern), True))
+            elif os.path.isdir(os.path.join(graph.workflow.root, pattern)):
+                roots.append((pattern, False))
+    return roots
 
 
 @dataclass
@@ -191,6 +217,8 @@ class _Run:
         self.hits = 0
         self.misses = 0
         self.warnings: list[str] = []
+        self.committed: set[str] = set()
+        self.touched: set[str] = set()  # every input and output path this run looked at
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -228,6 +256,30 @@ class _Run:
                 self.cache.record_run(self.hits, self.misses)
         self.reporter.run_finished(summary)
         return summary
+
+    def all_settled(self, chosen: Sequence[str]) -> bool:
+        """Would an immediate re-run find every chosen step up to date? (For the no-op
+        snapshot: a step without inputs always runs, and an unrecorded success is not clean.)"""
+        for sid in chosen:
+            result = self.results.get(sid)
+            if result is None:
+                return False
+            if result.status is StepStatus.SKIPPED:
+                if result.reasons and result.reasons[0].kind in (
+                    ReasonKind.CONDITION_FALSE,
+                    ReasonKind.DEPENDENCY_SKIPPED,
+                ):
+                    continue
+                return False
+            if not self.graph.step(sid).inputs:
+                return False
+            if result.status is StepStatus.UP_TO_DATE:
+                continue
+            if result.status not in (StepStatus.SUCCEEDED, StepStatus.RESTORED):
+                return False
+            if sid not in self.committed:
+                return False
+        return True
 
     def _execute(self, chosen: list[str]) -> str:
         position = {s: i for i, s in enumerate(chosen)}
@@ -343,6 +395,8 @@ class _Run:
             if preview:
                 values = collections.ChainMap(preview, self.values)
         resolved = self.inspector.resolve(step, deps, values, record)
+        self.touched.update(p for p, _ in resolved.input_stamps)
+        self.touched.update(resolved.facts.outputs_now)
         decision = decide(
             sid,
             resolved.facts,
@@ -570,6 +624,8 @@ class _Run:
         stamps = {p: fresh.pop(p) for p in paths if p in fresh}
         self.store.put(record, stamps)
         self.records[record.step_id] = record
+        self.committed.add(record.step_id)
+        self.touched.update(p for p, _ in record.outputs)
 
     def _store(self, step: Step, record: StepRecord, log_path: Path) -> None:
         from dagmake.cache import OutputFile

@@ -157,6 +157,15 @@ def run_command(
         from dagmake.report import default_stream, make_reporter
         from dagmake.variables import parse_context
 
+        contexts = parse_context(context)
+        reporter = make_reporter(default_stream(json_out), color=color)
+        key = None
+        if not (dry_run or force or changed_files or since):
+            key, summary = _fast_noop(workflow_file, targets, contexts)
+            if summary is not None:
+                reporter.run_finished(summary)
+                _write_reports(summary, json_out, report_path)
+                sys.exit(EXIT_OK)
         graph, save_compiled = _load_and_saver(workflow_file)
         files: tuple[str, ...] | None = None
         if changed_files:
@@ -172,15 +181,42 @@ def run_command(
             dry_run=dry_run,
             use_cache=not no_cache,
             wait_for_lock=not no_wait,
-            context=parse_context(context),
+            context=contexts,
             changed_files=files,
+            noop_key=key,
         )
-        reporter = make_reporter(default_stream(json_out), color=color)
         summary = run_build(graph, options, reporter)
         if not dry_run:
             save_compiled()
         _write_reports(summary, json_out, report_path)
         sys.exit(_exit_code(summary))
+
+
+def _fast_noop(
+    workflow_file: Path | None, targets: tuple[str, ...], context: dict[str, str]
+) -> tuple[str | None, RunSummary | None]:
+    """The no-op snapshot's key for this run, and the summary when the snapshot says that
+    nothing changed (then nothing else is loaded)."""
+    import time
+
+    from dagmake import noop
+    from dagmake.locations import cache_root
+    from dagmake.model import StepStatus
+    from dagmake.results import RunSummary, StepResult
+    from dagmake.spec import find_workflow, read_workflow_bytes
+    from dagmake.state import workspace_dir
+
+    started = time.monotonic()
+    path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
+    data = read_workflow_bytes(path)
+    root = path.absolute().parent.resolve()
+    key = noop.run_key(data, str(path), root, targets, context)
+    found = noop.check(workspace_dir(cache_root(), root), key, root)
+    if found is None:
+        return key, None
+    name, ids = found
+    steps = tuple(StepResult(s, StepStatus.UP_TO_DATE) for s in ids)
+    return key, RunSummary(name, False, "succeeded", time.monotonic() - started, steps)
 
 
 def _exit_code(summary: RunSummary) -> int:

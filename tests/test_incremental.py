@@ -260,3 +260,38 @@ def test_concurrent_runs_in_one_workspace_take_turns_and_keep_the_state_whole(
     assert codes == [0, 0, 0]
     assert ws.ran() == []
     assert ws.read("ran.log") == "ran\n"  # a ran exactly once: the others waited, then saw it
+
+
+def test_the_stat_only_no_op_path_still_notices_every_kind_of_change(ws: Workspace) -> None:
+    ws.workflow(
+        """
+        steps:
+          - id: gather
+            run: mkdir -p out && cat src/*.txt > out/all.txt
+            inputs: ["src/*.txt"]
+            outputs: [out/all.txt]
+        """
+    )
+    ws.write("src/a.txt", "a\n")
+    assert ws.ran() == ["gather"]
+    assert ws.ran() == []
+    assert ws.ran() == []  # now from the snapshot
+    assert list(ws.cache.rglob("noop.marshal"))
+    ws.write("src/b.txt", "b\n")  # a new file the glob matches
+    assert ws.ran() == ["gather"]
+    assert ws.read("out/all.txt") == "a\nb\n"
+    ws.ran()
+    ws.write("out/all.txt", "tampered\n")  # an output modified
+    assert ws.ran("--no-cache") == ["gather"]
+    ws.ran()
+    assert ws.ran("-c", "x=1") == []  # another context: decided in full, still up to date
+    ws.workflow(
+        """
+        steps:
+          - id: gather
+            run: mkdir -p out && cat src/*.txt src/*.txt > out/all.txt
+            inputs: ["src/*.txt"]
+            outputs: [out/all.txt]
+        """
+    )
+    assert ws.ran() == ["gather"]  # the workflow changed

@@ -1,0 +1,154 @@
+"""The no-op fast path: ninja's trick of answering "nothing to do" from `stat` alone.
+
+A run that leaves every selected step up to date writes a snapshot: the stat of every input and
+output file and of every folder a glob walked, keyed by the workflow file's bytes, dagmake's
+version, the targets and the context. The next run with the same key stats those paths; if every
+one matches and was last changed well before the snapshot was taken (the racy-git rule, as in
+`fingerprint`), the answer is the same and nothing else is loaded. Anything else (a difference,
+a racy timestamp, a missing or foreign snapshot) falls back to the full decision, which writes a
+fresh snapshot when it finds everything up to date again.
+
+Adding a file that a glob would match changes its folder's mtime, so new inputs are noticed too.
+A run that goes ahead deletes the snapshot first, so a concurrent reader never trusts a
+snapshot older than changes made under the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import xxhash
+
+from dagmake import __version__
+from dagmake.fingerprint import RACY_MARGIN_NS, FileStamp, hash_file
+from dagmake.fsutil import atomic_write_bytes
+
+FORMAT = 2
+FILE_NAME = "noop.marshal"
+
+Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+def run_key(
+    workflow_bytes: bytes,
+    shown_path: str,
+    root: Path,
+    targets: Sequence[str],
+    context: Mapping[str, str],
+) -> str:
+    h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{shown_path}\0{root}\0".encode())
+    h.update(b"\0".join(t.encode() for t in targets) + b"\1")
+    for k, v in sorted(context.items()):
+        h.update(f"{k}={v}\0".encode("utf-8", "surrogateescape"))
+    h.update(workflow_bytes)
+    return h.hexdigest()
+
+
+def _stat(path: str) -> Stat | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def check(state_dir: Path, key: str, root: Path) -> tuple[str, tuple[str, ...]] | None:
+    """The workflow's name and step ids, if the snapshot for `key` still describes the disk
+    exactly; else None."""
+    try:
+        version, got_key, taken_ns, name, steps, paths, stats, digests = marshal.loads(
+            (state_dir / FILE_NAME).read_bytes()
+        )
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if version != FORMAT or got_key != key:
+        return None
+    trusted_before = taken_ns - RACY_MARGIN_NS
+    base = str(root)
+    for rel, then, digest in zip(paths, stats, digests, strict=True):
+        full = os.path.join(base, rel)
+        now = _stat(full)
+        if now == then and (now is None or max(now[1], now[2]) < trusted_before):
+            continue
+        # Touched, or changed too close to the snapshot to trust its stat: the bytes decide.
+        if digest is None or now is None or not _same_content(full, digest):
+            return None
+    return str(name), tuple(steps)
+
+
+def _same_content(path: str, digest: str) -> bool:
+    try:
+        return hash_file(path) == digest
+    except OSError:
+        return False
+
+
+def write(
+    state_dir: Path,
+    key: str,
+    root: Path,
+    name: str,
+    step_ids: Sequence[str],
+    stamps: Mapping[str, FileStamp | None],
+    glob_roots: Iterable[tuple[str, bool]],
+) -> None:
+    """Record the stat and digest of each file in `stamps` (what the run hashed; None: it was
+    missing) and the stat of every folder under `glob_roots` ((folder, skip hidden
+    subfolders)). Writes nothing if a file moved since the run hashed it. Never fails a run."""
+    taken_ns = time.time_ns()
+    base = str(root)
+    paths: list[str] = []
+    stats: list[Stat | None] = []
+    digests: list[str | None] = []
+    for rel in sorted(stamps):
+        stamp = stamps[rel]
+        now = _stat(os.path.join(base, rel))
+        if stamp is None:
+            if now is not None:
+                return
+        elif now != (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino):
+            return  # changed after the run looked at it: the next run must look again
+        paths.append(rel)
+        stats.append(now)
+        digests.append(None if stamp is None else stamp.digest)
+    for rel in _folders(root, glob_roots):
+        paths.append(rel)
+        stats.append(_stat(os.path.join(base, rel)))
+        digests.append(None)
+    doc = (FORMAT, key, taken_ns, name, list(step_ids), paths, stats, digests)
+    with contextlib.suppress(OSError, ValueError):
+        atomic_write_bytes(state_dir / FILE_NAME, marshal.dumps(doc), mode=0o600)
+
+
+def invalidate(state_dir: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(state_dir / FILE_NAME)
+
+
+def _folders(root: Path, glob_roots: Iterable[tuple[str, bool]]) -> list[str]:
+    found: list[str] = []
+    seen: set[str] = set()
+    for start, skip_hidden in glob_roots:
+        stack = [start]
+        while stack:
+            rel = stack.pop()
+            if rel in seen:
+                continue
+            seen.add(rel)
+            found.append(rel or ".")
+            try:
+                entries = os.scandir(os.path.join(root, rel) if rel else root)
+            except OSError:
+                continue
+            with entries:
+                for e in entries:
+                    if e.is_dir(follow_symlinks=False) and not (
+                        skip_hidden and e.name.startswith(".")
+                    ):
+                        stack.append(f"{rel}/{e.name}" if rel else e.name)
+    return found
