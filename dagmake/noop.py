@@ -28,8 +28,9 @@ from dagmake import __version__
 from dagmake.fingerprint import RACY_MARGIN_NS, FileStamp, hash_file
 from dagmake.fsutil import atomic_write_bytes
 
-FORMAT = 2
+FORMAT = 3
 FILE_NAME = "noop.marshal"
+JOURNAL = "state.jsonl"  # the state's journal: the snapshot is only good for the state it saw
 
 Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
@@ -61,13 +62,15 @@ def check(state_dir: Path, key: str, root: Path) -> tuple[str, tuple[str, ...]] 
     """The workflow's name and step ids, if the snapshot for `key` still describes the disk
     exactly; else None."""
     try:
-        version, got_key, taken_ns, name, steps, paths, stats, digests = marshal.loads(
+        version, got_key, taken_ns, name, steps, paths, stats, digests, journal = marshal.loads(
             (state_dir / FILE_NAME).read_bytes()
         )
     except (OSError, ValueError, EOFError, TypeError):
         return None
     if version != FORMAT or got_key != key:
         return None
+    if _stat(str(state_dir / JOURNAL)) != journal:
+        return None  # the state moved on (or was damaged): the full path must read it
     trusted_before = taken_ns - RACY_MARGIN_NS
     base = str(root)
     for rel, then, digest in zip(paths, stats, digests, strict=True):
@@ -120,7 +123,8 @@ def write(
         paths.append(rel)
         stats.append(_stat(os.path.join(base, rel)))
         digests.append(None)
-    doc = (FORMAT, key, taken_ns, name, list(step_ids), paths, stats, digests)
+    journal = _stat(str(state_dir / JOURNAL))
+    doc = (FORMAT, key, taken_ns, name, list(step_ids), paths, stats, digests, journal)
     with contextlib.suppress(OSError, ValueError):
         atomic_write_bytes(state_dir / FILE_NAME, marshal.dumps(doc), mode=0o600)
 
