@@ -153,7 +153,6 @@ def run_command(
 
     gc.disable()  # a run allocates many small objects and frees none that form cycles
     with _error_boundary():
-        from dagmake.build import RunOptions, run_build
         from dagmake.report import default_stream, make_reporter
         from dagmake.variables import parse_context
 
@@ -166,6 +165,8 @@ def run_command(
                 reporter.run_finished(summary)
                 _write_reports(summary, json_out, report_path)
                 sys.exit(EXIT_OK)
+        from dagmake.build import RunOptions, run_build
+
         graph, save_compiled = _load_and_saver(workflow_file)
         files: tuple[str, ...] | None = None
         if changed_files:
@@ -200,10 +201,9 @@ def _fast_noop(
     import time
 
     from dagmake import noop
-    from dagmake.locations import cache_root
+    from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
     from dagmake.model import StepStatus
     from dagmake.results import RunSummary, StepResult
-    from dagmake.spec import find_workflow, read_workflow_bytes
     from dagmake.state import workspace_dir
 
     started = time.monotonic()
@@ -491,8 +491,7 @@ def _load(workflow_file: Path | None) -> Graph:
 def _load_and_saver(workflow_file: Path | None) -> tuple[Graph, Callable[[], None]]:
     """The workflow's graph, and a function keeping a compiled copy for the next run."""
     from dagmake.compiled import load_graph
-    from dagmake.locations import cache_root
-    from dagmake.spec import find_workflow
+    from dagmake.locations import cache_root, find_workflow
 
     path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
     return load_graph(path, cache_root())

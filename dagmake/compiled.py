@@ -19,8 +19,9 @@ import xxhash
 from dagmake import __version__
 from dagmake.fsutil import atomic_write_bytes, ensure_private_dir
 from dagmake.graph import Edge, Graph, build_graph
+from dagmake.locations import read_workflow_bytes
 from dagmake.model import CacheSettings, Location, Step, Workflow
-from dagmake.spec import load_workflow, read_workflow_bytes
+from dagmake.spec import load_workflow
 
 FORMAT = 1
 

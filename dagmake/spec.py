@@ -17,9 +17,9 @@ import yaml
 
 from dagmake import conditions, units, variables
 from dagmake.errors import ConfigError, did_you_mean
+from dagmake.locations import read_workflow_bytes
 from dagmake.model import DEFAULT_TIMEOUT_S, CacheSettings, Location, Step, Workflow
 
-FILE_NAMES = ("dagmake.yaml", "dagmake.yml")
 TOP_KEYS = ("name", "description", "vars", "env", "defaults", "cache", "steps")
 STEP_KEYS = (
     "id",
@@ -50,32 +50,6 @@ _BOOL = "tag:yaml.org,2002:bool"
 _MERGE = "tag:yaml.org,2002:merge"
 
 Node = Any  # yaml.Node; PyYAML's node classes are untyped
-
-
-def find_workflow(start: Path) -> Path:
-    """`dagmake.yaml` (then `dagmake.yml`) in `start` or the nearest parent holding one."""
-    here = start.absolute()
-    for folder in (here, *here.parents):
-        for name in FILE_NAMES:
-            candidate = folder / name
-            if candidate.is_file():
-                return candidate if folder != here else Path(name)
-    raise ConfigError(
-        f"no dagmake.yaml in {here} or any folder above it; create one, or name a workflow "
-        "file with -f FILE"
-    )
-
-
-def read_workflow_bytes(path: Path) -> bytes:
-    shown = str(path)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{shown}: no such workflow file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{shown}: is a folder; name the workflow file inside it") from None
-    except OSError as e:
-        raise ConfigError(f"{shown}: cannot read the workflow file: {e.strerror}") from None
 
 
 def load_workflow(path: Path, *, data: bytes | None = None) -> Workflow:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from dagmake.errors import ConfigError
-from dagmake.spec import find_workflow, load_workflow
+from dagmake.locations import find_workflow
+from dagmake.spec import load_workflow
 
 REPO = Path(__file__).resolve().parent.parent
 
