@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagmake.cli import main
+from dagmake.entry import main
 
 if __name__ == "__main__":
     main()

@@ -217,3 +217,12 @@ def test_watch_reruns_on_an_input_change_and_not_on_its_own_outputs(ws: Workspac
     assert "dagmake: changed: in.txt" in err
     assert "stopped watching" in err
     assert ws.read("out/runs.txt") == "run\nrun\n"
+
+
+def test_shell_completion_offers_step_ids_from_the_workflow(ws: Workspace) -> None:
+    project(ws)
+    res = ws.run(_DAGMAKE_COMPLETE="bash_complete", COMP_WORDS="dagmake run l", COMP_CWORD="2")
+    assert res.code == 0, res.both
+    assert res.out.splitlines() == ["plain,lint"]
+    res = ws.run(_DAGMAKE_COMPLETE="bash_complete", COMP_WORDS="dagmake explain pa", COMP_CWORD="2")
+    assert res.out.splitlines() == ["plain,package"]
