@@ -7,14 +7,15 @@ Layout under `<cache root>/v1/` (the root's `workspaces/` and `secret` belong to
     entries/ab/<key>.json    a manifest per fingerprint: outputs (path, digest, size, mode,
                              link), values, log blob; its mtime is the entry's last use
     stats.json               hits and misses of the last runs
-    last-prune               touched whenever a prune ran
+    last-prune               touched whenever an automatic prune ran (at most hourly)
 
 Why many processes can share it: a blob is written to a temp file beside its final name and
 `os.replace`d, and a manifest is written only after every blob it names exists, so a reader
 sees whole files or nothing. Restores verify every byte they copy, so a blob deleted or damaged
-under a reader is a miss, never a wrong output. A prune removes unreferenced blobs only when
-they are older than PRUNE_GRACE_S, which spares the blobs of a store that has not written its
-manifest yet. Any OSError makes the run slower (a warning and a miss), never failed.
+under a reader is a miss, never a wrong output. A store touches every blob it names just before
+writing the manifest; a prune only removes unnamed blobs whose mtime is older than its own start
+minus PRUNE_GRACE_S, so the blobs of a store that has not written its manifest yet are spared.
+Any OSError makes the run slower (a warning and a miss), never failed.
 """
 
 from __future__ import annotations
@@ -34,16 +35,18 @@ import xxhash
 
 from dagmake import faults, units
 from dagmake.errors import ConfigError
+from dagmake.fingerprint import hash_bytes, hash_file
 from dagmake.fsutil import atomic_write_bytes, ensure_private_dir
 from dagmake.model import CacheSettings
 
 FORMAT = 1
 LOG_CAP_BYTES = 8 << 20  # the tail of a longer log is kept
-PRUNE_GRACE_S = 600.0
+PRUNE_GRACE_S = 600.0  # generous: also covers clocks of network filesystems
 AUTO_PRUNE_EVERY_S = 3600.0
 RUNS_KEPT = 20
 _CHUNK = 1 << 20
 _HEX = re.compile(r"[0-9a-f]{8,64}\Z")
+_TMP = ".tmp-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,7 @@ class OutputFile:
     path: str  # workspace-relative, posix
     digest: str  # of the content (of the link's target, for a symlink)
     size: int
-    mode: int
+    mode: int  # st_mode & 0o7777
     link: str | None = None  # the symlink's text, if the output is a symlink
 
 
@@ -103,19 +106,25 @@ class ResultCache:
         self.settings = settings
         self.warn = warn
 
-    # -- paths ------------------------------------------------------------------------
-
     def _blob(self, digest: str) -> Path:
         return self.blobs / digest[:2] / digest
 
     def _entry_path(self, key: str) -> Path:
         return self.entries / key[:2] / f"{key}.json"
 
+    def _private_dirs(self, folder: Path) -> None:
+        """Create `folder` and every missing level from the cache root down, each 0700
+        (`mkdir -p` would give the levels above the last one the default mode)."""
+        levels = [folder, *folder.parents]
+        top = levels.index(self.dir.parent) if self.dir.parent in levels else len(levels) - 1
+        for level in reversed(levels[: top + 1]):
+            ensure_private_dir(level)
+
     # -- reading ----------------------------------------------------------------------
 
     def lookup(self, key: str) -> CacheEntry | None:
-        """The entry for `key` if it is whole (every blob present), else None. A broken entry
-        is removed with a warning. A hit refreshes the entry's recency."""
+        """The entry for `key` if it is whole (every blob present; not rehashed), else None.
+        A broken entry is removed with a warning. A hit refreshes the entry's recency."""
         if not _HEX.match(key):
             return None
         path = self._entry_path(key)
@@ -136,12 +145,20 @@ class ResultCache:
         return entry
 
     def read_log(self, entry: CacheEntry) -> bytes:
+        """The stored log, byte for byte; b"" when there is none or it does not verify."""
         if entry.log_digest is None:
             return b""
+        blob = self._blob(entry.log_digest)
         try:
-            return self._blob(entry.log_digest).read_bytes()
+            data = blob.read_bytes()
         except OSError:
             return b""
+        if hash_bytes(data) != entry.log_digest:
+            self.warn(f"cache: the stored log of '{entry.step_id}' is damaged; not replayed")
+            with contextlib.suppress(OSError):
+                blob.unlink()
+            return b""
+        return data
 
     def restore(self, entry: CacheEntry, workspace: Path) -> bool:
         """Copy every output back into `workspace`, verifying each byte against its digest.
@@ -149,21 +166,23 @@ class ResultCache:
         real_root = os.path.realpath(workspace)
         try:
             for out in entry.outputs:
-                target = os.path.join(real_root, out.path)
-                _check_parent_inside(real_root, out.path)
+                target = _prepare_target(real_root, out.path)
                 if out.link is not None:
-                    _place_symlink(real_root, target, out.link)
+                    if not _link_stays_inside(real_root, out.path, out.link):
+                        raise CacheCorrupt(f"symlink {out.path} would lead outside the workspace")
+                    _place_symlink(target, out.link)
                 else:
                     self._copy_verified(self._blob(out.digest), target, out.digest, out.mode)
-        except (OSError, CacheCorrupt) as e:
+        except (OSError, ValueError, CacheCorrupt) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self._discard(entry.key, f"could not restore '{entry.step_id}' from the cache ({why})")
             return False
         return True
 
     def _copy_verified(self, blob: Path, target: str, digest: str, mode: int) -> None:
+        """Hash the bytes while copying them to a temp file beside `target`, then replace it.
+        Never a hard link: editing the restored file must not touch the cache."""
         folder = os.path.dirname(target)
-        os.makedirs(folder, exist_ok=True)
         if os.path.isdir(target) and not os.path.islink(target):
             raise CacheCorrupt(f"{target} is a folder where a file should be")
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".dagmake-restore-")
@@ -195,50 +214,76 @@ class ResultCache:
         log_path: Path,
         values: dict[str, str],
     ) -> None:
-        """Keep a successful step's result. Never raises for I/O: a failure is one warning."""
-        if not _HEX.match(key):
+        """Keep a successful step's result. Never raises for I/O: a failure is one warning.
+
+        Nothing is kept when an output changed since it was hashed, or when an output path or
+        symlink would lead outside the workspace (such a result could not be restored)."""
+        if not _HEX.match(key) or not _storable(os.path.realpath(workspace), files):
             return
         try:
-            stored: list[OutputFile] = []
+            digests: list[str] = []
             for f in files:
-                if f.link is not None:
-                    stored.append(f)
-                    continue
-                if not self._put_file(workspace / f.path, f.digest):
-                    return  # the file changed since it was hashed: keep nothing
-                stored.append(f)
+                if f.link is None:
+                    if not self._put_file(workspace / f.path, f.digest):
+                        return  # the file changed since it was hashed: keep nothing
+                    digests.append(f.digest)
             log_digest, log_size = self._put_log(log_path)
+            if log_digest is not None:
+                digests.append(log_digest)
+            for digest in digests:
+                os.utime(self._blob(digest))  # young again, so a prune running now spares it
             doc = {
                 "dagmake_cache": FORMAT,
                 "key": key,
                 "step": step_id,
-                "outputs": [[o.path, o.digest, o.size, o.mode, o.link] for o in stored],
+                "outputs": [[f.path, f.digest, f.size, f.mode, f.link] for f in files],
                 "values": sorted([k, v] for k, v in values.items()),
-                "log": [log_digest, log_size] if log_digest is not None else None,
+                "log": None if log_digest is None else [log_digest, log_size],
                 "created_at": time.time(),
             }
             faults.check("cache.store.manifest")
             path = self._entry_path(key)
-            ensure_private_dir(path.parent)
+            self._private_dirs(path.parent)
             atomic_write_bytes(path, json.dumps(doc).encode(), mode=0o600)
         except OSError as e:
-            self.warn(f"cache: could not store '{step_id}' ({e.strerror or e}); the run goes on")
+            self.warn(f"cache: could not store '{step_id}': {e.strerror or e}; the run goes on")
             return
         self._maybe_prune()
 
     def _put_file(self, source: Path, digest: str) -> bool:
-        blob = self._blob(digest)
-        if blob.is_file():
-            with contextlib.suppress(OSError):
-                os.utime(blob)  # young again: a prune running now leaves it alone
-                return True
-        faults.check("cache.store.blob")
-        ensure_private_dir(blob.parent)
-        fd, tmp = tempfile.mkstemp(dir=blob.parent, prefix=".tmp-")
+        """Copy `source` into its blob unless present; False if its bytes no longer match."""
+        if self._blob(digest).is_file():
+            return True
+        with open(source, "rb") as src:
+            return self._write_blob(iter(lambda: src.read(_CHUNK), b""), digest)
+
+    def _put_log(self, log_path: Path) -> tuple[str | None, int]:
         try:
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-                h = xxhash.xxh3_128()
-                while chunk := src.read(_CHUNK):
+            with open(log_path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > LOG_CAP_BYTES:
+                    f.seek(size - LOG_CAP_BYTES)
+                data = f.read(LOG_CAP_BYTES)
+        except FileNotFoundError:
+            return None, 0
+        if not data:
+            return None, 0
+        digest = hash_bytes(data)
+        if not self._blob(digest).is_file():
+            self._write_blob(iter((data,)), digest)
+        return digest, len(data)
+
+    def _write_blob(self, chunks: Iterator[bytes], digest: str) -> bool:
+        """Write `chunks` to a temp file beside the blob, hashing as we go; `os.replace` only
+        when the hash is `digest`."""
+        faults.check("cache.store.blob")
+        blob = self._blob(digest)
+        self._private_dirs(blob.parent)
+        fd, tmp = tempfile.mkstemp(dir=blob.parent, prefix=_TMP)
+        try:
+            h = xxhash.xxh3_128()
+            with os.fdopen(fd, "wb") as dst:
+                for chunk in chunks:
                     h.update(chunk)
                     dst.write(chunk)
             if h.hexdigest() != digest:
@@ -252,33 +297,14 @@ class ResultCache:
                 os.unlink(tmp)
             raise
 
-    def _put_log(self, log_path: Path) -> tuple[str | None, int]:
-        try:
-            with open(log_path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > LOG_CAP_BYTES:
-                    f.seek(size - LOG_CAP_BYTES)
-                data = f.read(LOG_CAP_BYTES)
-        except FileNotFoundError:
-            return None, 0
-        if not data:
-            return None, 0
-        digest = xxhash.xxh3_128_hexdigest(data)
-        blob = self._blob(digest)
-        if not blob.is_file():
-            faults.check("cache.store.blob")
-            ensure_private_dir(blob.parent)
-            atomic_write_bytes(blob, data, mode=0o600)
-        return digest, len(data)
-
     def record_run(self, hits: int, misses: int) -> None:
-        path = self.dir / "stats.json"
+        """Append this run's counts to stats.json (the last RUNS_KEPT runs); best effort."""
         try:
             runs = self._runs()
             runs.append((time.time(), hits, misses))
-            ensure_private_dir(self.dir)
+            self._private_dirs(self.dir)
             doc = {"dagmake_cache": FORMAT, "runs": runs[-RUNS_KEPT:]}
-            atomic_write_bytes(path, json.dumps(doc).encode(), mode=0o600)
+            atomic_write_bytes(self.dir / "stats.json", json.dumps(doc).encode(), mode=0o600)
         except OSError:
             pass  # statistics are a nicety
 
@@ -297,7 +323,8 @@ class ResultCache:
             os.unlink(self._entry_path(key))
 
     def _maybe_prune(self) -> None:
-        """Enforce the limits now and then (at most hourly), not on every store."""
+        """Enforce the limits now and then (at most hourly, whoever stores first), not on
+        every store: a prune lists the whole cache."""
         marker = self.dir / "last-prune"
         try:
             if time.time() - marker.stat().st_mtime < AUTO_PRUNE_EVERY_S:
@@ -310,17 +337,18 @@ class ResultCache:
             marker.touch()
             self.prune()
         except OSError as e:
-            self.warn(f"cache: could not prune ({e.strerror or e})")
+            self.warn(f"cache: could not prune: {e.strerror or e}")
 
     def _manifests(self) -> Iterator[tuple[Path, float, CacheEntry | None]]:
+        """(path, mtime, entry) of every manifest; entry None (and mtime 0) when unreadable."""
         for path in _files_under(self.entries):
-            if not path.name.endswith(".json"):
+            if not path.name.endswith(".json") or path.name.startswith("."):
                 continue
             try:
                 mtime = path.stat().st_mtime
                 entry: CacheEntry | None = _parse_manifest(path.read_bytes(), path.stem)
             except FileNotFoundError:
-                continue
+                continue  # removed by someone else meanwhile
             except (OSError, CacheCorrupt):
                 entry, mtime = None, 0.0
             yield path, mtime, entry
@@ -333,57 +361,66 @@ class ResultCache:
         dry_run: bool = False,
     ) -> PruneReport:
         """Drop entries unused for longer than the age limit, then the least recently used
-        until the blobs fit the size limit; then blobs no entry names (past the grace)."""
+        until their blobs fit the size limit; then blobs no entry names (past the grace)."""
         size_limit = self.settings.max_size_bytes if max_size_bytes is None else max_size_bytes
         age_limit = self.settings.max_age_s if max_age_s is None else max_age_s
         now = time.time()
+        cutoff = now - PRUNE_GRACE_S  # taken before listing: see the module docstring
         blob_sizes = {p.name: _size(p) for p in _files_under(self.blobs) if _HEX.match(p.name)}
         manifests = sorted(self._manifests(), key=lambda m: m[1])  # least recently used first
         refs: dict[str, int] = {}
         for _, _, entry in manifests:
-            for d in _blob_digests(entry) if entry else ():
+            for d in _blob_digests(entry):
                 refs[d] = refs.get(d, 0) + 1
-        total = sum(blob_sizes.values())
-        removed = freed = 0
-        kept: list[Path] = []
+        total = sum(blob_sizes.get(d, 0) for d in refs)
+        removed = kept = 0
         for path, mtime, entry in manifests:
             if entry is not None and now - mtime <= age_limit and total <= size_limit:
-                kept.append(path)
+                kept += 1
                 continue
             removed += 1
-            for d in _blob_digests(entry) if entry else ():
+            for d in _blob_digests(entry):
                 refs[d] -= 1
-                if refs[d] == 0 and d in blob_sizes:
-                    total -= blob_sizes[d]
-                    freed += blob_sizes[d]
+                if refs[d] == 0:
+                    total -= blob_sizes.get(d, 0)
             if not dry_run:
                 with contextlib.suppress(OSError):
                     path.unlink()
+        freed = 0
+        for digest, size in blob_sizes.items():
+            if refs.get(digest, 0) == 0 and _older_than(self._blob(digest), cutoff):
+                freed += size
+                if not dry_run:
+                    _unlink_if_older(self._blob(digest), cutoff)
         if not dry_run:
-            for digest in blob_sizes:
-                if refs.get(digest, 0) == 0:
-                    _unlink_if_older(self._blob(digest), now - PRUNE_GRACE_S)
             for path in _files_under(self.blobs):
-                if path.name.startswith(".tmp-"):
-                    _unlink_if_older(path, now - PRUNE_GRACE_S)
-        return PruneReport(dry_run, removed, len(kept), freed, max(total, 0))
+                if path.name.startswith(_TMP):
+                    _unlink_if_older(path, cutoff)  # left by a store that was killed
+        left = sum(blob_sizes.values()) - freed
+        return PruneReport(dry_run, removed, kept, freed, left)
 
     def clear(self) -> int:
+        """Remove every entry and blob (never `workspaces/` or `secret`); the entry count."""
         count = sum(1 for p in _files_under(self.entries) if p.name.endswith(".json"))
         for folder in (self.entries, self.blobs):
             shutil.rmtree(folder, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            (self.dir / "stats.json").unlink()
+        for name in ("stats.json", "last-prune"):
+            with contextlib.suppress(OSError):
+                (self.dir / name).unlink()
         return count
 
     def verify(self) -> VerifyReport:
+        """Rehash every blob; remove corrupt blobs and the entries that name missing ones."""
         checked = corrupt = 0
         for path in _files_under(self.blobs):
             if not _HEX.match(path.name):
                 continue
             checked += 1
             try:
-                ok = _hash_path(path) == path.name
+                ok = hash_file(str(path)) == path.name
+            except FileNotFoundError:
+                checked -= 1  # pruned meanwhile
+                continue
             except OSError:
                 ok = False
             if not ok:
@@ -392,8 +429,7 @@ class ResultCache:
                     path.unlink()
         removed = 0
         for path, _, entry in self._manifests():
-            whole = entry is not None and all(self._blob(d).is_file() for d in _blob_digests(entry))
-            if not whole:
+            if entry is None or not all(self._blob(d).is_file() for d in _blob_digests(entry)):
                 removed += 1
                 with contextlib.suppress(OSError):
                     path.unlink()
@@ -428,12 +464,16 @@ def _parse_manifest(raw: bytes, key: str) -> CacheEntry:
             0 if log is None else int(log[1]),
             float(doc["created_at"]),
         )
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
         raise CacheCorrupt(f"unreadable manifest: {e}") from None
     for out in entry.outputs:
         _check_relative(out.path)
         if out.link is None and not _HEX.match(out.digest):
             raise CacheCorrupt(f"bad digest for {out.path}")
+        if not 0 <= out.mode <= 0o7777 or out.size < 0:
+            raise CacheCorrupt(f"bad mode or size for {out.path}")
+        if out.link is not None and not _link_text_stays_inside(out.path, out.link):
+            raise CacheCorrupt(f"symlink {out.path} leads to '{out.link}', outside the workspace")
     if entry.log_digest is not None and not _HEX.match(entry.log_digest):
         raise CacheCorrupt("bad log digest")
     return entry
@@ -441,14 +481,17 @@ def _parse_manifest(raw: bytes, key: str) -> CacheEntry:
 
 def _check_relative(path: str) -> None:
     parts = path.split("/")
-    if not path or path.startswith("/") or "\\" in path or ".." in parts or "" in parts:
+    bad = {"", ".", ".."}
+    if path.startswith("/") or "\\" in path or "\0" in path or bad.intersection(parts):
         raise CacheCorrupt(f"it names '{path}', a path outside the workspace")
 
 
-def _blob_digests(entry: CacheEntry) -> list[str]:
-    found = [o.digest for o in entry.outputs if o.link is None]
+def _blob_digests(entry: CacheEntry | None) -> set[str]:
+    if entry is None:
+        return set()
+    found = {o.digest for o in entry.outputs if o.link is None}
     if entry.log_digest is not None:
-        found.append(entry.log_digest)
+        found.add(entry.log_digest)
     return found
 
 
@@ -459,32 +502,72 @@ def _step_of(raw: bytes) -> str:
         return "?"
 
 
-# -- filesystem ---------------------------------------------------------------------------
+# -- the workspace side -------------------------------------------------------------------
 
 
-def _check_parent_inside(real_root: str, rel: str) -> None:
-    """Every existing folder on the way to `rel` must really be inside the workspace (a
-    symlinked folder leading out would make us write outside)."""
+def _inside(real_root: str, real: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _link_text_stays_inside(rel: str, link: str) -> bool:
+    """Lexically: `link`, read from `rel`'s folder, names something inside the workspace."""
+    if not link or "\0" in link or link.startswith("/"):
+        return False
+    where = os.path.normpath(os.path.join(os.path.dirname(rel), link))
+    return where != ".." and not where.startswith("../")
+
+
+def _link_stays_inside(real_root: str, rel: str, link: str) -> bool:
+    """Lexically and after resolving the symlinks on disk today."""
+    if not _link_text_stays_inside(rel, link):
+        return False
+    where = os.path.join(real_root, os.path.dirname(rel), link)
+    return _inside(real_root, os.path.realpath(where))
+
+
+def _storable(real_root: str, files: list[OutputFile]) -> bool:
+    for f in files:
+        try:
+            _check_relative(f.path)
+        except CacheCorrupt:
+            return False
+        if f.link is not None and not _link_stays_inside(real_root, f.path, f.link):
+            return False
+    return True
+
+
+def _prepare_target(real_root: str, rel: str) -> str:
+    """The absolute target for `rel`, with its folder created. Refuses when a folder on the
+    way is a symlink leading out of the workspace (checked before and after creating)."""
     _check_relative(rel)
-    parent = os.path.dirname(os.path.join(real_root, rel))
-    real = os.path.realpath(parent)
-    if not (real == real_root or real.startswith(real_root + os.sep)):
-        raise CacheCorrupt(f"the folder of {rel} leads outside the workspace")
+    target = os.path.join(real_root, rel)
+    parent = os.path.dirname(target)
+    for attempt in range(2):
+        if not _inside(real_root, os.path.realpath(parent)):
+            raise CacheCorrupt(f"the folder of {rel} leads outside the workspace")
+        if attempt == 0:
+            os.makedirs(parent, exist_ok=True)
+    return target
 
 
-def _place_symlink(real_root: str, target: str, link: str) -> None:
-    dest = os.path.normpath(os.path.join(os.path.dirname(target), link))
-    if os.path.isabs(link) or not (dest == real_root or dest.startswith(real_root + os.sep)):
-        raise CacheCorrupt(f"symlink {target} would lead outside the workspace")
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = f"{target}.dagmake-link-{os.getpid()}"
+def _place_symlink(target: str, link: str) -> None:
+    tmp = f"{os.path.dirname(target)}/{_TMP}link-{os.getpid()}-{os.path.basename(target)}"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     os.symlink(link, tmp)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)  # an existing file or symlink there is replaced, not followed
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# -- filesystem ---------------------------------------------------------------------------
 
 
 def _files_under(folder: Path) -> Iterator[Path]:
+    """Files one shard deep (`folder/ab/*`), tolerating folders removed meanwhile."""
     try:
         shards = list(os.scandir(folder))
     except OSError:
@@ -508,18 +591,17 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _older_than(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except OSError:
+        return False
+
+
 def _unlink_if_older(path: Path, cutoff: float) -> None:
     with contextlib.suppress(OSError):
         if path.stat().st_mtime < cutoff:  # re-checked now: a store may just have touched it
             path.unlink()
-
-
-def _hash_path(path: Path) -> str:
-    h = xxhash.xxh3_128()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -- settings and formatting --------------------------------------------------------------
@@ -527,19 +609,23 @@ def _hash_path(path: Path) -> str:
 
 def settings_from_env(base: CacheSettings) -> CacheSettings:
     """DAGMAKE_CACHE_MAX_SIZE / DAGMAKE_CACHE_MAX_AGE override the workflow's `cache:`."""
-    size, age = os.environ.get("DAGMAKE_CACHE_MAX_SIZE"), os.environ.get("DAGMAKE_CACHE_MAX_AGE")
-    try:
-        if size:
+    size = os.environ.get("DAGMAKE_CACHE_MAX_SIZE", "").strip()
+    age = os.environ.get("DAGMAKE_CACHE_MAX_AGE", "").strip()
+    if size:
+        try:
             base = replace(base, max_size_bytes=parse_size(size))
-        if age:
+        except ConfigError as e:
+            raise ConfigError(f"DAGMAKE_CACHE_MAX_SIZE: {e}") from None
+    if age:
+        try:
             base = replace(base, max_age_s=parse_age(age))
-    except ConfigError as e:
-        name = "DAGMAKE_CACHE_MAX_SIZE" if "size" in str(e) else "DAGMAKE_CACHE_MAX_AGE"
-        raise ConfigError(f"{name}: {e}") from None
+        except ConfigError as e:
+            raise ConfigError(f"DAGMAKE_CACHE_MAX_AGE: {e}") from None
     return base
 
 
 def parse_size(text: str) -> int:
+    """Bytes from `5GB`, `500MB`, `10KiB`, `1024`; K/M/G/T (with or without B) are binary."""
     try:
         return units.parse_size(text)
     except ValueError as e:
@@ -547,10 +633,15 @@ def parse_size(text: str) -> int:
 
 
 def parse_age(text: str) -> float:
+    """Seconds from `30d`, `12h`, `90m`, `3600s`, `3600`."""
     try:
         return units.parse_age(text)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+
+
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
 
 
 def format_stats(s: CacheStats) -> str:
@@ -572,10 +663,15 @@ def format_stats(s: CacheStats) -> str:
 
 
 def format_prune(r: PruneReport) -> str:
-    verb = "would remove" if r.dry_run else "removed"
+    freed, kept = units.format_size(r.freed_bytes), units.format_size(r.kept_bytes)
+    if r.dry_run:
+        return (
+            f"would remove {_entries(r.removed_entries)}, freeing {freed} "
+            f"(keeping {_entries(r.kept_entries)}, {kept})"
+        )
     return (
-        f"{verb} {r.removed_entries} entries, {units.format_size(r.freed_bytes)}; "
-        f"kept {r.kept_entries} entries, {units.format_size(r.kept_bytes)}"
+        f"removed {_entries(r.removed_entries)}, freed {freed} "
+        f"(kept {_entries(r.kept_entries)}, {kept})"
     )
 
 
@@ -584,5 +680,5 @@ def format_verify(r: VerifyReport) -> str:
         return f"checked {r.checked} stored files: all good"
     return (
         f"checked {r.checked} stored files: {r.corrupt} corrupt (removed); "
-        f"removed {r.removed_entries} entries that named missing or corrupt files"
+        f"removed {_entries(r.removed_entries)} that named missing or corrupt files"
     )
