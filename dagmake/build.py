@@ -298,6 +298,11 @@ class _Run:
                     if waiting[d] == 0:
                         heapq.heappush(ready, (position[d], d))
 
+        def fill() -> None:
+            while to_start and executor.running < max(1, self.options.parallel):
+                _, sid, decision, resolved, attempt = heapq.heappop(to_start)
+                running[sid] = self._start(executor, sid, decision, resolved, attempt)
+
         with _signals_raise_interrupted():
             try:
                 while ready or to_start or running:
@@ -310,12 +315,13 @@ class _Run:
                         else:
                             decision, resolved = outcome
                             heapq.heappush(to_start, (position[sid], sid, decision, resolved, 1))
-                    while to_start and executor.running < max(1, self.options.parallel):
-                        _, sid, decision, resolved, attempt = heapq.heappop(to_start)
-                        running[sid] = self._start(executor, sid, decision, resolved, attempt)
+                    fill()
                     if not running:
                         continue
                     done = executor.wait(0.1)
+                    # Slots just freed go to steps already waiting before any bookkeeping, so
+                    # the machine stays busy while the finished steps are checked and stored.
+                    fill()
                     self._stream(running)
                     self.reporter.tick()
                     for fin in done:
