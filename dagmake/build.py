@@ -218,6 +218,7 @@ class _Run:
         self.misses = 0
         self.warnings: list[str] = []
         self.committed: set[str] = set()
+        self._dirs: tuple[Path, Path] | None = None
         self.touched: set[str] = set()  # every input and output path this run looked at
 
     # -- the loop ------------------------------------------------------------------------
@@ -491,7 +492,7 @@ class _Run:
             return None
         self.hits += 1
         log = self.cache.read_log(entry)
-        log_path = ensure_private_dir(self.store.dir / "logs") / f"{step.id}.log"
+        log_path = self._run_dirs()[0] / f"{step.id}.log"
         with contextlib.suppress(OSError):
             log_path.write_bytes(log)  # the replayed log, byte for byte, where a run's would be
         if log:
@@ -515,15 +516,24 @@ class _Run:
             log_path=str(log_path),
         )
 
+    def _run_dirs(self) -> tuple[Path, Path]:
+        """The folders for step logs and values, created on first use (a dry run never asks)."""
+        if self._dirs is None:
+            self._dirs = (
+                ensure_private_dir(self.store.dir / "logs"),
+                ensure_private_dir(self.store.dir / "values"),
+            )
+        return self._dirs
+
     def _start(
         self, executor: Executor, sid: str, decision: Decision, resolved: Resolved, attempt: int
     ) -> _Running:
         step = self.graph.step(sid)
-        logs = ensure_private_dir(self.store.dir / "logs")
-        values_dir = ensure_private_dir(self.store.dir / "values")
+        logs, values_dir = self._run_dirs()
         log_path = logs / f"{sid}.log"
         values_path = values_dir / f"{sid}.env"
-        values_path.write_bytes(b"")
+        with contextlib.suppress(FileNotFoundError):
+            values_path.unlink()  # the step appends to it; nothing from an earlier run stays
         env = dict(os.environ)
         env.update(resolved.env)
         env["DAGMAKE_STEP"] = sid

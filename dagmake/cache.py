@@ -105,6 +105,7 @@ class ResultCache:
         self.entries = self.dir / "entries"
         self.settings = settings
         self.warn = warn
+        self._made: set[Path] = set()  # folders known to exist (a clear() forgets them)
 
     def _blob(self, digest: str) -> Path:
         return self.blobs / digest[:2] / digest
@@ -115,10 +116,13 @@ class ResultCache:
     def _private_dirs(self, folder: Path) -> None:
         """Create `folder` and every missing level from the cache root down, each 0700
         (`mkdir -p` would give the levels above the last one the default mode)."""
+        if folder in self._made:
+            return
         levels = [folder, *folder.parents]
         top = levels.index(self.dir.parent) if self.dir.parent in levels else len(levels) - 1
         for level in reversed(levels[: top + 1]):
             ensure_private_dir(level)
+        self._made.add(folder)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -246,6 +250,7 @@ class ResultCache:
             self._private_dirs(path.parent)
             atomic_write_bytes(path, json.dumps(doc).encode(), mode=0o600)
         except OSError as e:
+            self._made.clear()  # a folder may have gone (`cache clear` elsewhere): look again
             self.warn(f"cache: could not store '{step_id}': {e.strerror or e}; the run goes on")
             return
         self._maybe_prune()
@@ -402,6 +407,7 @@ class ResultCache:
     def clear(self) -> int:
         """Remove every entry and blob (never `workspaces/` or `secret`); the entry count."""
         count = sum(1 for p in _files_under(self.entries) if p.name.endswith(".json"))
+        self._made.clear()
         for folder in (self.entries, self.blobs):
             shutil.rmtree(folder, ignore_errors=True)
         for name in ("stats.json", "last-prune"):

@@ -46,10 +46,17 @@ class PlainReporter:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
 
     def write(self, line: str) -> None:
+        """Buffered: `tick` (every turn of the build loop) and the end of the run flush, so a
+        busy run does not pay a write per line, and output still appears within 0.1 s."""
         try:
             self.out.write(line + "\n")
-            self.out.flush()
         except BrokenPipeError:  # the reader went away (`dagmake | head`): keep building quietly
+            self.out = open(os.devnull, "w")  # noqa: SIM115
+
+    def flush(self) -> None:
+        try:
+            self.out.flush()
+        except BrokenPipeError:
             self.out = open(os.devnull, "w")  # noqa: SIM115
 
     def run_started(self, workflow: str, total: int, dry_run: bool) -> None:
@@ -109,15 +116,17 @@ class PlainReporter:
 
     def warning(self, message: str) -> None:
         self.write(self._paint(f"dagmake: warning: {message}", "33"))
+        self.flush()
 
     def tick(self) -> None:
-        pass
+        self.flush()
 
     def run_finished(self, summary: RunSummary) -> None:
         if summary.dry_run:
             for line in dry_run_lines(summary):
                 self.write(line)
             self.write(f"dry run: {summary_counts(summary)}; nothing was changed")
+            self.flush()
             return
         for result in self._failed:
             self.write_tail(result)
@@ -126,6 +135,7 @@ class PlainReporter:
         line = f"dagmake: {summary.status}: {counts}{hits} in {_seconds(summary.duration_s)}"
         code = "32" if summary.status == "succeeded" else "31"
         self.write(self._paint(line, code))
+        self.flush()
 
     def write_tail(self, result: StepResult) -> None:
         if not result.log_path:
