@@ -121,8 +121,9 @@ class ResultCache:
         levels = [folder, *folder.parents]
         top = levels.index(self.dir.parent) if self.dir.parent in levels else len(levels) - 1
         for level in reversed(levels[: top + 1]):
-            ensure_private_dir(level)
-        self._made.add(folder)
+            if level not in self._made:
+                ensure_private_dir(level)
+                self._made.add(level)
 
     # -- reading ----------------------------------------------------------------------
 

@@ -89,7 +89,7 @@ class Executor:
                 argv(job.script),
                 cwd=job.cwd,
                 env=job.env,
-                stdin=subprocess.DEVNULL,
+                stdin=_devnull(),
                 stdout=fd,
                 stderr=fd,
                 start_new_session=True,
@@ -190,6 +190,17 @@ class Executor:
                 proc.kill_at = None
                 proc.deadline = float("inf")
                 _signal_group(proc.popen.pid, signal.SIGKILL)
+
+
+_NULL_FD: list[int] = []
+
+
+def _devnull() -> int:
+    """One /dev/null, for every job's stdin, for the life of the process (opening it per job
+    is a syscall per job; it is close-on-exec, so no step inherits it but as its stdin)."""
+    if not _NULL_FD:
+        _NULL_FD.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    return _NULL_FD[0]
 
 
 def _signal_group(pgid: int, signum: int) -> None:
