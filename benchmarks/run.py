@@ -1,10 +1,13 @@
 """Measure dagmake beside make, ninja, doit and Task on the same generated workflows, in the
-same run, and print a Markdown table (ratios against make and ninja) plus a JSON file.
+same run, and print Markdown tables (ratios against make and ninja) plus a JSON file in
+benchmarks/results/.
 
-    python -m benchmarks.run --quick        # under two minutes
-    python -m benchmarks.run                # 5,000 steps, scaling to 20,000
+    python -m benchmarks.run --quick        # 500 steps, scaling to 1,000, 3 repetitions; < 2 min
+    python -m benchmarks.run --full         # 5,000 steps, scaling to 20,000, 5 repetitions
+    python -m benchmarks.run --install-peers --quick   # first pip-install doit and go-task-bin
 
-A peer that is not installed is reported as such (`pip install doit go-task-bin` adds two).
+Peers are looked up on PATH, beside the running Python, and in benchmarks/.venv-peers (which
+`--install-peers` creates); a peer found nowhere is reported as "not installed".
 """
 
 from __future__ import annotations
@@ -19,265 +22,642 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import venv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.generate import generate
+from benchmarks.generate import generate, sinks
 
 HERE = Path(__file__).resolve().parent
-Tool = Callable[[Path, int], list[str]]
+PEERS_VENV = HERE / ".venv-peers"
+PEER_PACKAGES = ("doit", "go-task-bin")
+TOUCHED = 3  # sources touched in the touch-without-change scenario
+
+# --------------------------------------------------------------------------------------------
+# tools
 
 
-def _dagmake_cmd() -> list[str]:
+def _bin_dirs() -> list[Path]:
+    return [Path(sys.executable).parent, PEERS_VENV / "bin"]
+
+
+def find(name: str) -> str | None:
+    found = shutil.which(name)
+    for folder in _bin_dirs():
+        found = found or shutil.which(name, path=str(folder))
+    return found
+
+
+def dagmake_exe() -> list[str]:
+    """The console script of the venv running us, else `python -m dagmake`."""
     exe = Path(sys.executable).parent / "dagmake"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "dagmake"]
 
 
-def _which(name: str) -> str | None:
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    argv: Callable[[Path, int], list[str]] | None  # (workspace, jobs) -> argv; None: missing
+    version: list[str] = field(default_factory=list)
+
+    @property
+    def installed(self) -> bool:
+        return self.argv is not None
+
+    def cmd(self, dest: Path, jobs: int) -> list[str]:
+        assert self.argv is not None, self.name
+        return self.argv(dest, jobs)
+
+
+def tools() -> dict[str, Tool]:
+    dm = dagmake_exe()
+    make, ninja, doit, task = find("make"), find("ninja"), find("doit"), find("task")
+
+    def dagmake(dest: Path, j: int) -> list[str]:
+        return [*dm, "-f", str(dest / "dagmake.yaml"), "-j", str(j)]
+
+    found: dict[str, Tool] = {
+        "dagmake": Tool("dagmake", dagmake, [*dm, "--version"]),
+        "make": Tool(
+            "make",
+            (lambda d, j: [make, "-s", "-j", str(j)]) if make else None,
+            [make or "make", "--version"],
+        ),
+        "ninja": Tool(
+            "ninja",
+            (lambda d, j: [ninja, "-j", str(j)]) if ninja else None,
+            [ninja or "ninja", "--version"],
+        ),
+        "doit": Tool(
+            "doit",
+            (lambda d, j: [doit, "-n", str(j), "-P", "thread"]) if doit else None,
+            [doit or "doit", "--version"],
+        ),
+        "task": Tool(
+            "task",
+            (lambda d, j: [task, "--concurrency", str(j), "--silent"]) if task else None,
+            [task or "task", "--version"],
+        ),
+    }
     return found
 
 
-TOOLS: dict[str, Callable[[int], list[str]] | None] = {
-    "dagmake": lambda j: [*_dagmake_cmd(), "-j", str(j)],
-    "make": (lambda j: ["make", "-s", "-j", str(j)]) if _which("make") else None,
-    "ninja": (lambda j: ["ninja", "-j", str(j)]) if _which("ninja") else None,
-    "doit": (lambda j: [_which("doit") or "doit", "-n", str(j), "-P", "thread"])
-    if _which("doit")
-    else None,
-    "task": (lambda j: [_which("task") or "task", "--concurrency", str(j), "-s"])
-    if _which("task")
-    else None,
-}
+def tool_version(tool: Tool) -> str:
+    if not tool.installed:
+        return "not installed"
+    try:
+        res = subprocess.run(tool.version, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    text = (res.stdout or res.stderr).strip()
+    return text.splitlines()[0] if text else "?"
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one run of `argv`."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+def install_peers() -> None:
+    """pip-install doit and go-task-bin into benchmarks/.venv-peers (gitignored)."""
+    if not (PEERS_VENV / "bin" / "python").exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(PEERS_VENV)
+    subprocess.run(
+        [str(PEERS_VENV / "bin" / "python"), "-m", "pip", "install", "-q", *PEER_PACKAGES],
+        check=True,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{argv[0]} failed in {cwd}")
-    return elapsed, usage.ru_maxrss / 1024
 
 
-def clean(dest: Path, tool: str, cache: Path) -> None:
+# --------------------------------------------------------------------------------------------
+# measuring one invocation
+
+
+class ToolFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Sample:
+    seconds: float
+    rss_mb: float
+
+
+def timed(argv: Sequence[str], cwd: Path, env: dict[str, str], log: Path) -> Sample:
+    """Wall seconds and peak RSS (MB; the child's ru_maxrss from wait4) of one run of `argv`."""
+    with log.open("wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        tail = log.read_text(errors="replace")[-600:]
+        raise ToolFailed(f"{' '.join(argv[:3])} exited {code} in {cwd}: {tail}")
+    return Sample(elapsed, usage.ru_maxrss / 1024)
+
+
+def snapshot(dest: Path) -> dict[str, tuple[int, int, int]]:
+    out: dict[str, tuple[int, int, int]] = {}
+    with os.scandir(dest / "out") as it:
+        for e in it:
+            st = e.stat(follow_symlinks=False)
+            out[e.name] = (st.st_mtime_ns, st.st_ino, st.st_size)
+    return out
+
+
+def rewritten(before: dict[str, tuple[int, int, int]], dest: Path) -> int:
+    """How many outputs the run (re)wrote: the steps it ran (or restored)."""
+    after = snapshot(dest)
+    return sum(1 for k, v in after.items() if before.get(k) != v)
+
+
+_STATE_FILES = (
+    ".ninja_log",
+    ".ninja_deps",
+    *(".doit.db" + ext for ext in ("", ".db", ".dat", ".dir", ".bak")),
+)
+
+
+def clean(dest: Path, cache: Path) -> None:
+    """No outputs and no tool state: the next run is a cold build for every tool."""
     shutil.rmtree(dest / "out", ignore_errors=True)
-    shutil.rmtree(dest / "stamp", ignore_errors=True)
     (dest / "out").mkdir()
-    for f in (
-        ".ninja_log",
-        ".ninja_deps",
-        ".doit.db",
-        ".doit.db.db",
-        ".doit.db.dat",
-        ".doit.db.dir",
-        ".doit.db.bak",
-    ):
+    for f in _STATE_FILES:
         (dest / f).unlink(missing_ok=True)
     shutil.rmtree(dest / ".task", ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)
 
 
-def measure(tool: str, dest: Path, jobs: int, reps: int, cache: Path) -> dict[str, float]:
-    make_argv = TOOLS[tool]
-    assert make_argv is not None
-    argv = make_argv(jobs)
-    env = dict(os.environ, DAGMAKE_CACHE_DIR=str(cache))
-    colds, rss = [], []
-    for _ in range(max(1, reps // 2)):
-        clean(dest, tool, cache)
-        t, m = timed(argv, dest, env)
-        colds.append(t)
-        rss.append(m)
-    noops = [timed(argv, dest, env)[0] for _ in range(reps)]
-    touches = []
-    for _ in range(reps):
-        now = time.time() + 1
-        for i in (1, 2, 3):
+def med(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# scenarios
+
+
+@dataclass
+class Bench:
+    tmp: Path
+    reps: int
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.tmp / "stderr.log"
+
+    def env(self, cache: Path) -> dict[str, str]:
+        return dict(os.environ, DAGMAKE_CACHE_DIR=str(cache))
+
+    def run(self, argv: Sequence[str], dest: Path, cache: Path) -> Sample:
+        return timed(argv, dest, self.env(cache), self.log)
+
+
+def main_comparison(
+    b: Bench,
+    tool: Tool,
+    dest: Path,
+    graph_sinks: list[int],
+    *,
+    extra: Sequence[str] = (),
+    cold_only: bool = False,
+) -> dict[str, object]:
+    """Cold -j2, no-op, touch-without-change and one-leaf-change on the random DAG."""
+    argv = [*tool.cmd(dest, 2), *extra]
+    n = len(list((dest / "src").iterdir()))
+    r: dict[str, object] = {}
+    colds: list[Sample] = []
+    for k in range(b.reps):
+        cache = b.tmp / f"cache-{tool.name}-{k}"  # a fresh cache (and state) folder per cold run
+        clean(dest, cache)
+        colds.append(b.run(argv, dest, cache))
+        built = len(snapshot(dest))
+        if built != n:
+            raise ToolFailed(f"{tool.name} built {built} of {n} outputs")
+        if k < b.reps - 1:
+            shutil.rmtree(cache, ignore_errors=True)
+    r["cold_s"] = med([s.seconds for s in colds])
+    r["cold_samples_s"] = [s.seconds for s in colds]
+    r["cold_rss_mb"] = max(s.rss_mb for s in colds)
+    if cold_only:
+        return r
+    cache = b.tmp / f"cache-{tool.name}-{b.reps - 1}"
+
+    noops, runs = [], []
+    for _ in range(b.reps):
+        before = snapshot(dest)
+        noops.append(b.run(argv, dest, cache))
+        runs.append(rewritten(before, dest))
+    r["noop_s"] = med([s.seconds for s in noops])
+    r["noop_samples_s"] = [s.seconds for s in noops]
+    r["noop_rss_mb"] = max(s.rss_mb for s in noops)
+    r["noop_steps_run"] = max(runs)
+
+    touches, runs = [], []
+    for _ in range(b.reps):
+        now = time.time()
+        for i in graph_sinks[:TOUCHED]:
             os.utime(dest / "src" / f"s{i}.txt", (now, now))
-        touches.append(timed(argv, dest, env)[0])
-    leaf = dest / "src" / "s0.txt"
+        before = snapshot(dest)
+        touches.append(b.run(argv, dest, cache).seconds)
+        runs.append(rewritten(before, dest))
+    r["touch_s"] = med(touches)
+    r["touch_samples_s"] = touches
+    r["touch_steps_run"] = max(runs)
+
+    leaf = dest / "src" / f"s{graph_sinks[0]}.txt"
     original = leaf.read_bytes()
-    changes = []
-    for k in range(reps):
-        leaf.write_bytes(original + str(k).encode())
-        changes.append(timed(argv, dest, env)[0])
-    leaf.write_bytes(original)
-    timed(argv, dest, env)
-    return {
-        "cold_s": statistics.median(colds),
-        "noop_s": statistics.median(noops),
-        "touch_s": statistics.median(touches),
-        "one_leaf_s": statistics.median(changes),
-        "peak_rss_mb": max(rss),
-    }
+    changes, runs = [], []
+    try:
+        for _ in range(b.reps):
+            leaf.write_bytes(original + b"x")
+            before = snapshot(dest)
+            changes.append(b.run(argv, dest, cache).seconds)
+            runs.append(rewritten(before, dest))
+            leaf.write_bytes(original)
+            b.run(argv, dest, cache)  # back to the built state, not timed
+    finally:
+        leaf.write_bytes(original)
+    r["one_leaf_s"] = med(changes)
+    r["one_leaf_samples_s"] = changes
+    r["one_leaf_steps_run"] = max(runs)
+    return r
 
 
-def spawn_floor(n: int = 200) -> float:
+def spawn_floor(n: int) -> float:
+    """Seconds per `sh -c true`, spawned from a loop."""
     start = time.perf_counter()
     for _ in range(n):
         subprocess.run(["/bin/sh", "-c", "true"], check=True)
     return (time.perf_counter() - start) / n
 
 
-def per_step_overhead(tmp: Path, tools: list[str], n: int) -> dict[str, float]:
-    """ms per step of a chain of `n` steps running `true`, above the spawn floor."""
-    dest = tmp / "chain"
-    generate("chain", n, dest, noop=True)
-    floor = spawn_floor()
-    out = {"spawn_floor_ms": floor * 1000}
-    for tool in tools:
-        cache = tmp / f"cache-{tool}"
-        clean(dest, tool, cache)
-        argv = TOOLS[tool](1)  # type: ignore[misc]
-        t, _ = timed(argv, dest, dict(os.environ, DAGMAKE_CACHE_DIR=str(cache)))
-        out[f"{tool}_ms_per_step"] = t / n * 1000
-        out[f"{tool}_overhead_ms"] = (t / n - floor) * 1000
+def per_step(b: Bench, ts: list[Tool], n: int) -> dict[str, object]:
+    """A chain of `n` steps running `true` at -j1: the slope (t(n) - t(1)) / (n - 1) per step,
+    so start-up is left out, and the same less the `sh -c true` spawn floor."""
+    long, short = b.tmp / "chain", b.tmp / "chain1"
+    generate("chain", n, 1, 0.0, 0, long, noop=True)
+    generate("chain", 1, 1, 0.0, 0, short, noop=True)
+    floor = med([spawn_floor(n) for _ in range(max(1, b.reps // 2))])
+    out: dict[str, object] = {"steps": n, "spawn_floor_ms": floor * 1000}
+    for tool in ts:
+        cache = b.tmp / f"chain-cache-{tool.name}"
+        clean(long, cache)
+        t_n = med([b.run(tool.cmd(long, 1), long, cache).seconds for _ in range(b.reps)])
+        t_1 = med([b.run(tool.cmd(short, 1), short, cache).seconds for _ in range(b.reps)])
+        slope = (t_n - t_1) / (n - 1)
+        out[tool.name] = {
+            "total_s": t_n,
+            "one_step_s": t_1,
+            "ms_per_step": slope * 1000,
+            "overhead_ms": (slope - floor) * 1000,
+        }
     return out
 
 
-def parallel_efficiency(tmp: Path, tools: list[str]) -> dict[str, float]:
-    """32 independent `sleep 0.1` steps at -j8: ideal 0.4 s over (elapsed - start-up)."""
-    dest = tmp / "wide"
-    generate("wide", 32, dest, work_s=0.1)
-    out = {}
-    for tool in tools:
-        cache = tmp / f"cache-{tool}"
-        argv = TOOLS[tool](8)  # type: ignore[misc]
-        env = dict(os.environ, DAGMAKE_CACHE_DIR=str(cache))
-        clean(dest, tool, cache)
-        elapsed, _ = timed(argv, dest, env)
-        startup, _ = timed(argv, dest, env)  # the no-op on the same workflow
-        out[tool] = 0.4 / max(elapsed - startup, 1e-9)
+def parallel_efficiency(b: Bench, ts: list[Tool], jobs: int = 8) -> dict[str, object]:
+    """32 independent `sleep 0.1` steps at -j8: ideal 0.4 s / (elapsed - start-up), start-up
+    being the tool's no-op on the same workflow."""
+    dest = b.tmp / "wide"
+    generate("wide", 32, 1, 0.1, 16, dest)
+    ideal = 32 * 0.1 / jobs
+    out: dict[str, object] = {"ideal_s": ideal, "jobs": jobs}
+    for tool in ts:
+        effs, elapsed, startup = [], [], []
+        for k in range(b.reps):
+            cache = b.tmp / f"wide-cache-{tool.name}-{k}"
+            clean(dest, cache)
+            e = b.run(tool.cmd(dest, jobs), dest, cache).seconds
+            s = b.run(tool.cmd(dest, jobs), dest, cache).seconds
+            elapsed.append(e)
+            startup.append(s)
+            effs.append(ideal / max(e - s, 1e-9))
+            shutil.rmtree(cache, ignore_errors=True)
+        out[tool.name] = {
+            "efficiency": med(effs),
+            "elapsed_s": med(elapsed),
+            "startup_s": med(startup),
+        }
     return out
 
 
-def version_startup() -> float:
-    return statistics.median(
-        timed([*_dagmake_cmd(), "--version"], Path.cwd(), dict(os.environ))[0] for _ in range(5)
-    )
-
-
-def tool_versions(tools: list[str]) -> dict[str, str]:
-    out = {}
-    for tool in tools:
-        exe = {"dagmake": _dagmake_cmd()[0]}.get(tool, _which(tool) or tool)
-        try:
-            text = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
-            out[tool] = text.strip().splitlines()[0] if text.strip() else "?"
-        except OSError:
-            out[tool] = "?"
+def scaling(b: Bench, ts: list[Tool], sizes: list[int]) -> dict[str, object]:
+    """No-op time (and dagmake's peak RSS) at each size, random DAG."""
+    out: dict[str, object] = {}
+    for size in sizes:
+        dest = b.tmp / f"scale{size}"
+        generate("random", size, 2, 0.0, 64, dest)
+        row: dict[str, object] = {}
+        for tool in ts:
+            cache = b.tmp / f"scale-cache-{size}-{tool.name}"
+            argv = tool.cmd(dest, 2)
+            b.run(argv, dest, cache)  # build (or, for make, usually already built)
+            samples = [b.run(argv, dest, cache) for _ in range(b.reps)]
+            row[tool.name] = {
+                "noop_s": med([s.seconds for s in samples]),
+                "noop_rss_mb": max(s.rss_mb for s in samples),
+            }
+        out[str(size)] = row
+        shutil.rmtree(dest, ignore_errors=True)
     return out
 
 
-def table(rows: dict[str, dict[str, float]], base: str) -> list[str]:
+def startup(b: Bench) -> dict[str, float]:
+    here = Path.cwd()
+    env = dict(os.environ)
+    ver = [timed([*dagmake_exe(), "--version"], here, env, b.log).seconds for _ in range(b.reps)]
+    py = [timed([sys.executable, "-c", "pass"], here, env, b.log).seconds for _ in range(b.reps)]
+    return {"dagmake_version_s": med(ver), "python_floor_s": med(py)}
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+
+def _ms(s: object) -> str:
+    return f"{float(s) * 1000:.0f} ms" if isinstance(s, (int, float)) else "-"
+
+
+def _ratio(a: object, b: object, digits: int = 1) -> str:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b > 0:
+        return f"{a / b:.{digits}f}x"
+    return "-"
+
+
+def _f(d: object, key: str) -> float | None:
+    v = d.get(key) if isinstance(d, dict) else None
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def render(result: dict[str, object]) -> str:
+    n, reps = result["steps"], result["reps"]
+    rows = result["random"]
+    assert isinstance(rows, dict)
+    make, ninja = rows.get("make", {}), rows.get("ninja", {})
     lines = [
-        "| tool | no-op | touch | one leaf | cold -j2 | peak RSS "
-        f"| no-op / {base} | cold / {base} |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"Random DAG, {n} steps, -j2, median of {reps}; (k) = steps re-run. "
+        f"Touch: {TOUCHED} sink sources get a new mtime, same bytes; one leaf: a byte appended "
+        "to one sink's source.",
+        "",
+        "| tool | no-op | touch, content same | one leaf changed | cold -j2 | peak RSS "
+        "| no-op vs make / ninja | cold vs make / ninja |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    ref = rows.get(base)
-    for tool, r in rows.items():
-        ratio_noop = f"{r['noop_s'] / ref['noop_s']:.1f}x" if ref else "-"
-        ratio_cold = f"{r['cold_s'] / ref['cold_s']:.2f}x" if ref else "-"
+    for name, r in rows.items():
+        if isinstance(r, str):
+            lines.append(f"| {name} | {r} | | | | | | |")
+            continue
+        rss = max(x for x in (_f(r, "cold_rss_mb"), _f(r, "noop_rss_mb")) if x is not None)
+        touch = f"{_ms(r.get('touch_s'))} ({r.get('touch_steps_run', '-')})"
+        leaf = f"{_ms(r.get('one_leaf_s'))} ({r.get('one_leaf_steps_run', '-')})"
+        if "touch_s" not in r:
+            touch = leaf = "-"
         lines.append(
-            f"| {tool} | {r['noop_s'] * 1000:.0f} ms | {r['touch_s'] * 1000:.0f} ms | "
-            f"{r['one_leaf_s'] * 1000:.0f} ms | {r['cold_s']:.2f} s | {r['peak_rss_mb']:.0f} MB | "
-            f"{ratio_noop} | {ratio_cold} |"
+            f"| {name} | {_ms(r.get('noop_s'))} | {touch} | {leaf} "
+            f"| {float(r['cold_s']):.2f} s | {rss:.0f} MB "
+            f"| {_ratio(r.get('noop_s'), _f(make, 'noop_s'))} / "
+            f"{_ratio(r.get('noop_s'), _f(ninja, 'noop_s'))} "
+            f"| {_ratio(r.get('cold_s'), _f(make, 'cold_s'), 2)} / "
+            f"{_ratio(r.get('cold_s'), _f(ninja, 'cold_s'), 2)} |"
         )
-    return lines
+
+    per = result.get("per_step")
+    if isinstance(per, dict):
+        lines += [
+            "",
+            f"Per-step cost, {per['steps']}-step chain of `true` at -j1, slope "
+            f"(t({per['steps']}) - t(1)) / {int(per['steps']) - 1}; spawn floor (`sh -c true` "
+            f"from a loop) {float(per['spawn_floor_ms']):.2f} ms:",
+            "",
+            "| tool | total | ms/step | above the floor |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for name, v in per.items():
+            if isinstance(v, dict):
+                lines.append(
+                    f"| {name} | {_ms(v['total_s'])} | {v['ms_per_step']:.2f} "
+                    f"| {v['overhead_ms']:+.2f} |"
+                )
+    par = result.get("parallel")
+    if isinstance(par, dict):
+        lines += [
+            "",
+            f"Parallel efficiency, 32 x `sleep 0.1` at -j{par['jobs']}: ideal "
+            f"{float(par['ideal_s']):.1f} s / (elapsed - that tool's no-op):",
+            "",
+            "| tool | elapsed | no-op | efficiency |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for name, v in par.items():
+            if isinstance(v, dict):
+                lines.append(
+                    f"| {name} | {_ms(v['elapsed_s'])} | {_ms(v['startup_s'])} "
+                    f"| {v['efficiency'] * 100:.0f}% |"
+                )
+    sc = result.get("scaling")
+    if isinstance(sc, dict) and sc:
+        names = list(next(iter(sc.values())))
+        lines += [
+            "",
+            "No-op scaling (random DAG):",
+            "",
+            "| steps | " + " | ".join(names) + " | dagmake RSS | dagmake µs/step |",
+            "| ---: |" + " ---: |" * (len(names) + 2),
+        ]
+        size: str
+        row: dict[str, dict[str, float]]
+        for size, row in sc.items():
+            cells = [_ms(row[t]["noop_s"]) for t in names]
+            dm = row.get("dagmake", {})
+            mem = f"{dm['noop_rss_mb']:.0f} MB" if dm else "-"
+            per_us = f"{dm['noop_s'] / int(size) * 1e6:.0f}" if dm else "-"
+            lines.append(f"| {size} | " + " | ".join(cells) + f" | {mem} | {per_us} |")
+    st = result.get("startup")
+    if isinstance(st, dict):
+        lines += [
+            "",
+            f"`dagmake --version`: {_ms(st['dagmake_version_s'])} "
+            f"(`python -c pass`: {_ms(st['python_floor_s'])})",
+        ]
+    targets = result.get("targets")
+    if isinstance(targets, list) and targets:
+        lines += [
+            "",
+            "Targets (issue #5):",
+            "",
+            "| target | measured | met |",
+            "| --- | --- | --- |",
+        ]
+        lines += [f"| {t} | {m} | {ok} |" for t, m, ok in targets]
+    return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions")
-    ap.add_argument("--n", type=int, default=None, help="steps in the main comparison")
-    ap.add_argument("--reps", type=int, default=None)
-    args = ap.parse_args()
+def check_targets(result: dict[str, object]) -> list[tuple[str, str, str]]:
+    rows = result["random"]
+    assert isinstance(rows, dict)
+    dm = rows.get("dagmake")
+    if not isinstance(dm, dict) or "noop_s" not in dm:
+        return []
+    out: list[tuple[str, str, str]] = []
+
+    def add(target: str, measured: str, ok: bool | None) -> None:
+        out.append((target, measured, "n/a" if ok is None else ("yes" if ok else "**no**")))
+
+    ninja, make, doit = rows.get("ninja"), rows.get("make"), rows.get("doit")
+    noop = float(dm["noop_s"])
+    nj = _f(ninja, "noop_s")
+    add(
+        "no-op ≤ 3x ninja",
+        f"{_ratio(noop, nj)} ({_ms(noop)} vs {_ms(nj)})",
+        None if nj is None else noop <= 3 * nj,
+    )
+    dt = _f(doit, "noop_s")
+    add(
+        "no-op ≥ 5x faster than doit",
+        f"{_ratio(dt, noop)} faster" if dt else "doit not measured",
+        None if dt is None else dt >= 5 * noop,
+    )
+    touch = float(dm["touch_s"])
+    add(
+        "touch: 0 steps, ≤ 1.3x own no-op",
+        f"{dm['touch_steps_run']} steps, {_ratio(touch, noop, 2)}",
+        dm["touch_steps_run"] == 0 and touch <= 1.3 * noop,
+    )
+    mk = _f(make, "cold_s")
+    cold = float(dm["cold_s"])
+    add(
+        "cold -j2 ≤ 1.05x make",
+        f"{_ratio(cold, mk, 2)}" if mk else "make not measured",
+        None if mk is None else cold <= 1.05 * mk,
+    )
+    leaf = float(dm["one_leaf_s"]) - noop
+    mleaf = None if make is None else _f(make, "one_leaf_s")
+    ref = None if mleaf is None else mleaf - float(make["noop_s"])  # type: ignore[index]
+    add(
+        "one leaf: no-op + the affected steps' cost",
+        f"no-op + {leaf * 1000:.0f} ms for {dm['one_leaf_steps_run']} step(s) "
+        f"(make: + {ref * 1000:.0f} ms)"
+        if ref is not None
+        else f"no-op + {leaf * 1000:.0f} ms",
+        None if ref is None else leaf <= max(2 * ref, ref + 0.02),
+    )
+    per = result.get("per_step")
+    if isinstance(per, dict) and isinstance(per.get("dagmake"), dict):
+        o = float(per["dagmake"]["overhead_ms"])
+        add("per-step overhead above the spawn ≤ 0.5 ms", f"{o:.2f} ms", o <= 0.5)
+    par = result.get("parallel")
+    if isinstance(par, dict) and isinstance(par.get("dagmake"), dict):
+        e = float(par["dagmake"]["efficiency"])
+        add("parallel efficiency, 32 x sleep 0.1 at -j8 ≥ 95%", f"{e * 100:.0f}%", e >= 0.95)
+    rss = max(float(dm["cold_rss_mb"]), float(dm["noop_rss_mb"]))
+    add(f"peak RSS at {result['steps']} steps ≤ 60 MB", f"{rss:.0f} MB", rss <= 60)
+    st = result.get("startup")
+    if isinstance(st, dict):
+        v = float(st["dagmake_version_s"])
+        add("`dagmake --version` ≤ 60 ms", _ms(v), v <= 0.060)
+    sc = result.get("scaling")
+    if isinstance(sc, dict) and len(sc) >= 2:
+        sizes = sorted(int(s) for s in sc if "dagmake" in sc[s])
+        lo, hi = sizes[0], sizes[-1]
+        t_lo = float(sc[str(lo)]["dagmake"]["noop_s"])
+        t_hi = float(sc[str(hi)]["dagmake"]["noop_s"])
+        add(
+            "no-op grows at most linearly",
+            f"{hi // lo}x the steps: {_ratio(t_hi, t_lo)} the time",
+            t_hi / t_lo <= hi / lo * 1.1,
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="500 steps, sizes 100/1000, 3 reps")
+    mode.add_argument("--full", action="store_true", help="5000 steps, sizes to 20000 (default)")
+    ap.add_argument("--n", type=int, help="steps in the main comparison")
+    ap.add_argument("--reps", type=int, help="repetitions (the median is reported)")
+    ap.add_argument("--sizes", help="comma-separated no-op scaling sizes")
+    ap.add_argument("--tools", help="comma-separated subset of dagmake,make,ninja,doit,task")
+    ap.add_argument("--install-peers", action="store_true", help="pip-install doit, go-task-bin")
+    ap.add_argument("--skip", default="", help="comma-separated: main,per-step,parallel,scaling")
+    ap.add_argument("--out", type=Path, default=HERE / "results", help="JSON folder")
+    args = ap.parse_args(argv)
+    if args.install_peers:
+        install_peers()
     n = args.n or (500 if args.quick else 5000)
     reps = args.reps or (3 if args.quick else 5)
-    sizes = [100, 1000] if args.quick else [100, 1000, 5000, 20000]
-    installed = [t for t, argv in TOOLS.items() if argv is not None]
-    missing = [t for t, argv in TOOLS.items() if argv is None]
+    sizes = (
+        [int(s) for s in args.sizes.split(",")]
+        if args.sizes
+        else [100, 1000]
+        if args.quick
+        else [100, 1000, 5000, 20000]
+    )
+    skip = set(filter(None, args.skip.split(",")))
+    every = tools()
+    chosen = args.tools.split(",") if args.tools else list(every)
+    installed = [every[t] for t in chosen if every[t].installed]
+    started = time.perf_counter()
+
     result: dict[str, object] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {
             "uname": " ".join(platform.uname()),
             "cpus": os.cpu_count(),
             "python": sys.version.split()[0],
-            "versions": tool_versions(installed),
+            "versions": {t: tool_version(every[t]) for t in chosen},
         },
         "steps": n,
         "reps": reps,
-        "not_installed": missing,
+        "not_installed": [t for t in chosen if not every[t].installed],
     }
+    failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="dagmake-bench-") as t:
-        tmp = Path(t)
-        dest = tmp / "random"
-        generate("random", n, dest, seed=1)
-        rows: dict[str, dict[str, float]] = {}
-        failed: list[str] = []
-        for tool in installed:
-            try:
-                rows[tool] = measure(tool, dest, 2, reps, tmp / f"cache-{tool}")
-            except RuntimeError:
-                failed.append(tool)  # e.g. Task: "maximum task call exceeded" on large DAGs
+        b = Bench(Path(t), reps)
+        rows: dict[str, object] = {}
+        if "main" not in skip:
+            dest = b.tmp / "random"
+            deps = generate("random", n, 1, 0.0, 64, dest)
+            for tool in installed:
+                try:
+                    rows[tool.name] = main_comparison(b, tool, dest, sinks(deps))
+                    if tool.name == "dagmake":
+                        rows["dagmake --no-cache"] = main_comparison(
+                            b, tool, dest, sinks(deps), extra=["--no-cache"], cold_only=True
+                        )
+                except ToolFailed as e:
+                    failed[tool.name] = str(e)
+                    rows[tool.name] = "failed"
+            for name in result["not_installed"]:  # type: ignore[attr-defined]
+                rows[name] = "not installed"
         result["random"] = rows
-        result["failed"] = failed
-        result["per_step"] = per_step_overhead(tmp, [x for x in installed if x in rows], 500)
-        result["parallel_efficiency"] = parallel_efficiency(
-            tmp, [x for x in installed if x in rows]
-        )
-        scaling: dict[str, dict[str, float]] = {}
-        for size in sizes:
-            d = tmp / f"scale{size}"
-            generate("random", size, d, seed=2)
-            scaling[str(size)] = {}
-            for tool in ("dagmake", "make", "ninja"):
-                if tool in installed:
-                    argv = TOOLS[tool](2)  # type: ignore[misc]
-                    env = dict(os.environ, DAGMAKE_CACHE_DIR=str(tmp / f"scale-cache-{size}"))
-                    timed(argv, d, env)
-                    scaling[str(size)][tool] = statistics.median(
-                        timed(argv, d, env)[0] for _ in range(3)
-                    )
-        result["noop_scaling_s"] = scaling
-    result["version_startup_s"] = version_startup()
-    lines = [f"Random DAG, {n} steps, median of {reps} (cold: of {max(1, reps // 2)}):", ""]
-    lines += table(rows, "ninja" if "ninja" in rows else "dagmake")
-    per = result["per_step"]
-    assert isinstance(per, dict)
-    lines += [
-        "",
-        "Per-step cost, 500-step chain of `true` at -j1 (ms/step; floor = `sh -c true`):",
-        "",
-    ]
-    lines += [f"- {k}: {v:.2f}" for k, v in per.items()]
-    lines += ["", "Parallel efficiency, 32 x `sleep 0.1` at -j8:", ""]
-    eff = result["parallel_efficiency"]
-    assert isinstance(eff, dict)
-    lines += [f"- {k}: {v * 100:.0f}%" for k, v in eff.items()]
-    lines += [
-        "",
-        "No-op scaling (s): "
-        + ", ".join(
-            f"{size}: " + " / ".join(f"{tool} {v:.3f}" for tool, v in r.items())
-            for size, r in scaling.items()
-        ),
-    ]
-    lines += ["", f"`dagmake --version`: {result['version_startup_s'] * 1000:.0f} ms"]
-    if missing:
-        lines += ["", "Not installed: " + ", ".join(missing)]
-    if failed:
-        lines += ["", "Failed to build the workflow: " + ", ".join(failed)]
-    print("\n".join(lines))
-    out_dir = HERE / "results"
-    out_dir.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (out_dir / f"{stamp}.json").write_text(json.dumps(result, indent=2))
+        working = [x for x in installed if x.name not in failed]
+        if "per-step" not in skip:
+            result["per_step"] = per_step(b, working, 500)
+        if "parallel" not in skip:
+            result["parallel"] = parallel_efficiency(b, working)
+        if "scaling" not in skip:
+            result["scaling"] = scaling(
+                b, [x for x in working if x.name in ("dagmake", "make", "ninja")], sizes
+            )
+        result["startup"] = startup(b)
+    result["failed"] = failed
+    result["targets"] = check_targets(result) if rows else []
+    result["elapsed_s"] = time.perf_counter() - started
+    text = render(result)
+    m = result["machine"]
+    assert isinstance(m, dict)
+    text += (
+        f"\n\nMachine: {m['uname']}; {m['cpus']} CPUs; Python {m['python']}; "
+        + "; ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + f". Whole run: {result['elapsed_s']:.0f} s."
+    )
+    for name, why in failed.items():
+        text += f"\n\n{name} failed: {why}"
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    result["markdown"] = text
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(f"\n(JSON: {path})")
 
 
 if __name__ == "__main__":
