@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 from conftest import Workspace
 
@@ -295,3 +296,34 @@ def test_the_stat_only_no_op_path_still_notices_every_kind_of_change(ws: Workspa
         """
     )
     assert ws.ran() == ["gather"]  # the workflow changed
+
+
+def test_a_plain_no_op_is_answered_before_the_full_command_line_and_agrees_with_it(
+    ws: Workspace,
+) -> None:
+    chain(ws)
+    ws.ran()
+    ws.ran()  # leaves the snapshot
+    for args in ((), ("run", "-j2"), ("-j", "2", "--file=dagmake.yaml", "c")):
+        res = ws.run(*args)
+        assert res.code == 0, res.both
+        assert res.out.startswith("dagmake: succeeded: "), res.out
+        assert " up to date in " in res.out
+    ws.write("in.txt", "changed\n")
+    res = ws.run()
+    assert "[1/3] running a: input in.txt changed" in res.out
+    assert ws.run("c", "-c", "k=v").out.startswith("dagmake: succeeded: 1 up to date")
+
+
+def test_the_quick_parser_declines_anything_it_does_not_fully_understand() -> None:
+    from dagmake.entry import _parse
+
+    assert _parse(["-j2"]) == (None, (), {})
+    assert _parse(["run", "--file=x.yaml", "-c", "a=1", "t1", "t2"]) == (
+        Path("x.yaml"),
+        ("t1", "t2"),
+        {"a": "1"},
+    )
+    for argv in (["list"], ["-n"], ["--json"], ["-B"], ["--since", "HEAD"], ["-c", "novalue"],
+                 ["--changed-files", "a"], ["-j"], ["--report", "r.json"]):  # fmt: skip
+        assert _parse(argv) is None, argv

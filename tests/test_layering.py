@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "explain": {"model", "results"},
     "report": {"explain", "model", "results"},
     "render": set(),
-    "entry": {"__version__", "cli"},
+    "entry": {"__version__", "cli", "noop", "locations", "state"},
     "noop": {"fingerprint", "fsutil", "__version__"},
     "watch": {"globs", "build", "graph", "results"},
     "compiled": {"fsutil", "graph", "model", "spec", "locations", "__version__"},
