@@ -210,7 +210,7 @@ def _fast_noop(
     path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
     data = read_workflow_bytes(path)
     root = path.absolute().parent.resolve()
-    key = noop.run_key(data, str(path), root, targets, context)
+    key = noop.run_key(data, str(root / path.name), root, targets, context)
     found = noop.check(workspace_dir(cache_root(), root), key, root)
     if found is None:
         return key, None

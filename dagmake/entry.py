@@ -92,7 +92,7 @@ def _quick_noop(argv: list[str]) -> bool:
         path = workflow if workflow is not None else find_workflow(Path.cwd())
         data = read_workflow_bytes(path)
         root = path.absolute().parent.resolve()
-        key = noop.run_key(data, str(path), root, targets, context)
+        key = noop.run_key(data, str(root / path.name), root, targets, context)
         found = noop.check(workspace_dir(cache_root(), root), key, root)
     except Exception:  # any doubt: the full command line answers (and reports errors)
         return False

@@ -37,12 +37,14 @@ Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
 def run_key(
     workflow_bytes: bytes,
-    shown_path: str,
+    file: str,
     root: Path,
     targets: Sequence[str],
     context: Mapping[str, str],
 ) -> str:
-    h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{shown_path}\0{root}\0".encode())
+    """`file` is the workflow's resolved folder plus its name, so a run from a subfolder (which
+    finds the same file by another path) shares the snapshot."""
+    h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{file}\0{root}\0".encode())
     h.update(b"\0".join(t.encode() for t in targets) + b"\1")
     for k, v in sorted(context.items()):
         h.update(f"{k}={v}\0".encode("utf-8", "surrogateescape"))
