@@ -220,6 +220,7 @@ class _Run:
         self.committed: set[str] = set()
         self._dirs: tuple[Path, Path] | None = None
         self.touched: set[str] = set()  # every input and output path this run looked at
+        self._unstored: collections.deque[tuple[Step, StepRecord, Path]] = collections.deque()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -319,7 +320,10 @@ class _Run:
                     fill()
                     if not running:
                         continue
-                    done = executor.wait(0.1)
+                    done = executor.wait(0.0 if self._unstored else 0.1)
+                    if not done and self._unstored:
+                        self._store(*self._unstored.popleft())  # while every slot is busy
+                        continue
                     # Slots just freed go to steps already waiting before any bookkeeping, so
                     # the machine stays busy while the finished steps are checked and stored.
                     fill()
@@ -347,8 +351,16 @@ class _Run:
                 for sid in chosen:
                     if sid not in self.results:
                         self.results[sid] = StepResult(sid, StepStatus.CANCELLED)
+                self._store_rest()
                 return "interrupted"
+            self._store_rest()
         return "succeeded"
+
+    def _store_rest(self) -> None:
+        """Store what the loop had no idle moment for (a second Ctrl-C abandons it)."""
+        with contextlib.suppress(Interrupted):
+            while self._unstored:
+                self._store(*self._unstored.popleft())
 
     def _interrupt(self, executor: Executor, running: dict[str, _Running], signum: int) -> None:
         self.reporter.warning(
@@ -630,7 +642,9 @@ class _Run:
         )
         self._commit(record, job.resolved)
         if self.cache is not None and step.cache:
-            self._store(step, record, job.log_path)
+            # stored when the loop is idle: nothing waits on the cache, and the store checks
+            # each output's bytes against its digest, so a later change only cancels it
+            self._unstored.append((step, record, job.log_path))
         return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
 
     def _commit(self, record: StepRecord, resolved: Resolved) -> None:

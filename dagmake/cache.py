@@ -295,8 +295,7 @@ class ResultCache:
             if h.hexdigest() != digest:
                 os.unlink(tmp)
                 return False
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, blob)
+            os.replace(tmp, blob)  # mkstemp made it 0600 already
             return True
         except BaseException:
             with contextlib.suppress(OSError):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from conftest import Workspace
@@ -179,3 +181,34 @@ def test_concurrent_workspaces_share_the_cache_beside_a_prune(
         assert w.read("out/obj.txt") == f"CONTENT {i % 3}\n"
     verify = ws.run("cache", "verify")
     assert verify.code == 0, verify.both
+
+
+def test_a_step_that_finished_before_ctrl_c_is_still_cached(ws: Workspace, tmp_path: Path) -> None:
+    """Stores wait for an idle moment in the loop; an interrupt must not lose them."""
+    ws.workflow(
+        """
+        steps:
+          - id: quick
+            run: echo built > quick.txt
+            inputs: [src.txt]
+            outputs: [quick.txt]
+          - id: slow
+            run: touch slow-started; sleep 100
+        """
+    )
+    ws.write("src.txt", "x\n")
+    proc = ws.popen()
+    deadline = time.monotonic() + 30
+    while not (ws.root / "slow-started").exists() or not (ws.root / "quick.txt").exists():
+        assert time.monotonic() < deadline, "the steps never started"
+        time.sleep(0.02)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    other = Workspace(tmp_path / "checkout2", ws.cache)
+    other.root.mkdir()
+    shutil.copy(ws.root / "dagmake.yaml", other.root)
+    shutil.copy(ws.root / "src.txt", other.root)
+    assert outcome(other, "quick") == {"quick": "restored"}
+    assert other.read("quick.txt") == "built\n"
