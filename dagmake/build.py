@@ -13,10 +13,9 @@ import signal
 import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import BinaryIO
+from types import FrameType, MappingProxyType
+from typing import BinaryIO, NamedTuple
 
 from dagmake import globs, noop, variables
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
@@ -35,15 +34,14 @@ from dagmake.state import LoadedState, StateStore, StepRecord, load_secret, work
 LOG_TAIL_READ = 1 << 16
 
 
-@dataclass(frozen=True, slots=True)
-class RunOptions:
+class RunOptions(NamedTuple):
     targets: tuple[str, ...] = ()
     parallel: int = 4
     force: bool = False
     dry_run: bool = False
     use_cache: bool = True
     wait_for_lock: bool = True
-    context: Mapping[str, str] = field(default_factory=dict)
+    context: Mapping[str, str] = MappingProxyType({})
     changed_files: tuple[str, ...] | None = None
     kill_grace_s: float = 3.0
     noop_key: str | None = None  # with it, a run that finds all up to date leaves a snapshot
@@ -170,17 +168,31 @@ def _glob_roots(graph: Graph, chosen: Sequence[str]) -> list[tuple[str, bool]]:
     return roots
 
 
-@dataclass
 class _Running:
-    step: Step
-    decision: Decision
-    resolved: Resolved
-    attempt: int
-    log_path: Path
-    values_path: Path
-    started: float
-    log_offset: int = 0
-    reader: BinaryIO | None = None
+    """A started step, as the loop follows it."""
+
+    __slots__ = (
+        "attempt", "decision", "log_offset", "log_path", "reader", "resolved", "step",
+        "values_path",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        step: Step,
+        decision: Decision,
+        resolved: Resolved,
+        attempt: int,
+        log_path: Path,
+        values_path: Path,
+    ) -> None:
+        self.step = step
+        self.decision = decision
+        self.resolved = resolved
+        self.attempt = attempt
+        self.log_path = log_path
+        self.values_path = values_path
+        self.log_offset = 0
+        self.reader: BinaryIO | None = None
 
 
 class _Run:
@@ -562,7 +574,7 @@ class _Run:
                 timeout_s=step.timeout_s,
             )
         )
-        return _Running(step, decision, resolved, attempt, log_path, values_path, time.monotonic())
+        return _Running(step, decision, resolved, attempt, log_path, values_path)
 
     def _stream(self, running: Mapping[str, _Running]) -> None:
         for job in running.values():
@@ -680,11 +692,9 @@ class _Run:
 
 
 def _without_cache_hit(decision: Decision) -> Decision:
-    from dataclasses import replace
-
     kept = tuple(r for r in decision.reasons if r.kind is not ReasonKind.CACHE_HIT)
     corrupt = Reason(ReasonKind.CACHE_CORRUPT, "the cached result could not be restored")
-    return replace(decision, action=Action.RUN, reasons=(*kept, corrupt))
+    return decision._replace(action=Action.RUN, reasons=(*kept, corrupt))
 
 
 @contextlib.contextmanager

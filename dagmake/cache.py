@@ -28,8 +28,8 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import xxhash
 
@@ -49,8 +49,7 @@ _HEX = re.compile(r"[0-9a-f]{8,64}\Z")
 _TMP = ".tmp-"
 
 
-@dataclass(frozen=True, slots=True)
-class OutputFile:
+class OutputFile(NamedTuple):
     path: str  # workspace-relative, posix
     digest: str  # of the content (of the link's target, for a symlink)
     size: int
@@ -58,8 +57,7 @@ class OutputFile:
     link: str | None = None  # the symlink's text, if the output is a symlink
 
 
-@dataclass(frozen=True, slots=True)
-class CacheEntry:
+class CacheEntry(NamedTuple):
     key: str
     step_id: str
     outputs: tuple[OutputFile, ...]
@@ -69,8 +67,7 @@ class CacheEntry:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class CacheStats:
+class CacheStats(NamedTuple):
     root: Path
     entries: int
     blobs: int
@@ -78,8 +75,7 @@ class CacheStats:
     runs: tuple[tuple[float, int, int], ...]  # (finished at, hits, misses), oldest first
 
 
-@dataclass(frozen=True, slots=True)
-class PruneReport:
+class PruneReport(NamedTuple):
     dry_run: bool
     removed_entries: int
     kept_entries: int
@@ -87,8 +83,7 @@ class PruneReport:
     kept_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
+class VerifyReport(NamedTuple):
     checked: int
     corrupt: int
     removed_entries: int
@@ -619,12 +614,12 @@ def settings_from_env(base: CacheSettings) -> CacheSettings:
     age = os.environ.get("DAGMAKE_CACHE_MAX_AGE", "").strip()
     if size:
         try:
-            base = replace(base, max_size_bytes=parse_size(size))
+            base = base._replace(max_size_bytes=parse_size(size))
         except ConfigError as e:
             raise ConfigError(f"DAGMAKE_CACHE_MAX_SIZE: {e}") from None
     if age:
         try:
-            base = replace(base, max_age_s=parse_age(age))
+            base = base._replace(max_age_s=parse_age(age))
         except ConfigError as e:
             raise ConfigError(f"DAGMAKE_CACHE_MAX_AGE: {e}") from None
     return base

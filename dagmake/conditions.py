@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dagmake.errors import ConfigError
 
@@ -29,28 +29,24 @@ _FALSE = frozenset({"", "false", "no", "off", "0"})
 _KEYWORDS = frozenset({"and", "or", "not"})
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
+class Value(NamedTuple):
     """A literal (`ref` False) or a `${name}` reference (`ref` True, `text` is the name)."""
 
     text: str
     ref: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Compare:
+class Compare(NamedTuple):
     left: Node
     op: str  # "==" or "!="
     right: Node
 
 
-@dataclass(frozen=True, slots=True)
-class Not:
+class Not(NamedTuple):
     operand: Node
 
 
-@dataclass(frozen=True, slots=True)
-class BoolOp:
+class BoolOp(NamedTuple):
     op: str  # "and" or "or"
     operands: tuple[Node, ...]
 
@@ -58,8 +54,7 @@ class BoolOp:
 Node = Value | Compare | Not | BoolOp
 
 
-@dataclass(frozen=True, slots=True)
-class Condition:
+class Condition(NamedTuple):
     text: str
     tree: Node
     names: tuple[str, ...]  # every ${name} it reads, in order of appearance

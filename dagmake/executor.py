@@ -16,14 +16,13 @@ import selectors
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 SHELL = "/bin/sh"
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
+class Job(NamedTuple):
     key: str
     script: str
     cwd: Path
@@ -39,8 +38,7 @@ class Outcome(enum.Enum):
     SPAWN_FAILED = "spawn_failed"
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
+class Finished(NamedTuple):
     key: str
     outcome: Outcome
     exit_code: int | None  # the shell's status; -N when a signal N ended it
@@ -48,15 +46,24 @@ class Finished:
     error: str | None = None
 
 
-@dataclass
 class _Proc:
-    job: Job
-    popen: subprocess.Popen[bytes]
-    started: float
-    deadline: float
-    pidfd: int | None
-    ending: Outcome | None = None  # set once we started killing it, and why
-    kill_at: float | None = None  # when the grace ends and SIGKILL follows
+    __slots__ = ("deadline", "ending", "job", "kill_at", "pidfd", "popen", "started")
+
+    def __init__(
+        self,
+        job: Job,
+        popen: subprocess.Popen[bytes],
+        started: float,
+        deadline: float,
+        pidfd: int | None,
+    ) -> None:
+        self.job = job
+        self.popen = popen
+        self.started = started
+        self.deadline = deadline
+        self.pidfd = pidfd
+        self.ending: Outcome | None = None  # set once we started killing it, and why
+        self.kill_at: float | None = None  # when the grace ends and SIGKILL follows
 
 
 def argv(script: str) -> list[str]:

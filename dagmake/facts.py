@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dagmake import conditions, globs, variables
 from dagmake.fingerprint import FileStamp, Hasher, keyed_digest
@@ -16,8 +16,7 @@ from dagmake.plan import Facts
 from dagmake.state import StepRecord
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
+class Resolved(NamedTuple):
     """A step ready to run: its facts plus what the executor and the after-run checks need."""
 
     facts: Facts

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import xxhash
 
@@ -40,8 +40,7 @@ def hash_file(path: str) -> str:
         return h.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class FileStamp:
+class FileStamp(NamedTuple):
     """A file's digest and the stat it was taken with; `taken_ns` is when (wall clock)."""
 
     digest: str
@@ -154,8 +153,7 @@ def keyed_digest(secret: bytes, name: str, value: str) -> str:
     return h.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Components:
+class Components(NamedTuple):
     """Everything a step's result depends on, as comparable pieces (the explanation compares
     them one by one; the fingerprint hashes them all). `deps` maps each dependency to the
     digest of what it produced (its outputs and the values it wrote)."""

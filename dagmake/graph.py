@@ -9,15 +9,14 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dagmake import globs
 from dagmake.errors import ConfigError, CycleError, did_you_mean
 from dagmake.model import Location, Step, Workflow
 
 
-@dataclass(frozen=True, slots=True)
-class Edge:
+class Edge(NamedTuple):
     """`dst` depends on `src` (src runs first). An implicit edge names the file that made it."""
 
     src: str
@@ -27,8 +26,7 @@ class Edge:
     location: Location | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Graph:
+class Graph(NamedTuple):
     workflow: Workflow
     order: tuple[str, ...]
     deps: dict[str, tuple[str, ...]]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 from dagmake.fingerprint import Components
 from dagmake.model import Reason, ReasonKind
@@ -21,8 +22,7 @@ class Action(enum.Enum):
     RUN = "run"
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
+class Facts(NamedTuple):
     """What is true now for one step, gathered from disk by the caller.
 
     `deps` maps each dependency to the digest of what it produced, or None when that is not
@@ -38,11 +38,10 @@ class Facts:
     outputs_now: Mapping[str, str | None]
     declares_inputs: bool
     # (size at the last stamp, size now) per input, as evidence for `dagmake explain`
-    sizes: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    sizes: Mapping[str, tuple[int | None, int | None]] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     step_id: str
     action: Action
     reasons: tuple[Reason, ...]

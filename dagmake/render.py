@@ -4,18 +4,16 @@ writes) are marked, and each step's current decision is shown when known."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(NamedTuple):
     id: str
     description: str
     status: str | None  # "up_to_date", "would_restore", "would_run", "skipped", or None
 
 
-@dataclass(frozen=True, slots=True)
-class Edge:
+class Edge(NamedTuple):
     src: str  # the dependency
     dst: str  # the step that depends on it
     implicit: bool

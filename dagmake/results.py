@@ -4,16 +4,14 @@ Values only; the report module renders them and the cli turns them into an exit 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from dagmake.model import Reason, StepStatus
 
 FAILING = frozenset({StepStatus.FAILED, StepStatus.TIMED_OUT})
 
 
-@dataclass(frozen=True, slots=True)
-class StepResult:
+class StepResult(NamedTuple):
     step_id: str
     status: StepStatus
     reasons: tuple[Reason, ...] = ()
@@ -39,8 +37,7 @@ class StepResult:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class RunSummary:
+class RunSummary(NamedTuple):
     workflow: str
     dry_run: bool
     status: str  # "succeeded" | "failed" | "interrupted"
@@ -48,7 +45,7 @@ class RunSummary:
     steps: tuple[StepResult, ...]
     cache_hits: int = 0
     cache_misses: int = 0
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
     def count(self, status: StepStatus) -> int:
         return sum(1 for s in self.steps if s.status is status)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dagmake import conditions
 from dagmake.errors import ConfigError, did_you_mean
@@ -22,8 +22,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _KEY = re.compile(r"[A-Za-z0-9_.-]+\Z")
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
+class Ref(NamedTuple):
     """One `${...}`: a plain `name`, or `step`+`key` for `${steps.<step>.<key>}`."""
 
     text: str  # as written, for messages

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from dagmake.fingerprint import Components
@@ -64,13 +62,13 @@ def test_unchanged_step_is_up_to_date_with_no_reasons() -> None:
 def test_each_change_is_named(
     change: dict[str, object], expected: list[tuple[str, str | None]]
 ) -> None:
-    d = decide("cc", replace(BASE, **change), record_of(BASE), force=False, cached=never_cached)  # type: ignore[arg-type]
+    d = decide("cc", BASE._replace(**change), record_of(BASE), force=False, cached=never_cached)  # type: ignore[arg-type]
     assert d.action is Action.RUN
     assert kinds(d) == expected
 
 
 def test_several_changes_are_all_listed_in_reading_order() -> None:
-    now = replace(BASE, command="cc -O2 -c a.c", inputs=(("a.c", "dX"), ("a.h", "d2")))
+    now = BASE._replace(command="cc -O2 -c a.c", inputs=(("a.c", "dX"), ("a.h", "d2")))
     d = decide("cc", now, record_of(BASE), force=False, cached=never_cached)
     assert [r.message for r in d.reasons] == ["command changed", "input a.c changed"]
 
@@ -82,28 +80,28 @@ def test_never_run_forced_and_no_inputs() -> None:
     assert kinds(decide("cc", BASE, record_of(BASE), force=True, cached=never_cached)) == [
         ("forced", None)
     ]
-    bare = replace(BASE, declares_inputs=False)
+    bare = BASE._replace(declares_inputs=False)
     assert kinds(decide("cc", bare, record_of(bare), force=False, cached=never_cached)) == [
         ("no_inputs", None)
     ]
 
 
 def test_cached_result_is_restored_instead_of_run() -> None:
-    now = replace(BASE, inputs=(("a.c", "dX"), ("a.h", "d2")))
+    now = BASE._replace(inputs=(("a.c", "dX"), ("a.h", "d2")))
     d = decide("cc", now, record_of(BASE), force=False, cached=lambda fp: True)
     assert d.action is Action.RESTORE
     assert [r.kind for r in d.reasons] == [ReasonKind.INPUT_CHANGED, ReasonKind.CACHE_HIT]
 
 
 def test_dependency_that_will_run_makes_a_conditional_run() -> None:
-    now = replace(BASE, deps=(("gen", None),))
+    now = BASE._replace(deps=(("gen", None),))
     d = decide("cc", now, record_of(BASE), force=False, cached=never_cached)
     assert d.action is Action.RUN and d.conditional and d.fingerprint is None
     assert kinds(d) == [("dependency_will_run", "gen")]
 
 
 def test_own_reasons_with_a_pending_dependency_are_not_conditional() -> None:
-    now = replace(BASE, deps=(("gen", None),), command="cc -g -c a.c")
+    now = BASE._replace(deps=(("gen", None),), command="cc -g -c a.c")
     d = decide("cc", now, record_of(BASE), force=False, cached=never_cached)
     assert not d.conditional
     assert kinds(d) == [("command_changed", None), ("dependency_will_run", "gen")]
@@ -113,7 +111,7 @@ def test_identical_dependency_outputs_leave_the_step_up_to_date() -> None:
     # Early cutoff: 'gen' re-ran, but handed over the same digest.
     d = decide(
         "cc",
-        replace(BASE, deps=(("gen", "g1"),)),
+        BASE._replace(deps=(("gen", "g1"),)),
         record_of(BASE),
         force=False,
         cached=never_cached,
