@@ -211,12 +211,14 @@ def _fast_noop(
     data = read_workflow_bytes(path)
     root = path.absolute().parent.resolve()
     key = noop.run_key(data, str(root / path.name), root, targets, context)
-    found = noop.check(workspace_dir(cache_root(), root), key, root)
+    state_dir = workspace_dir(cache_root(), root)
+    found = noop.check(state_dir, key, root)
     if found is None:
         return key, None
-    name, ids = found
-    steps = tuple(StepResult(s, StepStatus.UP_TO_DATE) for s in ids)
-    return key, RunSummary(name, False, "succeeded", time.monotonic() - started, steps)
+    steps = tuple(StepResult(s, StepStatus.UP_TO_DATE) for s in found.steps)
+    summary = RunSummary(found.name, False, "succeeded", time.monotonic() - started, steps)
+    noop.retake(state_dir, found)
+    return key, summary
 
 
 def _exit_code(summary: RunSummary) -> int:

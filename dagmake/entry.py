@@ -93,15 +93,16 @@ def _quick_noop(argv: list[str]) -> bool:
         data = read_workflow_bytes(path)
         root = path.absolute().parent.resolve()
         key = noop.run_key(data, str(root / path.name), root, targets, context)
-        found = noop.check(workspace_dir(cache_root(), root), key, root)
+        state_dir = workspace_dir(cache_root(), root)
+        found = noop.check(state_dir, key, root)
     except Exception:  # any doubt: the full command line answers (and reports errors)
         return False
     if found is None:
         return False
-    _, steps = found
     took = time.monotonic() - started
-    line = f"dagmake: succeeded: {len(steps)} up to date in {took * 1000:.0f}ms"
+    line = f"dagmake: succeeded: {len(found.steps)} up to date in {took * 1000:.0f}ms"
     if sys.stdout.isatty() and os.environ.get("TERM") != "dumb" and "NO_COLOR" not in os.environ:
         line = f"\x1b[32m{line}\x1b[0m"
-    print(line)
+    print(line, flush=True)
+    noop.retake(state_dir, found)
     return True

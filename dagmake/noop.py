@@ -21,12 +21,13 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import xxhash
 
 from dagmake import __version__
 from dagmake.fingerprint import RACY_MARGIN_NS, FileStamp, hash_file
-from dagmake.fsutil import atomic_write_bytes
+from dagmake.fsutil import LockHeld, atomic_write_bytes, exclusive_lock
 
 FORMAT = 3
 FILE_NAME = "noop.marshal"
@@ -60,12 +61,23 @@ def _stat(path: str) -> Stat | None:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def check(state_dir: Path, key: str, root: Path) -> tuple[str, tuple[str, ...]] | None:
+class Found(NamedTuple):
+    name: str
+    steps: tuple[str, ...]
+    # When files had to be hashed (touched, or too new to trust their stat) and matched: the
+    # snapshot re-taken now, so the next run trusts their stats again; else None.
+    retaken: bytes | None
+    seen: bytes  # the snapshot as read, so `retake` can tell whether it is still the one
+
+
+def check(state_dir: Path, key: str, root: Path) -> Found | None:
     """The workflow's name and step ids, if the snapshot for `key` still describes the disk
     exactly; else None."""
+    now_ns = time.time_ns()  # before any stat: what a re-taken snapshot may claim
     try:
+        seen = (state_dir / FILE_NAME).read_bytes()
         version, got_key, taken_ns, name, steps, paths, stats, digests, journal = marshal.loads(
-            (state_dir / FILE_NAME).read_bytes()
+            seen
         )
     except (OSError, ValueError, EOFError, TypeError):
         return None
@@ -75,7 +87,8 @@ def check(state_dir: Path, key: str, root: Path) -> tuple[str, tuple[str, ...]] 
         return None  # the state moved on (or was damaged): the full path must read it
     trusted_before = taken_ns - RACY_MARGIN_NS
     base = str(root)
-    for rel, then, digest in zip(paths, stats, digests, strict=True):
+    hashed: list[tuple[int, Stat]] = []
+    for i, (rel, then, digest) in enumerate(zip(paths, stats, digests, strict=True)):
         full = os.path.join(base, rel)
         now = _stat(full)
         if now == then and (now is None or max(now[1], now[2]) < trusted_before):
@@ -83,7 +96,27 @@ def check(state_dir: Path, key: str, root: Path) -> tuple[str, tuple[str, ...]] 
         # Touched, or changed too close to the snapshot to trust its stat: the bytes decide.
         if digest is None or now is None or not _same_content(full, digest):
             return None
-    return str(name), tuple(steps)
+        hashed.append((i, now))
+    retaken = None
+    if any(max(st[1], st[2]) < now_ns - RACY_MARGIN_NS for _, st in hashed):
+        new_stats = list(stats)
+        for i, st in hashed:
+            new_stats[i] = st
+        doc = (FORMAT, key, now_ns, name, steps, paths, new_stats, digests, journal)
+        retaken = marshal.dumps(doc)
+    return Found(str(name), tuple(steps), retaken, seen)
+
+
+def retake(state_dir: Path, found: Found) -> None:
+    """Write `found.retaken` if no run got in between: under the workspace lock (not waiting
+    for it), and only while the snapshot is still the one `check` read (a run deletes it before
+    it changes anything) and the journal is unchanged. Never fails."""
+    if found.retaken is None:
+        return
+    with contextlib.suppress(OSError, LockHeld), exclusive_lock(state_dir / "lock", wait=False):
+        if (state_dir / FILE_NAME).read_bytes() != found.seen:
+            return
+        atomic_write_bytes(state_dir / FILE_NAME, found.retaken, mode=0o600)
 
 
 def _same_content(path: str, digest: str) -> bool:

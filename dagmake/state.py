@@ -17,12 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from dagmake.fingerprint import Components, FileStamp, hash_bytes, outputs_digest
 from dagmake.fsutil import atomic_write_bytes, ensure_private_dir
@@ -31,8 +29,7 @@ STATE_VERSION = 1
 _HEADER = {"dagmake_state": STATE_VERSION}
 
 
-@dataclass(frozen=True, slots=True)
-class StepRecord:
+class StepRecord(NamedTuple):
     """A step's last successful run: what it was run from and what it produced."""
 
     step_id: str
@@ -81,12 +78,16 @@ class StepRecord:
         )
 
 
-@dataclass
 class LoadedState:
-    records: dict[str, StepRecord] = field(default_factory=dict)
-    stamps: dict[str, FileStamp] = field(default_factory=dict)
-    lines: int = 0
-    warnings: list[str] = field(default_factory=list)
+    """What the journal said: the last record per step and the last stamp per path."""
+
+    __slots__ = ("lines", "records", "stamps", "warnings")
+
+    def __init__(self) -> None:
+        self.records: dict[str, StepRecord] = {}
+        self.stamps: dict[str, FileStamp] = {}
+        self.lines = 0
+        self.warnings: list[str] = []
 
 
 def workspace_dir(cache_root: Path, workspace: Path) -> Path:
@@ -106,7 +107,7 @@ def load_secret(cache_root: Path, *, create: bool) -> bytes:
             return data
     except OSError:
         pass
-    data = secrets.token_bytes(32)
+    data = os.urandom(32)  # what `secrets.token_bytes` returns, without its 6 ms import
     if create:
         ensure_private_dir(path.parent)
         try:

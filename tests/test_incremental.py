@@ -327,3 +327,52 @@ def test_the_quick_parser_declines_anything_it_does_not_fully_understand() -> No
     for argv in (["list"], ["-n"], ["--json"], ["-B"], ["--since", "HEAD"], ["-c", "novalue"],
                  ["--changed-files", "a"], ["-j"], ["--report", "r.json"]):  # fmt: skip
         assert _parse(argv) is None, argv
+
+
+def _snapshot(ws: Workspace) -> tuple[Path, bytes]:
+    (path,) = ws.cache.rglob("noop.marshal")
+    return path, path.read_bytes()
+
+
+def test_a_touched_file_is_hashed_once_then_trusted_by_stat_again(ws: Workspace) -> None:
+    """After a touch (or a build that just wrote its files), the quick path must hash those
+    files; it re-takes the snapshot so the runs after it are stat-only again."""
+    import marshal
+
+    chain(ws)
+    ws.ran()
+    ws.ran()  # leaves the snapshot
+    path, before = _snapshot(ws)
+    ws.write("in.txt", "one\ntwo\n")  # same bytes, new stat
+    time.sleep(2.1)  # older than the racy margin, so its new stat can be trusted
+    res = ws.run()
+    assert res.out.startswith("dagmake: succeeded: 3 up to date"), res.both
+    after = path.read_bytes()
+    assert after != before
+    doc = marshal.loads(after)
+    paths, stats = doc[5], doc[6]
+    st = os.stat(ws.root / "in.txt")
+    assert stats[paths.index("in.txt")] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    # the re-taken snapshot still notices a change
+    ws.write("in.txt", "changed\n")
+    assert ws.ran()[:1] == ["a"]
+
+
+def test_a_snapshot_is_not_re_taken_over_a_run_that_came_in_between(ws: Workspace) -> None:
+    from dagmake import noop
+    from dagmake.locations import read_workflow_bytes
+
+    chain(ws)
+    ws.ran()
+    ws.ran()
+    path, _ = _snapshot(ws)
+    ws.write("in.txt", "one\ntwo\n")
+    time.sleep(2.1)
+    root = ws.root.resolve()
+    data = read_workflow_bytes(root / "dagmake.yaml")
+    key = noop.run_key(data, str(root / "dagmake.yaml"), root, (), {})
+    found = noop.check(path.parent, key, root)
+    assert found is not None and found.retaken is not None
+    noop.invalidate(path.parent)  # what a run does first, under the lock
+    noop.retake(path.parent, found)
+    assert not path.exists()
