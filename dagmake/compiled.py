@@ -21,7 +21,6 @@ from dagmake.fsutil import atomic_write_bytes, ensure_private_dir
 from dagmake.graph import Edge, Graph, build_graph
 from dagmake.locations import read_workflow_bytes
 from dagmake.model import CacheSettings, Location, Step, Workflow
-from dagmake.spec import load_workflow
 
 FORMAT = 1
 
@@ -37,6 +36,8 @@ def load_graph(path: Path, cache_root: Path) -> tuple[Graph, Callable[[], None]]
     file = cache_root / "v1" / "workflows" / f"{h.hexdigest()}.marshal"
     with contextlib.suppress(Exception):  # anything odd about the copy: parse again
         return _decode(marshal.loads(file.read_bytes()), path, root), _nothing
+    from dagmake.spec import load_workflow  # YAML is imported only when there is YAML to read
+
     graph = build_graph(load_workflow(path, data=data))
 
     def save() -> None:

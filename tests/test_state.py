@@ -88,3 +88,42 @@ def test_secret_is_private_and_stable(tmp_path: Path) -> None:
     assert (tmp_path / "v1" / "secret").stat().st_mode & 0o777 == 0o600
     assert load_secret(tmp_path / "fresh", create=False) != s1
     assert not (tmp_path / "fresh").exists()
+
+
+def _from_journal(directory: Path) -> tuple[object, ...]:
+    (directory / "state.marshal").unlink()
+    loaded = StateStore(directory).load()
+    return loaded.records, loaded.stamps, loaded.lines
+
+
+def test_the_index_loads_exactly_what_the_journal_says(tmp_path: Path) -> None:
+    directory = tmp_path / "ws"
+    for n in range(3):  # three runs: the index is rewritten after each
+        store = StateStore(directory)
+        store.open_for_append(store.load())
+        store.put(rec("a", f"{n}" * 32), {"a": FileStamp("d" * 32, n, 10, 11, 12, 13)})
+        store.put(replace_duration(rec(f"b{n}"), 1.234567891), {})
+        store.close()
+    assert (directory / "state.marshal").exists()
+    indexed = StateStore(directory).load()
+    assert indexed.records["a"].fingerprint == "2" * 32
+    assert (indexed.records, indexed.stamps, indexed.lines) == _from_journal(directory)
+
+
+def test_the_index_is_ignored_once_the_journal_changed(tmp_path: Path) -> None:
+    directory = tmp_path / "ws"
+    store = StateStore(directory)
+    store.open_for_append(store.load())
+    store.put(rec("a"), {})
+    store.close()
+    index = (directory / "state.marshal").read_bytes()
+    other = StateStore(directory)
+    other.open_for_append(other.load())
+    other.put(rec("b"), {})
+    other._file.close()  # type: ignore[union-attr]  # as if killed: no index written
+    (directory / "state.marshal").write_bytes(index)  # the index from before the append
+    assert set(StateStore(directory).load().records) == {"a", "b"}
+
+
+def replace_duration(r: StepRecord, seconds: float) -> StepRecord:
+    return r._replace(duration_s=seconds)
