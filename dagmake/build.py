@@ -45,6 +45,7 @@ class RunOptions(NamedTuple):
     changed_files: tuple[str, ...] | None = None
     kill_grace_s: float = 3.0
     noop_key: str | None = None  # with it, a run that finds all up to date leaves a snapshot
+    trust: noop.Trust | None = None  # steps the last snapshot vouches for (see `noop`)
 
 
 class Interrupted(Exception):
@@ -66,10 +67,17 @@ def selected_steps(graph: Graph, options: RunOptions) -> list[str]:
     return [s for s in chosen if s in wanted]
 
 
-def preflight(graph: Graph, chosen: Sequence[str], context: Mapping[str, str]) -> None:
+def preflight(
+    graph: Graph,
+    chosen: Sequence[str],
+    context: Mapping[str, str],
+    *,
+    check_references: bool = True,
+) -> None:
     """Problems that must stop the run before any step starts."""
     workflow = graph.workflow
-    variables.check_workflow(workflow, context, lambda s: ancestors(graph, [s]))
+    if check_references:
+        variables.check_workflow(workflow, context, lambda s: ancestors(graph, [s]))
     produced = _Outputs(workflow.steps)
     root = str(workflow.root)
     for sid in chosen:
@@ -110,15 +118,25 @@ class _Outputs:
 
 def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSummary:
     chosen = selected_steps(graph, options)
-    preflight(graph, chosen, options.context)
+    trust = options.trust
+    # A snapshot exists only for this same workflow text and context, which passed the whole
+    # preflight then; its trusted steps' inputs are where they were.
+    preflight(
+        graph,
+        [s for s in chosen if trust is None or s not in trust.steps],
+        options.context,
+        check_references=trust is None,
+    )
     root = cache_root()
     store = StateStore(workspace_dir(root, graph.workflow.root))
     if options.dry_run:
+        if trust is not None and noop.journal_stat(store.dir) != trust.journal:
+            trust = None
         loaded = store.load()
         for w in loaded.warnings:
             reporter.warning(w)
         secret = load_secret(root, create=False)
-        return _Run(graph, options, reporter, loaded, store, secret, dry=True).go(chosen)
+        return _Run(graph, options, reporter, loaded, store, secret, trust, dry=True).go(chosen)
     ensure_private_dir(store.dir)
     try:
         with exclusive_lock(
@@ -128,6 +146,8 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
                 f"waiting for the run that holds this workspace ({holder}); --no-wait fails instead"
             ),
         ):
+            if trust is not None and noop.journal_stat(store.dir) != trust.journal:
+                trust = None  # a run came in between: its records are not the ones trusted
             loaded = store.load()
             for w in loaded.warnings:
                 reporter.warning(w)
@@ -135,18 +155,10 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
             store.open_for_append(loaded)
             try:
                 secret = load_secret(root, create=True)
-                run = _Run(graph, options, reporter, loaded, store, secret, dry=False)
+                run = _Run(graph, options, reporter, loaded, store, secret, trust, dry=False)
                 summary = run.go(chosen)
                 if options.noop_key is not None and run.all_settled(chosen):
-                    noop.write(
-                        store.dir,
-                        options.noop_key,
-                        graph.workflow.root,
-                        graph.workflow.name,
-                        chosen,
-                        {p: run.hasher.stamps.get(p) for p in run.touched},
-                        _glob_roots(graph, chosen),
-                    )
+                    _snapshot(run, store.dir, options.noop_key, chosen)
                 return summary
             finally:
                 store.close()
@@ -156,15 +168,40 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
         ) from None
 
 
-def _glob_roots(graph: Graph, chosen: Sequence[str]) -> list[tuple[str, bool]]:
-    """Folders whose listing decides what the chosen steps' inputs are."""
+def _snapshot(run: _Run, state_dir: Path, key: str, chosen: Sequence[str]) -> None:
+    """Leave the no-op snapshot of a run that left every chosen step up to date."""
+    decided = [s for s in chosen if s not in run.trusted]
+    trust = run.trust
+    carried = {} if trust is None else {
+        rel: trust.entries[rel] for sid in run.trusted for rel in trust.owners[sid]
+    }  # fmt: skip
+    noop.write(
+        state_dir,
+        key,
+        run.workflow.root,
+        run.workflow.name,
+        chosen,
+        run.owned,
+        {p: run.hasher.stamps.get(p) for sid in decided for p in run.owned.get(sid, ())},
+        {sid: _glob_roots(run.graph, sid) for sid in decided},
+        carried,
+        run.produced,
+        {
+            sid: (r.reasons[0].kind.value, r.reasons[0].message, r.reasons[0].step)
+            for sid, r in run.results.items()
+            if r.status is StepStatus.SKIPPED and r.reasons
+        },
+    )
+
+
+def _glob_roots(graph: Graph, sid: str) -> list[tuple[str, bool]]:
+    """Folders whose listing decides what the step's inputs are."""
     roots: list[tuple[str, bool]] = []
-    for sid in chosen:
-        for pattern in graph.step(sid).inputs:
-            if globs.is_glob(pattern):
-                roots.append((globs.literal_prefix(pattern), True))
-            elif os.path.isdir(os.path.join(graph.workflow.root, pattern)):
-                roots.append((pattern, False))
+    for pattern in graph.step(sid).inputs:
+        if globs.is_glob(pattern):
+            roots.append((globs.literal_prefix(pattern), True))
+        elif os.path.isdir(os.path.join(graph.workflow.root, pattern)):
+            roots.append((pattern, False))
     return roots
 
 
@@ -206,10 +243,13 @@ class _Run:
         loaded: LoadedState,
         store: StateStore,
         secret: bytes,
+        trust: noop.Trust | None,
         *,
         dry: bool,
     ) -> None:
         self.graph = graph
+        self.trust = trust
+        self.trusted: set[str] = set()  # steps found up to date on the snapshot's word
         self.workflow = graph.workflow
         self.options = options
         self.reporter = reporter
@@ -231,7 +271,7 @@ class _Run:
         self.warnings: list[str] = []
         self.committed: set[str] = set()
         self._dirs: tuple[Path, Path] | None = None
-        self.touched: set[str] = set()  # every input and output path this run looked at
+        self.owned: dict[str, list[str]] = {}  # each step's input and output paths
         self._unstored: collections.deque[tuple[Step, StepRecord, Path]] = collections.deque()
 
     # -- the loop ------------------------------------------------------------------------
@@ -415,6 +455,13 @@ class _Run:
             reason = Reason(ReasonKind.CONDITION_FALSE, f"condition `{step.condition}` is false")
             return StepResult(sid, StepStatus.SKIPPED, (reason,))
         record = self.records.get(sid)
+        if record is not None and self._vouched_for(sid, record):
+            assert self.trust is not None
+            self.trusted.add(sid)
+            self.owned[sid] = list(self.trust.owners[sid])
+            self.produced[sid] = self.trust.produced[sid]
+            self.values[sid] = dict(record.values)
+            return StepResult(sid, StepStatus.UP_TO_DATE)
         deps = tuple((d, self.produced.get(d)) for d in self.graph.deps[sid])
         values: Mapping[str, Mapping[str, str]] = self.values  # read only: no copy per step
         if self.dry:
@@ -426,8 +473,7 @@ class _Run:
             if preview:
                 values = collections.ChainMap(preview, self.values)
         resolved = self.inspector.resolve(step, deps, values, record)
-        self.touched.update(p for p, _ in resolved.input_stamps)
-        self.touched.update(resolved.facts.outputs_now)
+        self.owned[sid] = [p for p, _ in resolved.input_stamps] + list(resolved.facts.outputs_now)
         decision = decide(
             sid,
             resolved.facts,
@@ -459,6 +505,21 @@ class _Run:
         if self.cache is not None and step.cache:
             self.misses += 1
         return decision, resolved
+
+    def _vouched_for(self, sid: str, record: StepRecord) -> bool:
+        """Up to date without looking: the snapshot saw none of the step's files change since
+        this record was current, and every dependency produced exactly what the record says
+        it read (a dependency that ran and made something new, or that a dry run would run,
+        sends the step through the full decision)."""
+        if self.trust is None or sid not in self.trust.steps:
+            return False
+        deps = self.graph.deps[sid]
+        recorded = dict(record.components.deps)
+        if len(recorded) != len(deps):
+            return False
+        return all(
+            (digest := self.produced.get(d)) is not None and recorded.get(d) == digest for d in deps
+        )
 
     def _blocked_by(self, sid: str) -> StepResult | None:
         for d in self.graph.deps[sid]:
@@ -667,7 +728,7 @@ class _Run:
         self.store.put(record, stamps)
         self.records[record.step_id] = record
         self.committed.add(record.step_id)
-        self.touched.update(p for p, _ in record.outputs)
+        self.owned.setdefault(record.step_id, []).extend(p for p, _ in record.outputs)
 
     def _store(self, step: Step, record: StepRecord, log_path: Path) -> None:
         from dagmake.cache import OutputFile

@@ -27,7 +27,8 @@ from dagmake.errors import (
 
 if TYPE_CHECKING:
     from dagmake.graph import Graph
-    from dagmake.results import RunSummary
+    from dagmake.noop import Trust
+    from dagmake.results import RunSummary, StepResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -158,10 +159,15 @@ def run_command(
 
         contexts = parse_context(context)
         reporter = make_reporter(default_stream(json_out), color=color)
-        key = None
-        if not (dry_run or force or changed_files or since):
-            key, summary = _fast_noop(workflow_file, targets, contexts)
+        key, trust = None, None
+        if not (force or changed_files or since):
+            key, summary, trust = _fast_noop(workflow_file, targets, contexts, dry_run=dry_run)
             if summary is not None:
+                from dagmake.model import StepStatus
+
+                for result in summary.steps:
+                    if result.status is not StepStatus.UP_TO_DATE:
+                        reporter.step_finished(result)  # the skips, said as a full run says them
                 reporter.run_finished(summary)
                 _write_reports(summary, json_out, report_path)
                 sys.exit(EXIT_OK)
@@ -184,7 +190,8 @@ def run_command(
             wait_for_lock=not no_wait,
             context=contexts,
             changed_files=files,
-            noop_key=key,
+            noop_key=None if dry_run else key,
+            trust=trust,
         )
         summary = run_build(graph, options, reporter)
         if not dry_run:
@@ -194,16 +201,19 @@ def run_command(
 
 
 def _fast_noop(
-    workflow_file: Path | None, targets: tuple[str, ...], context: dict[str, str]
-) -> tuple[str | None, RunSummary | None]:
-    """The no-op snapshot's key for this run, and the summary when the snapshot says that
-    nothing changed (then nothing else is loaded)."""
+    workflow_file: Path | None,
+    targets: tuple[str, ...],
+    context: dict[str, str],
+    *,
+    dry_run: bool,
+) -> tuple[str | None, RunSummary | None, Trust | None]:
+    """The no-op snapshot's key for this run; the summary when the snapshot says nothing
+    changed (then nothing else is loaded); else what it still vouches for."""
     import time
 
     from dagmake import noop
     from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
-    from dagmake.model import StepStatus
-    from dagmake.results import RunSummary, StepResult
+    from dagmake.results import RunSummary
     from dagmake.state import workspace_dir
 
     started = time.monotonic()
@@ -212,13 +222,25 @@ def _fast_noop(
     root = path.absolute().parent.resolve()
     key = noop.run_key(data, str(root / path.name), root, targets, context)
     state_dir = workspace_dir(cache_root(), root)
-    found = noop.check(state_dir, key, root)
+    found = noop.check(state_dir, key, root, want_trust=dry_run)
     if found is None:
-        return key, None
-    steps = tuple(StepResult(s, StepStatus.UP_TO_DATE) for s in found.steps)
+        return key, None, None
+    if found.changed or dry_run:
+        return key, None, found.trust
+    steps = tuple(_result_from_snapshot(s, found.skipped.get(s)) for s in found.steps)
     summary = RunSummary(found.name, False, "succeeded", time.monotonic() - started, steps)
     noop.retake(state_dir, found)
-    return key, summary
+    return key, summary, None
+
+
+def _result_from_snapshot(step_id: str, skipped: tuple[str, str, str | None] | None) -> StepResult:
+    from dagmake.model import Reason, ReasonKind, StepStatus
+    from dagmake.results import StepResult
+
+    if skipped is None:
+        return StepResult(step_id, StepStatus.UP_TO_DATE)
+    kind, message, step = skipped
+    return StepResult(step_id, StepStatus.SKIPPED, (Reason(ReasonKind(kind), message, step=step),))
 
 
 def _exit_code(summary: RunSummary) -> int:

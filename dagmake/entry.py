@@ -97,8 +97,8 @@ def _quick_noop(argv: list[str]) -> bool:
         found = noop.check(state_dir, key, root)
     except Exception:  # any doubt: the full command line answers (and reports errors)
         return False
-    if found is None:
-        return False
+    if found is None or found.changed or found.skipped:
+        return False  # the run that follows reuses what this check found (and tells skips)
     took = time.monotonic() - started
     line = f"dagmake: succeeded: {len(found.steps)} up to date in {took * 1000:.0f}ms"
     if sys.stdout.isatty() and os.environ.get("TERM") != "dumb" and "NO_COLOR" not in os.environ:

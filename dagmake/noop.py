@@ -1,16 +1,29 @@
-"""The no-op fast path: ninja's trick of answering "nothing to do" from `stat` alone.
+"""The no-op fast path: ninja's trick of answering "nothing to do" from `stat` alone, and its
+per-step form: knowing which steps nothing touched, so a run after a one-file edit decides only
+the steps that file reaches.
 
-A run that leaves every selected step up to date writes a snapshot: the stat of every input and
-output file and of every folder a glob walked, keyed by the workflow file's bytes, dagmake's
-version, the targets and the context. The next run with the same key stats those paths; if every
-one matches and was last changed well before the snapshot was taken (the racy-git rule, as in
-`fingerprint`), the answer is the same and nothing else is loaded. Anything else (a difference,
-a racy timestamp, a missing or foreign snapshot) falls back to the full decision, which writes a
-fresh snapshot when it finds everything up to date again.
+A run that leaves every selected step up to date writes a snapshot: for every input and output
+file the stat and digest, for every folder a glob walked its stat, and for every step which of
+those paths are its own; keyed by the workflow file's bytes, dagmake's version, the targets and
+the context, and valid only for the state journal it saw (the journal's stat). The next run with
+the same key stats those paths.
 
-Adding a file that a glob would match changes its folder's mtime, so new inputs are noticed too.
-A run that goes ahead deletes the snapshot first, so a concurrent reader never trusts a
-snapshot older than changes made under the lock.
+An entry's stat is trusted only if it was *settled* when observed: last changed at least
+RACY_MARGIN before the moment it was stat'ed (the racy-git rule, as in `fingerprint`). A file
+whose stat differs or was not settled is hashed; same bytes, same answer. A folder in the same
+case is listed again: same names, same answer (an editor's save-by-rename changes the folder's
+stat, not what a glob finds there).
+
+- Nothing changed: the run is answered from the snapshot, and nothing else is loaded. If files
+  had to be hashed, the snapshot is re-taken with their new stats, under the workspace lock and
+  only if no run came in between, so the next no-op is stat-only again.
+- Some paths changed: every step none of whose paths changed is *trusted*. The full run still
+  decides every other step the usual way, and a trusted step is up to date only when each of
+  its dependencies produced exactly what its record says (see `build`).
+- Anything else (another key, another journal, a damaged snapshot): the full decision.
+
+A run that goes ahead deletes the snapshot first, under the lock, so a concurrent reader never
+trusts a snapshot older than changes made under the lock.
 """
 
 from __future__ import annotations
@@ -29,11 +42,45 @@ from dagmake import __version__
 from dagmake.fingerprint import RACY_MARGIN_NS, FileStamp, hash_file
 from dagmake.fsutil import LockHeld, atomic_write_bytes, exclusive_lock
 
-FORMAT = 3
+FORMAT = 4
 FILE_NAME = "noop.marshal"
 JOURNAL = "state.jsonl"  # the state's journal: the snapshot is only good for the state it saw
 
 Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+class Entry(NamedTuple):
+    """What a snapshot knows of one path: a file's digest, a folder's listing digest (what a glob
+    sees: its entries' names), or None for a path that was missing."""
+
+    stat: Stat | None
+    digest: str | None
+    settled: bool  # last changed RACY_MARGIN before it was stat'ed: the stat can be trusted
+
+
+class Trust(NamedTuple):
+    """What a snapshot that no longer holds in full still vouches for."""
+
+    journal: Stat | None  # the journal it was taken against: trust only while it is the same
+    steps: frozenset[str]  # steps none of whose paths changed
+    owners: dict[str, tuple[str, ...]]  # each trusted step's paths
+    produced: dict[str, str]  # and the digest of what it produced (its record's)
+    entries: dict[str, Entry]  # and what is known of them now
+
+
+Skip = tuple[str, str, str | None]  # why a step was skipped: reason kind, message, step
+
+
+class Found(NamedTuple):
+    name: str
+    steps: tuple[str, ...]
+    skipped: dict[str, Skip]  # the steps skipped then (a false condition), and why
+    changed: int  # paths that differ; 0: the snapshot holds, the run has nothing to do
+    trust: Trust | None  # when something changed, or when asked for
+    # When files had to be hashed and matched: the snapshot re-taken with their new stats, so
+    # the next run trusts them by stat again; else None.
+    retaken: bytes | None
+    seen: bytes  # the snapshot as read, so `retake` can tell whether it is still the one
 
 
 def run_key(
@@ -61,50 +108,87 @@ def _stat(path: str) -> Stat | None:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-class Found(NamedTuple):
-    name: str
-    steps: tuple[str, ...]
-    # When files had to be hashed (touched, or too new to trust their stat) and matched: the
-    # snapshot re-taken now, so the next run trusts their stats again; else None.
-    retaken: bytes | None
-    seen: bytes  # the snapshot as read, so `retake` can tell whether it is still the one
+_checked: dict[tuple[Path, str], Found | None] = {}
 
 
-def check(state_dir: Path, key: str, root: Path) -> Found | None:
-    """The workflow's name and step ids, if the snapshot for `key` still describes the disk
-    exactly; else None."""
-    now_ns = time.time_ns()  # before any stat: what a re-taken snapshot may claim
+def check(state_dir: Path, key: str, root: Path, *, want_trust: bool = False) -> Found | None:
+    """Compare the snapshot for `key` with the disk; None when there is no usable snapshot.
+    What it trusts is worked out when something changed, or when asked (a dry run).
+
+    Remembered for the process: the quick path before the command line is parsed and the run
+    after it ask the same question within milliseconds, and the disk is read once."""
+    memo = (state_dir, key)
+    if memo in _checked:
+        found = _checked[memo]
+        if found is None or found.trust is not None or not want_trust:
+            return found
+    found = _check(state_dir, key, root, want_trust)
+    _checked[memo] = found
+    return found
+
+
+def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | None:
     try:
         seen = (state_dir / FILE_NAME).read_bytes()
-        version, got_key, taken_ns, name, steps, paths, stats, digests, journal = marshal.loads(
-            seen
-        )
+        (version, got_key, name, steps, paths, stats, digests, settled, journal, owners,
+         produced, skipped) = marshal.loads(seen)  # fmt: skip
     except (OSError, ValueError, EOFError, TypeError):
         return None
     if version != FORMAT or got_key != key:
         return None
     if _stat(str(state_dir / JOURNAL)) != journal:
         return None  # the state moved on (or was damaged): the full path must read it
-    trusted_before = taken_ns - RACY_MARGIN_NS
     base = str(root)
-    hashed: list[tuple[int, Stat]] = []
-    for i, (rel, then, digest) in enumerate(zip(paths, stats, digests, strict=True)):
+    changed: set[int] = set()
+    hashed: list[tuple[int, Stat, bool]] = []
+    for i, (rel, then, digest, ok) in enumerate(zip(paths, stats, digests, settled, strict=True)):
+        observed_ns = time.time_ns()  # before the stat: a conservative "when"
         full = os.path.join(base, rel)
         now = _stat(full)
-        if now == then and (now is None or max(now[1], now[2]) < trusted_before):
+        if now == then and (ok or now is None):
             continue
-        # Touched, or changed too close to the snapshot to trust its stat: the bytes decide.
+        # Touched, or changed too close to when it was seen to trust its stat: the bytes decide.
         if digest is None or now is None or not _same_content(full, digest):
-            return None
-        hashed.append((i, now))
+            changed.add(i)
+        else:
+            hashed.append((i, now, _settled(now, observed_ns)))
+    trust = None
+    if changed or want_trust:
+        new = {i: Entry(now, digests[i], ok) for i, now, ok in hashed}
+        pairs = zip(steps, owners, produced, strict=True)
+        trusted = {  # a step skipped then (no digest) had no files checked: never trusted
+            sid: (own, made)
+            for sid, own, made in pairs
+            if made is not None and not changed.intersection(own)
+        }
+        trust = Trust(
+            journal,
+            frozenset(trusted),
+            {sid: tuple(paths[i] for i in own) for sid, (own, _) in trusted.items()},
+            {sid: made for sid, (_, made) in trusted.items()},
+            {
+                paths[i]: new.get(i) or Entry(stats[i], digests[i], settled[i])
+                for own, _ in trusted.values()
+                for i in own
+            },
+        )
     retaken = None
-    if any(max(st[1], st[2]) < now_ns - RACY_MARGIN_NS for _, st in hashed):
-        new_stats = list(stats)
-        for i, st in hashed:
-            new_stats[i] = st
-        doc = (FORMAT, key, now_ns, name, steps, paths, new_stats, digests, journal)
+    if not changed and any(ok for _, _, ok in hashed):
+        new_stats, new_settled = list(stats), list(settled)
+        for i, now, ok in hashed:
+            new_stats[i], new_settled[i] = now, ok
+        doc = (FORMAT, key, name, steps, paths, new_stats, digests, new_settled, journal, owners,
+               produced, skipped)  # fmt: skip
         retaken = marshal.dumps(doc)
-    return Found(str(name), tuple(steps), retaken, seen)
+    return Found(str(name), tuple(steps), dict(skipped), len(changed), trust, retaken, seen)
+
+
+def journal_stat(state_dir: Path) -> Stat | None:
+    return _stat(str(state_dir / JOURNAL))
+
+
+def _settled(st: Stat, observed_ns: int) -> bool:
+    return max(st[1], st[2]) < observed_ns - RACY_MARGIN_NS
 
 
 def retake(state_dir: Path, found: Found) -> None:
@@ -121,9 +205,21 @@ def retake(state_dir: Path, found: Found) -> None:
 
 def _same_content(path: str, digest: str) -> bool:
     try:
+        if digest.startswith(_LISTING):
+            return _listing(path) == digest
         return hash_file(path) == digest
     except OSError:
         return False
+
+
+_LISTING = "ls:"
+
+
+def _listing(path: str) -> str:
+    """A folder's digest, for what a glob sees of it: its entries' names, folders marked."""
+    with os.scandir(path) as it:
+        names = sorted(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name for e in it)
+    return _LISTING + xxhash.xxh3_128_hexdigest("\0".join(names).encode("utf-8", "surrogateescape"))
 
 
 def write(
@@ -132,34 +228,70 @@ def write(
     root: Path,
     name: str,
     step_ids: Sequence[str],
+    owned: Mapping[str, Iterable[str]],
     stamps: Mapping[str, FileStamp | None],
-    glob_roots: Iterable[tuple[str, bool]],
+    glob_roots: Mapping[str, Sequence[tuple[str, bool]]],
+    carried: Mapping[str, Entry],
+    produced: Mapping[str, str | None],
+    skipped: Mapping[str, Skip],
 ) -> None:
-    """Record the stat and digest of each file in `stamps` (what the run hashed; None: it was
-    missing) and the stat of every folder under `glob_roots` ((folder, skip hidden
-    subfolders)). Writes nothing if a file moved since the run hashed it. Never fails a run."""
-    taken_ns = time.time_ns()
+    """Record a snapshot of a run that left every step in `step_ids` up to date.
+
+    `owned`: each step's input and output files; `stamps`: what the run hashed of them (None:
+    missing), each checked against the disk now (if one moved, nothing is written: the next run
+    must look again); `glob_roots`: per step, the folders its globs walk ((folder, skip hidden
+    subfolders)), stat'ed now; `carried`: entries a trusted step brought over from the last
+    snapshot, as `check` saw them (an entry that was settled stays valid: any change since would
+    have changed its stat); `produced`: each step's produced digest; `skipped`: why the steps
+    that did not run were skipped. Never fails a run."""
     base = str(root)
-    paths: list[str] = []
-    stats: list[Stat | None] = []
-    digests: list[str | None] = []
-    for rel in sorted(stamps):
-        stamp = stamps[rel]
+    entries: dict[str, Entry] = dict(carried)
+    for rel, stamp in stamps.items():
+        observed_ns = time.time_ns()
         now = _stat(os.path.join(base, rel))
         if stamp is None:
             if now is not None:
                 return
+            entries[rel] = Entry(None, None, True)
         elif now != (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino):
             return  # changed after the run looked at it: the next run must look again
-        paths.append(rel)
-        stats.append(now)
-        digests.append(None if stamp is None else stamp.digest)
-    for rel in _folders(root, glob_roots):
-        paths.append(rel)
-        stats.append(_stat(os.path.join(base, rel)))
-        digests.append(None)
-    journal = _stat(str(state_dir / JOURNAL))
-    doc = (FORMAT, key, taken_ns, name, list(step_ids), paths, stats, digests, journal)
+        else:
+            entries[rel] = Entry(now, stamp.digest, _settled(now, observed_ns))
+    folders_of: dict[tuple[str, bool], list[str]] = {}
+    owners: dict[str, list[str]] = {sid: list(paths) for sid, paths in owned.items()}
+    for sid, roots in glob_roots.items():
+        for start in roots:
+            if start not in folders_of:
+                folders_of[start] = _folders(root, [start])
+                for rel in folders_of[start]:
+                    observed_ns = time.time_ns()
+                    st = _stat(os.path.join(base, rel))
+                    try:
+                        listing: str | None = _listing(os.path.join(base, rel))  # after the stat
+                    except OSError:
+                        st, listing = None, None
+                    entries[rel] = Entry(st, listing, st is not None and _settled(st, observed_ns))
+            owners.setdefault(sid, []).extend(folders_of[start])
+    paths = sorted(entries)
+    index = {rel: i for i, rel in enumerate(paths)}
+    try:
+        own = [tuple(sorted({index[rel] for rel in owners.get(sid, ())})) for sid in step_ids]
+    except KeyError:
+        return  # a step names a path nothing recorded: no snapshot rather than a wrong one
+    doc = (
+        FORMAT,
+        key,
+        name,
+        list(step_ids),
+        paths,
+        [entries[rel].stat for rel in paths],
+        [entries[rel].digest for rel in paths],
+        [entries[rel].settled for rel in paths],
+        journal_stat(state_dir),
+        own,
+        [produced.get(sid) for sid in step_ids],
+        dict(skipped),
+    )
     with contextlib.suppress(OSError, ValueError):
         atomic_write_bytes(state_dir / FILE_NAME, marshal.dumps(doc), mode=0o600)
 
