@@ -270,3 +270,24 @@ def test_dagmake_version_and_python_m(ws: Workspace) -> None:
     res = ws.run("--version")
     assert res.code == 0
     assert res.out.startswith("dagmake, version ")
+
+
+def test_each_step_keeps_its_own_log_and_a_silent_step_keeps_none(ws: Workspace) -> None:
+    """Commands write to a few reused files; what each printed ends up under its own name."""
+    steps = "".join(
+        f"  - {{id: s{i}, run: 'echo out-{i}; echo err-{i} >&2; sleep 0.0{i}'}}\n" for i in range(6)
+    )
+    ws.workflow("steps:\n" + steps + "  - {id: quiet, run: 'true'}\n")
+    res = ws.run("--json", "-j", "2")
+    assert res.code == 0, res.both
+    report = {s["id"]: s for s in json.loads(res.out)["steps"]}
+    for i in range(6):
+        log = Path(report[f"s{i}"]["log"])
+        assert log.name == f"s{i}.log"
+        assert sorted(log.read_text().split()) == [f"err-{i}", f"out-{i}"]
+    assert "log" not in report["quiet"]
+    # a step that falls silent leaves no stale log from the run before
+    ws.workflow("steps:\n  - {id: s0, run: 'true'}\n")
+    res = ws.run("--json")
+    assert "log" not in json.loads(res.out)["steps"][0]
+    assert not Path(report["s0"]["log"]).exists()
