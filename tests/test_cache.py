@@ -84,7 +84,15 @@ K1, K2, K3 = hash_bytes(b"one"), hash_bytes(b"two"), hash_bytes(b"three")
 
 
 @pytest.fixture
-def s(tmp_path: Path) -> Setup:
+def s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Setup:
+    """Every content goes to a blob here (the tests of the blob store use small files); the
+    inline path has tests of its own (`inline`)."""
+    monkeypatch.setattr(cache_mod, "INLINE_MAX", -1)
+    return Setup(tmp_path)
+
+
+@pytest.fixture
+def inline(tmp_path: Path) -> Setup:
     return Setup(tmp_path)
 
 
@@ -477,3 +485,57 @@ def test_environment_overrides_the_settings_and_bad_values_name_the_variable(
     monkeypatch.setenv("DAGMAKE_CACHE_MAX_AGE", "soon")
     with pytest.raises(ConfigError, match=r"^DAGMAKE_CACHE_MAX_AGE: 'soon' is not an age"):
         settings_from_env(CacheSettings())
+
+
+def test_small_outputs_and_logs_live_in_the_manifest_and_large_ones_in_blobs(
+    inline: Setup,
+) -> None:
+    s = inline
+    big = os.urandom(cache_mod.INLINE_MAX + 1)
+    s.write("small.txt", b"small\n", 0o640)
+    s.write("big.bin", big)
+    s.log.write_bytes(b"compiled \xff\n")
+    s.store(K1, "small.txt", "big.bin")
+    blobs = [p for p in (s.tmp / "cache" / "v1" / "blobs").rglob("*") if p.is_file()]
+    assert [p.name for p in blobs] == [hash_bytes(big)]
+    entry = s.cache.lookup(K1)
+    assert entry is not None and s.cache.read_log(entry) == b"compiled \xff\n"
+    assert s.cache.restore(entry, s.dst)
+    assert (s.dst / "small.txt").read_bytes() == b"small\n"
+    assert stat.S_IMODE(os.stat(s.dst / "small.txt").st_mode) == 0o640
+    assert (s.dst / "big.bin").read_bytes() == big
+    assert s.cache.stats().size_bytes == len(big) + len(b"small\n") + len(b"compiled \xff\n")
+
+
+def test_damaged_inline_bytes_are_a_miss_with_a_warning_and_the_entry_goes(inline: Setup) -> None:
+    s = inline
+    s.write("out.txt", b"good bytes\n")
+    s.store(K1, "out.txt")
+    doc = json.loads(s.manifest(K1).read_text())
+    (digest,) = doc["inline"]
+    doc["inline"][digest] = "ZXZpbCBieXRlcwo="  # "evil bytes\n"
+    s.manifest(K1).write_text(json.dumps(doc))
+    assert s.cache.lookup(K1) is None
+    assert len(s.warnings) == 1 and "does not match its digest" in s.warnings[0]
+    assert not s.manifest(K1).exists()
+
+
+def test_an_inline_output_changed_while_storing_keeps_nothing(inline: Setup) -> None:
+    s = inline
+    s.write("out.txt", b"hashed bytes")
+    files = s.outputs("out.txt")
+    s.write("out.txt", b"changed bytes")
+    s.cache.store(K1, "compile", s.src, files, s.log, {})
+    assert s.cache.lookup(K1) is None and not s.manifest(K1).exists()
+
+
+def test_prune_by_size_counts_inline_bytes(inline: Setup) -> None:
+    s = inline
+    s.write("a.txt", b"a" * 1000)
+    s.store(K1, "a.txt")
+    s.age_everything()
+    s.write("b.txt", b"b" * 1000)
+    s.store(K2, "b.txt")
+    report = s.cache.prune(max_size_bytes=1500)
+    assert (report.removed_entries, report.kept_entries) == (1, 1)
+    assert s.cache.lookup(K1) is None and s.cache.lookup(K2) is not None

@@ -77,10 +77,12 @@ def test_editing_a_restored_output_never_changes_the_cache(ws: Workspace) -> Non
 
 
 def test_a_corrupt_blob_is_detected_and_the_step_runs(ws: Workspace) -> None:
-    project(ws)
+    big = "x" * 5000 + "\n"  # more than the cache keeps inline: stored as a blob
+    ws.workflow(BUILD)
+    ws.write("src.txt", big)
     ws.ran()
     for blob in (ws.cache / "v1" / "blobs").rglob("*"):
-        if blob.is_file() and blob.read_bytes() == b"CONTENT A\n":
+        if blob.is_file() and blob.read_bytes() == big.upper().encode():
             blob.write_bytes(b"CONTENT B\n")
     (ws.root / "out/obj.txt").unlink()
     res = ws.run("--json")
@@ -88,6 +90,22 @@ def test_a_corrupt_blob_is_detected_and_the_step_runs(ws: Workspace) -> None:
     steps = {s["id"]: s["status"] for s in json.loads(res.out)["steps"]}
     assert steps["compile"] == "succeeded"
     assert "could not restore 'compile' from the cache" in res.err
+    assert ws.read("out/obj.txt") == big.upper()
+
+
+def test_corrupt_inline_bytes_are_detected_and_the_step_runs(ws: Workspace) -> None:
+    project(ws)  # small outputs: kept inside the manifests
+    ws.ran()
+    for manifest in (ws.cache / "v1" / "entries").rglob("*.json"):
+        doc = json.loads(manifest.read_text())
+        doc["inline"] = dict.fromkeys(doc["inline"], "Q09OVEVOVCBCCg==")  # "CONTENT B\n"
+        manifest.write_text(json.dumps(doc))
+    (ws.root / "out/obj.txt").unlink()
+    res = ws.run("--json")
+    assert res.code == 0
+    steps = {s["id"]: s["status"] for s in json.loads(res.out)["steps"]}
+    assert steps["compile"] == "succeeded"
+    assert "cache entry for 'compile' is unusable" in res.err
     assert ws.read("out/obj.txt") == "CONTENT A\n"
 
 
@@ -109,7 +127,7 @@ def test_a_manifest_naming_a_path_outside_is_refused(ws: Workspace, tmp_path: Pa
 
 def test_enospc_while_storing_still_succeeds_and_leaves_no_entry(ws: Workspace) -> None:
     project(ws)
-    res = ws.run(DAGMAKE_FAULT="cache.store.blob:enospc")
+    res = ws.run(DAGMAKE_FAULT="cache.store.manifest:enospc")
     assert res.code == 0, res.both
     assert "could not store 'compile'" in res.both
     assert list((ws.cache / "v1").rglob("entries/*/*.json")) == []
