@@ -1,34 +1,24 @@
-"""The command line: the only module that talks to click, and the one place that turns outcomes
-and errors into exit codes. Heavy modules are imported inside the commands that need them, so
-`dagmake --version` pays for none of them."""
+"""The command line: the only module that talks to click. Outcomes and errors become exit codes
+in `runner.error_boundary`; `dagmake run` itself is `runner.run`. Heavy modules are imported
+inside the commands that need them, so `dagmake --version` pays for none of them."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-import traceback
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from dagmake import __version__
-from dagmake.errors import (
-    EXIT_BUG,
-    EXIT_CONFIG,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    DagmakeError,
-)
+from dagmake.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from dagmake.graph import Graph
-    from dagmake.noop import Trust
-    from dagmake.results import RunSummary, StepResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -150,129 +140,29 @@ def run_command(
     color: str,
 ) -> None:
     """Bring TARGETs (default: every step) up to date, with what they depend on."""
-    import gc
+    from dagmake import runner
 
-    gc.disable()  # a run allocates many small objects and frees none that form cycles
     with _error_boundary():
-        from dagmake.report import default_stream, make_reporter
         from dagmake.variables import parse_context
 
-        contexts = parse_context(context)
-        reporter = make_reporter(default_stream(json_out), color=color)
-        key, trust = None, None
-        if not (force or changed_files or since):
-            key, summary, trust = _fast_noop(workflow_file, targets, contexts, dry_run=dry_run)
-            if summary is not None:
-                from dagmake.model import StepStatus
-
-                for result in summary.steps:
-                    if result.status is not StepStatus.UP_TO_DATE:
-                        reporter.step_finished(result)  # the skips, said as a full run says them
-                reporter.run_finished(summary)
-                _write_reports(summary, json_out, report_path)
-                sys.exit(EXIT_OK)
-        from dagmake.build import RunOptions, run_build
-
-        graph, save_compiled = _load_and_saver(workflow_file)
-        files: tuple[str, ...] | None = None
-        if changed_files:
-            files, targets = _relative_to(graph.workflow.root, targets), ()
-        if since is not None:
-            from dagmake.gitfiles import changed_files_since
-
-            files = (*(files or ()), *changed_files_since(since, graph.workflow.root))
-        options = RunOptions(
-            targets=targets,
-            parallel=parallel,
-            force=force,
-            dry_run=dry_run,
-            use_cache=not no_cache,
-            wait_for_lock=not no_wait,
-            context=contexts,
-            changed_files=files,
-            noop_key=None if dry_run else key,
-            trust=trust,
+        code = runner.run(
+            runner.Request(
+                targets=targets,
+                workflow_file=workflow_file,
+                parallel=parallel,
+                context=parse_context(context),
+                dry_run=dry_run,
+                force=force,
+                json_out=json_out,
+                no_cache=no_cache,
+                changed_files=changed_files,
+                since=since,
+                report_path=report_path,
+                no_wait=no_wait,
+                color=color,
+            )
         )
-        summary = run_build(graph, options, reporter)
-        if not dry_run:
-            save_compiled()
-        _write_reports(summary, json_out, report_path)
-        sys.exit(_exit_code(summary))
-
-
-def _fast_noop(
-    workflow_file: Path | None,
-    targets: tuple[str, ...],
-    context: dict[str, str],
-    *,
-    dry_run: bool,
-) -> tuple[str | None, RunSummary | None, Trust | None]:
-    """The no-op snapshot's key for this run; the summary when the snapshot says nothing
-    changed (then nothing else is loaded); else what it still vouches for."""
-    import time
-
-    from dagmake import noop
-    from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
-    from dagmake.results import RunSummary
-    from dagmake.state import workspace_dir
-
-    started = time.monotonic()
-    path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
-    data = read_workflow_bytes(path)
-    root = path.absolute().parent.resolve()
-    key = noop.run_key(data, str(root / path.name), root, targets, context)
-    state_dir = workspace_dir(cache_root(), root)
-    found = noop.check(state_dir, key, root, want_trust=dry_run)
-    if found is None:
-        return key, None, None
-    if found.changed or dry_run:
-        return key, None, found.trust
-    steps = tuple(_result_from_snapshot(s, found.skipped.get(s)) for s in found.steps)
-    summary = RunSummary(found.name, False, "succeeded", time.monotonic() - started, steps)
-    noop.retake(state_dir, found)
-    return key, summary, None
-
-
-def _result_from_snapshot(step_id: str, skipped: tuple[str, str, str | None] | None) -> StepResult:
-    from dagmake.model import Reason, ReasonKind, StepStatus
-    from dagmake.results import StepResult
-
-    if skipped is None:
-        return StepResult(step_id, StepStatus.UP_TO_DATE)
-    kind, message, step = skipped
-    return StepResult(step_id, StepStatus.SKIPPED, (Reason(ReasonKind(kind), message, step=step),))
-
-
-def _exit_code(summary: RunSummary) -> int:
-    if summary.status == "interrupted":
-        return EXIT_INTERRUPTED
-    return EXIT_OK if summary.status == "succeeded" else EXIT_FAILED
-
-
-def _write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
-    if not json_out and report_path is None:
-        return
-    doc = json.dumps(summary.to_json(), indent=2)
-    if json_out:
-        click.echo(doc)
-    if report_path is not None:
-        from dagmake.fsutil import atomic_write_bytes
-
-        atomic_write_bytes(report_path.absolute(), doc.encode() + b"\n")
-
-
-def _relative_to(root: Path, files: Sequence[str]) -> tuple[str, ...]:
-    """Changed-file arguments as workspace-relative posix paths (pre-commit passes paths relative
-    to the repository top, which is usually the workspace, but may be a parent of it)."""
-    out: list[str] = []
-    cwd = Path.cwd()
-    for f in files:
-        p = (cwd / f).absolute()
-        try:
-            out.append(p.relative_to(root).as_posix())
-        except ValueError:
-            continue
-    return tuple(out)
+        sys.exit(code)
 
 
 @main.command("explain")
@@ -509,16 +399,9 @@ def hook_install(pre_push: bool, force: bool) -> None:
 
 
 def _load(workflow_file: Path | None) -> Graph:
-    return _load_and_saver(workflow_file)[0]
+    from dagmake.runner import load_and_saver
 
-
-def _load_and_saver(workflow_file: Path | None) -> tuple[Graph, Callable[[], None]]:
-    """The workflow's graph, and a function keeping a compiled copy for the next run."""
-    from dagmake.compiled import load_graph
-    from dagmake.locations import cache_root, find_workflow
-
-    path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
-    return load_graph(path, cache_root())
+    return load_and_saver(workflow_file)[0]
 
 
 def _complete_steps(ctx: click.Context, incomplete: str) -> list[Any]:
@@ -535,29 +418,10 @@ def _complete_steps(ctx: click.Context, incomplete: str) -> list[Any]:
     ]
 
 
-@contextmanager
-def _error_boundary() -> Iterator[None]:
-    """The one place exceptions become messages and exit codes."""
-    try:
-        yield
-    except DagmakeError as e:
-        click.echo(f"dagmake: error: {e}", err=True)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("dagmake: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except click.exceptions.Exit:
-        raise
-    except SystemExit:
-        raise
-    except BrokenPipeError:
-        sys.exit(EXIT_FAILED)
-    except Exception:
-        click.echo(
-            "dagmake: internal error (this is a bug in dagmake; please report it):", err=True
-        )
-        traceback.print_exc()
-        sys.exit(EXIT_BUG)
+def _error_boundary() -> AbstractContextManager[None]:
+    from dagmake.runner import error_boundary
+
+    return error_boundary(passthrough=(click.exceptions.Exit,))
 
 
 __all__ = ["EXIT_CONFIG", "main"]

@@ -1,8 +1,9 @@
-"""The console script. Two answers come before click (and the rest of dagmake) is imported,
-because they are asked many times an hour and should cost little more than Python's start-up:
-`dagmake --version`, and a plain `dagmake [run] [-j N] [-f FILE] [-c K=V] [TARGET...]` whose
-no-op snapshot says nothing changed (see `noop`). Anything else, or any doubt, goes to the
-full command line in `cli`, which would give the same answer more slowly.
+"""The console script. Answers that should cost little more than Python's start-up come before
+click (and most of dagmake) is imported: `dagmake --version`; a plain `dagmake [run] [-j N]
+[-f FILE] [-c K=V] [--no-cache] [--no-wait] [TARGET...]` whose no-op snapshot says nothing
+changed (see `noop`); and the same plain run when there is work to do, handed to `runner`
+without loading click. Anything else, or any doubt, goes to the full command line in `cli`,
+which gives the same answer more slowly.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from dagmake import __version__
 
@@ -25,30 +27,65 @@ def main() -> None:
     if argv == ["--version"]:
         print(f"dagmake, version {__version__}")
         return
-    if _quick_noop(argv):
+    plain = None if "_DAGMAKE_COMPLETE" in os.environ else _parse(argv)  # completion: click's
+    if plain is not None and _quick_noop(plain):
         return
+    if plain is not None:
+        from dagmake import runner
+
+        with runner.error_boundary():
+            from dagmake.variables import parse_context
+
+            sys.exit(
+                runner.run(
+                    runner.Request(
+                        targets=plain.targets,
+                        workflow_file=plain.workflow,
+                        parallel=plain.parallel,
+                        context=parse_context(plain.context_args),
+                        no_cache=plain.no_cache,
+                        no_wait=plain.no_wait,
+                    )
+                )
+            )
     from dagmake.cli import main as cli_main
 
     cli_main(prog_name="dagmake")
 
 
-def _parse(argv: list[str]) -> tuple[Path | None, tuple[str, ...], dict[str, str]] | None:
-    """The workflow file, targets and context of a plain run; None for anything else."""
+class Plain(NamedTuple):
+    """A plain run's command line."""
+
+    workflow: Path | None
+    targets: tuple[str, ...]
+    context: dict[str, str]
+    context_args: tuple[str, ...]  # as given, for the full parser's checks
+    parallel: int = 4
+    no_cache: bool = False
+    no_wait: bool = False
+
+
+def _parse(argv: list[str]) -> Plain | None:
+    """A plain run's options and targets; None for anything else."""
     args = argv[1:] if argv[:1] == ["run"] else argv
     workflow: Path | None = None
     targets: list[str] = []
     context: dict[str, str] = {}
+    context_args: list[str] = []
+    parallel = 4
+    flags: set[str] = set()
     i = 0
     while i < len(args):
         arg = args[i]
         if arg.startswith("-j") and arg[2:].isdigit():  # -j2
-            i += 1
+            args = [*args[:i], "-j", arg[2:], *args[i + 1 :]]
             continue
         if arg.startswith("--") and "=" in arg:  # --file=x.yaml
             name, _, value = arg.partition("=")
             args = [*args[:i], name, value, *args[i + 1 :]]
             continue
         if arg in _FLAG_OPTIONS:
+            flags.add(arg)
             i += 1
             continue
         if arg in _VALUE_OPTIONS:
@@ -58,27 +95,37 @@ def _parse(argv: list[str]) -> tuple[Path | None, tuple[str, ...], dict[str, str
             kind = _VALUE_OPTIONS[arg]
             if kind == "file":
                 workflow = Path(value)
+                if workflow.is_dir():
+                    return None  # the full parser says what is wrong
             elif kind == "context":
                 key, sep, val = value.partition("=")
                 if not sep or not key or not key.replace("_", "a").isalnum():
                     return None
                 context[key] = val
-            elif not value.isdigit():
+                context_args.append(value)
+            elif not value.isdigit() or int(value) < 1:
                 return None
+            else:
+                parallel = int(value)
             i += 2
             continue
         if arg.startswith("-") or (not targets and arg in _COMMANDS):
             return None
         targets.append(arg)
         i += 1
-    return workflow, tuple(targets), context
+    return Plain(
+        workflow,
+        tuple(targets),
+        context,
+        tuple(context_args),
+        parallel,
+        "--no-cache" in flags,
+        "--no-wait" in flags,
+    )
 
 
-def _quick_noop(argv: list[str]) -> bool:
+def _quick_noop(plain: Plain) -> bool:
     """Print the summary and return True if the snapshot answers this run; else False."""
-    parsed = _parse(argv)
-    if parsed is None:
-        return False
     started = time.monotonic()
     import gc
 
@@ -88,14 +135,13 @@ def _quick_noop(argv: list[str]) -> bool:
         from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
         from dagmake.state import workspace_dir
 
-        workflow, targets, context = parsed
-        path = workflow if workflow is not None else find_workflow(Path.cwd())
+        path = plain.workflow if plain.workflow is not None else find_workflow(Path.cwd())
         data = read_workflow_bytes(path)
         root = path.absolute().parent.resolve()
-        key = noop.run_key(data, str(root / path.name), root, targets, context)
+        key = noop.run_key(data, str(root / path.name), root, plain.targets, plain.context)
         state_dir = workspace_dir(cache_root(), root)
         found = noop.check(state_dir, key, root)
-    except Exception:  # any doubt: the full command line answers (and reports errors)
+    except Exception:  # any doubt: the full run answers (and reports errors)
         return False
     if found is None or found.changed or found.skipped:
         return False  # the run that follows reuses what this check found (and tells skips)

@@ -1,0 +1,205 @@
+"""`dagmake run`, without click: the no-op snapshot first, then the build, then the report and
+the exit code. `cli` calls it after parsing the full command line; `entry` calls it directly for
+a plain `dagmake [run] [-j N] [-f FILE] [-c K=V] [TARGET...]` it parsed itself, so a run that has
+work to do does not wait for click to load (about 15 ms).
+
+Also the one place where exceptions become messages and exit codes (`error_boundary`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from dagmake.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, DagmakeError
+
+if TYPE_CHECKING:
+    from dagmake.graph import Graph
+    from dagmake.noop import Trust
+    from dagmake.results import RunSummary, StepResult
+
+
+class Request(NamedTuple):
+    """A `dagmake run` command line, parsed."""
+
+    targets: tuple[str, ...] = ()
+    workflow_file: Path | None = None
+    parallel: int = 4
+    context: Mapping[str, str] = {}
+    dry_run: bool = False
+    force: bool = False
+    json_out: bool = False
+    no_cache: bool = False
+    changed_files: bool = False
+    since: str | None = None
+    report_path: Path | None = None
+    no_wait: bool = False
+    color: str = "auto"
+
+
+def run(req: Request) -> int:
+    """Bring the targets up to date; the exit code."""
+    import gc
+
+    gc.disable()  # a run allocates many small objects and frees none that form cycles
+    from dagmake.report import default_stream, make_reporter
+
+    reporter = make_reporter(default_stream(req.json_out), color=req.color)
+    context = dict(req.context)
+    targets = req.targets
+    key, trust = None, None
+    if not (req.force or req.changed_files or req.since):
+        key, summary, trust = _fast_noop(req.workflow_file, targets, context, dry_run=req.dry_run)
+        if summary is not None:
+            from dagmake.model import StepStatus
+
+            for result in summary.steps:
+                if result.status is not StepStatus.UP_TO_DATE:
+                    reporter.step_finished(result)  # the skips, said as a full run says them
+            reporter.run_finished(summary)
+            _write_reports(summary, req.json_out, req.report_path)
+            return EXIT_OK
+    from dagmake.build import RunOptions, run_build
+
+    graph, save_compiled = load_and_saver(req.workflow_file)
+    files: tuple[str, ...] | None = None
+    if req.changed_files:
+        files, targets = _relative_to(graph.workflow.root, targets), ()
+    if req.since is not None:
+        from dagmake.gitfiles import changed_files_since
+
+        files = (*(files or ()), *changed_files_since(req.since, graph.workflow.root))
+    options = RunOptions(
+        targets=targets,
+        parallel=req.parallel,
+        force=req.force,
+        dry_run=req.dry_run,
+        use_cache=not req.no_cache,
+        wait_for_lock=not req.no_wait,
+        context=context,
+        changed_files=files,
+        noop_key=None if req.dry_run else key,
+        trust=trust,
+    )
+    summary = run_build(graph, options, reporter)
+    if not req.dry_run:
+        save_compiled()
+    _write_reports(summary, req.json_out, req.report_path)
+    return _exit_code(summary)
+
+
+def load_and_saver(workflow_file: Path | None) -> tuple[Graph, Callable[[], None]]:
+    """The workflow's graph, and a function keeping a compiled copy for the next run."""
+    from dagmake.compiled import load_graph
+    from dagmake.locations import cache_root, find_workflow
+
+    path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
+    return load_graph(path, cache_root())
+
+
+@contextmanager
+def error_boundary(passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """The one place exceptions become messages and exit codes."""
+    try:
+        yield
+    except DagmakeError as e:
+        _say(f"dagmake: error: {e}")
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        _say("dagmake: interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit:
+        raise
+    except BrokenPipeError:
+        sys.exit(EXIT_FAILED)
+    except Exception as e:
+        if isinstance(e, passthrough):
+            raise
+        _say("dagmake: internal error (this is a bug in dagmake; please report it):")
+        traceback.print_exc()
+        sys.exit(EXIT_BUG)
+
+
+def _say(line: str) -> None:
+    sys.stdout.flush()  # what was said before comes first
+    print(line, file=sys.stderr, flush=True)
+
+
+def _fast_noop(
+    workflow_file: Path | None,
+    targets: tuple[str, ...],
+    context: Mapping[str, str],
+    *,
+    dry_run: bool,
+) -> tuple[str | None, RunSummary | None, Trust | None]:
+    """The no-op snapshot's key for this run; the summary when the snapshot says nothing
+    changed (then nothing else is loaded); else what it still vouches for."""
+    import time
+
+    from dagmake import noop
+    from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
+    from dagmake.results import RunSummary
+    from dagmake.state import workspace_dir
+
+    started = time.monotonic()
+    path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
+    data = read_workflow_bytes(path)
+    root = path.absolute().parent.resolve()
+    key = noop.run_key(data, str(root / path.name), root, targets, context)
+    state_dir = workspace_dir(cache_root(), root)
+    found = noop.check(state_dir, key, root, want_trust=dry_run)
+    if found is None:
+        return key, None, None
+    if found.changed or dry_run:
+        return key, None, found.trust
+    steps = tuple(_result_from_snapshot(s, found.skipped.get(s)) for s in found.steps)
+    summary = RunSummary(found.name, False, "succeeded", time.monotonic() - started, steps)
+    noop.retake(state_dir, found)
+    return key, summary, None
+
+
+def _result_from_snapshot(step_id: str, skipped: tuple[str, str, str | None] | None) -> StepResult:
+    from dagmake.model import Reason, ReasonKind, StepStatus
+    from dagmake.results import StepResult
+
+    if skipped is None:
+        return StepResult(step_id, StepStatus.UP_TO_DATE)
+    kind, message, step = skipped
+    return StepResult(step_id, StepStatus.SKIPPED, (Reason(ReasonKind(kind), message, step=step),))
+
+
+def _exit_code(summary: RunSummary) -> int:
+    if summary.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if summary.status == "succeeded" else EXIT_FAILED
+
+
+def _write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
+    if not json_out and report_path is None:
+        return
+    doc = json.dumps(summary.to_json(), indent=2)
+    if json_out:
+        print(doc, flush=True)
+    if report_path is not None:
+        from dagmake.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(report_path.absolute(), doc.encode() + b"\n")
+
+
+def _relative_to(root: Path, files: Sequence[str]) -> tuple[str, ...]:
+    """Changed-file arguments as workspace-relative posix paths (pre-commit passes paths relative
+    to the repository top, which is usually the workspace, but may be a parent of it)."""
+    out: list[str] = []
+    cwd = Path.cwd()
+    for f in files:
+        p = (cwd / f).absolute()
+        try:
+            out.append(p.relative_to(root).as_posix())
+        except ValueError:
+            continue
+    return tuple(out)
