@@ -3,11 +3,20 @@ files, and the canonical fingerprint of a step. The only module that hashes.
 
 The fast path follows git's racy-git rule: a file is trusted from its stat alone only when
 (size, mtime_ns, ctime_ns, inode) match its stamp *and* it was last changed comfortably before
-the stamp was taken; anything else is re-read. Touching a file re-reads it but changes nothing.
+the stamp was taken (`settled`); anything else is re-read. Touching a file re-reads it but
+changes nothing.
+
+"Comfortably" is 2 s in general: enough for FAT's 2-second timestamps and for a network
+filesystem whose clock is a little behind ours. On a local filesystem with sub-second
+timestamps (ext4, xfs, btrfs, tmpfs, ... read from /proc/self/mountinfo, for the workspace and
+every mount inside it) and a file whose timestamps have sub-second digits, a change after the
+stamp gets a later timestamp as soon as the kernel's clock ticks (at most 10 ms), so 50 ms is
+enough; this makes a run right after a build trust what the build wrote.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -21,6 +30,11 @@ SHELL = "/bin/sh"
 # How far before the stamp a file's last change must lie to trust its stat. Covers coarse
 # filesystem clocks (FAT: 2 s) and timestamps taken from a clock a tick behind ours.
 RACY_MARGIN_NS = 2_000_000_000
+FINE_MARGIN_NS = 50_000_000  # local filesystems with sub-second timestamps (module docstring)
+FINE_FILESYSTEMS = frozenset(
+    {"ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs", "bcachefs", "overlay", "ramfs"}
+)
+_SECOND = 1_000_000_000
 _CHUNK = 1 << 20
 
 
@@ -74,6 +88,7 @@ class Hasher:
         self._memo: dict[str, FileStamp | None] = {}
         self.hashed = 0
         self.trusted = 0
+        self.fine = fine_timestamps(root)
 
     def stamp(self, rel: str) -> FileStamp | None:
         """The file's stamp, or None when it does not exist (or is not a regular file)."""
@@ -121,7 +136,7 @@ class Hasher:
             and old.mtime_ns == st.st_mtime_ns
             and old.ctime_ns == st.st_ctime_ns
             and old.ino == st.st_ino
-            and max(st.st_mtime_ns, st.st_ctime_ns) < old.taken_ns - RACY_MARGIN_NS
+            and settled(st.st_mtime_ns, st.st_ctime_ns, old.taken_ns, self.fine)
         ):
             self.trusted += 1
             self.stamps[rel] = old
@@ -137,6 +152,44 @@ class Hasher:
         self.stamps[rel] = new
         self.fresh[rel] = new
         return new
+
+
+def settled(mtime_ns: int, ctime_ns: int, seen_ns: int, fine: bool) -> bool:
+    """Would any change after `seen_ns` (when the stat was taken) change these timestamps?
+    `fine`: the file lives where timestamps are local and sub-second (`fine_timestamps`)."""
+    sub_second = mtime_ns % _SECOND != 0 and ctime_ns % _SECOND != 0
+    margin = FINE_MARGIN_NS if fine and sub_second else RACY_MARGIN_NS
+    return max(mtime_ns, ctime_ns) < seen_ns - margin
+
+
+@functools.lru_cache(maxsize=8)
+def fine_timestamps(root: str) -> bool:
+    """Whether the filesystem holding `root`, and every one mounted inside it, is a local one
+    with sub-second timestamps. False when that cannot be told (not Linux, say)."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            return fine_in_mountinfo(f.read(), os.path.realpath(root))
+    except OSError:
+        return False
+
+
+def fine_in_mountinfo(text: str, root: str) -> bool:
+    mounts: list[tuple[str, str]] = []  # (mount point, filesystem type)
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, kind = left.split(), right.split()
+        if not sep or len(fields) < 5 or not kind:
+            continue
+        point = fields[4].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+        mounts.append((point, kind[0]))
+    inside = root.rstrip("/") + "/"
+    holders = [m for m in mounts if inside.startswith(m[0].rstrip("/") + "/")]
+    if not holders:
+        return False
+    holder = sorted(holders, key=lambda m: len(m[0]))[-1]  # the deepest; the last mounted wins
+    if holder[1] not in FINE_FILESYSTEMS:
+        return False
+    return all(kind in FINE_FILESYSTEMS for point, kind in mounts if point.startswith(inside))
 
 
 def _is_regular(mode: int) -> bool:

@@ -8,8 +8,8 @@ those paths are its own; keyed by the workflow file's bytes, dagmake's version, 
 the context, and valid only for the state journal it saw (the journal's stat). The next run with
 the same key stats those paths.
 
-An entry's stat is trusted only if it was *settled* when observed: last changed at least
-RACY_MARGIN before the moment it was stat'ed (the racy-git rule, as in `fingerprint`). A file
+An entry's stat is trusted only if it was *settled* when observed: last changed a margin before
+the moment it was stat'ed (the racy-git rule; `fingerprint.settled` says how much). A file
 whose stat differs or was not settled is hashed; same bytes, same answer. A folder in the same
 case is listed again: same names, same answer (an editor's save-by-rename changes the folder's
 stat, not what a glob finds there).
@@ -39,7 +39,7 @@ from typing import NamedTuple
 import xxhash
 
 from dagmake import __version__
-from dagmake.fingerprint import RACY_MARGIN_NS, FileStamp, hash_file
+from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, settled
 from dagmake.fsutil import LockHeld, atomic_write_bytes, exclusive_lock
 
 FORMAT = 4
@@ -55,7 +55,7 @@ class Entry(NamedTuple):
 
     stat: Stat | None
     digest: str | None
-    settled: bool  # last changed RACY_MARGIN before it was stat'ed: the stat can be trusted
+    settled: bool  # last changed a margin before it was stat'ed: the stat can be trusted
 
 
 class Trust(NamedTuple):
@@ -139,6 +139,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
     if _stat(str(state_dir / JOURNAL)) != journal:
         return None  # the state moved on (or was damaged): the full path must read it
     base = str(root)
+    fine = fine_timestamps(base)
     changed: set[int] = set()
     hashed: list[tuple[int, Stat, bool]] = []
     for i, (rel, then, digest, ok) in enumerate(zip(paths, stats, digests, settled, strict=True)):
@@ -151,7 +152,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         if digest is None or now is None or not _same_content(full, digest):
             changed.add(i)
         else:
-            hashed.append((i, now, _settled(now, observed_ns)))
+            hashed.append((i, now, _settled(now, observed_ns, fine)))
     trust = None
     if changed or want_trust:
         new = {i: Entry(now, digests[i], ok) for i, now, ok in hashed}
@@ -173,7 +174,10 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
             },
         )
     retaken = None
-    if not changed and any(ok for _, _, ok in hashed):
+    now_settled = sum(1 for _, _, ok in hashed if ok)
+    # Re-taking costs a rewrite of the whole snapshot; hashing a small file again, ~40 us. Right
+    # after a build most hashed files are still too new to settle: wait until it pays.
+    if not changed and now_settled and (now_settled == len(hashed) or now_settled >= 256):
         new_stats, new_settled = list(stats), list(settled)
         for i, now, ok in hashed:
             new_stats[i], new_settled[i] = now, ok
@@ -187,8 +191,8 @@ def journal_stat(state_dir: Path) -> Stat | None:
     return _stat(str(state_dir / JOURNAL))
 
 
-def _settled(st: Stat, observed_ns: int) -> bool:
-    return max(st[1], st[2]) < observed_ns - RACY_MARGIN_NS
+def _settled(st: Stat, observed_ns: int, fine: bool) -> bool:
+    return settled(st[1], st[2], observed_ns, fine)
 
 
 def retake(state_dir: Path, found: Found) -> None:
@@ -245,6 +249,7 @@ def write(
     have changed its stat); `produced`: each step's produced digest; `skipped`: why the steps
     that did not run were skipped. Never fails a run."""
     base = str(root)
+    fine = fine_timestamps(base)
     entries: dict[str, Entry] = dict(carried)
     for rel, stamp in stamps.items():
         observed_ns = time.time_ns()
@@ -256,7 +261,7 @@ def write(
         elif now != (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino):
             return  # changed after the run looked at it: the next run must look again
         else:
-            entries[rel] = Entry(now, stamp.digest, _settled(now, observed_ns))
+            entries[rel] = Entry(now, stamp.digest, _settled(now, observed_ns, fine))
     folders_of: dict[tuple[str, bool], list[str]] = {}
     owners: dict[str, list[str]] = {sid: list(paths) for sid, paths in owned.items()}
     for sid, roots in glob_roots.items():
@@ -270,7 +275,9 @@ def write(
                         listing: str | None = _listing(os.path.join(base, rel))  # after the stat
                     except OSError:
                         st, listing = None, None
-                    entries[rel] = Entry(st, listing, st is not None and _settled(st, observed_ns))
+                    entries[rel] = Entry(
+                        st, listing, st is not None and _settled(st, observed_ns, fine)
+                    )
             owners.setdefault(sid, []).extend(folders_of[start])
     paths = sorted(entries)
     index = {rel: i for i, rel in enumerate(paths)}

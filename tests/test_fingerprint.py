@@ -90,3 +90,39 @@ def test_same_size_rewrite_with_restored_mtime_is_noticed(tmp_path: Path) -> Non
     os.utime(f, ns=(st0.st_atime_ns, st0.st_mtime_ns))
     h = Hasher(str(tmp_path), {"a.txt": trusted})
     assert h.digest("a.txt") != stamp.digest  # ctime moved, so it was re-read
+
+
+def test_a_stat_is_settled_after_50ms_where_timestamps_are_fine_and_after_2s_elsewhere() -> None:
+    from dagmake.fingerprint import settled
+
+    seen = 1_700_000_000_123_456_789
+    fresh = seen - 100_000_000  # changed 0.1 s before it was seen
+    assert settled(fresh, fresh, seen, fine=True)
+    assert not settled(fresh, fresh, seen, fine=False)
+    assert not settled(seen - 10_000_000, seen - 10_000_000, seen, fine=True)  # within a tick
+    whole = 1_700_000_000_000_000_000  # whole seconds: a filesystem with coarse timestamps
+    assert not settled(whole, whole, whole + 1_000_000_000, fine=True)
+    assert settled(whole, whole, whole + 2_500_000_000, fine=True)
+
+
+MOUNTS = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 253:0 / / rw,relatime - ext4 /dev/vda rw
+30 27 0:40 / /home/me/my\\040work rw - xfs /dev/vdb rw
+31 27 0:41 / /mnt/share rw - nfs4 server:/share rw
+32 30 0:42 / /home/me/my\\040work/net rw - cifs //srv/x rw
+33 27 0:43 / /mnt/stack rw - nfs4 server:/a rw
+34 27 0:44 / /mnt/stack rw - tmpfs tmpfs rw
+"""
+
+
+def test_fine_timestamps_need_a_local_filesystem_for_the_workspace_and_all_inside_it() -> None:
+    from dagmake.fingerprint import fine_in_mountinfo
+
+    assert fine_in_mountinfo(MOUNTS, "/home/me/project")  # ext4
+    assert not fine_in_mountinfo(MOUNTS, "/mnt/share/project")  # nfs
+    assert fine_in_mountinfo(MOUNTS, "/home/me/my work/sub")  # xfs, escaped space
+    assert not fine_in_mountinfo(MOUNTS, "/home/me/my work")  # a cifs mount inside it
+    assert not fine_in_mountinfo(MOUNTS, "/home")  # ditto, deeper
+    assert fine_in_mountinfo(MOUNTS, "/mnt/stack/x")  # the last mount on a point wins
+    assert not fine_in_mountinfo("", "/anything")
