@@ -127,3 +127,53 @@ def test_the_index_is_ignored_once_the_journal_changed(tmp_path: Path) -> None:
 
 def replace_duration(r: StepRecord, seconds: float) -> StepRecord:
     return r._replace(duration_s=seconds)
+
+
+def test_a_run_that_records_little_leaves_the_index_behind_and_the_load_catches_up(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "ws"
+    store = StateStore(directory)
+    store.open_for_append(store.load())
+    store.put(rec("a"), {})
+    store.close()
+    index = (directory / "state.marshal").read_bytes()
+    for name in ("b", "c"):  # two small runs: the index is not rewritten for them
+        store = StateStore(directory)
+        store.open_for_append(store.load())
+        store.put(rec(name), {"x": FileStamp("d" * 32, 1, 2, 3, 4, 5)})
+        store.close()
+    assert (directory / "state.marshal").read_bytes() == index
+    loaded = StateStore(directory).load()
+    assert set(loaded.records) == {"a", "b", "c"} and "x" in loaded.stamps
+    assert (loaded.records, loaded.stamps, loaded.lines) == _from_journal(directory)
+
+
+def test_the_index_of_a_replaced_journal_is_not_used(tmp_path: Path) -> None:
+    directory = tmp_path / "ws"
+    store = StateStore(directory)
+    store.open_for_append(store.load())
+    store.put(rec("a"), {})
+    store.close()
+    index = (directory / "state.marshal").read_bytes()
+    store.rewrite({"z": rec("z")}, {})  # a compaction: a new file
+    (directory / "state.marshal").write_bytes(index)
+    assert set(StateStore(directory).load().records) == {"z"}
+
+
+def test_a_torn_last_line_is_cut_before_the_next_run_appends(tmp_path: Path) -> None:
+    directory = tmp_path / "ws"
+    store = StateStore(directory)
+    store.open_for_append(store.load())
+    store.put(rec("a"), {})
+    store.put(rec("b"), {})
+    store.close()
+    store.path.write_bytes(store.path.read_bytes()[:-25])  # killed while appending b
+    (directory / "state.marshal").unlink()
+    store = StateStore(directory)
+    store.open_for_append(store.load())
+    store.put(rec("c"), {})
+    store.close()
+    (directory / "state.marshal").unlink()
+    loaded = StateStore(directory).load()
+    assert set(loaded.records) == {"a", "c"} and loaded.warnings == []
