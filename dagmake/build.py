@@ -275,6 +275,7 @@ class _Run:
         self._dirs: tuple[Path, Path] | None = None
         self._free_logs: list[Path] = []
         self._slots = 0
+        self._environ: dict[str, str] | None = None
         self.owned: dict[str, list[str]] = {}  # each step's input and output paths
         self._unstored: collections.deque[tuple[Step, StepRecord, Path]] = collections.deque()
 
@@ -630,7 +631,9 @@ class _Run:
         values_path = values_dir / f"{sid}.env"
         with contextlib.suppress(FileNotFoundError):
             values_path.unlink()  # the step appends to it; nothing from an earlier run stays
-        env = dict(os.environ)
+        if self._environ is None:
+            self._environ = dict(os.environ)  # read once: decoding os.environ per step costs
+        env = self._environ.copy()
         env.update(resolved.env)
         env["DAGMAKE_STEP"] = sid
         env["DAGMAKE_WORKSPACE"] = str(self.workflow.root)
