@@ -519,11 +519,12 @@ class _Run:
         if self.trust is None or sid not in self.trust.steps:
             return False
         deps = self.graph.deps[sid]
-        recorded = dict(record.components.deps)
+        recorded = record.components.deps
         if len(recorded) != len(deps):
             return False
+        produced = self.produced
         return all(
-            (digest := self.produced.get(d)) is not None and recorded.get(d) == digest for d in deps
+            digest is not None and d in deps and produced.get(d) == digest for d, digest in recorded
         )
 
     def _cacheable(self, step: Step) -> bool:

@@ -203,11 +203,10 @@ class StateStore:
                 if rest[: len(check)] != check or len(rest) < len(check):
                     return None
                 state = LoadedState()
+                make, parts, stamp = StepRecord._make, Components._make, FileStamp._make
                 for sid, fp, comps, outs, values, dur, at in records:
-                    state.records[sid] = StepRecord(
-                        sid, fp, Components(*comps), outs, values, dur, at
-                    )
-                state.stamps = {p: FileStamp(*st) for p, st in stamps.items()}
+                    state.records[sid] = make((sid, fp, parts(comps), outs, values, dur, at))
+                state.stamps = {p: stamp(st) for p, st in stamps.items()}
                 tail = rest[len(check) :]
                 newer = tail[: tail.rfind(b"\n") + 1].split(b"\n")[:-1]  # whole lines only
                 for line in newer:
