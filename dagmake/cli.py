@@ -312,16 +312,26 @@ def watch_command(
 
 
 @main.group("cache")
-def cache_group() -> None:
-    """Inspect and manage the result cache (DAGMAKE_CACHE_DIR)."""
+@_workflow_option
+@click.pass_context
+def cache_group(ctx: click.Context, workflow_file: Path | None) -> None:
+    """Inspect and manage the result cache (DAGMAKE_CACHE_DIR).
+
+    With -f FILE, `prune` applies that workflow's `cache:` limits; without it, the defaults
+    (5 GB, 30 days). DAGMAKE_CACHE_MAX_SIZE and DAGMAKE_CACHE_MAX_AGE override either.
+    """
+    ctx.obj = workflow_file
 
 
-def _cache(workflow_file: Path | None = None) -> Any:
+def _cache() -> Any:
     from dagmake.cache import ResultCache, settings_from_env
     from dagmake.locations import cache_root
     from dagmake.model import CacheSettings
 
+    workflow_file = click.get_current_context().obj  # set by the `cache` group
     settings = CacheSettings()
+    if isinstance(workflow_file, Path):
+        settings = _load(workflow_file).workflow.cache
     return ResultCache(cache_root(), settings_from_env(settings), warn=_warn)
 
 

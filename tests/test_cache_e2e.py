@@ -230,3 +230,16 @@ def test_a_step_that_finished_before_ctrl_c_is_still_cached(ws: Workspace, tmp_p
     shutil.copy(ws.root / "src.txt", other.root)
     assert outcome(other, "quick") == {"quick": "restored"}
     assert other.read("quick.txt") == "built\n"
+
+
+def test_cache_prune_with_a_workflow_applies_its_limits(ws: Workspace) -> None:
+    project(ws)
+    ws.ran()
+    text = (ws.root / "dagmake.yaml").read_text()
+    ws.write("small.yaml", "cache: {max_size: 1}\n" + text)
+    res = ws.run("cache", "prune", "--dry-run")  # the defaults: 5 GB
+    assert res.out.startswith("would remove 0 entries"), res.both
+    res = ws.run("-f", "small.yaml", "cache", "prune")
+    assert res.code == 0, res.both
+    assert res.out.startswith("removed 3 entries"), res.out
+    assert list((ws.cache / "v1").rglob("entries/*/*.json")) == []
