@@ -55,7 +55,9 @@ def hash_file(path: str) -> str:
 
 
 class FileStamp(NamedTuple):
-    """A file's digest and the stat it was taken with; `taken_ns` is when (wall clock)."""
+    """A file's digest and the stat it was taken with; `taken_ns` is when (wall clock), taken
+    just before the stat: hashing a large file takes time, and a change made while it was read
+    must not count as older than the stamp."""
 
     digest: str
     size: int
@@ -123,6 +125,7 @@ class Hasher:
 
     def _take(self, rel: str) -> FileStamp | None:
         full = os.path.join(self.root, rel)
+        seen_ns = time.time_ns()  # before the stat: a change after it must show in the next one
         try:
             st = os.stat(full)
         except OSError:
@@ -146,9 +149,7 @@ class Hasher:
         except OSError:
             return None
         self.hashed += 1
-        new = FileStamp(
-            digest, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, time.time_ns()
-        )
+        new = FileStamp(digest, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, seen_ns)
         self.stamps[rel] = new
         self.fresh[rel] = new
         return new

@@ -4,6 +4,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -126,3 +127,22 @@ def test_fine_timestamps_need_a_local_filesystem_for_the_workspace_and_all_insid
     assert not fine_in_mountinfo(MOUNTS, "/home")  # ditto, deeper
     assert fine_in_mountinfo(MOUNTS, "/mnt/stack/x")  # the last mount on a point wins
     assert not fine_in_mountinfo("", "/anything")
+
+
+def test_a_stamp_is_dated_before_its_stat_so_a_change_during_a_slow_read_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dagmake.fingerprint as fp
+
+    (tmp_path / "big.bin").write_bytes(b"x" * 100)
+    real = fp.hash_file
+
+    def slow(path: str) -> str:
+        time.sleep(0.3)  # a large file: a change made meanwhile has the old file's timestamps
+        return real(path)
+
+    monkeypatch.setattr(fp, "hash_file", slow)
+    before = time.time_ns()
+    stamp = Hasher(str(tmp_path), {}).stamp("big.bin")
+    assert stamp is not None
+    assert stamp.taken_ns - before < 100_000_000  # dated when it was looked at, not after
