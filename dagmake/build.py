@@ -172,9 +172,7 @@ def _snapshot(run: _Run, state_dir: Path, key: str, chosen: Sequence[str]) -> No
     """Leave the no-op snapshot of a run that left every chosen step up to date."""
     decided = [s for s in chosen if s not in run.trusted]
     trust = run.trust
-    carried = {} if trust is None else {
-        rel: trust.entries[rel] for sid in run.trusted for rel in trust.owners[sid]
-    }  # fmt: skip
+    carried = {} if trust is None else trust.entries_of(run.trusted)
     noop.write(
         state_dir,
         key,
@@ -463,7 +461,7 @@ class _Run:
         if record is not None and self._vouched_for(sid, record):
             assert self.trust is not None
             self.trusted.add(sid)
-            self.owned[sid] = list(self.trust.owners[sid])
+            self.owned[sid] = self.trust.paths_of(sid)
             self.produced[sid] = self.trust.produced[sid]
             self.values[sid] = dict(record.values)
             return StepResult(sid, StepStatus.UP_TO_DATE)

@@ -63,9 +63,24 @@ class Trust(NamedTuple):
 
     journal: Stat | None  # the journal it was taken against: trust only while it is the same
     steps: frozenset[str]  # steps none of whose paths changed
-    owners: dict[str, tuple[str, ...]]  # each trusted step's paths
+    owners: dict[str, tuple[int, ...]]  # each trusted step's paths, as indices into `paths`
     produced: dict[str, str]  # and the digest of what it produced (its record's)
-    entries: dict[str, Entry]  # and what is known of them now
+    paths: list[str]  # the snapshot's paths
+    known: list[Entry | None]  # what is known of each now (None: it changed)
+
+    def paths_of(self, step_id: str) -> list[str]:
+        return [self.paths[i] for i in self.owners[step_id]]
+
+    def entries_of(self, step_ids: Iterable[str]) -> dict[str, Entry]:
+        """What is known now of these trusted steps' paths."""
+        paths, known, owners = self.paths, self.known, self.owners
+        out: dict[str, Entry] = {}
+        for sid in step_ids:
+            for i in owners[sid]:
+                entry = known[i]
+                assert entry is not None  # a trusted step's paths are all unchanged
+                out[paths[i]] = entry
+        return out
 
 
 Skip = tuple[str, str, str | None]  # why a step was skipped: reason kind, message, step
@@ -155,24 +170,19 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
             hashed.append((i, now, _settled(now, observed_ns, fine)))
     trust = None
     if changed or want_trust:
-        new = {i: Entry(now, digests[i], ok) for i, now, ok in hashed}
-        pairs = zip(steps, owners, produced, strict=True)
-        trusted = {  # a step skipped then (no digest) had no files checked: never trusted
-            sid: (own, made)
-            for sid, own, made in pairs
-            if made is not None and not changed.intersection(own)
-        }
-        trust = Trust(
-            journal,
-            frozenset(trusted),
-            {sid: tuple(paths[i] for i in own) for sid, (own, _) in trusted.items()},
-            {sid: made for sid, (_, made) in trusted.items()},
-            {
-                paths[i]: new.get(i) or Entry(stats[i], digests[i], settled[i])
-                for own, _ in trusted.values()
-                for i in own
-            },
-        )
+        known: list[Entry | None] = [*map(Entry._make, zip(stats, digests, settled, strict=True))]
+        for i, now, ok in hashed:
+            known[i] = Entry(now, digests[i], ok)
+        for i in changed:
+            known[i] = None
+        own_of: dict[str, tuple[int, ...]] = {}
+        made_of: dict[str, str] = {}
+        for sid, own, made in zip(steps, owners, produced, strict=True):
+            # a step skipped then (no digest) had no files checked: never trusted
+            if made is not None and changed.isdisjoint(own):
+                own_of[sid] = own
+                made_of[sid] = made
+        trust = Trust(journal, frozenset(own_of), own_of, made_of, paths, known)
     retaken = None
     now_settled = sum(1 for _, _, ok in hashed if ok)
     # Re-taking costs a rewrite of the whole snapshot; hashing a small file again, ~40 us. Right
