@@ -6,6 +6,7 @@ so it decides every step in full."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -54,8 +55,8 @@ def project(ws: Workspace) -> None:
     ws.write("lone.txt", "lone\n")
 
 
-def report(ws: Workspace) -> list[tuple[str, str, tuple[str, ...]]]:
-    res = ws.run("--json")
+def report(ws: Workspace, *args: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    res = ws.run("--json", *args)
     assert res.code == 0, res.both
     steps = json.loads(res.out)["steps"]
     return [(s["id"], s["status"], tuple(r["kind"] for r in s.get("reasons", []))) for s in steps]
@@ -67,13 +68,19 @@ def outputs(ws: Workspace) -> dict[str, str]:
 
 def mutate(rng: random.Random, roots: list[Path], step: int) -> str:
     """One edit, applied identically to every workspace; returns what it was."""
-    kind = rng.choice(["edit", "edit", "same", "add", "remove-output", "tamper-output", "none"])
+    kind = rng.choice(
+        ["edit", "edit", "same", "rename-save", "add", "remove-output", "tamper-output", "none"]
+    )
     rel = rng.choice(SOURCES)
     for root in roots:
         if kind == "edit":
             (root / rel).write_text(random.Random(step).choice(["x\n", "y\ny\n", "apple\n"]) + "\n")
         elif kind == "same":
             (root / rel).write_text((root / rel).read_text())  # new stat, same bytes
+        elif kind == "rename-save":  # an editor's safe write: a new file renamed over the old
+            tmp = root / (rel + ".swp")
+            tmp.write_text((root / rel).read_text())
+            os.replace(tmp, root / rel)
         elif kind == "add":
             (root / f"src/n{step}.txt").write_text(f"new {step}\n")
         elif kind == "remove-output":
@@ -95,6 +102,7 @@ def test_trusting_the_snapshot_never_changes_a_decision(ws: Workspace, tmp_path:
         what = mutate(rng, [ws.root, twin.root], step)
         for snap in twin.cache.rglob("noop.marshal"):
             snap.unlink()  # the twin decides every step in full
+        assert report(ws, "--dry-run") == report(twin, "--dry-run"), f"dry run after {what}"
         got, want = report(ws), report(twin)
         assert got == want, f"after edit {step} ({what})"
         assert outputs(ws) == outputs(twin), f"after edit {step} ({what})"
