@@ -661,12 +661,19 @@ class _Run:
         self._slots += 1
         return self._run_dirs()[0] / f".running-{self._slots}.log"
 
-    def _keep_log(self, job: _Running) -> str | None:
+    def _keep_log(self, job: _Running, lingering: bool = False) -> str | None:
         """Move what the command wrote to the step's log (None: it wrote nothing, and no log
-        from an earlier run stays behind); the reused file goes back to the pool."""
+        from an earlier run stays behind); the reused file goes back to the pool. If processes
+        it started still run (`lingering`), they hold the file open: it becomes the step's log
+        whatever it holds, and is never handed to another step."""
         if job.reader is not None:
             job.reader.close()
             job.reader = None
+        if lingering:
+            with contextlib.suppress(OSError):
+                os.replace(job.log_path, job.log)
+                return str(job.log)
+            return None
         self._free_logs.append(job.log_path)
         try:
             if os.stat(job.log_path).st_size:
@@ -710,7 +717,7 @@ class _Run:
             "duration_s": fin.duration_s,
             "exit_code": fin.exit_code,
             "attempts": job.attempt,
-            "log_path": self._keep_log(job),
+            "log_path": self._keep_log(job, fin.lingering),
         }
         if fin.outcome is not Outcome.EXITED or fin.exit_code != 0:
             if job.attempt <= step.retries:

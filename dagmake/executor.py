@@ -44,6 +44,9 @@ class Finished(NamedTuple):
     exit_code: int | None  # the shell's status; -N when a signal N ended it
     duration_s: float
     error: str | None = None
+    # processes it started still run in its group (a deliberate daemon): they may still write
+    # to its log
+    lingering: bool = False
 
 
 class _Proc:
@@ -177,13 +180,9 @@ class Executor:
                 # the shell is gone; make sure nothing it started survives it
                 _signal_group(proc.popen.pid, signal.SIGKILL)
             outcome = proc.ending or Outcome.EXITED
+            lingering = proc.ending is None and _group_alive(proc.popen.pid)
             self._done.append(
-                Finished(
-                    key,
-                    outcome,
-                    code,
-                    time.monotonic() - proc.started,
-                )
+                Finished(key, outcome, code, time.monotonic() - proc.started, None, lingering)
             )
 
     def _enforce_deadlines(self) -> None:
@@ -213,6 +212,16 @@ def _devnull() -> int:
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _spawn_failed(job: Job, started: float, why: str) -> Finished:

@@ -291,3 +291,23 @@ def test_each_step_keeps_its_own_log_and_a_silent_step_keeps_none(ws: Workspace)
     res = ws.run("--json")
     assert "log" not in json.loads(res.out)["steps"][0]
     assert not Path(report["s0"]["log"]).exists()
+
+
+def test_what_a_step_left_running_writes_stays_in_that_step_log(ws: Workspace) -> None:
+    """A reused output file is never handed on while the step's background processes may
+    still write to it."""
+    ws.workflow(
+        """
+        steps:
+          - id: starts
+            run: (sleep 0.5; echo late-from-starts) &
+          - id: next
+            run: sleep 1
+            depends_on: [starts]
+        """
+    )
+    res = ws.run("--json", "-j", "1")
+    assert res.code == 0, res.both
+    report = {s["id"]: s for s in json.loads(res.out)["steps"]}
+    assert "log" not in report["next"], Path(report["next"]["log"]).read_text()
+    assert Path(report["starts"]["log"]).read_text() == "late-from-starts\n"
