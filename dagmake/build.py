@@ -372,6 +372,7 @@ class _Run:
                         else:
                             decision, resolved = outcome
                             heapq.heappush(to_start, (position[sid], sid, decision, resolved, 1))
+                            fill()  # a free slot starts it now, before the others are decided
                     fill()
                     if not running:
                         continue
