@@ -157,10 +157,16 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
     fine = fine_timestamps(base)
     changed: set[int] = set()
     hashed: list[tuple[int, Stat, bool]] = []
+    prefix = os.path.join(base, "")
+    stat = os.stat
+    observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
     for i, (rel, then, digest, ok) in enumerate(zip(paths, stats, digests, settled, strict=True)):
-        observed_ns = time.time_ns()  # before the stat: a conservative "when"
-        full = os.path.join(base, rel)
-        now = _stat(full)
+        full = prefix + rel
+        try:
+            st = stat(full)
+            now: Stat | None = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        except OSError:
+            now = None
         if now == then and (ok or now is None):
             continue
         # Touched, or changed too close to when it was seen to trust its stat: the bytes decide.
