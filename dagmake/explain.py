@@ -62,7 +62,13 @@ def summary_counts(summary: RunSummary) -> str:
     parts = []
     for status in order:
         n = summary.count(status)
-        if n:
+        if status is StepStatus.WOULD_RUN:  # "would run if a dependency changes" apart
+            maybe = sum(1 for r in summary.steps if r.status is status and r.conditional)
+            if n - maybe:
+                parts.append(f"{n - maybe} would run")
+            if maybe:
+                parts.append(f"{maybe} might run")
+        elif n:
             word = "ran" if status is StepStatus.SUCCEEDED else status_word(status)
             parts.append(f"{n} {word}")
     return ", ".join(parts) if parts else "nothing to do"

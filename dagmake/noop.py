@@ -3,10 +3,10 @@ per-step form: knowing which steps nothing touched, so a run after a one-file ed
 the steps that file reaches.
 
 A run that leaves every selected step up to date writes a snapshot: for every input and output
-file the stat and digest, for every folder a glob walked its stat, and for every step which of
-those paths are its own; keyed by the workflow file's bytes, dagmake's version, the targets and
-the context, and valid only for the state journal it saw (the journal's stat). The next run with
-the same key stats those paths.
+file the stat and digest, for every folder a glob walked its stat and listing, and for every
+step which of those paths are its own; keyed by the workflow file's bytes, dagmake's version,
+the targets and the context, and valid only for the state journal it saw (the journal's stat).
+The next run with the same key stats those paths.
 
 An entry's stat is trusted only if it was *settled* when observed: last changed a margin before
 the moment it was stat'ed (the racy-git rule; `fingerprint.settled` says how much). A file
