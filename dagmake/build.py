@@ -10,25 +10,25 @@ import contextlib
 import heapq
 import os
 import signal
-import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import BinaryIO, NamedTuple
 
-from dagmake import globs, noop, variables
+from dagmake import noop
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
-from dagmake.errors import ConfigError, WorkspaceBusyError
+from dagmake.errors import WorkspaceBusyError
 from dagmake.executor import Executor, Finished, Job, Outcome, describe
 from dagmake.facts import Inspector, Resolved, read_values
 from dagmake.fingerprint import Hasher, outputs_digest
 from dagmake.fsutil import LockHeld, ensure_private_dir, exclusive_lock
-from dagmake.graph import Graph, ancestors, select
+from dagmake.graph import Graph
 from dagmake.locations import cache_root
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, decide
 from dagmake.results import FAILING, Reporter, RunSummary, StepResult
+from dagmake.selection import glob_roots, preflight, selected_steps
 from dagmake.state import LoadedState, StateStore, StepRecord, load_secret, workspace_dir
 
 LOG_TAIL_READ = 1 << 16
@@ -54,70 +54,8 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-def selected_steps(graph: Graph, options: RunOptions) -> list[str]:
-    """The targets (or every step) narrowed to those a changed file affects, with their deps."""
-    chosen = select(graph, options.targets)
-    if options.changed_files is None:
-        return chosen
-    files = [f.replace(os.sep, "/").removeprefix("./") for f in options.changed_files]
-    hit = [
-        s for s in chosen if any(globs.matches(p, f) for p in graph.step(s).inputs for f in files)
-    ]
-    wanted = set(hit) | ancestors(graph, hit)
-    return [s for s in chosen if s in wanted]
-
-
-def preflight(
-    graph: Graph,
-    chosen: Sequence[str],
-    context: Mapping[str, str],
-    *,
-    check_references: bool = True,
-) -> None:
-    """Problems that must stop the run before any step starts."""
-    workflow = graph.workflow
-    if check_references:
-        variables.check_workflow(workflow, context, lambda s: ancestors(graph, [s]))
-    produced = _Outputs(workflow.steps)
-    root = str(workflow.root)
-    for sid in chosen:
-        step = graph.step(sid)
-        for i, pattern in enumerate(step.inputs):
-            if globs.is_glob(pattern):
-                globs.expand([pattern], workflow.root)  # a symlink leading out is an error now
-                continue
-            try:
-                mode = os.lstat(os.path.join(root, pattern)).st_mode
-            except (FileNotFoundError, NotADirectoryError):
-                if produced.covers(pattern):
-                    continue
-                raise ConfigError(
-                    f"{step.location}: steps[{workflow.position(step)}].inputs[{i}]: input "
-                    f"'{pattern}' does not exist and no step declares it as an output"
-                ) from None
-            if not stat.S_ISREG(mode):
-                globs.expand([pattern], workflow.root)
-
-
-class _Outputs:
-    """Answers "does some step declare this path as an output?" without a scan per question:
-    literal outputs (files or folders) by set lookup of the path and its parent folders, glob
-    outputs (few, in practice) by matching."""
-
-    def __init__(self, steps: Sequence[Step]) -> None:
-        outs = [o for s in steps for o in s.outputs]
-        self.literal = {o for o in outs if not globs.is_glob(o)}
-        self.patterns = [o for o in outs if globs.is_glob(o)]
-
-    def covers(self, path: str) -> bool:
-        parts = path.split("/")
-        if any("/".join(parts[:i]) in self.literal for i in range(1, len(parts) + 1)):
-            return True
-        return any(globs.matches(p, path) for p in self.patterns)
-
-
 def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSummary:
-    chosen = selected_steps(graph, options)
+    chosen = selected_steps(graph, options.targets, options.changed_files)
     trust = options.trust
     # A snapshot exists only for this same workflow text and context, which passed the whole
     # preflight then; its trusted steps' inputs are where they were.
@@ -181,7 +119,7 @@ def _snapshot(run: _Run, state_dir: Path, key: str, chosen: Sequence[str]) -> No
         chosen,
         run.owned,
         {p: run.hasher.stamps.get(p) for sid in decided for p in run.owned.get(sid, ())},
-        {sid: _glob_roots(run.graph, sid) for sid in decided},
+        {sid: glob_roots(run.graph, sid) for sid in decided},
         carried,
         run.produced,
         {
@@ -190,17 +128,6 @@ def _snapshot(run: _Run, state_dir: Path, key: str, chosen: Sequence[str]) -> No
             if r.status is StepStatus.SKIPPED and r.reasons
         },
     )
-
-
-def _glob_roots(graph: Graph, sid: str) -> list[tuple[str, bool]]:
-    """Folders whose listing decides what the step's inputs are."""
-    roots: list[tuple[str, bool]] = []
-    for pattern in graph.step(sid).inputs:
-        if globs.is_glob(pattern):
-            roots.append((globs.literal_prefix(pattern), True))
-        elif os.path.isdir(os.path.join(graph.workflow.root, pattern)):
-            roots.append((pattern, False))
-    return roots
 
 
 class _Running:

@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 
 from dagmake import globs
-from dagmake.build import RunOptions, run_build, selected_steps
+from dagmake.build import RunOptions, run_build
 from dagmake.graph import Graph
 from dagmake.results import Reporter, RunSummary
+from dagmake.selection import selected_steps
 
 POLL_S = 0.3
 SETTLE_S = 0.2
@@ -51,7 +52,7 @@ def watch(
         summary = run_build(graph, options, reporter())
         if summary.status == "interrupted":
             return summary
-        chosen = selected_steps(graph, options)
+        chosen = selected_steps(graph, options.targets, options.changed_files)
         before = snapshot(graph, chosen)
         announce(f"watching {len(before)} files; Ctrl-C to stop")
         while True:

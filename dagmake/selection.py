@@ -1,0 +1,89 @@
+"""Which steps a run covers and whether it may start: the targets with their dependencies
+(narrowed to what changed files affect), the checks that must stop a run before any step
+starts, and the folders whose listing decides what a step reads."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping, Sequence
+
+from dagmake import globs, variables
+from dagmake.errors import ConfigError
+from dagmake.graph import Graph, ancestors, select
+from dagmake.model import Step
+
+
+def selected_steps(
+    graph: Graph, targets: Sequence[str], changed_files: Sequence[str] | None = None
+) -> list[str]:
+    """The targets (or every step) narrowed to those a changed file affects, with their deps."""
+    chosen = select(graph, targets)
+    if changed_files is None:
+        return chosen
+    files = [f.replace(os.sep, "/").removeprefix("./") for f in changed_files]
+    hit = [
+        s for s in chosen if any(globs.matches(p, f) for p in graph.step(s).inputs for f in files)
+    ]
+    wanted = set(hit) | ancestors(graph, hit)
+    return [s for s in chosen if s in wanted]
+
+
+def preflight(
+    graph: Graph,
+    chosen: Sequence[str],
+    context: Mapping[str, str],
+    *,
+    check_references: bool = True,
+) -> None:
+    """Problems that must stop the run before any step starts."""
+    workflow = graph.workflow
+    if check_references:
+        variables.check_workflow(workflow, context, lambda s: ancestors(graph, [s]))
+    produced = _Outputs(workflow.steps)
+    root = str(workflow.root)
+    for sid in chosen:
+        step = graph.step(sid)
+        for i, pattern in enumerate(step.inputs):
+            if globs.is_glob(pattern):
+                globs.expand([pattern], workflow.root)  # a symlink leading out is an error now
+                continue
+            try:
+                mode = os.lstat(os.path.join(root, pattern)).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                if produced.covers(pattern):
+                    continue
+                raise ConfigError(
+                    f"{step.location}: steps[{workflow.position(step)}].inputs[{i}]: input "
+                    f"'{pattern}' does not exist and no step declares it as an output"
+                ) from None
+            if not stat.S_ISREG(mode):
+                globs.expand([pattern], workflow.root)
+
+
+class _Outputs:
+    """Answers "does some step declare this path as an output?" without a scan per question:
+    literal outputs (files or folders) by set lookup of the path and its parent folders, glob
+    outputs (few, in practice) by matching."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        outs = [o for s in steps for o in s.outputs]
+        self.literal = {o for o in outs if not globs.is_glob(o)}
+        self.patterns = [o for o in outs if globs.is_glob(o)]
+
+    def covers(self, path: str) -> bool:
+        parts = path.split("/")
+        if any("/".join(parts[:i]) in self.literal for i in range(1, len(parts) + 1)):
+            return True
+        return any(globs.matches(p, path) for p in self.patterns)
+
+
+def glob_roots(graph: Graph, sid: str) -> list[tuple[str, bool]]:
+    """Folders whose listing decides what the step's inputs are."""
+    roots: list[tuple[str, bool]] = []
+    for pattern in graph.step(sid).inputs:
+        if globs.is_glob(pattern):
+            roots.append((globs.literal_prefix(pattern), True))
+        elif os.path.isdir(os.path.join(graph.workflow.root, pattern)):
+            roots.append((pattern, False))
+    return roots
