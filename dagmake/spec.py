@@ -150,36 +150,29 @@ class _Composer:
         line = mark.line + 1
         node: _Node
         if isinstance(event, yaml.ScalarEvent):
-            tag = event.tag
-            if tag is None or tag == "!":
-                tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-            node = _Scalar(tag, event.value, line)
-            if anchor is not None:
-                self.anchors[anchor] = node
+            node = _Scalar(self.tag(event, yaml.ScalarNode, event.value), event.value, line)
         elif isinstance(event, yaml.SequenceStartEvent):
-            tag = event.tag
-            if tag is None or tag == "!":
-                tag = self.loader.resolve(yaml.SequenceNode, None, event.implicit)
-            items: list[_Node] = []
-            node = _Sequence(tag, items, line)
-            if anchor is not None:
-                self.anchors[anchor] = node
-            while not self.loader.check_event(yaml.SequenceEndEvent):
-                items.append(self.node())
-            self.loader.get_event()
+            node = _Sequence(self.tag(event, yaml.SequenceNode), [], line)
         else:
-            tag = event.tag
-            if tag is None or tag == "!":
-                tag = self.loader.resolve(yaml.MappingNode, None, event.implicit)
-            pairs: list[tuple[_Node, _Node]] = []
-            node = _Mapping(tag, pairs, line)
-            if anchor is not None:
-                self.anchors[anchor] = node
+            node = _Mapping(self.tag(event, yaml.MappingNode), [], line)
+        if anchor is not None:
+            self.anchors[anchor] = node  # before the children: an alias inside may name it
+        if isinstance(node, _Sequence):
+            while not self.loader.check_event(yaml.SequenceEndEvent):
+                node.value.append(self.node())
+            self.loader.get_event()
+        elif isinstance(node, _Mapping):
             while not self.loader.check_event(yaml.MappingEndEvent):
                 key = self.node()
-                pairs.append((key, self.node()))
+                node.value.append((key, self.node()))
             self.loader.get_event()
         return node
+
+    def tag(self, event: Any, kind: type, value: str | None = None) -> str:
+        """The event's explicit tag, else the one PyYAML's resolver gives (`!!int`, ...)."""
+        if event.tag is None or event.tag == "!":
+            return str(self.loader.resolve(kind, value, event.implicit))
+        return str(event.tag)
 
 
 class _Reader:
