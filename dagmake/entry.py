@@ -132,15 +132,8 @@ def _quick_noop(plain: Plain) -> bool:
     gc.disable()  # the snapshot is thousands of small tuples and holds no cycles
     try:
         from dagmake import noop
-        from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
-        from dagmake.state import workspace_dir
 
-        path = plain.workflow if plain.workflow is not None else find_workflow(Path.cwd())
-        data = read_workflow_bytes(path)
-        root = path.absolute().parent.resolve()
-        key = noop.run_key(data, str(root / path.name), root, plain.targets, plain.context)
-        state_dir = workspace_dir(cache_root(), root)
-        found = noop.check(state_dir, key, root)
+        _, state_dir, found = noop.look(plain.workflow, plain.targets, plain.context)
     except Exception:  # any doubt: the full run answers (and reports errors)
         return False
     if found is None or found.changed or found.skipped:

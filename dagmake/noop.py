@@ -41,6 +41,8 @@ import xxhash
 from dagmake import __version__
 from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, settled
 from dagmake.fsutil import LockHeld, atomic_write_bytes, exclusive_lock
+from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
+from dagmake.state import workspace_dir
 
 FORMAT = 4
 FILE_NAME = "noop.marshal"
@@ -123,6 +125,23 @@ def _stat(path: str) -> Stat | None:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
+def look(
+    workflow_file: Path | None,
+    targets: Sequence[str],
+    context: Mapping[str, str],
+    *,
+    want_trust: bool = False,
+) -> tuple[str, Path, Found | None]:
+    """Find the workflow as `dagmake` does, key this run and `check` its snapshot: the key, the
+    workspace's state folder, and what was found."""
+    path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
+    data = read_workflow_bytes(path)
+    root = path.absolute().parent.resolve()
+    key = run_key(data, str(root / path.name), root, targets, context)
+    state_dir = workspace_dir(cache_root(), root)
+    return key, state_dir, check(state_dir, key, root, want_trust=want_trust)
+
+
 _checked: dict[tuple[Path, str], Found | None] = {}
 
 
@@ -151,7 +170,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         return None
     if version != FORMAT or got_key != key:
         return None
-    if _stat(str(state_dir / JOURNAL)) != journal:
+    if journal_stat(state_dir) != journal:
         return None  # the state moved on (or was damaged): the full path must read it
     base = str(root)
     fine = fine_timestamps(base)
@@ -267,8 +286,8 @@ def write(
     base = str(root)
     fine = fine_timestamps(base)
     entries: dict[str, Entry] = dict(carried)
+    observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
     for rel, stamp in stamps.items():
-        observed_ns = time.time_ns()
         now = _stat(os.path.join(base, rel))
         if stamp is None:
             if now is not None:
@@ -285,10 +304,10 @@ def write(
             if start not in folders_of:
                 folders_of[start] = _folders(root, [start])
                 for rel in folders_of[start]:
-                    observed_ns = time.time_ns()
-                    st = _stat(os.path.join(base, rel))
+                    full = os.path.join(base, rel)
+                    st = _stat(full)
                     try:
-                        listing: str | None = _listing(os.path.join(base, rel))  # after the stat
+                        listing: str | None = _listing(full)  # after the stat
                     except OSError:
                         st, listing = None, None
                     entries[rel] = Entry(

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 from dagmake.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, DagmakeError
@@ -30,7 +31,7 @@ class Request(NamedTuple):
     targets: tuple[str, ...] = ()
     workflow_file: Path | None = None
     parallel: int = 4
-    context: Mapping[str, str] = {}
+    context: Mapping[str, str] = MappingProxyType({})
     dry_run: bool = False
     force: bool = False
     json_out: bool = False
@@ -142,17 +143,10 @@ def _fast_noop(
     import time
 
     from dagmake import noop
-    from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
     from dagmake.results import RunSummary
-    from dagmake.state import workspace_dir
 
     started = time.monotonic()
-    path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
-    data = read_workflow_bytes(path)
-    root = path.absolute().parent.resolve()
-    key = noop.run_key(data, str(root / path.name), root, targets, context)
-    state_dir = workspace_dir(cache_root(), root)
-    found = noop.check(state_dir, key, root, want_trust=dry_run)
+    key, state_dir, found = noop.look(workflow_file, targets, context, want_trust=dry_run)
     if found is None:
         return key, None, None
     if found.changed or dry_run:

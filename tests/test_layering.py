@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "explain": {"model", "results"},
     "report": {"explain", "model", "results"},
     "render": set(),
-    "entry": {"__version__", "cli", "noop", "locations", "state", "runner", "variables"},
+    "entry": {"__version__", "cli", "noop", "runner", "variables"},
     "runner": {
         "errors",
         "report",
@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
         "graph",
         "fsutil",
     },
-    "noop": {"fingerprint", "fsutil", "__version__"},
+    "noop": {"fingerprint", "fsutil", "locations", "state", "__version__"},
     "watch": {"globs", "build", "graph", "results", "selection"},
     "selection": {"globs", "variables", "errors", "graph", "model"},
     "compiled": {"fsutil", "graph", "model", "spec", "locations", "__version__"},
