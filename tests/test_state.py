@@ -90,6 +90,18 @@ def test_secret_is_private_and_stable(tmp_path: Path) -> None:
     assert not (tmp_path / "fresh").exists()
 
 
+def _a_run(
+    directory: Path, *records: StepRecord, stamps: dict[str, FileStamp] | None = None
+) -> StateStore:
+    """One real run's use of the store: load, append these records, close."""
+    store = StateStore(directory)
+    store.open_for_append(store.load())
+    for r in records:
+        store.put(r, stamps or {})
+    store.close()
+    return store
+
+
 def _from_journal(directory: Path) -> tuple[object, ...]:
     (directory / "state.marshal").unlink()
     loaded = StateStore(directory).load()
@@ -112,10 +124,7 @@ def test_the_index_loads_exactly_what_the_journal_says(tmp_path: Path) -> None:
 
 def test_the_index_is_ignored_once_the_journal_changed(tmp_path: Path) -> None:
     directory = tmp_path / "ws"
-    store = StateStore(directory)
-    store.open_for_append(store.load())
-    store.put(rec("a"), {})
-    store.close()
+    _a_run(directory, rec("a"))
     index = (directory / "state.marshal").read_bytes()
     other = StateStore(directory)
     other.open_for_append(other.load())
@@ -133,16 +142,10 @@ def test_a_run_that_records_little_leaves_the_index_behind_and_the_load_catches_
     tmp_path: Path,
 ) -> None:
     directory = tmp_path / "ws"
-    store = StateStore(directory)
-    store.open_for_append(store.load())
-    store.put(rec("a"), {})
-    store.close()
+    _a_run(directory, rec("a"))
     index = (directory / "state.marshal").read_bytes()
     for name in ("b", "c"):  # two small runs: the index is not rewritten for them
-        store = StateStore(directory)
-        store.open_for_append(store.load())
-        store.put(rec(name), {"x": FileStamp("d" * 32, 1, 2, 3, 4, 5)})
-        store.close()
+        _a_run(directory, rec(name), stamps={"x": FileStamp("d" * 32, 1, 2, 3, 4, 5)})
     assert (directory / "state.marshal").read_bytes() == index
     loaded = StateStore(directory).load()
     assert set(loaded.records) == {"a", "b", "c"} and "x" in loaded.stamps
@@ -151,10 +154,7 @@ def test_a_run_that_records_little_leaves_the_index_behind_and_the_load_catches_
 
 def test_the_index_of_a_replaced_journal_is_not_used(tmp_path: Path) -> None:
     directory = tmp_path / "ws"
-    store = StateStore(directory)
-    store.open_for_append(store.load())
-    store.put(rec("a"), {})
-    store.close()
+    store = _a_run(directory, rec("a"))
     index = (directory / "state.marshal").read_bytes()
     store.rewrite({"z": rec("z")}, {})  # a compaction: a new file
     (directory / "state.marshal").write_bytes(index)
@@ -163,17 +163,10 @@ def test_the_index_of_a_replaced_journal_is_not_used(tmp_path: Path) -> None:
 
 def test_a_torn_last_line_is_cut_before_the_next_run_appends(tmp_path: Path) -> None:
     directory = tmp_path / "ws"
-    store = StateStore(directory)
-    store.open_for_append(store.load())
-    store.put(rec("a"), {})
-    store.put(rec("b"), {})
-    store.close()
+    store = _a_run(directory, rec("a"), rec("b"))
     store.path.write_bytes(store.path.read_bytes()[:-25])  # killed while appending b
     (directory / "state.marshal").unlink()
-    store = StateStore(directory)
-    store.open_for_append(store.load())
-    store.put(rec("c"), {})
-    store.close()
+    _a_run(directory, rec("c"))
     (directory / "state.marshal").unlink()
     loaded = StateStore(directory).load()
     assert set(loaded.records) == {"a", "c"} and loaded.warnings == []
