@@ -31,7 +31,7 @@ class Graph(NamedTuple):
     order: tuple[str, ...]
     deps: dict[str, tuple[str, ...]]
     dependents: dict[str, tuple[str, ...]]
-    edges: tuple[Edge, ...]
+    edges: Sequence[Edge]
 
     def step(self, step_id: str) -> Step:
         return self.workflow.step(step_id)

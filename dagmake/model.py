@@ -8,6 +8,7 @@ a NamedTuple a tenth of that."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -71,12 +72,15 @@ class Workflow:
         name: str,
         path: Path,
         root: Path,
-        steps: tuple[Step, ...],
+        steps: Sequence[Step],
         description: str = "",
         vars: tuple[tuple[str, str], ...] = (),
         env: tuple[tuple[str, str], ...] = (),
         cache: CacheSettings = DEFAULT_CACHE,
+        ids: Sequence[str] | None = None,
     ) -> None:
+        """`steps` may decode each step when first read (the compiled workflow); then `ids`,
+        the steps' ids in order, spares decoding them all to index them."""
         self.name = name
         self.path = path
         self.root = root
@@ -85,10 +89,11 @@ class Workflow:
         self.vars = vars
         self.env = env
         self.cache = cache
-        self.positions = {s.id: i for i, s in enumerate(steps)}
+        ids = ids if ids is not None else [s.id for s in steps]
+        self.positions = {sid: i for i, sid in enumerate(ids)}
 
     def _fields(self) -> tuple[object, ...]:
-        return (self.name, self.path, self.root, self.steps, self.description, self.vars,
+        return (self.name, self.path, self.root, tuple(self.steps), self.description, self.vars,
                 self.env, self.cache)  # fmt: skip
 
     def __eq__(self, other: object) -> bool:

@@ -34,7 +34,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import xxhash
 
@@ -44,7 +44,7 @@ from dagmake.fsutil import LockHeld, atomic_write_bytes, exclusive_lock
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
 from dagmake.state import workspace_dir
 
-FORMAT = 4
+FORMAT = 5
 FILE_NAME = "noop.marshal"
 JOURNAL = "state.jsonl"  # the state's journal: the snapshot is only good for the state it saw
 
@@ -60,6 +60,14 @@ class Entry(NamedTuple):
     settled: bool  # last changed a margin before it was stat'ed: the stat can be trusted
 
 
+class Reach(NamedTuple):
+    """How far a change can reach: the steps of the run that must be decided, in run order;
+    every other step of the run is up to date on the snapshot's word alone."""
+
+    decide: list[str]
+    boundary: list[str]  # steps outside them that they read from (trusted, all up to date)
+
+
 class Trust(NamedTuple):
     """What a snapshot that no longer holds in full still vouches for."""
 
@@ -69,6 +77,29 @@ class Trust(NamedTuple):
     produced: dict[str, str]  # and the digest of what it produced (its record's)
     paths: list[str]  # the snapshot's paths
     known: list[Entry | None]  # what is known of each now (None: it changed)
+    order: list[str]  # every step of the run, in run order
+    deps: list[tuple[int, ...] | None]  # each one's dependencies, as indices into `order`
+    snapshot: tuple[Any, ...]  # the snapshot as read (`patch` starts from it)
+
+    def reach(self) -> Reach | None:
+        """The steps a change reaches: those not trusted, and every step depending on one of
+        them. A step outside them is trusted and so is all it depends on, so every record it
+        was vouched for by still holds: it is up to date (what a full decision would find, as
+        `build._vouched_for` checks one step at a time). None: the snapshot cannot tell."""
+        order, deps, trusted = self.order, self.deps, self.steps
+        reached = [sid not in trusted for sid in order]
+        for i, ds in enumerate(deps):
+            if ds is None or any(d >= i for d in ds):
+                return None  # a dependency outside the run, or not before the step
+            if not reached[i] and any(reached[d] for d in ds):
+                reached[i] = True
+        boundary = {
+            d for i, ds in enumerate(deps) if reached[i] for d in ds or () if not reached[d]
+        }
+        return Reach(
+            [sid for sid, r in zip(order, reached, strict=True) if r],
+            [order[d] for d in sorted(boundary)],
+        )
 
     def paths_of(self, step_id: str) -> list[str]:
         return [self.paths[i] for i in self.owners[step_id]]
@@ -164,8 +195,9 @@ def check(state_dir: Path, key: str, root: Path, *, want_trust: bool = False) ->
 def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | None:
     try:
         seen = (state_dir / FILE_NAME).read_bytes()
+        doc = marshal.loads(seen)
         (version, got_key, name, steps, paths, stats, digests, settled, journal, owners,
-         produced, skipped) = marshal.loads(seen)  # fmt: skip
+         produced, skipped, deps) = doc  # fmt: skip
     except (OSError, ValueError, EOFError, TypeError):
         return None
     if version != FORMAT or got_key != key:
@@ -207,7 +239,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
             if made is not None and changed.isdisjoint(own):
                 own_of[sid] = own
                 made_of[sid] = made
-        trust = Trust(journal, frozenset(own_of), own_of, made_of, paths, known)
+        trust = Trust(journal, frozenset(own_of), own_of, made_of, paths, known, steps, deps, doc)
     retaken = None
     now_settled = sum(1 for _, _, ok in hashed if ok)
     # Re-taking costs a rewrite of the whole snapshot; hashing a small file again, ~40 us. Right
@@ -216,9 +248,10 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         new_stats, new_settled = list(stats), list(settled)
         for i, now, ok in hashed:
             new_stats[i], new_settled[i] = now, ok
-        doc = (FORMAT, key, name, steps, paths, new_stats, digests, new_settled, journal, owners,
-               produced, skipped)  # fmt: skip
-        retaken = marshal.dumps(doc)
+        retaken = marshal.dumps(
+            (FORMAT, key, name, steps, paths, new_stats, digests, new_settled, journal, owners,
+             produced, skipped, deps)
+        )  # fmt: skip
     return Found(str(name), tuple(steps), dict(skipped), len(changed), trust, retaken, seen)
 
 
@@ -273,6 +306,7 @@ def write(
     carried: Mapping[str, Entry],
     produced: Mapping[str, str | None],
     skipped: Mapping[str, Skip],
+    deps: Mapping[str, Sequence[str]],
 ) -> None:
     """Record a snapshot of a run that left every step in `step_ids` up to date.
 
@@ -282,19 +316,106 @@ def write(
     subfolders)), stat'ed now; `carried`: entries a trusted step brought over from the last
     snapshot, as `check` saw them (an entry that was settled stays valid: any change since would
     have changed its stat); `produced`: each step's produced digest; `skipped`: why the steps
-    that did not run were skipped. Never fails a run."""
+    that did not run were skipped; `deps`: each step's dependencies. Never fails a run."""
+    fresh = _fresh(root, owned, stamps, glob_roots)
+    if fresh is None:
+        return
+    entries, owners = fresh
+    entries = {**carried, **entries}
+    paths = sorted(entries)
+    index = {rel: i for i, rel in enumerate(paths)}
+    try:
+        own = [tuple(sorted({index[rel] for rel in owners.get(sid, ())})) for sid in step_ids]
+    except KeyError:
+        return  # a step names a path nothing recorded: no snapshot rather than a wrong one
+    _save(
+        state_dir,
+        (
+            FORMAT,
+            key,
+            name,
+            list(step_ids),
+            paths,
+            [entries[rel].stat for rel in paths],
+            [entries[rel].digest for rel in paths],
+            [entries[rel].settled for rel in paths],
+            journal_stat(state_dir),
+            own,
+            [produced.get(sid) for sid in step_ids],
+            dict(skipped),
+            _dep_indices(step_ids, deps),
+        ),
+    )
+
+
+def patch(
+    state_dir: Path,
+    root: Path,
+    base: Trust,
+    owned: Mapping[str, Iterable[str]],
+    stamps: Mapping[str, FileStamp | None],
+    glob_roots: Mapping[str, Sequence[tuple[str, bool]]],
+    produced: Mapping[str, str | None],
+    skipped: Mapping[str, Skip],
+) -> bool:
+    """`write` for a run that decided only some steps (`produced`'s) and trusted the others on
+    `base`'s word: the snapshot `base` came from, with the decided steps' entries and digests
+    replaced, when each of them still owns exactly the paths it did. The result is what `write`
+    would have written, without rebuilding 5,000 steps' entries. False: it cannot tell; call
+    `write`. True: done (which may mean nothing was written, as `write` would not have)."""
+    fresh = _fresh(root, owned, stamps, glob_roots)
+    if fresh is None:
+        return True
+    entries, owners = fresh
+    (_, key, name, steps, paths, stats, digests, settled, _, owns, made, _, deps) = base.snapshot
+    index = {rel: i for i, rel in enumerate(paths)}
+    position = {sid: i for i, sid in enumerate(steps)}
+    for sid in produced:
+        mine = owners.get(sid, ())
+        if tuple(sorted({index.get(rel, -1) for rel in mine})) != owns[position[sid]]:
+            return False  # it reads or writes other paths now (a new glob match, say)
+    stats, digests, settled, made = list(stats), list(digests), list(settled), list(made)
+    for i, entry in enumerate(base.known):
+        if entry is not None:
+            stats[i], digests[i], settled[i] = entry
+        elif paths[i] not in entries:
+            return False  # changed, and no decided step looked at it again
+    for rel, entry in entries.items():
+        stats[index[rel]], digests[index[rel]], settled[index[rel]] = entry
+    for sid, digest in produced.items():
+        made[position[sid]] = digest
+    doc = (FORMAT, key, name, steps, paths, stats, digests, settled, journal_stat(state_dir),
+           owns, made, dict(skipped), deps)  # fmt: skip
+    _save(state_dir, doc)
+    return True
+
+
+def _save(state_dir: Path, doc: tuple[Any, ...]) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        atomic_write_bytes(state_dir / FILE_NAME, marshal.dumps(doc), mode=0o600)
+
+
+def _fresh(
+    root: Path,
+    owned: Mapping[str, Iterable[str]],
+    stamps: Mapping[str, FileStamp | None],
+    glob_roots: Mapping[str, Sequence[tuple[str, bool]]],
+) -> tuple[dict[str, Entry], dict[str, list[str]]] | None:
+    """The entries of what a run looked at, each file's stamp checked against the disk now,
+    each folder its steps' globs walk stat'ed and listed; and each step's paths, folders
+    included. None when a file moved since the run hashed it."""
     base = str(root)
     fine = fine_timestamps(base)
-    entries: dict[str, Entry] = dict(carried)
+    entries: dict[str, Entry] = {}
     observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
     for rel, stamp in stamps.items():
         now = _stat(os.path.join(base, rel))
         if stamp is None:
             if now is not None:
-                return
+                return None
             entries[rel] = Entry(None, None, True)
         elif now != (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino):
-            return  # changed after the run looked at it: the next run must look again
+            return None  # changed after the run looked at it: the next run must look again
         else:
             entries[rel] = Entry(now, stamp.digest, _settled(now, observed_ns, fine))
     folders_of: dict[tuple[str, bool], list[str]] = {}
@@ -314,28 +435,21 @@ def write(
                         st, listing, st is not None and _settled(st, observed_ns, fine)
                     )
             owners.setdefault(sid, []).extend(folders_of[start])
-    paths = sorted(entries)
-    index = {rel: i for i, rel in enumerate(paths)}
-    try:
-        own = [tuple(sorted({index[rel] for rel in owners.get(sid, ())})) for sid in step_ids]
-    except KeyError:
-        return  # a step names a path nothing recorded: no snapshot rather than a wrong one
-    doc = (
-        FORMAT,
-        key,
-        name,
-        list(step_ids),
-        paths,
-        [entries[rel].stat for rel in paths],
-        [entries[rel].digest for rel in paths],
-        [entries[rel].settled for rel in paths],
-        journal_stat(state_dir),
-        own,
-        [produced.get(sid) for sid in step_ids],
-        dict(skipped),
-    )
-    with contextlib.suppress(OSError, ValueError):
-        atomic_write_bytes(state_dir / FILE_NAME, marshal.dumps(doc), mode=0o600)
+    return entries, owners
+
+
+def _dep_indices(
+    step_ids: Sequence[str], deps: Mapping[str, Sequence[str]]
+) -> list[tuple[int, ...] | None]:
+    """Each step's dependencies as positions in `step_ids`; None for a step with one outside."""
+    position = {sid: i for i, sid in enumerate(step_ids)}
+    out: list[tuple[int, ...] | None] = []
+    for sid in step_ids:
+        try:
+            out.append(tuple(position[d] for d in deps[sid]))
+        except KeyError:
+            out.append(None)
+    return out
 
 
 def invalidate(state_dir: Path) -> None:

@@ -40,7 +40,7 @@ def preflight(
     workflow = graph.workflow
     if check_references:
         variables.check_workflow(workflow, context, lambda s: ancestors(graph, [s]))
-    produced = _Outputs(workflow.steps)
+    produced: _Outputs | None = None  # built at the first missing input: it reads every step
     root = str(workflow.root)
     for sid in chosen:
         step = graph.step(sid)
@@ -51,6 +51,7 @@ def preflight(
             try:
                 mode = os.lstat(os.path.join(root, pattern)).st_mode
             except (FileNotFoundError, NotADirectoryError):
+                produced = produced or _Outputs(workflow.steps)
                 if produced.covers(pattern):
                     continue
                 raise ConfigError(

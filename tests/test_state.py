@@ -170,3 +170,20 @@ def test_a_torn_last_line_is_cut_before_the_next_run_appends(tmp_path: Path) -> 
     (directory / "state.marshal").unlink()
     loaded = StateStore(directory).load()
     assert set(loaded.records) == {"a", "c"} and loaded.warnings == []
+
+
+def test_a_damaged_index_is_never_read(tmp_path: Path) -> None:
+    """Records are decoded from the index only when a run asks for them, so damage anywhere in
+    it must send the load to the journal at once, not fail or mislead mid-run."""
+    directory = tmp_path / "ws"
+    stamps = {"a": FileStamp("d" * 32, 1, 2, 3, 4, 5)}
+    _a_run(directory, rec("a"), rec("b", "e" * 32), stamps=stamps)
+    path = directory / "state.marshal"
+    good = path.read_bytes()
+    truth = _from_journal(directory)
+    for at in range(0, len(good), 3):
+        damaged = bytearray(good)
+        damaged[at] ^= 0x20
+        path.write_bytes(bytes(damaged))
+        loaded = StateStore(directory).load()
+        assert (dict(loaded.records), dict(loaded.stamps), loaded.lines) == truth, at
