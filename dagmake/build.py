@@ -120,6 +120,7 @@ def _snapshot(run: _Run, state_dir: Path, key: str, chosen: Sequence[str]) -> No
     root = run.workflow.root
     carried: Mapping[str, noop.Entry] = {}
     owned: Mapping[str, Sequence[str]] = run.owned
+    produced: Mapping[str, str | None] = run.produced
     if trust is not None:
         if trust.order == list(chosen):  # the same steps: patch the snapshot trust came from
             mine = {s: run.owned[s] for s in decided if s in run.owned}
@@ -128,6 +129,7 @@ def _snapshot(run: _Run, state_dir: Path, key: str, chosen: Sequence[str]) -> No
                 return
         carried = trust.entries_of(run.trusted)
         owned = {**{s: trust.paths_of(s) for s in run.trusted}, **run.owned}
+        produced = {**{s: trust.produced[s] for s in run.trusted}, **run.produced}
     noop.write(
         state_dir,
         key,
@@ -138,7 +140,7 @@ def _snapshot(run: _Run, state_dir: Path, key: str, chosen: Sequence[str]) -> No
         stamps,
         roots,
         carried,
-        run.produced,
+        produced,
         skipped,
         run.graph.deps,
     )
@@ -237,7 +239,12 @@ class _Run:
                 self._finish(settled)
         else:
             status = self._execute(decide)
-        ordered = tuple(self.results[s] for s in chosen if s in self.results)
+        results = self.results
+        if len(decide) < len(chosen):  # the others are up to date on the snapshot's word
+            for sid in chosen:
+                if sid not in results:
+                    results[sid] = StepResult(sid, StepStatus.UP_TO_DATE)
+        ordered = tuple(results[s] for s in chosen if s in results)
         if any(r.status in FAILING for r in ordered) and status == "succeeded":
             status = "failed"
         summary = RunSummary(
@@ -274,13 +281,10 @@ class _Run:
                 return chosen
             values[sid] = dict(record.values)
         self.values.update(values)
-        decide = set(reach.decide)
-        up_to_date = StepStatus.UP_TO_DATE
-        for sid in chosen:
-            if sid not in decide:
-                self.trusted.add(sid)
-                self.produced[sid] = trust.produced[sid]
-                self.results[sid] = StepResult(sid, up_to_date)
+        produced = trust.produced
+        self.produced.update((sid, produced[sid]) for sid in reach.boundary)
+        self.trusted.update(chosen)
+        self.trusted.difference_update(reach.decide)
         return reach.decide
 
     def all_settled(self) -> bool:

@@ -44,7 +44,7 @@ from dagmake.fsutil import LockHeld, atomic_write_bytes, exclusive_lock
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
 from dagmake.state import workspace_dir
 
-FORMAT = 5
+FORMAT = 6
 FILE_NAME = "noop.marshal"
 JOURNAL = "state.jsonl"  # the state's journal: the snapshot is only good for the state it saw
 
@@ -75,45 +75,53 @@ class Trust(NamedTuple):
     steps: frozenset[str]  # steps none of whose paths changed
     owners: dict[str, tuple[int, ...]]  # each trusted step's paths, as indices into `paths`
     produced: dict[str, str]  # and the digest of what it produced (its record's)
-    paths: list[str]  # the snapshot's paths
-    known: list[Entry | None]  # what is known of each now (None: it changed)
     order: list[str]  # every step of the run, in run order
-    deps: list[tuple[int, ...] | None]  # each one's dependencies, as indices into `order`
-    snapshot: tuple[Any, ...]  # the snapshot as read (`patch` starts from it)
+    untrusted: list[int]  # the others, as indices into `order`
+    changed: frozenset[int]  # the paths that changed, as indices into `paths`
+    moved: dict[int, Entry]  # paths with a new stat and the same bytes: what is known now
+    snapshot: tuple[Any, ...]  # the snapshot as read
+
+    @property
+    def paths(self) -> list[str]:
+        paths: list[str] = self.snapshot[4]
+        return paths
+
+    def entry(self, i: int) -> Entry:
+        """What is known now of unchanged path `i`."""
+        moved = self.moved.get(i)
+        if moved is not None:
+            return moved
+        _, _, _, _, _, stats, digests, settled, *_ = self.snapshot
+        return Entry(stats[i], digests[i], settled[i])
 
     def reach(self) -> Reach | None:
         """The steps a change reaches: those not trusted, and every step depending on one of
         them. A step outside them is trusted and so is all it depends on, so every record it
         was vouched for by still holds: it is up to date (what a full decision would find, as
         `build._vouched_for` checks one step at a time). None: the snapshot cannot tell."""
-        order, deps, trusted = self.order, self.deps, self.steps
-        reached = [sid not in trusted for sid in order]
-        for i, ds in enumerate(deps):
-            if ds is None or any(d >= i for d in ds):
-                return None  # a dependency outside the run, or not before the step
-            if not reached[i] and any(reached[d] for d in ds):
-                reached[i] = True
-        boundary = {
-            d for i, ds in enumerate(deps) if reached[i] for d in ds or () if not reached[d]
-        }
-        return Reach(
-            [sid for sid, r in zip(order, reached, strict=True) if r],
-            [order[d] for d in sorted(boundary)],
-        )
+        graph = self.snapshot[12]
+        if graph is None:
+            return None
+        deps, dependents = graph
+        reached = set(self.untrusted)
+        todo = list(reached)
+        while todo:
+            for j in dependents[todo.pop()]:
+                if j not in reached:
+                    reached.add(j)
+                    todo.append(j)
+        boundary = {d for i in reached for d in deps[i]}.difference(reached)
+        order = self.order
+        return Reach([order[i] for i in sorted(reached)], [order[d] for d in sorted(boundary)])
 
     def paths_of(self, step_id: str) -> list[str]:
-        return [self.paths[i] for i in self.owners[step_id]]
+        paths = self.paths
+        return [paths[i] for i in self.owners[step_id]]
 
     def entries_of(self, step_ids: Iterable[str]) -> dict[str, Entry]:
         """What is known now of these trusted steps' paths."""
-        paths, known, owners = self.paths, self.known, self.owners
-        out: dict[str, Entry] = {}
-        for sid in step_ids:
-            for i in owners[sid]:
-                entry = known[i]
-                assert entry is not None  # a trusted step's paths are all unchanged
-                out[paths[i]] = entry
-        return out
+        paths, owners, entry = self.paths, self.owners, self.entry
+        return {paths[i]: entry(i) for sid in step_ids for i in owners[sid]}
 
 
 Skip = tuple[str, str, str | None]  # why a step was skipped: reason kind, message, step
@@ -195,7 +203,7 @@ def check(state_dir: Path, key: str, root: Path, *, want_trust: bool = False) ->
 def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | None:
     try:
         seen = (state_dir / FILE_NAME).read_bytes()
-        doc = marshal.loads(seen)
+        doc = marshal.loads(_verified(seen))
         (version, got_key, name, steps, paths, stats, digests, settled, journal, owners,
          produced, skipped, deps) = doc  # fmt: skip
     except (OSError, ValueError, EOFError, TypeError):
@@ -227,19 +235,21 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
             hashed.append((i, now, _settled(now, observed_ns, fine)))
     trust = None
     if changed or want_trust:
-        known: list[Entry | None] = [*map(Entry._make, zip(stats, digests, settled, strict=True))]
-        for i, now, ok in hashed:
-            known[i] = Entry(now, digests[i], ok)
-        for i in changed:
-            known[i] = None
         own_of: dict[str, tuple[int, ...]] = {}
         made_of: dict[str, str] = {}
-        for sid, own, made in zip(steps, owners, produced, strict=True):
+        untrusted: list[int] = []
+        for k, (sid, own, made) in enumerate(zip(steps, owners, produced, strict=True)):
             # a step skipped then (no digest) had no files checked: never trusted
             if made is not None and changed.isdisjoint(own):
                 own_of[sid] = own
                 made_of[sid] = made
-        trust = Trust(journal, frozenset(own_of), own_of, made_of, paths, known, steps, deps, doc)
+            else:
+                untrusted.append(k)
+        moved = {i: Entry(now, digests[i], ok) for i, now, ok in hashed}
+        trust = Trust(
+            journal, frozenset(own_of), own_of, made_of, steps, untrusted, frozenset(changed),
+            moved, doc,
+        )  # fmt: skip
     retaken = None
     now_settled = sum(1 for _, _, ok in hashed if ok)
     # Re-taking costs a rewrite of the whole snapshot; hashing a small file again, ~40 us. Right
@@ -248,7 +258,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         new_stats, new_settled = list(stats), list(settled)
         for i, now, ok in hashed:
             new_stats[i], new_settled[i] = now, ok
-        retaken = marshal.dumps(
+        retaken = _dumps(
             (FORMAT, key, name, steps, paths, new_stats, digests, new_settled, journal, owners,
              produced, skipped, deps)
         )  # fmt: skip
@@ -343,7 +353,7 @@ def write(
             own,
             [produced.get(sid) for sid in step_ids],
             dict(skipped),
-            _dep_indices(step_ids, deps),
+            _graph(step_ids, deps),
         ),
     )
 
@@ -367,32 +377,48 @@ def patch(
     if fresh is None:
         return True
     entries, owners = fresh
-    (_, key, name, steps, paths, stats, digests, settled, _, owns, made, _, deps) = base.snapshot
-    index = {rel: i for i, rel in enumerate(paths)}
+    (_, key, name, steps, paths, stats, digests, settled, _, owns, made, _, graph) = base.snapshot
     position = {sid: i for i, sid in enumerate(steps)}
+    at: dict[str, int] = {}  # the decided steps' paths: where each is in `paths`
     for sid in produced:
-        mine = owners.get(sid, ())
-        if tuple(sorted({index.get(rel, -1) for rel in mine})) != owns[position[sid]]:
+        mine = owns[position[sid]]
+        if {paths[i] for i in mine} != set(owners.get(sid, ())):
             return False  # it reads or writes other paths now (a new glob match, say)
+        at.update((paths[i], i) for i in mine)
+    if any(paths[i] not in at for i in base.changed):
+        return False  # changed, and no decided step looked at it again
     stats, digests, settled, made = list(stats), list(digests), list(settled), list(made)
-    for i, entry in enumerate(base.known):
-        if entry is not None:
-            stats[i], digests[i], settled[i] = entry
-        elif paths[i] not in entries:
-            return False  # changed, and no decided step looked at it again
-    for rel, entry in entries.items():
-        stats[index[rel]], digests[index[rel]], settled[index[rel]] = entry
+    for i, (stat, digest, ok) in base.moved.items():
+        stats[i], digests[i], settled[i] = stat, digest, ok
+    for rel, (stat, digest, ok) in entries.items():
+        i = at[rel]
+        stats[i], digests[i], settled[i] = stat, digest, ok
     for sid, digest in produced.items():
         made[position[sid]] = digest
     doc = (FORMAT, key, name, steps, paths, stats, digests, settled, journal_stat(state_dir),
-           owns, made, dict(skipped), deps)  # fmt: skip
+           owns, made, dict(skipped), graph)  # fmt: skip
     _save(state_dir, doc)
     return True
 
 
 def _save(state_dir: Path, doc: tuple[Any, ...]) -> None:
     with contextlib.suppress(OSError, ValueError):
-        atomic_write_bytes(state_dir / FILE_NAME, marshal.dumps(doc), mode=0o600)
+        atomic_write_bytes(state_dir / FILE_NAME, _dumps(doc), mode=0o600)
+
+
+def _dumps(doc: tuple[Any, ...]) -> bytes:
+    """Marshal format 2 (without the back-references of 3 and 4, which cost more to write and
+    to read than they save here, where few objects are shared), after a digest of it: a damaged
+    snapshot is no snapshot, found when it is read, not when a part of it is first used."""
+    payload = marshal.dumps(doc, 2)
+    return xxhash.xxh3_64_digest(payload) + payload
+
+
+def _verified(data: bytes) -> bytes:
+    payload = data[8:]
+    if len(data) < 8 or xxhash.xxh3_64_digest(payload) != data[:8]:
+        raise ValueError("damaged snapshot")
+    return payload
 
 
 def _fresh(
@@ -438,18 +464,22 @@ def _fresh(
     return entries, owners
 
 
-def _dep_indices(
+def _graph(
     step_ids: Sequence[str], deps: Mapping[str, Sequence[str]]
-) -> list[tuple[int, ...] | None]:
-    """Each step's dependencies as positions in `step_ids`; None for a step with one outside."""
+) -> tuple[list[tuple[int, ...]], list[list[int]]] | None:
+    """Each step's dependencies and dependents as positions in `step_ids`; None unless every
+    dependency is a step listed before it (`Trust.reach` relies on both)."""
     position = {sid: i for i, sid in enumerate(step_ids)}
-    out: list[tuple[int, ...] | None] = []
-    for sid in step_ids:
-        try:
-            out.append(tuple(position[d] for d in deps[sid]))
-        except KeyError:
-            out.append(None)
-    return out
+    out: list[tuple[int, ...]] = []
+    dependents: list[list[int]] = [[] for _ in step_ids]
+    for i, sid in enumerate(step_ids):
+        mine = tuple(position.get(d, i) for d in deps[sid])
+        if any(d >= i for d in mine):
+            return None
+        out.append(mine)
+        for d in mine:
+            dependents[d].append(i)
+    return out, dependents
 
 
 def invalidate(state_dir: Path) -> None:

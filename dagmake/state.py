@@ -15,7 +15,7 @@ Beside the journal, a real run leaves `state.marshal`: the state as loaded from 
 first N bytes, with the journal's inode and the 64 bytes before N. While the journal is that
 file, at least N long and still holds those bytes there, loading is one `marshal.loads` plus
 the JSON of the lines after N; anything else reads the whole journal, which stays the only
-truth. A run rewrites the index only once it is 256 lines behind (or was unusable), so a run
+truth. A run rewrites the index only once it is 64 lines behind (or was unusable), so a run
 that records one step does not rewrite all of them. Like the compiled workflow, it holds plain
 tuples (marshal, not pickle), each record and stamp as its own marshal bytes, decoded when a run
 first asks for it: a run that decides 3 steps of 5,000 decodes 3 records (the load is about
@@ -41,7 +41,7 @@ from dagmake.fsutil import atomic_write_bytes, ensure_private_dir
 STATE_VERSION = 1
 _HEADER = {"dagmake_state": STATE_VERSION}
 INDEX_FORMAT = 3
-INDEX_LAG = 256  # journal lines the index may fall behind before a run rewrites it
+INDEX_LAG = 64  # journal lines the index may fall behind before a run rewrites it
 _CHECK = 64  # bytes before the end of what the index covers that must still be there
 
 
