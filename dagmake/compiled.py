@@ -22,7 +22,7 @@ from typing import Any, overload
 import xxhash
 
 from dagmake import __version__
-from dagmake.fsutil import atomic_write_bytes, ensure_private_dir
+from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, sealed, unsealed
 from dagmake.graph import Edge, Graph, build_graph
 from dagmake.locations import read_workflow_bytes
 from dagmake.model import CacheSettings, Location, Step, Workflow
@@ -40,7 +40,7 @@ def load_graph(path: Path, cache_root: Path) -> tuple[Graph, Callable[[], None]]
     h.update(data)
     file = cache_root / "v1" / "workflows" / f"{h.hexdigest()}.marshal"
     with contextlib.suppress(Exception):  # anything odd about the copy: parse again
-        return _decode(marshal.loads(_verified(file.read_bytes())), path, root), _nothing
+        return _decode(marshal.loads(unsealed(file.read_bytes())), path, root), _nothing
     from dagmake.spec import load_workflow  # YAML is imported only when there is YAML to read
 
     graph = build_graph(load_workflow(path, data=data))
@@ -49,7 +49,7 @@ def load_graph(path: Path, cache_root: Path) -> tuple[Graph, Callable[[], None]]
         with contextlib.suppress(OSError, ValueError):
             ensure_private_dir(file.parent)
             payload = marshal.dumps(_encode(graph))
-            atomic_write_bytes(file, _digest(payload) + payload, mode=0o600)
+            atomic_write_bytes(file, sealed(payload), mode=0o600)
 
     return graph, save
 
@@ -60,17 +60,6 @@ def _nothing() -> None:
 
 def _loc(loc: Location | None) -> tuple[str, int] | None:
     return None if loc is None else (loc.file, loc.line)
-
-
-def _digest(payload: bytes) -> bytes:
-    return xxhash.xxh3_64_digest(payload)
-
-
-def _verified(data: bytes) -> bytes:
-    payload = data[8:]
-    if len(data) < 8 or _digest(payload) != data[:8]:
-        raise ValueError("damaged")
-    return payload
 
 
 def _encode(graph: Graph) -> tuple[Any, ...]:

@@ -1,4 +1,5 @@
-"""Filesystem helpers that must be right once: atomic replace-writes and the exclusive lock.
+"""Filesystem helpers that must be right once: atomic replace-writes, sealed files and the
+exclusive lock.
 
 Nothing here knows about steps or workflows.
 """
@@ -13,6 +14,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import xxhash
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, fsync: bool = False) -> None:
@@ -34,6 +37,20 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, fsync: boo
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def sealed(payload: bytes) -> bytes:
+    """`payload` after a digest of it (see `unsealed`)."""
+    return xxhash.xxh3_64_digest(payload) + payload
+
+
+def unsealed(data: bytes) -> memoryview:
+    """The payload of a `sealed` file, without a copy, if its digest holds; else ValueError.
+    For files decoded part by part late in a run: damage must be found when they are read."""
+    payload = memoryview(data)[8:]
+    if len(data) < 8 or xxhash.xxh3_64_digest(payload) != data[:8]:
+        raise ValueError("damaged file")
+    return payload
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -40,7 +40,7 @@ import xxhash
 
 from dagmake import __version__
 from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, settled
-from dagmake.fsutil import LockHeld, atomic_write_bytes, exclusive_lock
+from dagmake.fsutil import LockHeld, atomic_write_bytes, exclusive_lock, sealed, unsealed
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
 from dagmake.state import workspace_dir
 
@@ -203,7 +203,7 @@ def check(state_dir: Path, key: str, root: Path, *, want_trust: bool = False) ->
 def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | None:
     try:
         seen = (state_dir / FILE_NAME).read_bytes()
-        doc = marshal.loads(_verified(seen))
+        doc = marshal.loads(unsealed(seen))
         (version, got_key, name, steps, paths, stats, digests, settled, journal, owners,
          produced, skipped, deps) = doc  # fmt: skip
     except (OSError, ValueError, EOFError, TypeError):
@@ -410,15 +410,7 @@ def _dumps(doc: tuple[Any, ...]) -> bytes:
     """Marshal format 2 (without the back-references of 3 and 4, which cost more to write and
     to read than they save here, where few objects are shared), after a digest of it: a damaged
     snapshot is no snapshot, found when it is read, not when a part of it is first used."""
-    payload = marshal.dumps(doc, 2)
-    return xxhash.xxh3_64_digest(payload) + payload
-
-
-def _verified(data: bytes) -> bytes:
-    payload = data[8:]
-    if len(data) < 8 or xxhash.xxh3_64_digest(payload) != data[:8]:
-        raise ValueError("damaged snapshot")
-    return payload
+    return sealed(marshal.dumps(doc, 2))
 
 
 def _fresh(

@@ -24,7 +24,9 @@ first asks for it: a run that decides 3 steps of 5,000 decodes 3 records (the lo
 
 from __future__ import annotations
 
+import array
 import contextlib
+import itertools
 import json
 import marshal
 import os
@@ -33,14 +35,12 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
-import xxhash
-
 from dagmake.fingerprint import Components, FileStamp, hash_bytes, outputs_digest
-from dagmake.fsutil import atomic_write_bytes, ensure_private_dir
+from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, sealed, unsealed
 
 STATE_VERSION = 1
 _HEADER = {"dagmake_state": STATE_VERSION}
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 INDEX_LAG = 64  # journal lines the index may fall behind before a run rewrites it
 _CHECK = 64  # bytes before the end of what the index covers that must still be there
 
@@ -97,24 +97,35 @@ class StepRecord(NamedTuple):
 V = TypeVar("V")
 
 
+Packed = tuple[tuple[str, ...], bytes, bytes]  # keys; their values' marshal bytes, end to end;
+# where each ends (native int64s)
+
+
 class Lazy(MutableMapping[str, V]):
     """A dict whose values that came from the index stay marshal bytes until first read."""
 
-    __slots__ = ("_live", "_make", "_raw")
+    __slots__ = ("_at", "_blob", "_ends", "_live", "_make")
 
-    def __init__(self, make: Callable[[bytes], V], raw: dict[str, bytes] | None = None) -> None:
+    def __init__(self, make: Callable[[bytes], V], packed: Packed | None = None) -> None:
         self._make = make
-        self._raw: dict[str, bytes] = raw if raw is not None else {}
+        keys, self._blob, ends = packed if packed is not None else ((), b"", b"")
+        self._ends = memoryview(ends).cast("q")
+        if len(self._ends) != len(keys):
+            raise ValueError("keys and ends differ")
+        self._at = {key: i for i, key in enumerate(keys)}  # the ones not yet decoded
         self._live: dict[str, V] = {}
+
+    def _bytes(self, i: int) -> bytes:
+        return self._blob[self._ends[i - 1] if i else 0 : self._ends[i]]
 
     def get(self, key: str, default: V | None = None) -> V | None:  # type: ignore[override]
         value = self._live.get(key)
         if value is not None:
             return value
-        blob = self._raw.pop(key, None)
-        if blob is None:
+        i = self._at.pop(key, None)
+        if i is None:
             return default
-        value = self._live[key] = self._make(blob)
+        value = self._live[key] = self._make(self._bytes(i))
         return value
 
     def __getitem__(self, key: str) -> V:
@@ -124,38 +135,40 @@ class Lazy(MutableMapping[str, V]):
         return value
 
     def __setitem__(self, key: str, value: V) -> None:
-        self._raw.pop(key, None)
+        self._at.pop(key, None)
         self._live[key] = value
 
     def __delitem__(self, key: str) -> None:
-        if self._raw.pop(key, None) is None:
+        if self._at.pop(key, None) is None:
             del self._live[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._live or key in self._raw
+        return key in self._live or key in self._at
 
     def __iter__(self) -> Iterator[str]:
-        yield from list(self._raw)
+        yield from list(self._at)
         yield from list(self._live)
 
     def __len__(self) -> int:
-        return len(self._raw) + len(self._live)
+        return len(self._at) + len(self._live)
 
     def clear(self) -> None:
-        self._raw.clear()
+        self._at.clear()
         self._live.clear()
 
     def copy(self) -> Lazy[V]:
-        twin = Lazy(self._make, dict(self._raw))
+        twin: Lazy[V] = Lazy(self._make)
+        twin._blob, twin._ends, twin._at = self._blob, self._ends, dict(self._at)
         twin._live.update(self._live)
         return twin
 
-    def blobs(self, encode: Callable[[V], Any]) -> dict[str, bytes]:
-        """Every value as marshal bytes: the undecoded ones as they came."""
-        out = dict(self._raw)
-        for key, value in self._live.items():
-            out[key] = marshal.dumps(encode(value))
-        return out
+    def packed(self, encode: Callable[[V], Any]) -> Packed:
+        """Every value as marshal bytes, end to end: the undecoded ones as they came."""
+        keys = [*self._at, *self._live]
+        parts = [self._bytes(i) for i in self._at.values()]
+        parts.extend(marshal.dumps(encode(v)) for v in self._live.values())
+        ends = array.array("q", itertools.accumulate(map(len, parts)))
+        return tuple(keys), b"".join(parts), ends.tobytes()
 
 
 def _record(blob: bytes) -> StepRecord:
@@ -177,9 +190,7 @@ class LoadedState:
 
     __slots__ = ("lines", "records", "stamps", "warnings")
 
-    def __init__(
-        self, records: dict[str, bytes] | None = None, stamps: dict[str, bytes] | None = None
-    ) -> None:
+    def __init__(self, records: Packed | None = None, stamps: Packed | None = None) -> None:
         self.records: Lazy[StepRecord] = Lazy(_record, records)
         self.stamps: Lazy[FileStamp] = Lazy(_stamp, stamps)
         self.lines = 0
@@ -277,16 +288,17 @@ class StateStore:
             return None
         with f:
             try:
-                fmt, ino, covered, check, lines, records, stamps = marshal.loads(
-                    _verified((self.dir / "state.marshal").read_bytes())
+                fmt, ino, covered, check, lines, *packed = marshal.loads(
+                    unsealed((self.dir / "state.marshal").read_bytes())
                 )
+                keys, blob, ends, stamp_keys, stamp_blob, stamp_ends = packed
                 if fmt != INDEX_FORMAT or ino != os.fstat(f.fileno()).st_ino:
                     return None
                 f.seek(covered - len(check))
                 rest = f.read()
                 if rest[: len(check)] != check or len(rest) < len(check):
                     return None
-                state = LoadedState(records, stamps)
+                state = LoadedState((keys, blob, ends), (stamp_keys, stamp_blob, stamp_ends))
                 tail = rest[len(check) :]
                 newer = tail[: tail.rfind(b"\n") + 1].split(b"\n")[:-1]  # whole lines only
                 for line in newer:
@@ -311,12 +323,12 @@ class StateStore:
             return
         if not check.endswith(b"\n"):
             return  # a torn line: let the next load read the journal
-        records = self._records.blobs(_record_tuple)
-        stamps = self._stamps.blobs(tuple)
-        doc = (INDEX_FORMAT, ino, size, check, self._lines, records, stamps)
+        records = self._records.packed(_record_tuple)
+        stamps = self._stamps.packed(tuple)
+        doc = (INDEX_FORMAT, ino, size, check, self._lines, *records, *stamps)
         with contextlib.suppress(OSError, ValueError):
             payload = marshal.dumps(doc)
-            atomic_write_bytes(self.dir / "state.marshal", _digest(payload) + payload, mode=0o600)
+            atomic_write_bytes(self.dir / "state.marshal", sealed(payload), mode=0o600)
 
     def _move_aside(self) -> Path:
         bad = self.path.with_name(f"state.bad-{int(time.time())}.jsonl")
@@ -368,19 +380,6 @@ class StateStore:
             body.append(_line(["s", {p: s.to_list() for p, s in stamps.items()}]))
         body.extend(_line(["r", r.to_json()]) for r in records.values())
         atomic_write_bytes(self.path, b"".join(body), mode=0o600)
-
-
-def _digest(payload: bytes) -> bytes:
-    return xxhash.xxh3_64_digest(payload)
-
-
-def _verified(data: bytes) -> bytes:
-    """The index's payload, if its digest holds: a record is decoded only when a run reads it,
-    so damage must be found here, where the journal can still answer instead."""
-    payload = data[8:]
-    if len(data) < 8 or _digest(payload) != data[:8]:
-        raise ValueError("damaged index")
-    return payload
 
 
 def _drop_torn_tail(path: Path) -> None:
