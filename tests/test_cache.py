@@ -66,18 +66,38 @@ class Setup:
     def store(self, key: str, *rels: str, values: dict[str, str] | None = None) -> None:
         self.cache.store(key, "compile", self.src, self.outputs(*rels), self.log, values or {})
 
-    def manifest(self, key: str) -> Path:
-        return self.tmp / "cache" / "v1" / "entries" / key[:2] / f"{key}.json"
+    def manifest(self, key: str) -> dict[str, Any]:
+        raw = self.cache.packs.read(key)
+        assert raw is not None, key
+        doc: dict[str, Any] = json.loads(raw)
+        return doc
+
+    def has_entry(self, key: str) -> bool:
+        return self.cache.packs.read(key) is not None
+
+    def replace_manifest(self, key: str, raw: bytes) -> None:
+        """A later record for the key, as a damaged or forged store would leave."""
+        self.cache.packs.add(key, raw)
+
+    def used_at(self, key: str, when: float) -> None:
+        self.cache.packs.used(key, at=when)
+
+    def last_use(self, key: str) -> float:
+        return {k: used for k, used, _ in self.cache._manifests()}[key]
 
     def blob(self, data: bytes) -> Path:
         d = hash_bytes(data)
         return self.tmp / "cache" / "v1" / "blobs" / d[:2] / d
 
     def age_everything(self) -> None:
-        """Blobs and manifests, as if written a day ago (not `last-prune`: no automatic prune)."""
-        for p in (self.tmp / "cache" / "v1").glob("[be]*/*/*"):
+        """Blobs and entries, as if written a day ago (not `last-prune`: no automatic prune)."""
+        for p in (self.tmp / "cache" / "v1").glob("blobs/*/*"):
             if p.is_file():
                 os.utime(p, (LONG_AGO, LONG_AGO))
+        for key, raw, _ in list(self.cache.packs.entries()):
+            self.replace_manifest(
+                key, json.dumps({**json.loads(raw), "created_at": LONG_AGO}).encode()
+            )
 
 
 K1, K2, K3 = hash_bytes(b"one"), hash_bytes(b"two"), hash_bytes(b"three")
@@ -153,21 +173,21 @@ def test_a_missing_blob_is_a_miss_with_one_warning(s: Setup) -> None:
     s.blob(b"x").unlink()
     assert s.cache.lookup(K1) is None
     assert len(s.warnings) == 1 and "is missing" in s.warnings[0]
-    assert not s.manifest(K1).exists()
+    assert not s.has_entry(K1)
 
 
 @pytest.mark.parametrize("bad", ["../escaped.txt", "ABSOLUTE", "a/../../escaped.txt", "a//b"])
 def test_a_manifest_naming_a_path_outside_is_refused_and_removed(s: Setup, bad: str) -> None:
     s.write("out.txt", b"payload")
     s.store(K1, "out.txt")
-    doc = json.loads(s.manifest(K1).read_text())
+    doc = s.manifest(K1)
     target = str(s.tmp / "escaped.txt") if bad == "ABSOLUTE" else bad
     doc["outputs"][0][0] = target
-    s.manifest(K1).write_text(json.dumps(doc))
+    s.replace_manifest(K1, json.dumps(doc).encode())
 
     assert s.cache.lookup(K1) is None
     assert "a path outside the workspace" in s.warnings[0]
-    assert not s.manifest(K1).exists()
+    assert not s.has_entry(K1)
     assert not (s.tmp / "escaped.txt").exists()
 
 
@@ -189,11 +209,10 @@ def test_an_unreadable_manifest_is_a_miss_and_is_removed(
 ) -> None:
     s.write("out.txt", b"payload")
     s.store(K1, "out.txt")
-    doc = json.loads(s.manifest(K1).read_text())
-    s.manifest(K1).write_bytes(damage(doc))
+    s.replace_manifest(K1, damage(s.manifest(K1)))
     assert s.cache.lookup(K1) is None
     assert len(s.warnings) == 1 and s.warnings[0].endswith("running the step instead")
-    assert not s.manifest(K1).exists()
+    assert not s.has_entry(K1)
 
 
 def test_an_existing_symlink_at_an_output_path_is_replaced_not_followed(s: Setup) -> None:
@@ -261,7 +280,7 @@ def test_enospc_while_storing_warns_and_leaves_no_entry(
     assert len(s.warnings) == 1
     assert s.warnings[0].startswith("cache: could not store 'compile': No space left on device")
     assert s.warnings[0].endswith("; the run goes on")
-    assert not s.manifest(K1).exists()
+    assert not s.has_entry(K1)
     monkeypatch.delenv("DAGMAKE_FAULT")
     assert s.cache.lookup(K1) is None
 
@@ -310,15 +329,16 @@ def test_a_damaged_log_is_not_replayed(s: Setup) -> None:
 def test_lookup_refreshes_the_entry_recency(s: Setup) -> None:
     s.write("out.txt", b"x")
     s.store(K1, "out.txt")
-    os.utime(s.manifest(K1), (LONG_AGO, LONG_AGO))
+    s.age_everything()
+    assert s.last_use(K1) == LONG_AGO
     assert s.cache.lookup(K1) is not None
-    assert s.manifest(K1).stat().st_mtime > time.time() - 60
+    assert s.last_use(K1) > time.time() - 60
 
 
 def test_cache_folders_are_private(s: Setup) -> None:
     s.write("out.txt", b"x")
     s.store(K1, "out.txt")
-    for folder in ("cache", "cache/v1", "cache/v1/blobs", "cache/v1/entries"):
+    for folder in ("cache", "cache/v1", "cache/v1/blobs", "cache/v1/packs"):
         assert stat.S_IMODE(os.stat(s.tmp / folder).st_mode) == 0o700, folder
 
 
@@ -328,7 +348,7 @@ def test_prune_removes_entries_unused_for_longer_than_the_age_limit(s: Setup) ->
     s.store(K1, "old.txt")
     s.store(K2, "new.txt")
     s.age_everything()
-    os.utime(s.manifest(K2))  # used just now
+    s.used_at(K2, time.time())  # used just now
 
     report = s.cache.prune(max_age_s=3600)
     assert (report.removed_entries, report.kept_entries) == (1, 1)
@@ -343,8 +363,7 @@ def test_prune_by_size_evicts_the_least_recently_used_first(s: Setup) -> None:
         s.store(key, f"{name}.txt")
     s.age_everything()
     for i, key in enumerate((K1, K2, K3)):
-        t = time.time() - 300 + 100 * i
-        os.utime(s.manifest(key), (t, t))
+        s.used_at(key, time.time() - 300 + 100 * i)
     assert s.cache.lookup(K1) is not None  # K1 was the oldest; using it makes K2 the oldest
 
     report = s.cache.prune(max_size_bytes=2000)
@@ -358,7 +377,7 @@ def test_prune_shares_a_blob_between_entries_until_the_last_one_goes(s: Setup) -
     s.store(K1, "same.txt")
     s.store(K2, "same.txt")
     s.age_everything()
-    os.utime(s.manifest(K2))
+    s.used_at(K2, time.time())
     s.cache.prune(max_age_s=60)
     assert s.blob(b"same" * 100).exists()
     assert s.cache.lookup(K2) is not None
@@ -368,10 +387,10 @@ def test_prune_keeps_young_unreferenced_blobs_of_a_store_in_flight(s: Setup) -> 
     s.write("out.txt", b"in flight")
     s.write("old.txt", b"orphan")
     s.store(K1, "old.txt")
-    s.manifest(K1).unlink()
+    s.cache.packs.drop(K1)
     s.age_everything()
     s.store(K2, "out.txt")
-    s.manifest(K2).unlink()  # as if its manifest were not written yet
+    s.cache.packs.drop(K2)  # as if its manifest were not written yet
 
     report = s.cache.prune()
     assert s.blob(b"in flight").exists()
@@ -406,7 +425,7 @@ def test_verify_finds_and_removes_a_corrupt_blob_and_its_entry(s: Setup) -> None
 
     report = s.cache.verify()
     assert report == VerifyReport(checked=2, corrupt=1, removed_entries=1)
-    assert not s.blob(b"bad").exists() and not s.manifest(K2).exists()
+    assert not s.blob(b"bad").exists() and not s.has_entry(K2)
     assert s.cache.lookup(K1) is not None
     assert format_verify(report) == (
         "checked 2 stored files: 1 corrupt (removed); "
@@ -511,13 +530,13 @@ def test_damaged_inline_bytes_are_a_miss_with_a_warning_and_the_entry_goes(inlin
     s = inline
     s.write("out.txt", b"good bytes\n")
     s.store(K1, "out.txt")
-    doc = json.loads(s.manifest(K1).read_text())
+    doc = s.manifest(K1)
     (digest,) = doc["inline"]
     doc["inline"][digest] = "ZXZpbCBieXRlcwo="  # "evil bytes\n"
-    s.manifest(K1).write_text(json.dumps(doc))
+    s.replace_manifest(K1, json.dumps(doc).encode())
     assert s.cache.lookup(K1) is None
     assert len(s.warnings) == 1 and "does not match its digest" in s.warnings[0]
-    assert not s.manifest(K1).exists()
+    assert not s.has_entry(K1)
 
 
 def test_an_inline_output_changed_while_storing_keeps_nothing(inline: Setup) -> None:
@@ -526,7 +545,7 @@ def test_an_inline_output_changed_while_storing_keeps_nothing(inline: Setup) -> 
     files = s.outputs("out.txt")
     s.write("out.txt", b"changed bytes")
     s.cache.store(K1, "compile", s.src, files, s.log, {})
-    assert s.cache.lookup(K1) is None and not s.manifest(K1).exists()
+    assert s.cache.lookup(K1) is None and not s.has_entry(K1)
 
 
 def test_prune_by_size_counts_inline_bytes(inline: Setup) -> None:

@@ -11,8 +11,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from conftest import Workspace
+
+from dagmake.packs import Packs
 
 BUILD = """
 steps:
@@ -93,13 +96,21 @@ def test_a_corrupt_blob_is_detected_and_the_step_runs(ws: Workspace) -> None:
     assert ws.read("out/obj.txt") == big.upper()
 
 
+def packs(ws: Workspace) -> Packs:
+    return Packs(ws.cache / "v1" / "packs", lambda folder: None)
+
+
+def manifests(ws: Workspace) -> list[tuple[str, dict[str, Any]]]:
+    """Every cache entry's manifest, as a forger of the cache folder would read it."""
+    return [(key, json.loads(raw)) for key, raw, _ in packs(ws).entries()]
+
+
 def test_corrupt_inline_bytes_are_detected_and_the_step_runs(ws: Workspace) -> None:
     project(ws)  # small outputs: kept inside the manifests
     ws.ran()
-    for manifest in (ws.cache / "v1" / "entries").rglob("*.json"):
-        doc = json.loads(manifest.read_text())
+    for key, doc in manifests(ws):
         doc["inline"] = dict.fromkeys(doc["inline"], "Q09OVEVOVCBCCg==")  # "CONTENT B\n"
-        manifest.write_text(json.dumps(doc))
+        packs(ws).add(key, json.dumps(doc).encode())
     (ws.root / "out/obj.txt").unlink()
     res = ws.run("--json")
     assert res.code == 0
@@ -112,11 +123,10 @@ def test_corrupt_inline_bytes_are_detected_and_the_step_runs(ws: Workspace) -> N
 def test_a_manifest_naming_a_path_outside_is_refused(ws: Workspace, tmp_path: Path) -> None:
     project(ws)
     ws.ran()
-    for manifest in (ws.cache / "v1" / "entries").rglob("*.json"):
-        doc = json.loads(manifest.read_text())
+    for key, doc in manifests(ws):
         for out in doc["outputs"]:
             out[0] = "../escaped.txt"
-        manifest.write_text(json.dumps(doc))
+        packs(ws).add(key, json.dumps(doc).encode())
     shutil.rmtree(ws.root / "out")
     res = ws.run("--json")
     assert res.code == 0, res.both
@@ -130,13 +140,13 @@ def test_enospc_while_storing_still_succeeds_and_leaves_no_entry(ws: Workspace) 
     res = ws.run(DAGMAKE_FAULT="cache.store.manifest:enospc")
     assert res.code == 0, res.both
     assert "could not store 'compile'" in res.both
-    assert list((ws.cache / "v1").rglob("entries/*/*.json")) == []
+    assert manifests(ws) == []
 
 
 def test_no_cache_neither_reads_nor_writes(ws: Workspace) -> None:
     project(ws)
     ws.ran("--no-cache")
-    assert not (ws.cache / "v1" / "entries").exists()
+    assert not (ws.cache / "v1" / "packs").exists()
 
 
 def test_the_replayed_log_is_byte_for_byte(ws: Workspace) -> None:
@@ -242,4 +252,4 @@ def test_cache_prune_with_a_workflow_applies_its_limits(ws: Workspace) -> None:
     res = ws.run("-f", "small.yaml", "cache", "prune")
     assert res.code == 0, res.both
     assert res.out.startswith("removed 3 entries"), res.out
-    assert list((ws.cache / "v1").rglob("entries/*/*.json")) == []
+    assert manifests(ws) == []
