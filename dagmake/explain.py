@@ -60,10 +60,11 @@ def summary_counts(summary: RunSummary) -> str:
         StepStatus.CANCELLED,
     )
     parts = []
+    counts = summary.counts()
     for status in order:
-        n = summary.count(status)
+        n = counts.get(status, 0)
         if status is StepStatus.WOULD_RUN:  # "would run if a dependency changes" apart
-            maybe = sum(1 for r in summary.steps if r.status is status and r.conditional)
+            maybe = n and sum(1 for r in summary.steps if r.status is status and r.conditional)
             if n - maybe:
                 parts.append(f"{n - maybe} would run")
             if maybe:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
+import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ from dagmake.fsutil import LockHeld, atomic_write_bytes, exclusive_lock, sealed,
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
 from dagmake.state import workspace_dir
 
-FORMAT = 6
+FORMAT = 7
 FILE_NAME = "noop.marshal"
 JOURNAL = "state.jsonl"  # the state's journal: the snapshot is only good for the state it saw
 
@@ -80,6 +81,7 @@ class Trust(NamedTuple):
     changed: frozenset[int]  # the paths that changed, as indices into `paths`
     moved: dict[int, Entry]  # paths with a new stat and the same bytes: what is known now
     snapshot: tuple[Any, ...]  # the snapshot as read
+    static: memoryview  # its parts a run does not change, as stored (`patch` reuses them)
 
     @property
     def paths(self) -> list[str]:
@@ -203,10 +205,10 @@ def check(state_dir: Path, key: str, root: Path, *, want_trust: bool = False) ->
 def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | None:
     try:
         seen = (state_dir / FILE_NAME).read_bytes()
-        doc = marshal.loads(unsealed(seen))
+        doc, static = decode(seen)
         (version, got_key, name, steps, paths, stats, digests, settled, journal, owners,
          produced, skipped, deps) = doc  # fmt: skip
-    except (OSError, ValueError, EOFError, TypeError):
+    except (OSError, ValueError, EOFError, TypeError, struct.error):
         return None
     if version != FORMAT or got_key != key:
         return None
@@ -248,7 +250,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         moved = {i: Entry(now, digests[i], ok) for i, now, ok in hashed}
         trust = Trust(
             journal, frozenset(own_of), own_of, made_of, steps, untrusted, frozenset(changed),
-            moved, doc,
+            moved, doc, static,
         )  # fmt: skip
     retaken = None
     now_settled = sum(1 for _, _, ok in hashed if ok)
@@ -260,7 +262,8 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
             new_stats[i], new_settled[i] = now, ok
         retaken = _dumps(
             (FORMAT, key, name, steps, paths, new_stats, digests, new_settled, journal, owners,
-             produced, skipped, deps)
+             produced, skipped, deps),
+            static,
         )  # fmt: skip
     return Found(str(name), tuple(steps), dict(skipped), len(changed), trust, retaken, seen)
 
@@ -397,20 +400,52 @@ def patch(
         made[position[sid]] = digest
     doc = (FORMAT, key, name, steps, paths, stats, digests, settled, journal_stat(state_dir),
            owns, made, dict(skipped), graph)  # fmt: skip
-    _save(state_dir, doc)
+    _save(state_dir, doc, base.static)
     return True
 
 
-def _save(state_dir: Path, doc: tuple[Any, ...]) -> None:
+def _save(state_dir: Path, doc: tuple[Any, ...], static: memoryview | None = None) -> None:
     with contextlib.suppress(OSError, ValueError):
-        atomic_write_bytes(state_dir / FILE_NAME, _dumps(doc), mode=0o600)
+        atomic_write_bytes(state_dir / FILE_NAME, _dumps(doc, static), mode=0o600)
 
 
-def _dumps(doc: tuple[Any, ...]) -> bytes:
-    """Marshal format 2 (without the back-references of 3 and 4, which cost more to write and
-    to read than they save here, where few objects are shared), after a digest of it: a damaged
-    snapshot is no snapshot, found when it is read, not when a part of it is first used."""
-    return sealed(marshal.dumps(doc, 2))
+_LENGTH = struct.Struct("=I")
+_STATIC = (3, 4, 9, 12)  # steps, paths, owners, graph: what a run that trusted the rest keeps
+_CHANGING = (5, 6, 7, 10)  # stats, digests, settled, produced
+_HEAD = (0, 1, 2, 8, 11)  # format, key, name, journal, skipped
+
+
+def _dumps(doc: tuple[Any, ...], static: memoryview | None = None) -> bytes:
+    """In marshal format 2 (the back-references of 3 and 4 cost more to write and to read than
+    they save here, where few objects are shared), in three parts, the parts a run cannot
+    change as `static` when given (what was read); after a digest of it all (a damaged
+    snapshot is no snapshot, found when read, not when a part is first used)."""
+    head = marshal.dumps(tuple(doc[i] for i in _HEAD), 2)
+    fixed = static if static is not None else marshal.dumps(tuple(doc[i] for i in _STATIC), 2)
+    changing = marshal.dumps(tuple(doc[i] for i in _CHANGING), 2)
+    return sealed(
+        b"".join([_LENGTH.pack(len(head)), head, _LENGTH.pack(len(fixed)), fixed, changing])
+    )
+
+
+def decode(data: bytes) -> tuple[tuple[Any, ...], memoryview]:
+    """A snapshot file's fields, in the order `write` gives them, and its static part as
+    stored. ValueError (or another) when it is damaged or not a snapshot."""
+    payload = unsealed(data)
+    (n,) = _LENGTH.unpack_from(payload)
+    head = marshal.loads(payload[_LENGTH.size : _LENGTH.size + n])
+    at = _LENGTH.size + n
+    (n,) = _LENGTH.unpack_from(payload, at)
+    static = payload[at + _LENGTH.size : at + _LENGTH.size + n]
+    changing = marshal.loads(payload[at + _LENGTH.size + n :])
+    doc: list[Any] = [None] * 13
+    for i, value in zip(_HEAD, head, strict=True):
+        doc[i] = value
+    for i, value in zip(_STATIC, marshal.loads(static), strict=True):
+        doc[i] = value
+    for i, value in zip(_CHANGING, changing, strict=True):
+        doc[i] = value
+    return tuple(doc), static
 
 
 def _fresh(

@@ -48,7 +48,14 @@ class RunSummary(NamedTuple):
     warnings: tuple[str, ...] = ()
 
     def count(self, status: StepStatus) -> int:
-        return sum(1 for s in self.steps if s.status is status)
+        return self.counts().get(status, 0)
+
+    def counts(self) -> dict[StepStatus, int]:
+        """How many steps ended in each status: one pass, however many statuses are asked."""
+        out: dict[StepStatus, int] = {}
+        for s in self.steps:
+            out[s.status] = out.get(s.status, 0) + 1
+        return out
 
     def to_json(self) -> dict[str, object]:
         return {
