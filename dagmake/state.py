@@ -15,11 +15,11 @@ Beside the journal, a real run leaves `state.marshal`: the state as loaded from 
 first N bytes, with the journal's inode and the 64 bytes before N. While the journal is that
 file, at least N long and still holds those bytes there, loading is one `marshal.loads` plus
 the JSON of the lines after N; anything else reads the whole journal, which stays the only
-truth. A run rewrites the index only once it is 64 lines behind (or was unusable), so a run
-that records one step does not rewrite all of them. Like the compiled workflow, it holds plain
-tuples (marshal, not pickle): the records and the stamps each in a `table.Table`, one marshal
-bytes per entry, decoded when a run first asks for it. Loading creates no object per step, so a
-run that decides 3 steps of 5,000 decodes 3 records (about 2 ms instead of 20).
+truth. A run rewrites the index only once it is 64 lines or 256 KiB behind (or was unusable),
+so a run that records one step does not rewrite all of them. Like the compiled workflow, it
+holds plain tuples (marshal, not pickle): the records and the stamps each in a `table.Table`,
+one marshal bytes per entry, decoded when a run first asks for it. Loading creates no object
+per step, so a run that decides 3 steps of 5,000 decodes 3 records (about 2 ms, not 20).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ STATE_VERSION = 1
 _HEADER = {"dagmake_state": STATE_VERSION}
 INDEX_FORMAT = 5
 INDEX_LAG = 64  # journal lines the index may fall behind before a run rewrites it
+INDEX_LAG_BYTES = 256 << 10  # or bytes (one line can hold the stamps of 10,000 files)
 _CHECK = 64  # bytes before the end of what the index covers that must still be there
 _LENGTH = struct.Struct("=I")
 
@@ -101,14 +102,13 @@ V = TypeVar("V")
 class Lazy(MutableMapping[str, V]):
     """A dict over a `table.Table` of marshal bytes: a value is decoded when first read."""
 
-    __slots__ = ("_count", "_gone", "_live", "_make", "_table")
+    __slots__ = ("_gone", "_live", "_make", "_table")
 
     def __init__(self, make: Callable[[bytes], V], stored: Table | None = None) -> None:
         self._make = make
         self._table = stored
         self._live: dict[str, V] = {}
         self._gone: set[str] = set()  # keys whose table entry no longer counts
-        self._count = 0 if stored is None else stored.count
 
     def _stored(self, key: str) -> bytes | None:
         if self._table is None or key in self._gone:
@@ -133,20 +133,23 @@ class Lazy(MutableMapping[str, V]):
         return value
 
     def __setitem__(self, key: str, value: V) -> None:
-        if key not in self:
-            self._count += 1
         self._live[key] = value
         self._gone.add(key)
 
     def __delitem__(self, key: str) -> None:
         if key not in self:
             raise KeyError(key)
-        self._count -= 1
         self._live.pop(key, None)
         self._gone.add(key)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and (key in self._live or self._stored(key) is not None)
+
+    def _in_table(self, key: str) -> bool:
+        return (
+            self._table is not None
+            and self._table.get(key.encode("utf-8", "surrogateescape")) is not None
+        )
 
     def __iter__(self) -> Iterator[str]:
         if self._table is not None:
@@ -158,19 +161,20 @@ class Lazy(MutableMapping[str, V]):
         yield from list(self._live)
 
     def __len__(self) -> int:
-        return self._count
+        """The table's count, corrected for the keys set or deleted since (every key in
+        `_live` is in `_gone`)."""
+        n = 0 if self._table is None else self._table.count
+        return n + sum((k in self._live) - self._in_table(k) for k in self._gone)
 
     def clear(self) -> None:
         self._table = None
         self._live.clear()
         self._gone.clear()
-        self._count = 0
 
     def copy(self) -> Lazy[V]:
         twin: Lazy[V] = Lazy(self._make, self._table)
         twin._live.update(self._live)
         twin._gone.update(self._gone)
-        twin._count = self._count
         return twin
 
     def table(self, encode: Callable[[V], Any]) -> bytes:
@@ -253,11 +257,13 @@ class StateStore:
         self.path = directory / "state.jsonl"
         self._file: BinaryIO | None = None
         self._appended = 0
+        self._appended_bytes = 0
         # what a load would find once this run's appends are in (for the index)
         self._records: Lazy[StepRecord] = Lazy(_record)
         self._stamps: Lazy[FileStamp] = Lazy(_stamp)
         self._lines = 0
         self._behind: int | None = None  # lines the index lacked at load; None: not used
+        self._behind_bytes = 0
 
     def load(self) -> LoadedState:
         indexed = self._load_index()
@@ -327,11 +333,16 @@ class StateStore:
             except Exception:  # anything odd: the whole journal answers
                 return None
         self._behind = len(newer)
+        self._behind_bytes = len(tail)
         return state
 
     def _save_index(self) -> None:
         """After the last append of a real run (the lock is still held), if it pays."""
-        if self._behind is not None and self._behind + self._appended < INDEX_LAG:
+        if (
+            self._behind is not None
+            and self._behind + self._appended < INDEX_LAG
+            and self._behind_bytes + self._appended_bytes < INDEX_LAG_BYTES
+        ):
             return
         try:
             with open(self.path, "rb") as f:
@@ -383,9 +394,11 @@ class StateStore:
             chunks.append(_line(["r", as_json]))
             self._records[record.step_id] = StepRecord.from_json(as_json)  # as a load reads it
         if chunks:
-            f.write(b"".join(chunks))
+            data = b"".join(chunks)
+            f.write(data)
             f.flush()
             self._appended += len(chunks)
+            self._appended_bytes += len(data)
             self._lines += len(chunks)
 
     def close(self) -> None:

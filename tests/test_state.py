@@ -187,3 +187,16 @@ def test_a_damaged_index_is_never_read(tmp_path: Path) -> None:
         path.write_bytes(bytes(damaged))
         loaded = StateStore(directory).load()
         assert (dict(loaded.records), dict(loaded.stamps), loaded.lines) == truth, at
+
+
+def test_one_long_line_is_enough_to_rewrite_the_index(tmp_path: Path) -> None:
+    """A run that hashed 10,000 files appends one line of 10,000 stamps: a later load must not
+    parse that line as the index's tail in every run until 64 more lines come."""
+    directory = tmp_path / "ws"
+    _a_run(directory, rec("a"))
+    many = {f"src/f{n}.txt": FileStamp("d" * 32, n, n, n, n, n) for n in range(5000)}
+    _a_run(directory, rec("b"), stamps=many)
+    store = StateStore(directory)
+    loaded = store.load()
+    assert store._behind == 0  # the index covers everything
+    assert loaded.stamps["src/f4999.txt"].size == 4999 and len(loaded.records) == 2
