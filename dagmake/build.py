@@ -241,12 +241,12 @@ class _Run:
             status = self._execute(decide)
         results = self.results
         if len(decide) < len(chosen):  # the others are up to date on the snapshot's word
-            for sid in chosen:
-                if sid not in results:
-                    results[sid] = StepResult(sid, StepStatus.UP_TO_DATE)
-        ordered = tuple(results[s] for s in chosen if s in results)
-        if any(r.status in FAILING for r in ordered) and status == "succeeded":
-            status = "failed"
+            unread = StepStatus.UP_TO_DATE
+            ordered = tuple(results.get(s) or StepResult(s, unread) for s in chosen)
+        else:
+            ordered = tuple(results[s] for s in chosen if s in results)
+        if any(results[s].status in FAILING for s in decide if s in results):
+            status = "failed" if status == "succeeded" else status
         summary = RunSummary(
             workflow=self.workflow.name,
             dry_run=self.dry,

@@ -3,6 +3,8 @@ Values only; the report module renders them and the cli turns them into an exit 
 
 from __future__ import annotations
 
+import collections
+import operator
 from collections.abc import Mapping
 from typing import NamedTuple, Protocol
 
@@ -37,6 +39,9 @@ class StepResult(NamedTuple):
         return out
 
 
+_STATUS = operator.attrgetter("status")
+
+
 class RunSummary(NamedTuple):
     workflow: str
     dry_run: bool
@@ -52,10 +57,7 @@ class RunSummary(NamedTuple):
 
     def counts(self) -> dict[StepStatus, int]:
         """How many steps ended in each status: one pass, however many statuses are asked."""
-        out: dict[StepStatus, int] = {}
-        for s in self.steps:
-            out[s.status] = out.get(s.status, 0) + 1
-        return out
+        return collections.Counter(map(_STATUS, self.steps))
 
     def to_json(self) -> dict[str, object]:
         return {
