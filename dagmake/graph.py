@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from dagmake import globs
@@ -29,8 +29,8 @@ class Edge(NamedTuple):
 class Graph(NamedTuple):
     workflow: Workflow
     order: tuple[str, ...]
-    deps: dict[str, tuple[str, ...]]
-    dependents: dict[str, tuple[str, ...]]
+    deps: Mapping[str, tuple[str, ...]]
+    dependents: Mapping[str, tuple[str, ...]]
     edges: Sequence[Edge]
 
     def step(self, step_id: str) -> Step:

@@ -49,7 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     "noop": {"fingerprint", "fsutil", "locations", "state", "__version__"},
     "watch": {"globs", "build", "graph", "results", "selection"},
     "selection": {"globs", "variables", "errors", "graph", "model"},
-    "compiled": {"fsutil", "graph", "model", "spec", "locations", "__version__"},
+    "compiled": {"fsutil", "graph", "model", "spec", "locations", "table", "__version__"},
     "gitfiles": {"errors"},
     "githooks": {"errors"},
 }
