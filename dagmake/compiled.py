@@ -23,12 +23,12 @@ from typing import Any, overload
 import xxhash
 
 from dagmake import __version__, table
-from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, sealed, unsealed
+from dagmake.fsutil import ensure_private_dir, unsealed, write_sealed
 from dagmake.graph import Edge, Graph, build_graph
 from dagmake.locations import read_workflow_bytes
 from dagmake.model import CacheSettings, Location, Step, Workflow
 
-FORMAT = 3
+FORMAT = 4
 
 
 def load_graph(path: Path, cache_root: Path) -> tuple[Graph, Callable[[], None]]:
@@ -49,8 +49,7 @@ def load_graph(path: Path, cache_root: Path) -> tuple[Graph, Callable[[], None]]
     def save() -> None:
         with contextlib.suppress(OSError, ValueError):
             ensure_private_dir(file.parent)
-            payload = marshal.dumps(_encode(graph))
-            atomic_write_bytes(file, sealed(payload), mode=0o600)
+            write_sealed(file, [marshal.dumps(_encode(graph))])
 
     return graph, save
 

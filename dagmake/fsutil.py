@@ -12,21 +12,29 @@ import fcntl
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import xxhash
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, fsync: bool = False) -> None:
-    """Write `data` to `path` so a reader (or a crash) sees the old file or the new one, never half.
+def atomic_write_bytes(
+    path: Path,
+    data: bytes | Sequence[bytes | bytearray | memoryview],
+    *,
+    mode: int = 0o644,
+    fsync: bool = False,
+) -> None:
+    """Write `data` (or its parts, one after another) to `path` so a reader (or a crash) sees
+    the old file or the new one, never half.
 
     The temp file lives beside the target because os.replace is only atomic within a filesystem.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for part in (data,) if isinstance(data, bytes) else data:
+                f.write(part)
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
@@ -39,13 +47,22 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, fsync: boo
         raise
 
 
-def sealed(payload: bytes) -> bytes:
-    """`payload` after a digest of it (see `unsealed`)."""
-    return xxhash.xxh3_64_digest(payload) + payload
+def sealed(parts: Sequence[bytes | bytearray | memoryview]) -> list[bytes | bytearray | memoryview]:
+    """The parts after a digest of them all (see `unsealed`)."""
+    h = xxhash.xxh3_64()
+    for part in parts:
+        h.update(part)
+    return [h.digest(), *parts]
+
+
+def write_sealed(path: Path, parts: Sequence[bytes | bytearray], *, mode: int = 0o600) -> None:
+    """`atomic_write_bytes` of the `sealed` parts, without joining them: a state index is a
+    few MB."""
+    atomic_write_bytes(path, sealed(parts), mode=mode)
 
 
 def unsealed(data: bytes) -> memoryview:
-    """The payload of a `sealed` file, without a copy, if its digest holds; else ValueError.
+    """The payload of a `write_sealed` file, without a copy, if its digest holds; else ValueError.
     For files decoded part by part late in a run: damage must be found when they are read."""
     payload = memoryview(data)[8:]
     if len(data) < 8 or xxhash.xxh3_64_digest(payload) != data[:8]:

@@ -423,8 +423,8 @@ def _dumps(doc: tuple[Any, ...], static: memoryview | None = None) -> bytes:
     head = marshal.dumps(tuple(doc[i] for i in _HEAD), 2)
     fixed = static if static is not None else marshal.dumps(tuple(doc[i] for i in _STATIC), 2)
     changing = marshal.dumps(tuple(doc[i] for i in _CHANGING), 2)
-    return sealed(
-        b"".join([_LENGTH.pack(len(head)), head, _LENGTH.pack(len(fixed)), fixed, changing])
+    return b"".join(
+        sealed([_LENGTH.pack(len(head)), head, _LENGTH.pack(len(fixed)), fixed, changing])
     )
 
 

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 from dagmake.fingerprint import Components, FileStamp, hash_bytes, outputs_digest
-from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, sealed, unsealed
+from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, unsealed, write_sealed
 from dagmake.table import Table, build
 
 STATE_VERSION = 1
 _HEADER = {"dagmake_state": STATE_VERSION}
-INDEX_FORMAT = 5
+INDEX_FORMAT = 6
 INDEX_LAG = 64  # journal lines the index may fall behind before a run rewrites it
 INDEX_LAG_BYTES = 256 << 10  # or bytes (one line can hold the stamps of 10,000 files)
 _CHECK = 64  # bytes before the end of what the index covers that must still be there
@@ -177,21 +177,18 @@ class Lazy(MutableMapping[str, V]):
         twin._gone.update(self._gone)
         return twin
 
-    def table(self, encode: Callable[[V], Any]) -> bytes:
+    def table(self, encode: Callable[[V], Any]) -> bytearray:
         """Every entry as a table of marshal bytes: the undecoded ones as they came."""
-        items: list[tuple[bytes, bytes]] = []
+        return build(self._pairs(encode))
+
+    def _pairs(self, encode: Callable[[V], Any]) -> Iterator[tuple[bytes, bytes]]:
         if self._table is not None:
             gone = self._gone
-            items.extend(
-                (raw, blob)
-                for raw, blob in self._table.items()
-                if raw.decode("utf-8", "surrogateescape") not in gone
-            )
-        items.extend(
-            (k.encode("utf-8", "surrogateescape"), marshal.dumps(encode(v)))
-            for k, v in self._live.items()
-        )
-        return build(items)
+            for raw, blob in self._table.items():
+                if raw.decode("utf-8", "surrogateescape") not in gone:
+                    yield raw, blob
+        for k, v in self._live.items():
+            yield k.encode("utf-8", "surrogateescape"), marshal.dumps(encode(v))
 
 
 def _record(blob: bytes) -> StepRecord:
@@ -357,9 +354,10 @@ class StateStore:
         records = self._records.table(_record_tuple)
         stamps = self._stamps.table(tuple)
         head = marshal.dumps((INDEX_FORMAT, ino, size, check, self._lines, len(records)))
-        payload = b"".join([_LENGTH.pack(len(head)), head, records, stamps])  # no copy to read
-        with contextlib.suppress(OSError, ValueError):
-            atomic_write_bytes(self.dir / "state.marshal", sealed(payload), mode=0o600)
+        with contextlib.suppress(OSError, ValueError):  # read in place: no copy to load it
+            write_sealed(
+                self.dir / "state.marshal", [_LENGTH.pack(len(head)), head, records, stamps]
+            )
 
     def _move_aside(self) -> Path:
         bad = self.path.with_name(f"state.bad-{int(time.time())}.jsonl")

@@ -3,12 +3,13 @@ creates no Python object per key, so a run that reads 3 entries of 15,000 pays f
 
 Layout, in the machine's byte order (the file never leaves the machine's cache):
 
-    b"DMT1" | count u64 | slots u64 | slot * slots | entry * count
-    slot:   u64, the offset of an entry plus one; 0 for an empty slot
+    b"DMT2" | count u64 | slots u64 | where the slots start u64 | entry * count | slot * slots
     entry:  key length u32 | value length u32 | key | value
+    slot:   u64, the offset of an entry plus one; 0 for an empty slot
 
 A key's slot is found by linear probing from xxh3-64(key) modulo `slots` (a power of two, at
-least twice `count`). Nothing here checks the bytes: callers seal the whole (`fsutil.sealed`).
+least twice `count`). Entries come first so a table is written in one pass. Nothing here checks
+the bytes: callers seal the whole (`fsutil.write_sealed`).
 """
 
 from __future__ import annotations
@@ -19,45 +20,48 @@ from collections.abc import Iterable, Iterator
 
 import xxhash
 
-_MAGIC = b"DMT1"
-_HEAD = struct.Struct("=4sQQ")
+_MAGIC = b"DMT2"
+_HEAD = struct.Struct("=4sQQQ")
 _ENTRY = struct.Struct("=II")
 
 
-def build(items: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """The table of `items` (keys unique)."""
-    pairs = list(items)
+def build(items: Iterable[tuple[bytes, bytes]]) -> bytearray:
+    """The table of `items` (keys unique), built in place: no second copy of the values."""
+    buf = bytearray(_HEAD.size)
+    spots: list[tuple[int, int]] = []  # (hash of the key, where its entry starts + 1)
+    for key, value in items:
+        spots.append((xxhash.xxh3_64_intdigest(key), len(buf) + 1))
+        buf += _ENTRY.pack(len(key), len(value))
+        buf += key
+        buf += value
     slots = 8
-    while slots < 2 * len(pairs):
+    while slots < 2 * len(spots):
         slots *= 2
     table = [0] * slots
     mask = slots - 1
-    base = _HEAD.size + 8 * slots
-    body: list[bytes] = []
-    at = base
-    for key, value in pairs:
-        i = xxhash.xxh3_64_intdigest(key) & mask
+    for h, at in spots:
+        i = h & mask
         while table[i]:
             i = (i + 1) & mask
-        table[i] = at + 1
-        body.append(_ENTRY.pack(len(key), len(value)))
-        body.append(key)
-        body.append(value)
-        at += _ENTRY.size + len(key) + len(value)
-    head = _HEAD.pack(_MAGIC, len(pairs), slots)
-    return b"".join([head, array.array("Q", table).tobytes(), *body])
+        table[i] = at
+    slots_at = len(buf)
+    buf += array.array("Q", table).tobytes()
+    _HEAD.pack_into(buf, 0, _MAGIC, len(spots), slots, slots_at)
+    return buf
 
 
 class Table:
-    __slots__ = ("_base", "_buf", "_mask", "_slots", "count")
+    __slots__ = ("_buf", "_mask", "_slots", "count")
 
-    def __init__(self, buf: bytes | memoryview) -> None:
-        magic, self.count, slots = _HEAD.unpack_from(buf, 0)
-        if magic != _MAGIC or slots & (slots - 1) or _HEAD.size + 8 * slots > len(buf):
+    def __init__(self, buf: bytes | bytearray | memoryview) -> None:
+        try:
+            magic, self.count, slots, slots_at = _HEAD.unpack_from(buf, 0)
+        except struct.error:
+            raise ValueError("not a table") from None
+        if magic != _MAGIC or slots & (slots - 1) or slots_at + 8 * slots != len(buf):
             raise ValueError("not a table")
         self._buf = buf
-        self._base = _HEAD.size + 8 * slots
-        self._slots = memoryview(buf)[_HEAD.size : self._base].cast("Q")
+        self._slots = memoryview(buf)[slots_at:].cast("Q")
         self._mask = slots - 1
 
     def get(self, key: bytes) -> bytes | None:
@@ -72,7 +76,7 @@ class Table:
         return None
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
-        buf, at = self._buf, self._base
+        buf, at = self._buf, _HEAD.size
         for _ in range(self.count):
             klen, vlen = _ENTRY.unpack_from(buf, at)
             start = at + _ENTRY.size

@@ -27,8 +27,9 @@ def test_every_key_is_found_and_no_other() -> None:
 def test_an_empty_table_and_garbage() -> None:
     t = Table(build([]))
     assert t.count == 0 and t.get(b"x") is None and list(t.items()) == []
-    with pytest.raises(ValueError):
-        Table(b"DMT0" + bytes(20))
+    for garbage in (b"DMT2", b"DMT0" + bytes(40)):
+        with pytest.raises(ValueError):
+            Table(garbage)
     with pytest.raises(ValueError):
         Table(build([(b"a", b"b")])[:30])  # the slots run past the end
 
