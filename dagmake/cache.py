@@ -35,7 +35,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -47,7 +46,7 @@ import xxhash
 from dagmake import faults, units
 from dagmake.errors import ConfigError
 from dagmake.fingerprint import hash_bytes, hash_file
-from dagmake.fsutil import atomic_write_bytes, ensure_private_dir
+from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, temp_file
 from dagmake.model import CacheSettings
 from dagmake.packs import Packs
 
@@ -296,7 +295,7 @@ class ResultCache:
         faults.check("cache.store.blob")
         blob = self._blob(digest)
         self._private_dirs(blob.parent)
-        fd, tmp = tempfile.mkstemp(dir=blob.parent, prefix=_TMP)
+        fd, tmp = temp_file(blob.parent, _TMP)
         try:
             h = xxhash.xxh3_128()
             with os.fdopen(fd, "wb") as dst:
@@ -511,7 +510,7 @@ def _write_verified(chunks: Iterable[bytes], target: str, digest: str, mode: int
     (and nothing written) when they do not match `digest`."""
     if os.path.isdir(target) and not os.path.islink(target):
         raise CacheCorrupt(f"{target} is a folder where a file should be")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".dagmake-restore-")
+    fd, tmp = temp_file(os.path.dirname(target), ".dagmake-restore-")
     try:
         with os.fdopen(fd, "wb") as dst:
             h = xxhash.xxh3_128()

@@ -10,21 +10,27 @@ A lone value is true unless it is empty, `false`, `no`, `off` or `0` (case-insen
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import NamedTuple
 
 from dagmake.errors import ConfigError
 
-_TOKEN = re.compile(
-    r"""\s*(?:
+_TOKEN_PATTERN = r"""\s*(?:
         (?P<ref>\$\{[^}]*\})
       | (?P<str>"(?:[^"\\]|\\.)*"|'[^']*')
       | (?P<op>==|!=|\(|\))
       | (?P<word>[A-Za-z0-9_./:+@-]+)
-    )""",
-    re.VERBOSE,
-)
+    )"""
+
+
+@functools.cache
+def _token() -> re.Pattern[str]:
+    """Compiled at the first condition, not at import (1 ms a run without one need not pay)."""
+    return re.compile(_TOKEN_PATTERN, re.VERBOSE)
+
+
 _FALSE = frozenset({"", "false", "no", "off", "0"})
 _KEYWORDS = frozenset({"and", "or", "not"})
 
@@ -80,7 +86,7 @@ def _tokenize(text: str, where: str) -> list[tuple[str, str]]:
     pos = 0
     stripped_end = len(text.rstrip())
     while pos < stripped_end:
-        m = _TOKEN.match(text, pos)
+        m = _token().match(text, pos)
         if m is None or m.end() == pos:
             bad = text[pos:].strip()[:20]
             hint = (

@@ -6,7 +6,6 @@ This module imports nothing from dagmake.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -49,5 +48,7 @@ class StateError(DagmakeError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`", did you mean 'x'?"` for the closest choice, or `""` when nothing is close."""
+    import difflib  # only ever for an error message
+
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f", did you mean '{matches[0]}'?" if matches else ""

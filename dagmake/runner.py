@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,6 +121,8 @@ def error_boundary(passthrough: tuple[type[BaseException], ...] = ()) -> Iterato
         if isinstance(e, passthrough):
             raise
         _say("dagmake: internal error (this is a bug in dagmake; please report it):")
+        import traceback  # 4 ms to import, for a bug report only
+
         traceback.print_exc()
         sys.exit(EXIT_BUG)
 
