@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -398,7 +397,7 @@ class ResultCache:
             # entries stored since the listing are not in `drop`: kept, and their blobs are
             # younger than `cutoff`
             self.packs.rewrite(lambda key, _raw, _used: key not in drop)
-            shutil.rmtree(self.legacy, ignore_errors=True)
+            _remove_tree(self.legacy)
         freed = 0
         for digest, size in blob_sizes.items():
             if refs.get(digest, 0) == 0 and _older_than(self._blob(digest), cutoff):
@@ -417,7 +416,7 @@ class ResultCache:
         count = sum(1 for _ in self.packs.entries())
         self._made.clear()
         for folder in (self.packs.folder, self.legacy, self.blobs):
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove_tree(folder)
         for name in ("stats.json", "last-prune"):
             with contextlib.suppress(OSError):
                 (self.dir / name).unlink()
@@ -644,6 +643,12 @@ def _files_under(folder: Path) -> Iterator[Path]:
         for entry in names:
             if entry.is_file(follow_symlinks=False):
                 yield Path(entry.path)
+
+
+def _remove_tree(folder: Path) -> None:
+    import shutil  # prune and clear only: a run need not import it
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _size(path: Path) -> int:

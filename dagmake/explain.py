@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 
 from dagmake.model import Reason, ReasonKind, StepStatus
@@ -92,6 +91,8 @@ def _evidence(reason: Reason, upstream: Mapping[str, StepResult]) -> list[str]:
     kind = reason.kind
     out = [f"  - {reason.message}"]
     if kind is ReasonKind.COMMAND_CHANGED and reason.old is not None and reason.new is not None:
+        import difflib  # `explain` only
+
         diff = difflib.unified_diff(
             reason.old.splitlines(), reason.new.splitlines(), "old", "new", lineterm="", n=1
         )

@@ -39,7 +39,7 @@ class StepResult(NamedTuple):
         return out
 
 
-_STATUS = operator.attrgetter("status")
+_STATUS_VALUE = operator.attrgetter("status._value_")
 
 
 class RunSummary(NamedTuple):
@@ -56,8 +56,10 @@ class RunSummary(NamedTuple):
         return self.counts().get(status, 0)
 
     def counts(self) -> dict[StepStatus, int]:
-        """How many steps ended in each status: one pass, however many statuses are asked."""
-        return collections.Counter(map(_STATUS, self.steps))
+        """How many steps ended in each status: one pass, however many statuses are asked
+        (counted by value: hashing an enum member runs Python code, its value's hash does not)."""
+        by_value = collections.Counter(map(_STATUS_VALUE, self.steps))
+        return {StepStatus(value): n for value, n in by_value.items()}
 
     def to_json(self) -> dict[str, object]:
         return {
