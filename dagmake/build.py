@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, MappingProxyType
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 from dagmake import noop
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
@@ -30,8 +30,7 @@ from dagmake.plan import Action, Decision, decide
 from dagmake.results import FAILING, Reporter, RunSummary, StepResult
 from dagmake.selection import glob_roots, preflight, selected_steps
 from dagmake.state import LoadedState, StateStore, StepRecord, load_secret, workspace_dir
-
-LOG_TAIL_READ = 1 << 16
+from dagmake.steplogs import Capture, Logs
 
 
 class RunOptions(NamedTuple):
@@ -149,10 +148,7 @@ def _snapshot(run: _Run, state_dir: Path, key: str, chosen: Sequence[str]) -> No
 class _Running:
     """A started step, as the loop follows it."""
 
-    __slots__ = (
-        "attempt", "decision", "log", "log_offset", "log_path", "reader", "resolved", "step",
-        "values_path",
-    )  # fmt: skip
+    __slots__ = ("attempt", "capture", "decision", "resolved", "step", "values_path")
 
     def __init__(
         self,
@@ -160,19 +156,15 @@ class _Running:
         decision: Decision,
         resolved: Resolved,
         attempt: int,
-        log_path: Path,
-        log: Path,
+        capture: Capture,
         values_path: Path,
     ) -> None:
         self.step = step
         self.decision = decision
         self.resolved = resolved
         self.attempt = attempt
-        self.log_path = log_path  # where the command writes: a reused file, see _log_slot
-        self.log = log  # where its log is kept, if it wrote anything
+        self.capture = capture  # what its command writes
         self.values_path = values_path
-        self.log_offset = 0
-        self.reader: BinaryIO | None = None
 
 
 class _Run:
@@ -213,9 +205,7 @@ class _Run:
         self.misses = 0
         self.warnings: list[str] = []
         self.committed: set[str] = set()
-        self._dirs: tuple[Path, Path] | None = None
-        self._free_logs: list[Path] = []
-        self._slots = 0
+        self.logs = Logs(store.dir)
         self._environ: dict[str, str] | None = None
         self.owned: dict[str, list[str]] = {}  # each step's input and output paths
         self.decide: list[str] = []  # the steps this run decides (see `_narrow`)
@@ -416,7 +406,7 @@ class _Run:
                     duration_s=fin.duration_s,
                     exit_code=fin.exit_code,
                     attempts=job.attempt,
-                    log_path=self._keep_log(job),
+                    log_path=self.logs.keep(job.capture),
                     detail="interrupted; not recorded, it will run again",
                 )
             )
@@ -560,7 +550,7 @@ class _Run:
             return None
         self.hits += 1
         log = self.cache.read_log(entry)
-        log_path = self._run_dirs()[0] / f"{step.id}.log"
+        log_path = self.logs.kept(step.id)
         with contextlib.suppress(OSError):
             if log:
                 log_path.write_bytes(log)  # the replayed log, byte for byte, as a run's would be
@@ -587,22 +577,12 @@ class _Run:
             log_path=str(log_path) if log else None,
         )
 
-    def _run_dirs(self) -> tuple[Path, Path]:
-        """The folders for step logs and values, created on first use (a dry run never asks)."""
-        if self._dirs is None:
-            self._dirs = (
-                ensure_private_dir(self.store.dir / "logs"),
-                ensure_private_dir(self.store.dir / "values"),
-            )
-        return self._dirs
-
     def _start(
         self, executor: Executor, sid: str, decision: Decision, resolved: Resolved, attempt: int
     ) -> _Running:
         step = self.graph.step(sid)
-        logs, values_dir = self._run_dirs()
-        log_path = self._log_slot()
-        values_path = values_dir / f"{sid}.env"
+        capture = self.logs.capture(sid)
+        values_path = self.logs.folders()[1] / f"{sid}.env"
         with contextlib.suppress(FileNotFoundError):
             values_path.unlink()  # the step appends to it; nothing from an earlier run stays
         if self._environ is None:
@@ -619,80 +599,29 @@ class _Run:
                 script=resolved.script,
                 cwd=self.workflow.root / step.cwd if step.cwd else self.workflow.root,
                 env=env,
-                log_path=log_path,
+                log_path=capture.path,
                 timeout_s=step.timeout_s,
             )
         )
-        return _Running(
-            step, decision, resolved, attempt, log_path, logs / f"{sid}.log", values_path
-        )
-
-    def _log_slot(self) -> Path:
-        """A file for a starting command's output. Creating a file costs far more than
-        truncating one (0.2 to 1 ms here), and most steps print nothing: commands write to one
-        of a few reused files, and a log is kept under the step's name only if it has bytes."""
-        if self._free_logs:
-            return self._free_logs.pop()
-        self._slots += 1
-        return self._run_dirs()[0] / f".running-{self._slots}.log"
-
-    def _keep_log(self, job: _Running, lingering: bool = False) -> str | None:
-        """Move what the command wrote to the step's log (None: it wrote nothing, and no log
-        from an earlier run stays behind); the reused file goes back to the pool. If processes
-        it started still run (`lingering`), they hold the file open: it becomes the step's log
-        whatever it holds, and is never handed to another step."""
-        if job.reader is not None:
-            job.reader.close()
-            job.reader = None
-        if lingering:
-            with contextlib.suppress(OSError):
-                os.replace(job.log_path, job.log)
-                return str(job.log)
-            return None
-        self._free_logs.append(job.log_path)
-        try:
-            if os.stat(job.log_path).st_size:
-                os.replace(job.log_path, job.log)
-                return str(job.log)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(job.log)
-        except OSError:
-            pass
-        return None
+        return _Running(step, decision, resolved, attempt, capture, values_path)
 
     def _stream(self, running: Mapping[str, _Running]) -> None:
         for job in running.values():
-            job.log_offset += self._pump(job)
+            job.capture.pump(self._emitter(job.step.id))
 
-    def _pump(self, job: _Running) -> int:
-        """Pass on what the step wrote to its log since last time (the log stays open)."""
-        try:
-            if job.reader is None:
-                if os.stat(job.log_path).st_size <= job.log_offset:
-                    return 0
-                job.reader = open(job.log_path, "rb")  # noqa: SIM115 - closed in _after
-                job.reader.seek(job.log_offset)
-            data = job.reader.read(LOG_TAIL_READ * 16)
-        except OSError:
-            return 0
-        if data:
-            self.reporter.step_output(job.step.id, data)
-        return len(data)
+    def _emitter(self, step_id: str) -> Callable[[bytes], None]:
+        return lambda data: self.reporter.step_output(step_id, data)
 
     def _after(self, job: _Running, fin: Finished) -> StepResult | None:
         """Judge a finished command; None means: try again (retries left)."""
-        while (n := self._pump(job)) > 0:
-            job.log_offset += n
-        if job.reader is not None:
-            job.reader.close()
-            job.reader = None
+        job.capture.drain(self._emitter(job.step.id))
         step, sid = job.step, job.step.id
         base = {
             "reasons": job.decision.reasons,
             "duration_s": fin.duration_s,
             "exit_code": fin.exit_code,
             "attempts": job.attempt,
-            "log_path": self._keep_log(job, fin.lingering),
+            "log_path": self.logs.keep(job.capture, fin.lingering),
         }
         if fin.outcome is not Outcome.EXITED or fin.exit_code != 0:
             if job.attempt <= step.retries:
@@ -740,7 +669,7 @@ class _Run:
         if self._cacheable(step):
             # stored when the loop is idle: nothing waits on the cache, and the store checks
             # each output's bytes against its digest, so a later change only cancels it
-            self._unstored.append((step, record, job.log))
+            self._unstored.append((step, record, job.capture.kept))
         return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
 
     def _commit(self, record: StepRecord, resolved: Resolved) -> None:

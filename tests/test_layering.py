@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "packs": set(),
     "cache": {"errors", "model", "fsutil", "faults", "locations", "fingerprint", "units", "packs"},
     "executor": {"errors"},
+    "steplogs": {"fsutil"},
     "plan": {"model", "fingerprint", "state"},
     "results": {"model"},
     "facts": {"conditions", "globs", "variables", "fingerprint", "model", "plan", "state"},
