@@ -4,9 +4,10 @@ the steps that file reaches.
 
 A run that leaves every selected step up to date writes a snapshot: for every input and output
 file the stat and digest, for every folder a glob walked its stat and listing, and for every
-step which of those paths are its own; keyed by the workflow file's bytes, dagmake's version,
-the targets and the context, and valid only for the state journal it saw (the journal's stat).
-The next run with the same key stats those paths.
+step which of those paths are its own, what it produced and which steps it depends on; keyed
+by the workflow file's bytes, dagmake's version, the targets and the context, and valid only
+for the state journal it saw (the journal's stat). The next run with the same key stats those
+paths.
 
 An entry's stat is trusted only if it was *settled* when observed: last changed a margin before
 the moment it was stat'ed (the racy-git rule; `fingerprint.settled` says how much). A file
@@ -17,9 +18,11 @@ stat, not what a glob finds there).
 - Nothing changed: the run is answered from the snapshot, and nothing else is loaded. If files
   had to be hashed, the snapshot is re-taken with their new stats, under the workspace lock and
   only if no run came in between, so the next no-op is stat-only again.
-- Some paths changed: every step none of whose paths changed is *trusted*. The full run still
-  decides every other step the usual way, and a trusted step is up to date only when each of
-  its dependencies produced exactly what its record says (see `build`).
+- Some paths changed: every step none of whose paths changed is *trusted*. The run decides
+  the untrusted steps and every step depending on one (`Trust.reach`) the usual way, where a
+  trusted step is up to date only when each of its dependencies produced exactly what its
+  record says (see `build`); every other step is up to date without being read. The run then
+  patches the snapshot it started from (`patch`).
 - Anything else (another key, another journal, a damaged snapshot): the full decision.
 
 A run that goes ahead deletes the snapshot first, under the lock, so a concurrent reader never
