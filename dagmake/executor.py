@@ -16,10 +16,7 @@ import selectors
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
-
-if TYPE_CHECKING:
-    from subprocess import Popen
+from typing import NamedTuple
 
 SHELL = "/bin/sh"
 
@@ -52,18 +49,19 @@ class Finished(NamedTuple):
 
 
 class _Proc:
-    __slots__ = ("deadline", "ending", "job", "kill_at", "pidfd", "popen", "started")
+    __slots__ = ("code", "deadline", "ending", "job", "kill_at", "pid", "pidfd", "started")
 
     def __init__(
         self,
         job: Job,
-        popen: Popen[bytes],
+        pid: int,
         started: float,
         deadline: float,
         pidfd: int | None,
     ) -> None:
         self.job = job
-        self.popen = popen
+        self.pid = pid  # also its process group's id: it leads a session of its own
+        self.code: int | None = None  # its exit status once reaped (-N: killed by signal N)
         self.started = started
         self.deadline = deadline
         self.pidfd = pidfd
@@ -84,6 +82,7 @@ class Executor:
         self._done: list[Finished] = []
         self._selector = selectors.DefaultSelector()
         self._has_pidfd = hasattr(os, "pidfd_open")
+        self._here: int | None = None  # our own folder, to come back to after a spawn
 
     @property
     def running(self) -> int:
@@ -97,18 +96,7 @@ class Executor:
             self._done.append(_spawn_failed(job, started, f"cannot open its log: {e}"))
             return
         try:
-            from subprocess import Popen  # 3 ms to import: a run that only restores never does
-
-            popen = Popen(
-                argv(job.script),
-                cwd=job.cwd,
-                env=job.env,
-                stdin=_devnull(),
-                stdout=fd,
-                stderr=fd,
-                start_new_session=True,
-                close_fds=True,
-            )
+            pid = self._spawn(job, fd)
         except OSError as e:
             why = e.strerror or str(e)
             if isinstance(e, FileNotFoundError) and not job.cwd.is_dir():
@@ -120,11 +108,38 @@ class Executor:
         pidfd = None
         if self._has_pidfd:
             try:
-                pidfd = os.pidfd_open(popen.pid)
+                pidfd = os.pidfd_open(pid)
                 self._selector.register(pidfd, selectors.EVENT_READ, job.key)
             except OSError:
                 pidfd = None
-        self._procs[job.key] = _Proc(job, popen, started, started + job.timeout_s, pidfd)
+        self._procs[job.key] = _Proc(job, pid, started, started + job.timeout_s, pidfd)
+
+    def _spawn(self, job: Job, fd: int) -> int:
+        """Start the job's shell in a session of its own, stdin /dev/null, stdout and stderr to
+        `fd`, by `posix_spawn`: no Python-level fork and exec machinery, the environment
+        converted in C (`subprocess` spent about 0.3 ms a step on both). Every descriptor
+        this process opens is close-on-exec, and those it inherited are made so before the
+        first spawn, so the shell gets only those three (what `close_fds` gave). posix_spawn
+        has no "change folder" action here, so this (single-threaded) process steps into the
+        job's folder for the call and back."""
+        if self._here is None:
+            _close_on_exec_inherited()
+            self._here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.chdir(job.cwd)
+            return os.posix_spawn(
+                SHELL,
+                argv(job.script),
+                job.env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, _devnull(), 0),
+                    (os.POSIX_SPAWN_DUP2, fd, 1),
+                    (os.POSIX_SPAWN_DUP2, fd, 2),
+                ],
+                setsid=True,
+            )
+        finally:
+            os.fchdir(self._here)
 
     def wait(self, timeout_s: float) -> list[Finished]:
         """Up to `timeout_s` for something to finish; every job that has, in any order."""
@@ -147,14 +162,16 @@ class Executor:
             if proc.ending is None or proc.ending is Outcome.TIMED_OUT:
                 proc.ending = proc.ending or Outcome.INTERRUPTED
                 proc.kill_at = now + self.kill_grace_s
-                _signal_group(proc.popen.pid, signum)
+                _signal_group(proc.pid, signum)
 
     def kill_all(self) -> list[Finished]:
         for proc in self._procs.values():
             proc.ending = proc.ending or Outcome.INTERRUPTED
-            _signal_group(proc.popen.pid, signal.SIGKILL)
+            _signal_group(proc.pid, signal.SIGKILL)
         for proc in list(self._procs.values()):
-            proc.popen.wait()
+            if proc.code is None:
+                _, status = os.waitpid(proc.pid, 0)
+                proc.code = os.waitstatus_to_exitcode(status)
         self._reap()
         done, self._done = self._done, []
         return done
@@ -173,7 +190,7 @@ class Executor:
 
     def _reap(self) -> None:
         for key, proc in list(self._procs.items()):
-            code = proc.popen.poll()
+            code = _poll(proc)
             if code is None:
                 continue
             del self._procs[key]
@@ -182,9 +199,9 @@ class Executor:
                 os.close(proc.pidfd)
             if proc.ending is not None:
                 # the shell is gone; make sure nothing it started survives it
-                _signal_group(proc.popen.pid, signal.SIGKILL)
+                _signal_group(proc.pid, signal.SIGKILL)
             outcome = proc.ending or Outcome.EXITED
-            lingering = proc.ending is None and _group_alive(proc.popen.pid)
+            lingering = proc.ending is None and _group_alive(proc.pid)
             self._done.append(
                 Finished(key, outcome, code, time.monotonic() - proc.started, None, lingering)
             )
@@ -195,11 +212,11 @@ class Executor:
             if proc.ending is None and now >= proc.deadline:
                 proc.ending = Outcome.TIMED_OUT
                 proc.kill_at = now + self.kill_grace_s
-                _signal_group(proc.popen.pid, signal.SIGTERM)
+                _signal_group(proc.pid, signal.SIGTERM)
             elif proc.kill_at is not None and now >= proc.kill_at:
                 proc.kill_at = None
                 proc.deadline = float("inf")
-                _signal_group(proc.popen.pid, signal.SIGKILL)
+                _signal_group(proc.pid, signal.SIGKILL)
 
 
 _NULL_FD: list[int] = []
@@ -211,6 +228,28 @@ def _devnull() -> int:
     if not _NULL_FD:
         _NULL_FD.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
     return _NULL_FD[0]
+
+
+def _close_on_exec_inherited() -> None:
+    """Make every descriptor above stderr close-on-exec: those this process inherited (a
+    jobserver's, a test harness's) must not reach the steps."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 256))
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
+
+
+def _poll(proc: _Proc) -> int | None:
+    """The job's exit status if it has ended (reaped now, once); None while it runs."""
+    if proc.code is None:
+        pid, status = os.waitpid(proc.pid, os.WNOHANG)
+        if pid:
+            proc.code = os.waitstatus_to_exitcode(status)
+    return proc.code
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -165,6 +167,46 @@ def test_steps_see_their_id_and_the_workspace(ws: Workspace) -> None:
     (ws.root / "sub").mkdir()
     assert ws.run().code == 0
     assert ws.read("sub/seen.txt") == f"show {ws.root.resolve()}\n"
+
+
+def test_steps_get_no_descriptor_dagmake_inherited_and_start_in_their_folder(
+    ws: Workspace,
+) -> None:
+    """A descriptor dagmake's parent left open (a jobserver's, a harness's pipe) must not reach
+    the steps: a daemon a step starts would otherwise hold it open for ever. Each step starts in
+    its own folder, and the folders do not leak from one step into the next."""
+    ws.workflow(
+        """
+        steps:
+          - id: a
+            run: ls /proc/self/fd > fds.txt; pwd > pwd.txt
+            cwd: sub
+          - id: b
+            run: pwd > pwd.txt
+            depends_on: [a]
+        """
+    )
+    (ws.root / "sub").mkdir()
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dagmake"],
+            cwd=ws.root,
+            env=ws.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            pass_fds=(write_end,),
+        )
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    fds = {int(n) for n in ws.read("sub/fds.txt").split()}
+    assert write_end not in fds
+    assert fds <= {0, 1, 2, 3}  # 3: the listing's own
+    assert ws.read("sub/pwd.txt") == f"{(ws.root / 'sub').resolve()}\n"
+    assert ws.read("pwd.txt") == f"{ws.root.resolve()}\n"
 
 
 def test_a_multi_line_script_stops_at_its_first_failing_line(ws: Workspace) -> None:
