@@ -222,36 +222,53 @@ class Bench:
         return timed(argv, dest, self.env(cache), self.log)
 
 
-def main_comparison(
-    b: Bench,
-    tool: Tool,
-    dest: Path,
-    graph_sinks: list[int],
-    *,
-    extra: Sequence[str] = (),
-    cold_only: bool = False,
-) -> dict[str, object]:
-    """Cold -j2, no-op, touch-without-change and one-leaf-change on the random DAG."""
-    argv = [*tool.cmd(dest, 2), *extra]
+def cold_builds(
+    b: Bench, variants: Sequence[tuple[str, list[str]]], dest: Path
+) -> dict[str, dict[str, object]]:
+    """Cold -j2 builds of the random DAG, the variants interleaved round by round (and the
+    order rotated), so that a machine that drifts during the run (this one does, by 20% and
+    more) weighs on every tool alike. A variant that fails is reported and dropped."""
     n = len(list((dest / "src").iterdir()))
-    r: dict[str, object] = {}
-    colds: list[Sample] = []
+    samples: dict[str, list[Sample]] = {name: [] for name, _ in variants}
+    failed: dict[str, str] = {}
     for k in range(b.reps):
-        cache = b.tmp / f"cache-{tool.name}-{k}"  # a fresh cache (and state) folder per cold run
-        clean(dest, cache)
-        colds.append(b.run(argv, dest, cache))
-        built = len(snapshot(dest))
-        if built != n:
-            raise ToolFailed(f"{tool.name} built {built} of {n} outputs")
-        if k < b.reps - 1:
+        turn = list(enumerate(variants))
+        turn = turn[k % len(turn) :] + turn[: k % len(turn)]
+        for i, (name, argv) in turn:
+            if name in failed:
+                continue
+            cache = b.tmp / f"cold-{i}-{k}"  # a fresh cache (and state) folder per cold run
+            clean(dest, cache)
+            try:
+                samples[name].append(b.run(argv, dest, cache))
+                built = len(snapshot(dest))
+                if built != n:
+                    raise ToolFailed(f"{name} built {built} of {n} outputs")
+            except ToolFailed as e:
+                failed[name] = str(e)
             shutil.rmtree(cache, ignore_errors=True)
-    r["cold_s"] = med([s.seconds for s in colds])
-    r["cold_samples_s"] = [s.seconds for s in colds]
-    r["cold_rss_mb"] = max(s.rss_mb for s in colds)
-    if cold_only:
-        return r
-    cache = b.tmp / f"cache-{tool.name}-{b.reps - 1}"
+    out: dict[str, dict[str, object]] = {}
+    for name, _ in variants:
+        if name in failed:
+            out[name] = {"failed": failed[name]}
+            continue
+        colds = samples[name]
+        out[name] = {
+            "cold_s": med([x.seconds for x in colds]),
+            "cold_samples_s": [x.seconds for x in colds],
+            "cold_rss_mb": max(x.rss_mb for x in colds),
+        }
+    return out
 
+
+def warm_scenarios(
+    b: Bench, name: str, argv: list[str], dest: Path, graph_sinks: list[int]
+) -> dict[str, object]:
+    """No-op, touch-without-change and one-leaf-change, after one untimed build."""
+    cache = b.tmp / f"warm-{name}"
+    clean(dest, cache)
+    b.run(argv, dest, cache)
+    r: dict[str, object] = {}
     noops, runs = [], []
     for _ in range(b.reps):
         before = snapshot(dest)
@@ -293,6 +310,15 @@ def main_comparison(
     return r
 
 
+def main_comparison(b: Bench, tool: Tool, dest: Path, graph_sinks: list[int]) -> dict[str, object]:
+    """Every scenario of the main comparison for one tool alone."""
+    argv = tool.cmd(dest, 2)
+    cold = cold_builds(b, [(tool.name, argv)], dest)[tool.name]
+    if "failed" in cold:
+        raise ToolFailed(str(cold["failed"]))
+    return {**cold, **warm_scenarios(b, tool.name, argv, dest, graph_sinks)}
+
+
 def spawn_floor(n: int) -> float:
     """Seconds per `sh -c true`, spawned from a loop."""
     start = time.perf_counter()
@@ -331,21 +357,24 @@ def parallel_efficiency(b: Bench, ts: list[Tool], jobs: int = 8) -> dict[str, ob
     generate("wide", 32, 1, 0.1, 16, dest)
     ideal = 32 * 0.1 / jobs
     out: dict[str, object] = {"ideal_s": ideal, "jobs": jobs}
-    for tool in ts:
-        effs, elapsed, startup = [], [], []
-        for k in range(b.reps):
+    effs: dict[str, list[float]] = {t.name: [] for t in ts}
+    elapsed: dict[str, list[float]] = {t.name: [] for t in ts}
+    startup: dict[str, list[float]] = {t.name: [] for t in ts}
+    for k in range(b.reps):  # the tools in turn, round by round (see `cold_builds`)
+        for tool in ts:
             cache = b.tmp / f"wide-cache-{tool.name}-{k}"
             clean(dest, cache)
             e = b.run(tool.cmd(dest, jobs), dest, cache).seconds
             s = b.run(tool.cmd(dest, jobs), dest, cache).seconds
-            elapsed.append(e)
-            startup.append(s)
-            effs.append(ideal / max(e - s, 1e-9))
+            elapsed[tool.name].append(e)
+            startup[tool.name].append(s)
+            effs[tool.name].append(ideal / max(e - s, 1e-9))
             shutil.rmtree(cache, ignore_errors=True)
+    for tool in ts:
         out[tool.name] = {
-            "efficiency": med(effs),
-            "elapsed_s": med(elapsed),
-            "startup_s": med(startup),
+            "efficiency": med(effs[tool.name]),
+            "elapsed_s": med(elapsed[tool.name]),
+            "startup_s": med(startup[tool.name]),
         }
     return out
 
@@ -404,7 +433,8 @@ def render(result: dict[str, object]) -> str:
     assert isinstance(rows, dict)
     make, ninja = rows.get("make", {}), rows.get("ninja", {})
     lines = [
-        f"Random DAG, {n} steps, -j2, median of {reps}; (k) = steps re-run. "
+        f"Random DAG, {n} steps, -j2, median of {reps} (the tools' cold builds taken in turn, "
+        "round by round); (k) = steps re-run. "
         f"Touch: {TOUCHED} sink sources get a new mtime, same bytes; one leaf: a byte appended "
         "to one sink's source.",
         "",
@@ -631,16 +661,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "main" not in skip:
             dest = b.tmp / "random"
             deps = generate("random", n, 1, 0.0, 64, dest)
+            variants: list[tuple[str, list[str]]] = []
             for tool in installed:
+                variants.append((tool.name, tool.cmd(dest, 2)))
+                if tool.name == "dagmake":
+                    variants.append(("dagmake --no-cache", [*tool.cmd(dest, 2), "--no-cache"]))
+            colds = cold_builds(b, variants, dest)
+            for name, argv in variants:
+                cold = colds[name]
+                if "failed" in cold:
+                    failed[name] = str(cold["failed"])
+                    rows[name] = "failed"
+                    continue
+                if name == "dagmake --no-cache":
+                    rows[name] = cold
+                    continue
                 try:
-                    rows[tool.name] = main_comparison(b, tool, dest, sinks(deps))
-                    if tool.name == "dagmake":
-                        rows["dagmake --no-cache"] = main_comparison(
-                            b, tool, dest, sinks(deps), extra=["--no-cache"], cold_only=True
-                        )
+                    rows[name] = {**cold, **warm_scenarios(b, name, argv, dest, sinks(deps))}
                 except ToolFailed as e:
-                    failed[tool.name] = str(e)
-                    rows[tool.name] = "failed"
+                    failed[name] = str(e)
+                    rows[name] = "failed"
             for name in result["not_installed"]:  # type: ignore[attr-defined]
                 rows[name] = "not installed"
         result["random"] = rows
