@@ -252,6 +252,8 @@ class _Run:
             if self.cache is not None and (self.hits or self.misses):
                 self.cache.record_run(self.hits, self.misses)
         self.reporter.run_finished(summary)
+        if not self.dry and self.cache is not None and self.cache.stored:
+            self.cache.maybe_prune()
         return summary
 
     def _narrow(self, chosen: list[str]) -> list[str]:

@@ -114,6 +114,7 @@ class ResultCache:
         self.settings = settings
         self.warn = warn
         self._made: set[Path] = set()  # folders known to exist (a clear() forgets them)
+        self.stored = 0  # entries this process stored
         self.packs = Packs(self.dir / "packs", self._private_dirs)
 
     def _blob(self, digest: str) -> Path:
@@ -259,7 +260,7 @@ class ResultCache:
             self._made.clear()  # a folder may have gone (`cache clear` elsewhere): look again
             self.warn(f"cache: could not store '{step_id}': {e.strerror or e}; the run goes on")
             return
-        self._maybe_prune()
+        self.stored += 1
 
     def _put_file(self, source: Path, digest: str) -> bool:
         """Copy `source` into its blob unless present; False if its bytes no longer match."""
@@ -336,9 +337,10 @@ class ResultCache:
         with contextlib.suppress(OSError):
             self.packs.drop(key)
 
-    def _maybe_prune(self) -> None:
-        """Enforce the limits now and then (at most hourly, whoever stores first), not on
-        every store: a prune lists the whole cache."""
+    def maybe_prune(self) -> None:
+        """Enforce the limits now and then (at most hourly), not on every store: a prune reads
+        the whole cache. A run that stored something calls it once its report is out, so a
+        large cache never stalls a build in the middle."""
         marker = self.dir / "last-prune"
         try:
             if time.time() - marker.stat().st_mtime < AUTO_PRUNE_EVERY_S:

@@ -407,12 +407,15 @@ def test_prune_dry_run_changes_nothing(s: Setup) -> None:
     assert s.cache.lookup(K1) is not None
 
 
-def test_store_prunes_by_itself_at_most_hourly(tmp_path: Path) -> None:
+def test_the_automatic_prune_runs_at_most_hourly(tmp_path: Path) -> None:
     s = Setup(tmp_path, CacheSettings(max_size_bytes=0))
     s.write("out.txt", b"x")
-    s.store(K1, "out.txt")  # the first store prunes: this entry alone is over the limit
+    s.store(K1, "out.txt")
+    assert s.cache.lookup(K1) is not None  # a store itself never prunes
+    s.cache.maybe_prune()  # the first: this entry alone is over the limit
     assert s.cache.lookup(K1) is None
-    s.store(K2, "out.txt")  # within the hour: no prune
+    s.store(K2, "out.txt")
+    s.cache.maybe_prune()  # within the hour: no prune
     assert s.cache.lookup(K2) is not None
 
 

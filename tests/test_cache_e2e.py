@@ -253,3 +253,15 @@ def test_cache_prune_with_a_workflow_applies_its_limits(ws: Workspace) -> None:
     assert res.code == 0, res.both
     assert res.out.startswith("removed 3 entries"), res.out
     assert manifests(ws) == []
+
+
+def test_the_automatic_prune_comes_after_the_run_not_inside_it(ws: Workspace) -> None:
+    """A store never prunes (a large cache would stall the build while it is read); a run
+    that stored something prunes once, at the end, at most hourly."""
+    project(ws)
+    text = (ws.root / "dagmake.yaml").read_text()
+    ws.write("dagmake.yaml", "cache: {max_size: 1}\n" + text)
+    res = ws.run()
+    assert res.code == 0 and "dagmake: succeeded: 3 ran" in res.out, res.both
+    assert manifests(ws) == []  # all three were stored, then the end-of-run prune took them
+    assert (ws.cache / "v1" / "last-prune").exists()
