@@ -38,7 +38,7 @@ import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import xxhash
 
@@ -64,6 +64,36 @@ class Entry(NamedTuple):
     settled: bool  # last changed a margin before it was stat'ed: the stat can be trusted
 
 
+Skip = tuple[str, str, str | None]  # why a step was skipped: reason kind, message, step
+Links = tuple[list[tuple[int, ...]], list[list[int]]]  # each step's deps and dependents
+
+
+class Snapshot(NamedTuple):
+    """A snapshot file's fields; each list of paths' facts is indexed as `paths`, each list of
+    steps' facts as `steps`."""
+
+    version: int
+    key: str
+    name: str
+    steps: list[str]  # the run's steps, in run order
+    paths: list[str]
+    stats: list[Stat | None]
+    digests: list[str | None]  # a file's digest, a folder's listing digest; None: missing
+    settled: list[bool]
+    journal: Stat | None  # the state journal it was taken against
+    owners: list[tuple[int, ...]]  # each step's paths
+    produced: list[str | None]  # each step's produced digest; None: it was skipped
+    skipped: dict[str, Skip]
+    links: Links | None  # None: a dependency outside the run or after its dependent
+
+
+# How a snapshot is stored: three parts, so a run that patches it re-encodes only what it can
+# change.
+_HEAD = ("version", "key", "name", "journal", "skipped")
+_STATIC = ("steps", "paths", "owners", "links")
+_CHANGING = ("stats", "digests", "settled", "produced")
+
+
 class Reach(NamedTuple):
     """How far a change can reach: the steps of the run that must be decided, in run order;
     every other step of the run is up to date on the snapshot's word alone."""
@@ -83,31 +113,30 @@ class Trust(NamedTuple):
     untrusted: list[int]  # the others, as indices into `order`
     changed: frozenset[int]  # the paths that changed, as indices into `paths`
     moved: dict[int, Entry]  # paths with a new stat and the same bytes: what is known now
-    snapshot: tuple[Any, ...]  # the snapshot as read
+    snapshot: Snapshot  # the snapshot as read
     static: memoryview  # its parts a run does not change, as stored (`patch` reuses them)
 
     @property
     def paths(self) -> list[str]:
-        paths: list[str] = self.snapshot[4]
-        return paths
+        return self.snapshot.paths
 
     def entry(self, i: int) -> Entry:
         """What is known now of unchanged path `i`."""
         moved = self.moved.get(i)
         if moved is not None:
             return moved
-        _, _, _, _, _, stats, digests, settled, *_ = self.snapshot
-        return Entry(stats[i], digests[i], settled[i])
+        doc = self.snapshot
+        return Entry(doc.stats[i], doc.digests[i], doc.settled[i])
 
     def reach(self) -> Reach | None:
         """The steps a change reaches: those not trusted, and every step depending on one of
         them. A step outside them is trusted and so is all it depends on, so every record it
         was vouched for by still holds: it is up to date (what a full decision would find, as
         `build._vouched_for` checks one step at a time). None: the snapshot cannot tell."""
-        graph = self.snapshot[12]
-        if graph is None:
+        links = self.snapshot.links
+        if links is None:
             return None
-        deps, dependents = graph
+        deps, dependents = links
         reached = set(self.untrusted)
         todo = list(reached)
         while todo:
@@ -127,9 +156,6 @@ class Trust(NamedTuple):
         """What is known now of these trusted steps' paths."""
         paths, owners, entry = self.paths, self.owners, self.entry
         return {paths[i]: entry(i) for sid in step_ids for i in owners[sid]}
-
-
-Skip = tuple[str, str, str | None]  # why a step was skipped: reason kind, message, step
 
 
 class Found(NamedTuple):
@@ -209,12 +235,12 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
     try:
         seen = (state_dir / FILE_NAME).read_bytes()
         doc, static = decode(seen)
-        (version, got_key, name, steps, paths, stats, digests, settled, journal, owners,
-         produced, skipped, deps) = doc  # fmt: skip
     except (OSError, ValueError, EOFError, TypeError, struct.error):
         return None
-    if version != FORMAT or got_key != key:
+    if doc.version != FORMAT or doc.key != key:
         return None
+    name, steps, paths, stats, digests = doc.name, doc.steps, doc.paths, doc.stats, doc.digests
+    settled, journal, owners, produced = doc.settled, doc.journal, doc.owners, doc.produced
     if journal_stat(state_dir) != journal:
         return None  # the state moved on (or was damaged): the full path must read it
     base = str(root)
@@ -263,12 +289,8 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         new_stats, new_settled = list(stats), list(settled)
         for i, now, ok in hashed:
             new_stats[i], new_settled[i] = now, ok
-        retaken = _dumps(
-            (FORMAT, key, name, steps, paths, new_stats, digests, new_settled, journal, owners,
-             produced, skipped, deps),
-            static,
-        )  # fmt: skip
-    return Found(str(name), tuple(steps), dict(skipped), len(changed), trust, retaken, seen)
+        retaken = _dumps(doc._replace(stats=new_stats, settled=new_settled), static)
+    return Found(str(name), tuple(steps), dict(doc.skipped), len(changed), trust, retaken, seen)
 
 
 def journal_stat(state_dir: Path) -> Stat | None:
@@ -346,7 +368,7 @@ def write(
         return  # a step names a path nothing recorded: no snapshot rather than a wrong one
     _save(
         state_dir,
-        (
+        Snapshot(
             FORMAT,
             key,
             name,
@@ -359,7 +381,7 @@ def write(
             own,
             [produced.get(sid) for sid in step_ids],
             dict(skipped),
-            _graph(step_ids, deps),
+            _links(step_ids, deps),
         ),
     )
 
@@ -383,7 +405,8 @@ def patch(
     if fresh is None:
         return True
     entries, owners = fresh
-    (_, key, name, steps, paths, stats, digests, settled, _, owns, made, _, graph) = base.snapshot
+    doc = base.snapshot
+    steps, paths, owns = doc.steps, doc.paths, doc.owners
     position = {sid: i for i, sid in enumerate(steps)}
     at: dict[str, int] = {}  # the decided steps' paths: where each is in `paths`
     for sid in produced:
@@ -393,7 +416,8 @@ def patch(
         at.update((paths[i], i) for i in mine)
     if any(paths[i] not in at for i in base.changed):
         return False  # changed, and no decided step looked at it again
-    stats, digests, settled, made = list(stats), list(digests), list(settled), list(made)
+    stats, digests, settled = list(doc.stats), list(doc.digests), list(doc.settled)
+    made = list(doc.produced)
     for i, (stat, digest, ok) in base.moved.items():
         stats[i], digests[i], settled[i] = stat, digest, ok
     for rel, (stat, digest, ok) in entries.items():
@@ -401,39 +425,40 @@ def patch(
         stats[i], digests[i], settled[i] = stat, digest, ok
     for sid, digest in produced.items():
         made[position[sid]] = digest
-    doc = (FORMAT, key, name, steps, paths, stats, digests, settled, journal_stat(state_dir),
-           owns, made, dict(skipped), graph)  # fmt: skip
-    _save(state_dir, doc, base.static)
+    journal = journal_stat(state_dir)
+    new = doc._replace(
+        stats=stats, digests=digests, settled=settled, journal=journal, produced=made,
+        skipped=dict(skipped),
+    )  # fmt: skip
+    _save(state_dir, new, base.static)
     return True
 
 
-def _save(state_dir: Path, doc: tuple[Any, ...], static: memoryview | None = None) -> None:
+def _save(state_dir: Path, doc: Snapshot, static: memoryview | None = None) -> None:
     with contextlib.suppress(OSError, ValueError):
         atomic_write_bytes(state_dir / FILE_NAME, _dumps(doc, static), mode=0o600)
 
 
 _LENGTH = struct.Struct("=I")
-_STATIC = (3, 4, 9, 12)  # steps, paths, owners, graph: what a run that trusted the rest keeps
-_CHANGING = (5, 6, 7, 10)  # stats, digests, settled, produced
-_HEAD = (0, 1, 2, 8, 11)  # format, key, name, journal, skipped
 
 
-def _dumps(doc: tuple[Any, ...], static: memoryview | None = None) -> bytes:
+def _dumps(doc: Snapshot, static: memoryview | None = None) -> bytes:
     """In marshal format 2 (the back-references of 3 and 4 cost more to write and to read than
     they save here, where few objects are shared), in three parts, the parts a run cannot
     change as `static` when given (what was read); after a digest of it all (a damaged
     snapshot is no snapshot, found when read, not when a part is first used)."""
-    head = marshal.dumps(tuple(doc[i] for i in _HEAD), 2)
-    fixed = static if static is not None else marshal.dumps(tuple(doc[i] for i in _STATIC), 2)
-    changing = marshal.dumps(tuple(doc[i] for i in _CHANGING), 2)
+    head = marshal.dumps(tuple(getattr(doc, f) for f in _HEAD), 2)
+    if static is None:
+        static = memoryview(marshal.dumps(tuple(getattr(doc, f) for f in _STATIC), 2))
+    changing = marshal.dumps(tuple(getattr(doc, f) for f in _CHANGING), 2)
     return b"".join(
-        sealed([_LENGTH.pack(len(head)), head, _LENGTH.pack(len(fixed)), fixed, changing])
+        sealed([_LENGTH.pack(len(head)), head, _LENGTH.pack(len(static)), static, changing])
     )
 
 
-def decode(data: bytes) -> tuple[tuple[Any, ...], memoryview]:
-    """A snapshot file's fields, in the order `write` gives them, and its static part as
-    stored. ValueError (or another) when it is damaged or not a snapshot."""
+def decode(data: bytes) -> tuple[Snapshot, memoryview]:
+    """A snapshot file's fields, and its static part as stored. ValueError (or another) when
+    it is damaged or not a snapshot."""
     payload = unsealed(data)
     (n,) = _LENGTH.unpack_from(payload)
     head = marshal.loads(payload[_LENGTH.size : _LENGTH.size + n])
@@ -441,14 +466,10 @@ def decode(data: bytes) -> tuple[tuple[Any, ...], memoryview]:
     (n,) = _LENGTH.unpack_from(payload, at)
     static = payload[at + _LENGTH.size : at + _LENGTH.size + n]
     changing = marshal.loads(payload[at + _LENGTH.size + n :])
-    doc: list[Any] = [None] * 13
-    for i, value in zip(_HEAD, head, strict=True):
-        doc[i] = value
-    for i, value in zip(_STATIC, marshal.loads(static), strict=True):
-        doc[i] = value
-    for i, value in zip(_CHANGING, changing, strict=True):
-        doc[i] = value
-    return tuple(doc), static
+    fields = dict(zip(_HEAD, head, strict=True))
+    fields.update(zip(_STATIC, marshal.loads(static), strict=True))
+    fields.update(zip(_CHANGING, changing, strict=True))
+    return Snapshot(**fields), static
 
 
 def _fresh(
@@ -494,9 +515,7 @@ def _fresh(
     return entries, owners
 
 
-def _graph(
-    step_ids: Sequence[str], deps: Mapping[str, Sequence[str]]
-) -> tuple[list[tuple[int, ...]], list[list[int]]] | None:
+def _links(step_ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> Links | None:
     """Each step's dependencies and dependents as positions in `step_ids`; None unless every
     dependency is a step listed before it (`Trust.reach` relies on both)."""
     position = {sid: i for i, sid in enumerate(step_ids)}
