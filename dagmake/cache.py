@@ -9,7 +9,8 @@ Layout under `<cache root>/v1/` (the root's `workspaces/` and `secret` belong to
                              values, log blob, and the bytes of small outputs and logs inline
                              (base64); and when each entry was last used
     stats.json               hits and misses of the last runs
-    last-prune               touched whenever an automatic prune ran (at most hourly)
+    last-prune               touched whenever an automatic prune ran (at most hourly), and
+                             by the first run that stored something: the clock's start
 
 Creating a file is the dominant cost of a store (0.04 to 0.8 ms of kernel time here, more under
 a build's load), so a store appends its manifest to a pack instead, and contents of at most
@@ -340,13 +341,17 @@ class ResultCache:
     def maybe_prune(self) -> None:
         """Enforce the limits now and then (at most hourly), not on every store: a prune reads
         the whole cache. A run that stored something calls it once its report is out, so a
-        large cache never stalls a build in the middle."""
+        large cache never stalls a build in the middle. A cache without `last-prune` (new, or
+        cleared) starts the clock instead: the first run into an empty cache would otherwise
+        read back everything it just stored (0.1 s per 1,000 entries), to drop nothing."""
         marker = self.dir / "last-prune"
         try:
             if time.time() - marker.stat().st_mtime < AUTO_PRUNE_EVERY_S:
                 return
         except FileNotFoundError:
-            pass
+            with contextlib.suppress(OSError):
+                marker.touch()
+            return
         except OSError:
             return
         try:

@@ -97,9 +97,14 @@ class Packs:
                 os.close(fd)
         raise OSError(f"{path} keeps being replaced")
 
-    def rewrite(self, keep: Callable[[str, bytes, float], bool]) -> tuple[int, int]:
-        """Compact every file to the entries `keep(key, manifest, last use)` accepts, under
-        the exclusive lock; (kept, removed). A file that cannot be rewritten is left as is."""
+    def rewrite(
+        self, keep: Callable[[str, bytes, float], bool], *, always: bool = False
+    ) -> tuple[int, int]:
+        """Compact the files to the entries `keep(key, manifest, last use)` accepts, under
+        the exclusive lock; (kept, removed). A file that loses no entry is rewritten only when
+        at least half of it is superseded records (or `always`): a prune that drops nothing
+        then writes nothing, and a file's size stays within twice its live records. A file
+        that cannot be rewritten is left as is."""
         kept = removed = 0
         for bucket in self._buckets():
             try:
@@ -110,17 +115,21 @@ class Packs:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 if os.fstat(fd).st_nlink == 0:
                     continue  # another compaction replaced it meanwhile
-                live = _live(_read_fd(fd))
+                data = _read_fd(fd)
                 body: list[bytes] = []
-                for key, manifest, used in live.items_with_use():
+                dropped = 0
+                for key, manifest, used in _live(data).items_with_use():
                     if not keep(key, manifest, used):
-                        removed += 1
+                        dropped += 1
                         continue
                     kept += 1
                     k = key.encode()
                     body.append(_manifest_line(k, manifest))
                     if used:
                         body.append(USED + b" " + k + b" " + repr(used).encode() + b"\n")
+                removed += dropped
+                if not (always or dropped) and 2 * sum(map(len, body)) > len(data):
+                    continue  # little to gain: leave the file (and its appenders) alone
                 tmp = bucket.with_name(f".{bucket.name}.{os.getpid()}.tmp")
                 with contextlib.suppress(OSError):
                     tmp.write_bytes(b"".join(body))

@@ -412,7 +412,12 @@ def test_the_automatic_prune_runs_at_most_hourly(tmp_path: Path) -> None:
     s.write("out.txt", b"x")
     s.store(K1, "out.txt")
     assert s.cache.lookup(K1) is not None  # a store itself never prunes
-    s.cache.maybe_prune()  # the first: this entry alone is over the limit
+    marker = s.cache.dir / "last-prune"
+    s.cache.maybe_prune()  # a new cache: the clock starts, nothing is read
+    assert marker.exists() and s.cache.lookup(K1) is not None
+    hour_ago = time.time() - 3601
+    os.utime(marker, (hour_ago, hour_ago))
+    s.cache.maybe_prune()  # an hour on: this entry alone is over the limit
     assert s.cache.lookup(K1) is None
     s.store(K2, "out.txt")
     s.cache.maybe_prune()  # within the hour: no prune

@@ -263,5 +263,11 @@ def test_the_automatic_prune_comes_after_the_run_not_inside_it(ws: Workspace) ->
     ws.write("dagmake.yaml", "cache: {max_size: 1}\n" + text)
     res = ws.run()
     assert res.code == 0 and "dagmake: succeeded: 3 ran" in res.out, res.both
+    assert len(manifests(ws)) == 3  # a new cache: the first run starts the clock
+    marker = ws.cache / "v1" / "last-prune"
+    hour_ago = time.time() - 3601
+    os.utime(marker, (hour_ago, hour_ago))
+    res = ws.run("--force")
+    assert res.code == 0 and "dagmake: succeeded: 3 ran" in res.out, res.both
     assert manifests(ws) == []  # all three were stored, then the end-of-run prune took them
-    assert (ws.cache / "v1" / "last-prune").exists()
+    assert marker.stat().st_mtime > hour_ago + 3000

@@ -4,6 +4,7 @@ torn by a crash. Real processes, real files, real locks."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ from dagmake.packs import Packs
 p = Packs(Path(sys.argv[1]), lambda f: f.mkdir(parents=True, exist_ok=True))
 import time
 while not Path(sys.argv[2]).exists():
-    p.rewrite(lambda key, manifest, used: True)
+    p.rewrite(lambda key, manifest, used: True, always=True)
     time.sleep(0.002)
 """
 
@@ -102,3 +103,23 @@ def test_compaction_under_concurrent_appends_loses_nothing(tmp_path: Path) -> No
         for n in range(150):
             assert found[f"ab{w:04x}{n:026x}"] == {"w": w, "n": n}
     assert p.read(first) == b'{"first": true}'
+
+
+def test_a_rewrite_leaves_a_file_alone_unless_it_gains_enough(tmp_path: Path) -> None:
+    """A prune that drops nothing writes nothing; a file mostly of superseded records (a use
+    appended per cache hit) is compacted, and one that loses an entry always is."""
+    p = packs(tmp_path / "packs")
+    for n in range(4):
+        p.add(key(n), b'{"n": %d}' % n)
+    bucket = tmp_path / "packs" / "ab"
+    before = os.stat(bucket).st_ino
+    assert p.rewrite(lambda key, manifest, used: True) == (4, 0)
+    assert os.stat(bucket).st_ino == before  # not replaced: nothing to gain
+    for _ in range(20):
+        p.used(key(0))
+    size = bucket.stat().st_size
+    assert p.rewrite(lambda key, manifest, used: True) == (4, 0)
+    assert bucket.stat().st_size < size / 2  # compacted: one use line is left
+    assert p.rewrite(lambda key, manifest, used: not key.endswith("3")) == (3, 1)
+    assert p.read(key(3)) is None
+    assert {k for k, _, _ in p.entries()} == {key(n) for n in range(3)}
