@@ -373,16 +373,21 @@ class _Run:
                 for sid in chosen:
                     if sid not in self.results:
                         self.results[sid] = StepResult(sid, StepStatus.CANCELLED)
-                self._store_rest()
+                self._store_rest()  # a second Ctrl-C abandons it
                 return "interrupted"
-            self._store_rest()
+            if not self._store_rest():  # Ctrl-C while storing the last results: heard
+                return "interrupted"
         return "succeeded"
 
-    def _store_rest(self) -> None:
-        """Store what the loop had no idle moment for (a second Ctrl-C abandons it)."""
-        with contextlib.suppress(Interrupted):
+    def _store_rest(self) -> bool:
+        """Store what the loop had no idle moment for; False when an interrupt came first
+        (what is left is not stored: every step's result is already recorded)."""
+        try:
             while self._unstored:
                 self._store(*self._unstored.popleft())
+        except Interrupted:
+            return False
+        return True
 
     def _interrupt(self, executor: Executor, running: dict[str, _Running], signum: int) -> None:
         self.reporter.warning(

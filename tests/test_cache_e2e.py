@@ -242,6 +242,33 @@ def test_a_step_that_finished_before_ctrl_c_is_still_cached(ws: Workspace, tmp_p
     assert other.read("quick.txt") == "built\n"
 
 
+def test_ctrl_c_while_the_last_results_are_stored_is_heard(ws: Workspace) -> None:
+    """Every step is done and the run is storing what it had no idle moment for: Ctrl-C then
+    ends the run as interrupted (it was swallowed, and `watch` went on watching)."""
+    ws.workflow(
+        """
+        steps:
+          - id: only
+            run: echo built > out.txt
+            inputs: [src.txt]
+            outputs: [out.txt]
+        """
+    )
+    ws.write("src.txt", "x\n")
+    proc = ws.popen(DAGMAKE_FAULT="cache.store.manifest:sleep")  # the store takes 30 s
+    deadline = time.monotonic() + 30
+    while not (ws.root / "out.txt").exists():
+        assert time.monotonic() < deadline, "the step never ran"
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the store, which sleeps 30 s
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, out + err
+    assert "only succeeded" in out and "dagmake: interrupted:" in out, out
+    assert outcome(ws, "only") == {"only": "up_to_date"}  # recorded before the store
+    assert manifests(ws) == []
+
+
 def test_cache_prune_with_a_workflow_applies_its_limits(ws: Workspace) -> None:
     project(ws)
     ws.ran()
