@@ -27,7 +27,7 @@ from dagmake.graph import Graph
 from dagmake.locations import cache_root
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, decide
-from dagmake.results import FAILING, Reporter, RunSummary, StepResult
+from dagmake.results import FAILING, Reporter, RunSummary, Settled, StepResult
 from dagmake.selection import glob_roots, preflight, selected_steps
 from dagmake.state import LoadedState, StateStore, StepRecord, load_secret, workspace_dir
 from dagmake.steplogs import Capture, Logs
@@ -58,9 +58,10 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
     trust = options.trust
     # A snapshot exists only for this same workflow text and context, which passed the whole
     # preflight then; its trusted steps' inputs are where they were.
+    vouched = frozenset() if trust is None else trust.steps
     preflight(
         graph,
-        [s for s in chosen if trust is None or s not in trust.steps],
+        [s for s in chosen if s not in vouched],
         options.context,
         check_references=trust is None,
     )
@@ -107,7 +108,7 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
 
 def _snapshot(run: _Run, state_dir: Path, key: str, chosen: Sequence[str]) -> None:
     """Leave the no-op snapshot of a run that left every chosen step up to date."""
-    decided = [s for s in chosen if s not in run.trusted]
+    decided = [s for s in run.decide if s not in run.trusted]  # `decide`: of `chosen`
     trust = run.trust
     stamps = {p: run.hasher.stamps.get(p) for sid in decided for p in run.owned.get(sid, ())}
     roots = {sid: glob_roots(run.graph, sid) for sid in decided}
@@ -230,9 +231,9 @@ class _Run:
         else:
             status = self._execute(decide)
         results = self.results
+        ordered: Sequence[StepResult]
         if len(decide) < len(chosen):  # the others are up to date on the snapshot's word
-            unread = StepStatus.UP_TO_DATE
-            ordered = tuple(results.get(s) or StepResult(s, unread) for s in chosen)
+            ordered = Settled(chosen, results, StepStatus.UP_TO_DATE)
         else:
             ordered = tuple(results[s] for s in chosen if s in results)
         if any(results[s].status in FAILING for s in decide if s in results):

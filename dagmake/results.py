@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import collections
 import operator
-from collections.abc import Mapping
-from typing import NamedTuple, Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from typing import NamedTuple, Protocol, overload
 
 from dagmake.model import Reason, StepStatus
 
@@ -42,12 +42,50 @@ class StepResult(NamedTuple):
 _STATUS_VALUE = operator.attrgetter("status._value_")
 
 
+class Settled(Sequence[StepResult]):
+    """A run's results in run order, where every step without a result of its own is `rest`:
+    a narrowed run leaves most of 5,000 steps up to date on the snapshot's word, and their
+    result objects (2 ms) are made only for whoever reads them; counting needs none.
+    `results` holds steps of `order` only."""
+
+    __slots__ = ("_order", "_rest", "_results")
+
+    def __init__(
+        self, order: Sequence[str], results: Mapping[str, StepResult], rest: StepStatus
+    ) -> None:
+        self._order, self._results, self._rest = order, results, rest
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, i: int) -> StepResult: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[StepResult]: ...
+    def __getitem__(self, i: int | slice) -> StepResult | Sequence[StepResult]:
+        if isinstance(i, slice):
+            return tuple(map(self._result, self._order[i]))
+        return self._result(self._order[i])
+
+    def __iter__(self) -> Iterator[StepResult]:
+        return map(self._result, self._order)
+
+    def _result(self, step_id: str) -> StepResult:
+        return self._results.get(step_id) or StepResult(step_id, self._rest)
+
+    def counts(self) -> collections.Counter[str]:
+        """By status value (see `RunSummary.counts`)."""
+        by_value = collections.Counter(map(_STATUS_VALUE, self._results.values()))
+        by_value[self._rest._value_] += len(self._order) - len(self._results)
+        return by_value
+
+
 class RunSummary(NamedTuple):
     workflow: str
     dry_run: bool
     status: str  # "succeeded" | "failed" | "interrupted"
     duration_s: float
-    steps: tuple[StepResult, ...]
+    steps: Sequence[StepResult]  # in run order
     cache_hits: int = 0
     cache_misses: int = 0
     warnings: tuple[str, ...] = ()
@@ -58,8 +96,12 @@ class RunSummary(NamedTuple):
     def counts(self) -> dict[StepStatus, int]:
         """How many steps ended in each status: one pass, however many statuses are asked
         (counted by value: hashing an enum member runs Python code, its value's hash does not)."""
-        by_value = collections.Counter(map(_STATUS_VALUE, self.steps))
-        return {StepStatus(value): n for value, n in by_value.items()}
+        steps = self.steps
+        if isinstance(steps, Settled):
+            by_value = steps.counts()
+        else:
+            by_value = collections.Counter(map(_STATUS_VALUE, steps))
+        return {StepStatus(value): n for value, n in by_value.items() if n}
 
     def to_json(self) -> dict[str, object]:
         return {
