@@ -32,6 +32,8 @@ from dagmake.selection import glob_roots, preflight, selected_steps
 from dagmake.state import LoadedState, StateStore, StepRecord, load_secret, workspace_dir
 from dagmake.steplogs import Capture, Logs
 
+STREAM_EVERY_S = 0.05  # how often a running command's new output is passed on
+
 
 class RunOptions(NamedTuple):
     targets: tuple[str, ...] = ()
@@ -211,6 +213,7 @@ class _Run:
         self.owned: dict[str, list[str]] = {}  # each step's input and output paths
         self.decide: list[str] = []  # the steps this run decides (see `_narrow`)
         self._unstored: collections.deque[tuple[Step, StepRecord, Path]] = collections.deque()
+        self._stream_at = 0.0  # when running commands' output is next passed on
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -614,6 +617,13 @@ class _Run:
         return _Running(step, decision, resolved, attempt, capture, values_path)
 
     def _stream(self, running: Mapping[str, _Running]) -> None:
+        """Pass on what running commands wrote, at most every STREAM_EVERY_S: the loop turns
+        once or twice per step, and a stat of every running command's file each time was
+        most of a cold build's stat calls (a finished command is drained in full anyway)."""
+        now = time.monotonic()
+        if now < self._stream_at:
+            return
+        self._stream_at = now + STREAM_EVERY_S
         for job in running.values():
             job.capture.pump(self._emitter(job.step.id))
 

@@ -558,7 +558,7 @@ def _inline_size(entry: CacheEntry | None) -> int:
 
 def _read_at_most(path: Path, limit: int) -> bytes | None:
     """The file's bytes, or None if it holds more than `limit` (it grew since it was seen)."""
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:  # a short read fails the caller's digest check
         data = f.read(limit + 1)
     return None if len(data) > limit else data
 

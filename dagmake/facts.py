@@ -7,13 +7,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from dagmake import conditions, globs, variables
+from dagmake import globs, variables
 from dagmake.fingerprint import FileStamp, Hasher, keyed_digest
 from dagmake.model import Step, Workflow
 from dagmake.plan import Facts
 from dagmake.state import StepRecord
+
+if TYPE_CHECKING:
+    from dagmake import conditions
 
 
 class Resolved(NamedTuple):
@@ -49,6 +52,8 @@ class Inspector:
             return True
         cond = self._conditions.get(step.id)
         if cond is None:
+            from dagmake import conditions  # a workflow without `if:` never loads the parser
+
             cond = conditions.parse(step.condition, self.where(step, "if"))
             self._conditions[step.id] = cond
         scope = variables.step_scope(self.workflow, step, self.context)

@@ -13,7 +13,6 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
-from dagmake import conditions
 from dagmake.errors import ConfigError, did_you_mean
 from dagmake.model import Step, Workflow
 
@@ -186,6 +185,8 @@ def check_workflow(
         refs = references(step.run, f"{prefix}.run")
         where_of = {id(r): f"{prefix}.run" for r in refs}
         if step.condition is not None:
+            from dagmake import conditions  # a workflow without `if:` never loads the parser
+
             cond = conditions.parse(step.condition, f"{prefix}.if")
             for name in cond.names:
                 ref = parse_inner(name, "${" + name + "}", f"{prefix}.if")

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dagmake.fingerprint import RACY_MARGIN_NS, Components, FileStamp, Hasher, canonical, hash_file
+from dagmake.fingerprint import (
+    RACY_MARGIN_NS,
+    Components,
+    FileStamp,
+    Hasher,
+    canonical,
+    hash_bytes,
+    hash_file,
+)
 
 text = st.text(max_size=20)
 pairs = st.lists(st.tuples(text, text), max_size=4).map(tuple)
@@ -146,3 +154,11 @@ def test_a_stamp_is_dated_before_its_stat_so_a_change_during_a_slow_read_is_not_
     stamp = Hasher(str(tmp_path), {}).stamp("big.bin")
     assert stamp is not None
     assert stamp.taken_ns - before < 100_000_000  # dated when it was looked at, not after
+
+
+@pytest.mark.parametrize("size", [0, 1, 14, 65535, 65536, 65537, 131073, (1 << 20) + 5, 3 << 20])
+def test_hash_file_is_the_digest_of_every_byte_whatever_the_size(tmp_path: Path, size: int) -> None:
+    """Small files are read in 64 KiB pieces, large ones streamed: the edges of both."""
+    data = os.urandom(size)
+    (tmp_path / "f").write_bytes(data)
+    assert hash_file(str(tmp_path / "f")) == hash_bytes(data)
