@@ -10,6 +10,7 @@ import contextlib
 import heapq
 import os
 import signal
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -711,7 +712,7 @@ class _Run:
                 st = os.lstat(full)
             except OSError:
                 return
-            link = os.readlink(full) if os.path.islink(full) else None
+            link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else None
             files.append(OutputFile(path, digest, st.st_size, st.st_mode & 0o7777, link))
         self.cache.store(
             record.fingerprint, step.id, self.workflow.root, files, log_path, dict(record.values)

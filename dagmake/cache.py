@@ -221,7 +221,7 @@ class ResultCache:
 
         Nothing is kept when an output changed since it was hashed, or when an output path or
         symlink would lead outside the workspace (such a result could not be restored)."""
-        if not _HEX.match(key) or not _storable(os.path.realpath(workspace), files):
+        if not _HEX.match(key) or not _storable(workspace, files):
             return
         try:
             digests: list[str] = []
@@ -593,13 +593,15 @@ def _link_stays_inside(real_root: str, rel: str, link: str) -> bool:
     return _inside(real_root, os.path.realpath(where))
 
 
-def _storable(real_root: str, files: list[OutputFile]) -> bool:
+def _storable(workspace: Path, files: list[OutputFile]) -> bool:
     for f in files:
         try:
             _check_relative(f.path)
         except CacheCorrupt:
             return False
-        if f.link is not None and not _link_stays_inside(real_root, f.path, f.link):
+        if f.link is not None and not _link_stays_inside(
+            os.path.realpath(workspace), f.path, f.link
+        ):
             return False
     return True
 

@@ -118,13 +118,14 @@ class Inspector:
     def collect_outputs(self, step: Step) -> tuple[dict[str, str], list[str]]:
         """After a successful command: digest of every output file, and what is missing."""
         files = globs.expand(step.outputs, self.workflow.root)
+        found = set(files)
         problems: list[str] = []
         for out in step.outputs:
             if globs.is_glob(out):
                 if not any(globs.matches(out, f) for f in files):
                     problems.append(f"declared output pattern '{out}' matched no file")
-            elif not os.path.lexists(os.path.join(self.root, out)):
-                problems.append(f"declared output {out} was not produced")
+            elif out not in found and not os.path.lexists(os.path.join(self.root, out)):
+                problems.append(f"declared output {out} was not produced")  # not even a link
         self.hasher.forget(files)
         digests: dict[str, str] = {}
         for path in files:
