@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from dagmake import __version__
 
@@ -22,7 +22,30 @@ _FLAG_OPTIONS = frozenset({"--no-cache", "--no-wait"})
 _COMMANDS = frozenset({"run", "explain", "graph", "list", "cache", "hook", "watch", "--help", "-h"})
 
 
-def main() -> None:
+def main() -> NoReturn:
+    """The `dagmake` command (the console script and `python -m dagmake`): do what was asked,
+    then leave without the interpreter's teardown. Freeing, module by module, every object a
+    run made took 6 to 9 ms here: a tenth of a 5,000-step no-op. Nothing is left for it to
+    do: files are closed and children reaped by the code that opened and started them, locks
+    are released with the process, gc is off during runs, and nothing registers atexit."""
+    try:
+        _dispatch()
+        code = 0
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # the reader went away (`dagmake list | head`)
+        code = code or 1
+    os._exit(code)
+
+
+def _dispatch() -> None:
     argv = sys.argv[1:]
     if argv == ["--version"]:
         print(f"dagmake, version {__version__}")

@@ -353,3 +353,24 @@ def test_what_a_step_left_running_writes_stays_in_that_step_log(ws: Workspace) -
     report = {s["id"]: s for s in json.loads(res.out)["steps"]}
     assert "log" not in report["next"], Path(report["next"]["log"]).read_text()
     assert Path(report["starts"]["log"]).read_text() == "late-from-starts\n"
+
+
+def test_every_byte_written_reaches_a_file_and_a_pipe(ws: Workspace, tmp_path: Path) -> None:
+    """dagmake leaves by os._exit, so nothing is flushed for it at exit: whatever wrote the
+    output (the report, click) must have it out by then, far more than one buffer's worth,
+    whether stdout is a file or a pipe."""
+    ws.workflow(
+        "steps:\n"
+        + "".join(f"  - {{id: step{i}, run: 'true', inputs: [in.txt]}}\n" for i in range(3000))
+    )
+    ws.write("in.txt", "x\n")
+    with open(tmp_path / "out.json", "w") as f:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dagmake", "--json"], cwd=ws.root, env=ws.env(), stdout=f,
+            stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads((tmp_path / "out.json").read_text())["steps"]) == 3000
+    assert proc.stderr.strip().splitlines()[-1].startswith("dagmake: succeeded: 3000 ran")
+    listed = ws.run("list", "--json")
+    assert len(json.loads(listed.out)) == 3000
