@@ -257,8 +257,10 @@ class _Run:
             if self.cache is not None and (self.hits or self.misses):
                 self.cache.record_run(self.hits, self.misses)
         self.reporter.run_finished(summary)
-        if not self.dry and self.cache is not None and self.cache.stored:
-            self.cache.maybe_prune()
+        if not self.dry and self.cache is not None and self.cache.stored and self.cache.prune_due():
+            from dagmake import cachekeep  # hourly: a run needs it only then
+
+            cachekeep.auto_prune(self.cache)
         return summary
 
     def _narrow(self, chosen: list[str]) -> list[str]:

@@ -1,5 +1,6 @@
 """The result cache: every successful step's outputs and log, keyed by its fingerprint, shared
-by every workspace of the user and restored by verified copy.
+by every workspace of the user and restored by verified copy. Keeping it (its statistics,
+prune, verify, clear) is `cachekeep`'s.
 
 Layout under `<cache root>/v1/` (the root's `workspaces/` and `secret` belong to `state`):
 
@@ -45,7 +46,7 @@ import xxhash
 
 from dagmake import faults, units
 from dagmake.errors import ConfigError
-from dagmake.fingerprint import hash_bytes, hash_file
+from dagmake.fingerprint import hash_bytes
 from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, temp_file
 from dagmake.model import CacheSettings
 from dagmake.packs import Packs
@@ -58,8 +59,8 @@ RUNS_KEPT = 20
 _CHUNK = 1 << 20
 INLINE_MAX = 4096  # bytes: a content this small is kept in the manifest, not in a blob
 _NO_INLINE: Mapping[str, bytes] = MappingProxyType({})
-_HEX = re.compile(r"[0-9a-f]{8,64}\Z")
-_TMP = ".tmp-"
+HEX = re.compile(r"[0-9a-f]{8,64}\Z")
+TMP_PREFIX = ".tmp-"  # a blob being written
 
 
 class OutputFile(NamedTuple):
@@ -81,28 +82,6 @@ class CacheEntry(NamedTuple):
     inline: Mapping[str, bytes] = _NO_INLINE  # digest -> bytes kept in the manifest (checked)
 
 
-class CacheStats(NamedTuple):
-    root: Path
-    entries: int
-    blobs: int
-    size_bytes: int
-    runs: tuple[tuple[float, int, int], ...]  # (finished at, hits, misses), oldest first
-
-
-class PruneReport(NamedTuple):
-    dry_run: bool
-    removed_entries: int
-    kept_entries: int
-    freed_bytes: int
-    kept_bytes: int
-
-
-class VerifyReport(NamedTuple):
-    checked: int
-    corrupt: int
-    removed_entries: int
-
-
 class CacheCorrupt(Exception):
     """An entry or blob failed a check; the message says which."""
 
@@ -114,11 +93,15 @@ class ResultCache:
         self.legacy = self.dir / "entries"  # one file per manifest, before packs
         self.settings = settings
         self.warn = warn
-        self._made: set[Path] = set()  # folders known to exist (a clear() forgets them)
+        self._made: set[Path] = set()  # folders known to exist (`forget_folders` forgets them)
         self.stored = 0  # entries this process stored
         self.packs = Packs(self.dir / "packs", self._private_dirs)
 
-    def _blob(self, digest: str) -> Path:
+    def forget_folders(self) -> None:
+        """Forget which folders exist (they were removed: `cachekeep.clear`)."""
+        self._made.clear()
+
+    def blob_path(self, digest: str) -> Path:
         return self.blobs / digest[:2] / digest
 
     def _private_dirs(self, folder: Path) -> None:
@@ -138,15 +121,15 @@ class ResultCache:
     def lookup(self, key: str) -> CacheEntry | None:
         """The entry for `key` if it is whole (every blob present; not rehashed), else None.
         A broken entry is removed with a warning. A hit refreshes the entry's recency."""
-        if not _HEX.match(key):
+        if not HEX.match(key):
             return None
         raw = self.packs.read(key)
         if raw is None:
             return None
         try:
-            entry = _parse_manifest(raw, key)
-            for digest in _blob_digests(entry):
-                if not self._blob(digest).is_file():
+            entry = parse_manifest(raw, key)
+            for digest in blob_digests(entry):
+                if not self.blob_path(digest).is_file():
                     raise CacheCorrupt(f"stored file {digest[:12]} is missing")
         except CacheCorrupt as e:
             self._discard(key, f"cache entry for '{_step_of(raw)}' is unusable ({e})")
@@ -161,7 +144,7 @@ class ResultCache:
             return b""
         if entry.log_digest in entry.inline:
             return entry.inline[entry.log_digest]
-        blob = self._blob(entry.log_digest)
+        blob = self.blob_path(entry.log_digest)
         try:
             data = blob.read_bytes()
         except OSError:
@@ -190,7 +173,7 @@ class ResultCache:
                     ):
                         raise CacheCorrupt(f"stored file {out.digest[:12]} does not match")
                 else:
-                    self._copy_verified(self._blob(out.digest), target, out.digest, out.mode)
+                    self._copy_verified(self.blob_path(out.digest), target, out.digest, out.mode)
         except (OSError, ValueError, CacheCorrupt) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self._discard(entry.key, f"could not restore '{entry.step_id}' from the cache ({why})")
@@ -221,7 +204,7 @@ class ResultCache:
 
         Nothing is kept when an output changed since it was hashed, or when an output path or
         symlink would lead outside the workspace (such a result could not be restored)."""
-        if not _HEX.match(key) or not _storable(workspace, files):
+        if not HEX.match(key) or not _storable(workspace, files):
             return
         try:
             digests: list[str] = []
@@ -243,7 +226,7 @@ class ResultCache:
             elif log_digest is not None:
                 digests.append(log_digest)
             for digest in digests:
-                os.utime(self._blob(digest))  # young again, so a prune running now spares it
+                os.utime(self.blob_path(digest))  # young again, so a prune running now spares it
             doc = {
                 "dagmake_cache": FORMAT,
                 "key": key,
@@ -265,7 +248,7 @@ class ResultCache:
 
     def _put_file(self, source: Path, digest: str) -> bool:
         """Copy `source` into its blob unless present; False if its bytes no longer match."""
-        if self._blob(digest).is_file():
+        if self.blob_path(digest).is_file():
             return True
         with open(source, "rb") as src:
             return self._write_blob(iter(lambda: src.read(_CHUNK), b""), digest)
@@ -286,7 +269,7 @@ class ResultCache:
         digest = hash_bytes(data)
         if len(data) <= INLINE_MAX:
             return digest, len(data), data
-        if not self._blob(digest).is_file():
+        if not self.blob_path(digest).is_file():
             self._write_blob(iter((data,)), digest)
         return digest, len(data), None
 
@@ -294,9 +277,9 @@ class ResultCache:
         """Write `chunks` to a temp file beside the blob, hashing as we go; `os.replace` only
         when the hash is `digest`."""
         faults.check("cache.store.blob")
-        blob = self._blob(digest)
+        blob = self.blob_path(digest)
         self._private_dirs(blob.parent)
-        fd, tmp = temp_file(blob.parent, _TMP)
+        fd, tmp = temp_file(blob.parent, TMP_PREFIX)
         try:
             h = xxhash.xxh3_128()
             with os.fdopen(fd, "wb") as dst:
@@ -316,7 +299,7 @@ class ResultCache:
     def record_run(self, hits: int, misses: int) -> None:
         """Append this run's counts to stats.json (the last RUNS_KEPT runs); best effort."""
         try:
-            runs = self._runs()
+            runs = self.runs()
             runs.append((time.time(), hits, misses))
             self._private_dirs(self.dir)
             doc = {"dagmake_cache": FORMAT, "runs": runs[-RUNS_KEPT:]}
@@ -324,7 +307,8 @@ class ResultCache:
         except OSError:
             pass  # statistics are a nicety
 
-    def _runs(self) -> list[tuple[float, int, int]]:
+    def runs(self) -> list[tuple[float, int, int]]:
+        """(finished at, hits, misses) of the last runs, oldest first."""
         try:
             doc = json.loads((self.dir / "stats.json").read_bytes())
             return [(float(t), int(h), int(m)) for t, h, m in doc["runs"]]
@@ -333,142 +317,36 @@ class ResultCache:
 
     # -- maintenance ------------------------------------------------------------------
 
+    def prune_due(self) -> bool:
+        """Is the hourly prune due (`cachekeep.auto_prune`)? The limits are enforced now and
+        then, not on every store: a prune reads the whole cache. A cache without `last-prune`
+        (new, or cleared) starts the clock instead: the first run into an empty cache would
+        otherwise read back everything it just stored (0.1 s per 1,000 entries), to drop
+        nothing. True also restarts the clock."""
+        marker = self.dir / "last-prune"
+        try:
+            if time.time() - marker.stat().st_mtime < AUTO_PRUNE_EVERY_S:
+                return False
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                marker.touch()
+            return False
+        except OSError:
+            return False
+        with contextlib.suppress(OSError):
+            marker.touch()
+        return True
+
     def _discard(self, key: str, message: str) -> None:
         self.warn(message + "; running the step instead")
         with contextlib.suppress(OSError):
             self.packs.drop(key)
 
-    def maybe_prune(self) -> None:
-        """Enforce the limits now and then (at most hourly), not on every store: a prune reads
-        the whole cache. A run that stored something calls it once its report is out, so a
-        large cache never stalls a build in the middle. A cache without `last-prune` (new, or
-        cleared) starts the clock instead: the first run into an empty cache would otherwise
-        read back everything it just stored (0.1 s per 1,000 entries), to drop nothing."""
-        marker = self.dir / "last-prune"
-        try:
-            if time.time() - marker.stat().st_mtime < AUTO_PRUNE_EVERY_S:
-                return
-        except FileNotFoundError:
-            with contextlib.suppress(OSError):
-                marker.touch()
-            return
-        except OSError:
-            return
-        try:
-            marker.touch()
-            self.prune()
-        except OSError as e:
-            self.warn(f"cache: could not prune: {e.strerror or e}")
-
-    def _manifests(self) -> Iterator[tuple[str, float, CacheEntry | None]]:
-        """(key, last use, entry) of every entry; entry None (and last use 0) when unreadable."""
-        for key, raw, used in self.packs.entries():
-            try:
-                entry: CacheEntry | None = _parse_manifest(raw, key)
-            except CacheCorrupt:
-                entry = None
-            yield key, 0.0 if entry is None else max(used, entry.created_at), entry
-
-    def prune(
-        self,
-        *,
-        max_size_bytes: int | None = None,
-        max_age_s: float | None = None,
-        dry_run: bool = False,
-    ) -> PruneReport:
-        """Drop entries unused for longer than the age limit, then the least recently used
-        until their blobs fit the size limit; then blobs no entry names (past the grace)."""
-        size_limit = self.settings.max_size_bytes if max_size_bytes is None else max_size_bytes
-        age_limit = self.settings.max_age_s if max_age_s is None else max_age_s
-        now = time.time()
-        cutoff = now - PRUNE_GRACE_S  # taken before listing: see the module docstring
-        blob_sizes = {p.name: _size(p) for p in _files_under(self.blobs) if _HEX.match(p.name)}
-        manifests = sorted(self._manifests(), key=lambda m: m[1])  # least recently used first
-        refs: dict[str, int] = {}
-        for _, _, entry in manifests:
-            for d in _blob_digests(entry):
-                refs[d] = refs.get(d, 0) + 1
-        total = sum(blob_sizes.get(d, 0) for d in refs)
-        total += sum(_inline_size(entry) for _, _, entry in manifests)
-        drop: set[str] = set()
-        for key, used, entry in manifests:
-            if entry is not None and now - used <= age_limit and total <= size_limit:
-                continue
-            drop.add(key)
-            total -= _inline_size(entry)
-            for d in _blob_digests(entry):
-                refs[d] -= 1
-                if refs[d] == 0:
-                    total -= blob_sizes.get(d, 0)
-        if not dry_run:
-            # entries stored since the listing are not in `drop`: kept, and their blobs are
-            # younger than `cutoff`
-            self.packs.rewrite(lambda key, _raw, _used: key not in drop)
-            _remove_tree(self.legacy)
-        freed = 0
-        for digest, size in blob_sizes.items():
-            if refs.get(digest, 0) == 0 and _older_than(self._blob(digest), cutoff):
-                freed += size
-                if not dry_run:
-                    _unlink_if_older(self._blob(digest), cutoff)
-        if not dry_run:
-            for path in _files_under(self.blobs):
-                if path.name.startswith(_TMP):
-                    _unlink_if_older(path, cutoff)  # left by a store that was killed
-        left = sum(blob_sizes.values()) - freed
-        return PruneReport(dry_run, len(drop), len(manifests) - len(drop), freed, left)
-
-    def clear(self) -> int:
-        """Remove every entry and blob (never `workspaces/` or `secret`); the entry count."""
-        count = sum(1 for _ in self.packs.entries())
-        self._made.clear()
-        for folder in (self.packs.folder, self.legacy, self.blobs):
-            _remove_tree(folder)
-        for name in ("stats.json", "last-prune"):
-            with contextlib.suppress(OSError):
-                (self.dir / name).unlink()
-        return count
-
-    def verify(self) -> VerifyReport:
-        """Rehash every blob; remove corrupt blobs and the entries that name missing ones."""
-        checked = corrupt = 0
-        for path in _files_under(self.blobs):
-            if not _HEX.match(path.name):
-                continue
-            checked += 1
-            try:
-                ok = hash_file(str(path)) == path.name
-            except FileNotFoundError:
-                checked -= 1  # pruned meanwhile
-                continue
-            except OSError:
-                ok = False
-            if not ok:
-                corrupt += 1
-                with contextlib.suppress(OSError):
-                    path.unlink()
-        broken = {
-            key
-            for key, _, entry in self._manifests()
-            if entry is None or not all(self._blob(d).is_file() for d in _blob_digests(entry))
-        }
-        if broken:
-            self.packs.rewrite(lambda key, _raw, _used: key not in broken)
-        return VerifyReport(checked, corrupt, len(broken))
-
-    def stats(self) -> CacheStats:
-        sizes = [_size(p) for p in _files_under(self.blobs) if _HEX.match(p.name)]
-        manifests = list(self._manifests())
-        inline = sum(_inline_size(entry) for _, _, entry in manifests)
-        return CacheStats(
-            self.dir.parent, len(manifests), len(sizes), sum(sizes) + inline, tuple(self._runs())
-        )
-
 
 # -- manifests ----------------------------------------------------------------------------
 
 
-def _parse_manifest(raw: bytes, key: str) -> CacheEntry:
+def parse_manifest(raw: bytes, key: str) -> CacheEntry:
     try:
         doc = json.loads(raw)
         if doc.get("dagmake_cache") != FORMAT or doc.get("key") != key:
@@ -500,13 +378,13 @@ def _parse_manifest(raw: bytes, key: str) -> CacheEntry:
             raise CacheCorrupt(f"stored file {digest[:12]} does not match its digest")
     for out in entry.outputs:
         _check_relative(out.path)
-        if out.link is None and not _HEX.match(out.digest):
+        if out.link is None and not HEX.match(out.digest):
             raise CacheCorrupt(f"bad digest for {out.path}")
         if not 0 <= out.mode <= 0o7777 or out.size < 0:
             raise CacheCorrupt(f"bad mode or size for {out.path}")
         if out.link is not None and not _link_text_stays_inside(out.path, out.link):
             raise CacheCorrupt(f"symlink {out.path} leads to '{out.link}', outside the workspace")
-    if entry.log_digest is not None and not _HEX.match(entry.log_digest):
+    if entry.log_digest is not None and not HEX.match(entry.log_digest):
         raise CacheCorrupt("bad log digest")
     return entry
 
@@ -542,7 +420,7 @@ def _check_relative(path: str) -> None:
         raise CacheCorrupt(f"it names '{path}', a path outside the workspace")
 
 
-def _blob_digests(entry: CacheEntry | None) -> set[str]:
+def blob_digests(entry: CacheEntry | None) -> set[str]:
     """The blobs an entry needs (what it keeps inline is not among them)."""
     if entry is None:
         return set()
@@ -552,7 +430,7 @@ def _blob_digests(entry: CacheEntry | None) -> set[str]:
     return found.difference(entry.inline)
 
 
-def _inline_size(entry: CacheEntry | None) -> int:
+def inline_size(entry: CacheEntry | None) -> int:
     return 0 if entry is None else sum(len(b) for b in entry.inline.values())
 
 
@@ -621,7 +499,7 @@ def _prepare_target(real_root: str, rel: str) -> str:
 
 
 def _place_symlink(target: str, link: str) -> None:
-    tmp = f"{os.path.dirname(target)}/{_TMP}link-{os.getpid()}-{os.path.basename(target)}"
+    tmp = f"{os.path.dirname(target)}/{TMP_PREFIX}link-{os.getpid()}-{os.path.basename(target)}"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     os.symlink(link, tmp)
@@ -631,53 +509,6 @@ def _place_symlink(target: str, link: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-# -- filesystem ---------------------------------------------------------------------------
-
-
-def _files_under(folder: Path) -> Iterator[Path]:
-    """Files one shard deep (`folder/ab/*`), tolerating folders removed meanwhile."""
-    try:
-        shards = list(os.scandir(folder))
-    except OSError:
-        return
-    for shard in shards:
-        if not shard.is_dir(follow_symlinks=False):
-            continue
-        try:
-            names = list(os.scandir(shard.path))
-        except OSError:
-            continue
-        for entry in names:
-            if entry.is_file(follow_symlinks=False):
-                yield Path(entry.path)
-
-
-def _remove_tree(folder: Path) -> None:
-    import shutil  # prune and clear only: a run need not import it
-
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _older_than(path: Path, cutoff: float) -> bool:
-    try:
-        return path.stat().st_mtime < cutoff
-    except OSError:
-        return False
-
-
-def _unlink_if_older(path: Path, cutoff: float) -> None:
-    with contextlib.suppress(OSError):
-        if path.stat().st_mtime < cutoff:  # re-checked now: a store may just have touched it
-            path.unlink()
 
 
 # -- settings and formatting --------------------------------------------------------------
@@ -714,47 +545,3 @@ def parse_age(text: str) -> float:
         return units.parse_age(text)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-
-
-def _entries(n: int) -> str:
-    return f"{n} entry" if n == 1 else f"{n} entries"
-
-
-def format_stats(s: CacheStats) -> str:
-    lines = [
-        f"cache: {s.root}",
-        f"entries: {s.entries}",
-        f"stored files: {s.blobs} ({units.format_size(s.size_bytes)})",
-    ]
-    if s.runs:
-        hits = sum(h for _, h, _ in s.runs)
-        misses = sum(m for _, _, m in s.runs)
-        rate = 100.0 * hits / (hits + misses) if hits + misses else 0.0
-        lines.append(
-            f"last {len(s.runs)} runs: {hits} hits, {misses} misses ({rate:.0f}% restored)"
-        )
-    else:
-        lines.append("no runs recorded yet")
-    return "\n".join(lines)
-
-
-def format_prune(r: PruneReport) -> str:
-    freed, kept = units.format_size(r.freed_bytes), units.format_size(r.kept_bytes)
-    if r.dry_run:
-        return (
-            f"would remove {_entries(r.removed_entries)}, freeing {freed} "
-            f"(keeping {_entries(r.kept_entries)}, {kept})"
-        )
-    return (
-        f"removed {_entries(r.removed_entries)}, freed {freed} "
-        f"(kept {_entries(r.kept_entries)}, {kept})"
-    )
-
-
-def format_verify(r: VerifyReport) -> str:
-    if not r.corrupt and not r.removed_entries:
-        return f"checked {r.checked} stored files: all good"
-    return (
-        f"checked {r.checked} stored files: {r.corrupt} corrupt (removed); "
-        f"removed {_entries(r.removed_entries)} that named missing or corrupt files"
-    )

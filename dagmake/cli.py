@@ -18,6 +18,7 @@ from dagmake import __version__
 from dagmake.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
+    from dagmake.cache import ResultCache
     from dagmake.graph import Graph
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -323,7 +324,7 @@ def cache_group(ctx: click.Context, workflow_file: Path | None) -> None:
     ctx.obj = workflow_file
 
 
-def _cache() -> Any:
+def _cache() -> ResultCache:
     from dagmake.cache import ResultCache, settings_from_env
     from dagmake.locations import cache_root
     from dagmake.model import CacheSettings
@@ -343,9 +344,9 @@ def _warn(message: str) -> None:
 def cache_stats() -> None:
     """Entries, size, and hits/misses of the last runs."""
     with _error_boundary():
-        from dagmake.cache import format_stats
+        from dagmake import cachekeep
 
-        click.echo(format_stats(_cache().stats()))
+        click.echo(cachekeep.format_stats(cachekeep.stats(_cache())))
         sys.exit(EXIT_OK)
 
 
@@ -360,13 +361,13 @@ def cache_stats() -> None:
 def cache_prune(max_size: str | None, max_age: str | None, dry_run: bool) -> None:
     """Evict entries beyond the size and age limits."""
     with _error_boundary():
-        from dagmake.cache import format_prune, parse_age, parse_size
+        from dagmake import cachekeep
+        from dagmake.cache import parse_age, parse_size
 
         size = parse_size(max_size) if max_size else None
         age = parse_age(max_age) if max_age else None
-        click.echo(
-            format_prune(_cache().prune(max_size_bytes=size, max_age_s=age, dry_run=dry_run))
-        )
+        report = cachekeep.prune(_cache(), max_size_bytes=size, max_age_s=age, dry_run=dry_run)
+        click.echo(cachekeep.format_prune(report))
         sys.exit(EXIT_OK)
 
 
@@ -374,7 +375,9 @@ def cache_prune(max_size: str | None, max_age: str | None, dry_run: bool) -> Non
 def cache_clear() -> None:
     """Remove every cached result (workspace state is kept)."""
     with _error_boundary():
-        n = _cache().clear()
+        from dagmake import cachekeep
+
+        n = cachekeep.clear(_cache())
         click.echo(f"removed {n} cache entries")
         sys.exit(EXIT_OK)
 
@@ -383,11 +386,11 @@ def cache_clear() -> None:
 def cache_verify() -> None:
     """Re-hash every stored file; remove corrupt ones and the entries naming them."""
     with _error_boundary():
-        from dagmake.cache import format_verify
+        from dagmake import cachekeep
 
-        report = _cache().verify()
-        click.echo(format_verify(report))
-        sys.exit(EXIT_OK if not getattr(report, "corrupt", 0) else EXIT_FAILED)
+        report = cachekeep.verify(_cache())
+        click.echo(cachekeep.format_verify(report))
+        sys.exit(EXIT_OK if not report.corrupt else EXIT_FAILED)
 
 
 @main.group("hook")

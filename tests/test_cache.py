@@ -13,17 +13,9 @@ from typing import Any
 import pytest
 
 from dagmake import cache as cache_mod
-from dagmake.cache import (
-    OutputFile,
-    PruneReport,
-    ResultCache,
-    VerifyReport,
-    format_prune,
-    format_verify,
-    parse_age,
-    parse_size,
-    settings_from_env,
-)
+from dagmake import cachekeep
+from dagmake.cache import OutputFile, ResultCache, parse_age, parse_size, settings_from_env
+from dagmake.cachekeep import PruneReport, VerifyReport, format_prune, format_verify
 from dagmake.errors import ConfigError
 from dagmake.fingerprint import hash_bytes, hash_file
 from dagmake.model import CacheSettings
@@ -83,7 +75,7 @@ class Setup:
         self.cache.packs.used(key, at=when)
 
     def last_use(self, key: str) -> float:
-        return {k: used for k, used, _ in self.cache._manifests()}[key]
+        return {k: used for k, used, _ in cachekeep.manifests(self.cache)}[key]
 
     def blob(self, data: bytes) -> Path:
         d = hash_bytes(data)
@@ -350,7 +342,7 @@ def test_prune_removes_entries_unused_for_longer_than_the_age_limit(s: Setup) ->
     s.age_everything()
     s.used_at(K2, time.time())  # used just now
 
-    report = s.cache.prune(max_age_s=3600)
+    report = cachekeep.prune(s.cache, max_age_s=3600)
     assert (report.removed_entries, report.kept_entries) == (1, 1)
     assert report.freed_bytes == 3 and report.kept_bytes == 3
     assert s.cache.lookup(K1) is None and s.cache.lookup(K2) is not None
@@ -366,7 +358,7 @@ def test_prune_by_size_evicts_the_least_recently_used_first(s: Setup) -> None:
         s.used_at(key, time.time() - 300 + 100 * i)
     assert s.cache.lookup(K1) is not None  # K1 was the oldest; using it makes K2 the oldest
 
-    report = s.cache.prune(max_size_bytes=2000)
+    report = cachekeep.prune(s.cache, max_size_bytes=2000)
     assert (report.removed_entries, report.kept_entries, report.freed_bytes) == (1, 2, 1000)
     assert s.cache.lookup(K2) is None
     assert s.cache.lookup(K1) is not None and s.cache.lookup(K3) is not None
@@ -378,7 +370,7 @@ def test_prune_shares_a_blob_between_entries_until_the_last_one_goes(s: Setup) -
     s.store(K2, "same.txt")
     s.age_everything()
     s.used_at(K2, time.time())
-    s.cache.prune(max_age_s=60)
+    cachekeep.prune(s.cache, max_age_s=60)
     assert s.blob(b"same" * 100).exists()
     assert s.cache.lookup(K2) is not None
 
@@ -392,7 +384,7 @@ def test_prune_keeps_young_unreferenced_blobs_of_a_store_in_flight(s: Setup) -> 
     s.store(K2, "out.txt")
     s.cache.packs.drop(K2)  # as if its manifest were not written yet
 
-    report = s.cache.prune()
+    report = cachekeep.prune(s.cache)
     assert s.blob(b"in flight").exists()
     assert not s.blob(b"orphan").exists()
     assert report.freed_bytes == len(b"orphan")
@@ -402,7 +394,7 @@ def test_prune_dry_run_changes_nothing(s: Setup) -> None:
     s.write("out.txt", b"12345")
     s.store(K1, "out.txt")
     s.age_everything()
-    report = s.cache.prune(max_size_bytes=0, dry_run=True)
+    report = cachekeep.prune(s.cache, max_size_bytes=0, dry_run=True)
     assert report == PruneReport(True, 1, 0, 5, 0)
     assert s.cache.lookup(K1) is not None
 
@@ -413,14 +405,15 @@ def test_the_automatic_prune_runs_at_most_hourly(tmp_path: Path) -> None:
     s.store(K1, "out.txt")
     assert s.cache.lookup(K1) is not None  # a store itself never prunes
     marker = s.cache.dir / "last-prune"
-    s.cache.maybe_prune()  # a new cache: the clock starts, nothing is read
+    assert not s.cache.prune_due()  # a new cache: the clock starts
     assert marker.exists() and s.cache.lookup(K1) is not None
     hour_ago = time.time() - 3601
     os.utime(marker, (hour_ago, hour_ago))
-    s.cache.maybe_prune()  # an hour on: this entry alone is over the limit
+    assert s.cache.prune_due()  # an hour on: this entry alone is over the limit
+    cachekeep.auto_prune(s.cache)
     assert s.cache.lookup(K1) is None
     s.store(K2, "out.txt")
-    s.cache.maybe_prune()  # within the hour: no prune
+    assert not s.cache.prune_due()  # within the hour: no prune
     assert s.cache.lookup(K2) is not None
 
 
@@ -431,7 +424,7 @@ def test_verify_finds_and_removes_a_corrupt_blob_and_its_entry(s: Setup) -> None
     s.store(K2, "bad.txt")
     s.blob(b"bad").write_bytes(b"rot")
 
-    report = s.cache.verify()
+    report = cachekeep.verify(s.cache)
     assert report == VerifyReport(checked=2, corrupt=1, removed_entries=1)
     assert not s.blob(b"bad").exists() and not s.has_entry(K2)
     assert s.cache.lookup(K1) is not None
@@ -439,7 +432,7 @@ def test_verify_finds_and_removes_a_corrupt_blob_and_its_entry(s: Setup) -> None
         "checked 2 stored files: 1 corrupt (removed); "
         "removed 1 entry that named missing or corrupt files"
     )
-    assert format_verify(s.cache.verify()) == "checked 1 stored files: all good"
+    assert format_verify(cachekeep.verify(s.cache)) == "checked 1 stored files: all good"
 
 
 def test_clear_removes_entries_and_blobs_but_leaves_workspaces_and_secret(s: Setup) -> None:
@@ -451,13 +444,13 @@ def test_clear_removes_entries_and_blobs_but_leaves_workspaces_and_secret(s: Set
     s.store(K1, "a.txt")
     s.store(K2, "a.txt")
 
-    assert s.cache.clear() == 2
+    assert cachekeep.clear(s.cache) == 2
     assert s.cache.lookup(K1) is None
     assert not (v1 / "blobs").exists()
     assert (v1 / "workspaces" / "abc" / "state.log").read_text() == "state"
     assert (v1 / "secret").read_text() == "s3cret"
-    s.cache.prune(max_size_bytes=0, max_age_s=0)
-    s.cache.verify()
+    cachekeep.prune(s.cache, max_size_bytes=0, max_age_s=0)
+    cachekeep.verify(s.cache)
     assert (v1 / "secret").exists() and (v1 / "workspaces" / "abc").exists()
 
 
@@ -467,10 +460,10 @@ def test_stats_count_entries_blobs_and_the_last_runs(s: Setup) -> None:
     s.store(K1, "a.txt", "b.txt")
     for i in range(25):
         s.cache.record_run(i, 1)
-    st = s.cache.stats()
+    st = cachekeep.stats(s.cache)
     assert (st.entries, st.blobs, st.size_bytes, st.root) == (1, 2, 6, s.tmp / "cache")
     assert len(st.runs) == 20 and st.runs[-1][1:] == (24, 1)
-    assert "entries: 1" in cache_mod.format_stats(st)
+    assert "entries: 1" in cachekeep.format_stats(st)
 
 
 def test_format_prune_says_what_was_removed_and_kept() -> None:
@@ -531,7 +524,8 @@ def test_small_outputs_and_logs_live_in_the_manifest_and_large_ones_in_blobs(
     assert (s.dst / "small.txt").read_bytes() == b"small\n"
     assert stat.S_IMODE(os.stat(s.dst / "small.txt").st_mode) == 0o640
     assert (s.dst / "big.bin").read_bytes() == big
-    assert s.cache.stats().size_bytes == len(big) + len(b"small\n") + len(b"compiled \xff\n")
+    size = cachekeep.stats(s.cache).size_bytes
+    assert size == len(big) + len(b"small\n") + len(b"compiled \xff\n")
 
 
 def test_damaged_inline_bytes_are_a_miss_with_a_warning_and_the_entry_goes(inline: Setup) -> None:
@@ -563,6 +557,6 @@ def test_prune_by_size_counts_inline_bytes(inline: Setup) -> None:
     s.age_everything()
     s.write("b.txt", b"b" * 1000)
     s.store(K2, "b.txt")
-    report = s.cache.prune(max_size_bytes=1500)
+    report = cachekeep.prune(s.cache, max_size_bytes=1500)
     assert (report.removed_entries, report.kept_entries) == (1, 1)
     assert s.cache.lookup(K1) is None and s.cache.lookup(K2) is not None

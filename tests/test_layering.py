@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "state": {"fingerprint", "fsutil", "table"},
     "packs": set(),
     "cache": {"errors", "model", "fsutil", "faults", "locations", "fingerprint", "units", "packs"},
+    "cachekeep": {"cache", "fingerprint", "units"},
     "executor": {"errors"},
     "steplogs": {"fsutil"},
     "plan": {"model", "fingerprint", "state"},

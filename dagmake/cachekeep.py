@@ -1,0 +1,262 @@
+"""Keeping the result cache: its statistics, `prune` (the age and size limits, and blobs no
+entry names), `verify` (every blob rehashed) and `clear`, with their reports. A run needs
+none of this but the hourly prune, so `cache` loads it only then (see `cache.ResultCache`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from dagmake import units
+from dagmake.cache import (
+    HEX,
+    PRUNE_GRACE_S,
+    TMP_PREFIX,
+    CacheCorrupt,
+    CacheEntry,
+    ResultCache,
+    blob_digests,
+    inline_size,
+    parse_manifest,
+)
+from dagmake.fingerprint import hash_file
+
+
+class CacheStats(NamedTuple):
+    root: Path
+    entries: int
+    blobs: int
+    size_bytes: int
+    runs: tuple[tuple[float, int, int], ...]  # (finished at, hits, misses), oldest first
+
+
+class PruneReport(NamedTuple):
+    dry_run: bool
+    removed_entries: int
+    kept_entries: int
+    freed_bytes: int
+    kept_bytes: int
+
+
+class VerifyReport(NamedTuple):
+    checked: int
+    corrupt: int
+    removed_entries: int
+
+
+def manifests(cache: ResultCache) -> Iterator[tuple[str, float, CacheEntry | None]]:
+    """(key, last use, entry) of every entry; entry None (and last use 0) when unreadable."""
+    for key, raw, used in cache.packs.entries():
+        try:
+            entry: CacheEntry | None = parse_manifest(raw, key)
+        except CacheCorrupt:
+            entry = None
+        yield key, 0.0 if entry is None else max(used, entry.created_at), entry
+
+
+def auto_prune(cache: ResultCache) -> None:
+    """The hourly prune at the end of a run that stored something (`ResultCache.prune_due`):
+    after the run's report, so a large cache never stalls a build in the middle."""
+    try:
+        prune(cache)
+    except OSError as e:
+        cache.warn(f"cache: could not prune: {e.strerror or e}")
+
+
+def prune(
+    cache: ResultCache,
+    *,
+    max_size_bytes: int | None = None,
+    max_age_s: float | None = None,
+    dry_run: bool = False,
+) -> PruneReport:
+    """Drop entries unused for longer than the age limit, then the least recently used until
+    their blobs fit the size limit; then blobs no entry names (past the grace)."""
+    size_limit = cache.settings.max_size_bytes if max_size_bytes is None else max_size_bytes
+    age_limit = cache.settings.max_age_s if max_age_s is None else max_age_s
+    import time
+
+    now = time.time()
+    cutoff = now - PRUNE_GRACE_S  # taken before listing: see `cache`'s module docstring
+    blob_sizes = {p.name: _size(p) for p in _files_under(cache.blobs) if HEX.match(p.name)}
+    listed = sorted(manifests(cache), key=lambda m: m[1])  # least recently used first
+    refs: dict[str, int] = {}
+    for _, _, entry in listed:
+        for d in blob_digests(entry):
+            refs[d] = refs.get(d, 0) + 1
+    total = sum(blob_sizes.get(d, 0) for d in refs)
+    total += sum(inline_size(entry) for _, _, entry in listed)
+    drop: set[str] = set()
+    for key, used, entry in listed:
+        if entry is not None and now - used <= age_limit and total <= size_limit:
+            continue
+        drop.add(key)
+        total -= inline_size(entry)
+        for d in blob_digests(entry):
+            refs[d] -= 1
+            if refs[d] == 0:
+                total -= blob_sizes.get(d, 0)
+    if not dry_run:
+        # entries stored since the listing are not in `drop`: kept, and their blobs are
+        # younger than `cutoff`
+        cache.packs.rewrite(lambda key, _raw, _used: key not in drop)
+        _remove_tree(cache.legacy)
+    freed = 0
+    for digest, size in blob_sizes.items():
+        if refs.get(digest, 0) == 0 and _older_than(cache.blob_path(digest), cutoff):
+            freed += size
+            if not dry_run:
+                _unlink_if_older(cache.blob_path(digest), cutoff)
+    if not dry_run:
+        for path in _files_under(cache.blobs):
+            if path.name.startswith(TMP_PREFIX):
+                _unlink_if_older(path, cutoff)  # left by a store that was killed
+    left = sum(blob_sizes.values()) - freed
+    return PruneReport(dry_run, len(drop), len(listed) - len(drop), freed, left)
+
+
+def clear(cache: ResultCache) -> int:
+    """Remove every entry and blob (never `workspaces/` or `secret`); the entry count."""
+    count = sum(1 for _ in cache.packs.entries())
+    cache.forget_folders()
+    for folder in (cache.packs.folder, cache.legacy, cache.blobs):
+        _remove_tree(folder)
+    for name in ("stats.json", "last-prune"):
+        with contextlib.suppress(OSError):
+            (cache.dir / name).unlink()
+    return count
+
+
+def verify(cache: ResultCache) -> VerifyReport:
+    """Rehash every blob; remove corrupt blobs and the entries that name missing ones."""
+    checked = corrupt = 0
+    for path in _files_under(cache.blobs):
+        if not HEX.match(path.name):
+            continue
+        checked += 1
+        try:
+            ok = hash_file(str(path)) == path.name
+        except FileNotFoundError:
+            checked -= 1  # pruned meanwhile
+            continue
+        except OSError:
+            ok = False
+        if not ok:
+            corrupt += 1
+            with contextlib.suppress(OSError):
+                path.unlink()
+    broken = {
+        key
+        for key, _, entry in manifests(cache)
+        if entry is None or not all(cache.blob_path(d).is_file() for d in blob_digests(entry))
+    }
+    if broken:
+        cache.packs.rewrite(lambda key, _raw, _used: key not in broken)
+    return VerifyReport(checked, corrupt, len(broken))
+
+
+def stats(cache: ResultCache) -> CacheStats:
+    sizes = [_size(p) for p in _files_under(cache.blobs) if HEX.match(p.name)]
+    listed = list(manifests(cache))
+    inline = sum(inline_size(entry) for _, _, entry in listed)
+    return CacheStats(
+        cache.dir.parent, len(listed), len(sizes), sum(sizes) + inline, tuple(cache.runs())
+    )
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
+
+
+def format_stats(s: CacheStats) -> str:
+    lines = [
+        f"cache: {s.root}",
+        f"entries: {s.entries}",
+        f"stored files: {s.blobs} ({units.format_size(s.size_bytes)})",
+    ]
+    if s.runs:
+        hits = sum(h for _, h, _ in s.runs)
+        misses = sum(m for _, _, m in s.runs)
+        rate = 100.0 * hits / (hits + misses) if hits + misses else 0.0
+        lines.append(
+            f"last {len(s.runs)} runs: {hits} hits, {misses} misses ({rate:.0f}% restored)"
+        )
+    else:
+        lines.append("no runs recorded yet")
+    return "\n".join(lines)
+
+
+def format_prune(r: PruneReport) -> str:
+    freed, kept = units.format_size(r.freed_bytes), units.format_size(r.kept_bytes)
+    if r.dry_run:
+        return (
+            f"would remove {_entries(r.removed_entries)}, freeing {freed} "
+            f"(keeping {_entries(r.kept_entries)}, {kept})"
+        )
+    return (
+        f"removed {_entries(r.removed_entries)}, freed {freed} "
+        f"(kept {_entries(r.kept_entries)}, {kept})"
+    )
+
+
+def format_verify(r: VerifyReport) -> str:
+    if not r.corrupt and not r.removed_entries:
+        return f"checked {r.checked} stored files: all good"
+    return (
+        f"checked {r.checked} stored files: {r.corrupt} corrupt (removed); "
+        f"removed {_entries(r.removed_entries)} that named missing or corrupt files"
+    )
+
+
+# -- filesystem ---------------------------------------------------------------------------
+
+
+def _files_under(folder: Path) -> Iterator[Path]:
+    """Files one shard deep (`folder/ab/*`), tolerating folders removed meanwhile."""
+    try:
+        shards = list(os.scandir(folder))
+    except OSError:
+        return
+    for shard in shards:
+        if not shard.is_dir(follow_symlinks=False):
+            continue
+        try:
+            names = list(os.scandir(shard.path))
+        except OSError:
+            continue
+        for entry in names:
+            if entry.is_file(follow_symlinks=False):
+                yield Path(entry.path)
+
+
+def _remove_tree(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _older_than(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except OSError:
+        return False
+
+
+def _unlink_if_older(path: Path, cutoff: float) -> None:
+    with contextlib.suppress(OSError):
+        if path.stat().st_mtime < cutoff:  # re-checked now: a store may just have touched it
+            path.unlink()
