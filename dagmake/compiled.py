@@ -23,7 +23,7 @@ from typing import Any, overload
 import xxhash
 
 from dagmake import __version__, table
-from dagmake.fsutil import ensure_private_dir, unsealed, write_sealed
+from dagmake.fsutil import ensure_private_dir, mapped, unsealed, write_sealed
 from dagmake.graph import Edge, Graph, build_graph
 from dagmake.locations import read_workflow_bytes
 from dagmake.model import CacheSettings, Location, Step, Workflow
@@ -41,7 +41,7 @@ def load_graph(path: Path, cache_root: Path) -> tuple[Graph, Callable[[], None]]
     h.update(data)
     file = cache_root / "v1" / "workflows" / f"{h.hexdigest()}.marshal"
     with contextlib.suppress(Exception):  # anything odd about the copy: parse again
-        return _decode(marshal.loads(unsealed(file.read_bytes())), path, root), _nothing
+        return _decode(marshal.loads(unsealed(mapped(file))), path, root), _nothing
     from dagmake.spec import load_workflow  # YAML is imported only when there is YAML to read
 
     graph = build_graph(load_workflow(path, data=data))

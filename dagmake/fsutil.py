@@ -13,8 +13,12 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xxhash
+
+if TYPE_CHECKING:
+    import mmap
 
 
 def temp_file(folder: Path | str, prefix: str) -> tuple[int, str]:
@@ -58,6 +62,9 @@ def atomic_write_bytes(
         raise
 
 
+SEAL_SIZE = 8  # bytes of the digest a sealed file starts with
+
+
 def sealed(parts: Sequence[bytes | bytearray | memoryview]) -> list[bytes | bytearray | memoryview]:
     """The parts after a digest of them all (see `unsealed`)."""
     h = xxhash.xxh3_64()
@@ -72,11 +79,26 @@ def write_sealed(path: Path, parts: Sequence[bytes | bytearray], *, mode: int = 
     atomic_write_bytes(path, sealed(parts), mode=mode)
 
 
-def unsealed(data: bytes) -> memoryview:
+def mapped(path: Path | str) -> bytes | mmap.mmap:
+    """The file's bytes, mapped rather than read: reading the 3.5 MB state index of 5,000
+    steps into a new bytes object (its pages allocated, filled, freed) took 2 to 3 ms, mapping
+    and hashing it 0.2 ms. Only for files that are replaced by rename, never rewritten in
+    place: a file cut short under a mapping faults. Raises OSError."""
+    import mmap
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        return mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else b""
+    finally:
+        os.close(fd)  # the mapping keeps the file
+
+
+def unsealed(data: bytes | mmap.mmap) -> memoryview:
     """The payload of a `write_sealed` file, without a copy, if its digest holds; else ValueError.
     For files decoded part by part late in a run: damage must be found when they are read."""
-    payload = memoryview(data)[8:]
-    if len(data) < 8 or xxhash.xxh3_64_digest(payload) != data[:8]:
+    payload = memoryview(data)[SEAL_SIZE:]
+    if len(data) < SEAL_SIZE or xxhash.xxh3_64_digest(payload) != data[:SEAL_SIZE]:
         raise ValueError("damaged file")
     return payload
 

@@ -39,15 +39,26 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import xxhash
 
 from dagmake import __version__
 from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, settled
-from dagmake.fsutil import LockHeld, atomic_write_bytes, exclusive_lock, sealed, unsealed
+from dagmake.fsutil import (
+    SEAL_SIZE,
+    LockHeld,
+    atomic_write_bytes,
+    exclusive_lock,
+    mapped,
+    sealed,
+    unsealed,
+)
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
 from dagmake.state import workspace_dir
+
+if TYPE_CHECKING:
+    import mmap
 
 FORMAT = 7
 FILE_NAME = "noop.marshal"
@@ -168,7 +179,7 @@ class Found(NamedTuple):
     # When files had to be hashed and matched: the snapshot re-taken with their new stats, so
     # the next run trusts them by stat again; else None.
     retaken: bytes | None
-    seen: bytes  # the snapshot as read, so `retake` can tell whether it is still the one
+    seal: bytes  # the snapshot's seal (a digest of it) as read: is it still the one? (`retake`)
 
 
 def run_key(
@@ -234,7 +245,7 @@ def check(state_dir: Path, key: str, root: Path, *, want_trust: bool = False) ->
 
 def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | None:
     try:
-        seen = (state_dir / FILE_NAME).read_bytes()
+        seen = mapped(state_dir / FILE_NAME)
         doc, static = decode(seen)
     except (OSError, ValueError, EOFError, TypeError, struct.error):
         return None
@@ -295,7 +306,8 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         for i, now, ok in hashed:
             new_stats[i], new_settled[i] = now, ok
         retaken = _dumps(doc._replace(stats=new_stats, settled=new_settled), static)
-    return Found(str(name), tuple(steps), dict(doc.skipped), len(changed), trust, retaken, seen)
+    seal = bytes(seen[:SEAL_SIZE])
+    return Found(str(name), tuple(steps), dict(doc.skipped), len(changed), trust, retaken, seal)
 
 
 def journal_stat(state_dir: Path) -> Stat | None:
@@ -313,8 +325,9 @@ def retake(state_dir: Path, found: Found) -> None:
     if found.retaken is None:
         return
     with contextlib.suppress(OSError, LockHeld), exclusive_lock(state_dir / "lock", wait=False):
-        if (state_dir / FILE_NAME).read_bytes() != found.seen:
-            return
+        with open(state_dir / FILE_NAME, "rb") as now:
+            if now.read(SEAL_SIZE) != found.seal:
+                return
         atomic_write_bytes(state_dir / FILE_NAME, found.retaken, mode=0o600)
 
 
@@ -470,7 +483,7 @@ def _dumps(doc: Snapshot, static: memoryview | None = None) -> bytes:
     )
 
 
-def decode(data: bytes) -> tuple[Snapshot, memoryview]:
+def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, memoryview]:
     """A snapshot file's fields, and its static part as stored. ValueError (or another) when
     it is damaged or not a snapshot."""
     payload = unsealed(data)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 from dagmake.fingerprint import Components, FileStamp, hash_bytes, outputs_digest
-from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, unsealed, write_sealed
+from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, mapped, unsealed, write_sealed
 from dagmake.table import Table, build
 
 STATE_VERSION = 1
@@ -310,7 +310,7 @@ class StateStore:
             return None
         with f:
             try:
-                payload = unsealed((self.dir / "state.marshal").read_bytes())
+                payload = unsealed(mapped(self.dir / "state.marshal"))
                 (size,) = _LENGTH.unpack_from(payload)
                 head = _LENGTH.size + size
                 fmt, ino, covered, check, lines, split = marshal.loads(payload[_LENGTH.size : head])
