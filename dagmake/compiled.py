@@ -31,11 +31,14 @@ from dagmake.model import CacheSettings, Location, Step, Workflow
 FORMAT = 4
 
 
-def load_graph(path: Path, cache_root: Path) -> tuple[Graph, Callable[[], None]]:
-    """The graph of the workflow at `path`, from the compiled copy when one matches, and a
-    function that saves a fresh parse for next time. The caller saves only once the run went
-    ahead: bad input, and a dry run, write nothing."""
-    data = read_workflow_bytes(path)
+def load_graph(
+    path: Path, cache_root: Path, data: bytes | None = None
+) -> tuple[Graph, Callable[[], None]]:
+    """The graph of the workflow at `path` (whose bytes are `data`, if already read), from the
+    compiled copy when one matches, and a function that saves a fresh parse for next time.
+    The caller saves only once the run went ahead: bad input, and a dry run, write nothing."""
+    if data is None:
+        data = read_workflow_bytes(path)
     root = path.absolute().parent.resolve()
     h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{path}\0{root}\0".encode())
     h.update(data)

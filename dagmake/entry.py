@@ -51,9 +51,10 @@ def _dispatch() -> None:
         print(f"dagmake, version {__version__}")
         return
     plain = None if "_DAGMAKE_COMPLETE" in os.environ else _parse(argv)  # completion: click's
-    if plain is not None and _quick_noop(plain):
-        return
     if plain is not None:
+        answered, data = _quick_noop(plain)
+        if answered:
+            return
         from dagmake import runner
 
         with runner.error_boundary():
@@ -68,6 +69,7 @@ def _dispatch() -> None:
                         context=parse_context(plain.context_args),
                         no_cache=plain.no_cache,
                         no_wait=plain.no_wait,
+                        workflow_bytes=data,
                     )
                 )
             )
@@ -147,8 +149,9 @@ def _parse(argv: list[str]) -> Plain | None:
     )
 
 
-def _quick_noop(plain: Plain) -> bool:
-    """Print the summary and return True if the snapshot answers this run; else False."""
+def _quick_noop(plain: Plain) -> tuple[bool, bytes | None]:
+    """Print the summary if the snapshot answers this run: (True, ...); else (False, the
+    workflow file's bytes as read, for the run to key and parse those same bytes)."""
     started = time.monotonic()
     import gc
 
@@ -156,15 +159,15 @@ def _quick_noop(plain: Plain) -> bool:
     try:
         from dagmake import noop
 
-        _, state_dir, found = noop.look(plain.workflow, plain.targets, plain.context)
+        _, state_dir, found, data = noop.look(plain.workflow, plain.targets, plain.context)
     except Exception:  # any doubt: the full run answers (and reports errors)
-        return False
+        return False, None
     if found is None or found.changed or found.skipped:
-        return False  # the run that follows reuses what this check found (and tells skips)
+        return False, data  # the run that follows reuses what this check found (and tells skips)
     took = time.monotonic() - started
     line = f"dagmake: succeeded: {len(found.steps)} up to date in {took * 1000:.0f}ms"
     if sys.stdout.isatty() and os.environ.get("TERM") != "dumb" and "NO_COLOR" not in os.environ:
         line = f"\x1b[32m{line}\x1b[0m"
     print(line, flush=True)
     noop.retake(state_dir, found)
-    return True
+    return True, None

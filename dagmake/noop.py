@@ -213,15 +213,19 @@ def look(
     context: Mapping[str, str],
     *,
     want_trust: bool = False,
-) -> tuple[str, Path, Found | None]:
+    data: bytes | None = None,
+) -> tuple[str, Path, Found | None, bytes]:
     """Find the workflow as `dagmake` does, key this run and `check` its snapshot: the key, the
-    workspace's state folder, and what was found."""
+    workspace's state folder, what was found, and the workflow's bytes as read (`data`, when
+    given): the run that follows parses those same bytes, so its snapshot is keyed by what it
+    ran, even if the file is saved again meanwhile."""
     path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
-    data = read_workflow_bytes(path)
+    if data is None:
+        data = read_workflow_bytes(path)
     root = path.absolute().parent.resolve()
     key = run_key(data, str(root / path.name), root, targets, context)
     state_dir = workspace_dir(cache_root(), root)
-    return key, state_dir, check(state_dir, key, root, want_trust=want_trust)
+    return key, state_dir, check(state_dir, key, root, want_trust=want_trust), data
 
 
 _checked: dict[tuple[Path, str], Found | None] = {}

@@ -40,6 +40,7 @@ class Request(NamedTuple):
     report_path: Path | None = None
     no_wait: bool = False
     color: str = "auto"
+    workflow_bytes: bytes | None = None  # the file as the quick path read it (`noop.look`)
 
 
 def run(req: Request) -> int:
@@ -52,9 +53,11 @@ def run(req: Request) -> int:
     reporter = make_reporter(default_stream(req.json_out), color=req.color)
     context = dict(req.context)
     targets = req.targets
-    key, trust = None, None
+    key, trust, data = None, None, req.workflow_bytes
     if not (req.force or req.changed_files or req.since):
-        key, summary, trust = _fast_noop(req.workflow_file, targets, context, dry_run=req.dry_run)
+        key, summary, trust, data = _fast_noop(
+            req.workflow_file, targets, context, dry_run=req.dry_run, data=data
+        )
         if summary is not None:
             from dagmake.model import StepStatus
 
@@ -66,7 +69,7 @@ def run(req: Request) -> int:
             return EXIT_OK
     from dagmake.build import RunOptions, run_build
 
-    graph, save_compiled = load_and_saver(req.workflow_file)
+    graph, save_compiled = load_and_saver(req.workflow_file, data)
     files: tuple[str, ...] | None = None
     if req.changed_files:
         files, targets = _relative_to(graph.workflow.root, targets), ()
@@ -93,13 +96,16 @@ def run(req: Request) -> int:
     return _exit_code(summary)
 
 
-def load_and_saver(workflow_file: Path | None) -> tuple[Graph, Callable[[], None]]:
-    """The workflow's graph, and a function keeping a compiled copy for the next run."""
+def load_and_saver(
+    workflow_file: Path | None, data: bytes | None = None
+) -> tuple[Graph, Callable[[], None]]:
+    """The workflow's graph (from `data`, the file's bytes if already read), and a function
+    keeping a compiled copy for the next run."""
     from dagmake.compiled import load_graph
     from dagmake.locations import cache_root, find_workflow
 
     path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
-    return load_graph(path, cache_root())
+    return load_graph(path, cache_root(), data)
 
 
 @contextmanager
@@ -138,24 +144,28 @@ def _fast_noop(
     context: Mapping[str, str],
     *,
     dry_run: bool,
-) -> tuple[str | None, RunSummary | None, Trust | None]:
+    data: bytes | None,
+) -> tuple[str | None, RunSummary | None, Trust | None, bytes]:
     """The no-op snapshot's key for this run; the summary when the snapshot says nothing
-    changed (then nothing else is loaded); else what it still vouches for."""
+    changed (then nothing else is loaded); else what it still vouches for; and the workflow's
+    bytes the key is of (`data`, when given)."""
     import time
 
     from dagmake import noop
     from dagmake.results import RunSummary
 
     started = time.monotonic()
-    key, state_dir, found = noop.look(workflow_file, targets, context, want_trust=dry_run)
+    key, state_dir, found, data = noop.look(
+        workflow_file, targets, context, want_trust=dry_run, data=data
+    )
     if found is None:
-        return key, None, None
+        return key, None, None, data
     if found.changed or dry_run:
-        return key, None, found.trust
+        return key, None, found.trust, data
     steps = tuple(_result_from_snapshot(s, found.skipped.get(s)) for s in found.steps)
     summary = RunSummary(found.name, False, "succeeded", time.monotonic() - started, steps)
     noop.retake(state_dir, found)
-    return key, summary, None
+    return key, summary, None, data
 
 
 def _result_from_snapshot(step_id: str, skipped: tuple[str, str, str | None] | None) -> StepResult:
