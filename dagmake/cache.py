@@ -257,13 +257,21 @@ class ResultCache:
         """The log's digest and size, and its bytes when small enough to go inline (else it
         is stored as a blob)."""
         try:
-            with open(log_path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > LOG_CAP_BYTES:
-                    f.seek(size - LOG_CAP_BYTES)
-                data = f.read(LOG_CAP_BYTES)
+            fd = os.open(log_path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None, 0, None
+        try:
+            size = os.fstat(fd).st_size
+            if size > LOG_CAP_BYTES:
+                os.lseek(fd, size - LOG_CAP_BYTES, os.SEEK_SET)
+            want = min(size, LOG_CAP_BYTES)  # not a cap-sized buffer for a 20-byte log
+            chunks: list[bytes] = []
+            while want > 0 and (chunk := os.read(fd, min(want, _CHUNK))):
+                chunks.append(chunk)
+                want -= len(chunk)
+            data = b"".join(chunks)
+        finally:
+            os.close(fd)
         if not data:
             return None, 0, None
         digest = hash_bytes(data)
@@ -436,8 +444,11 @@ def inline_size(entry: CacheEntry | None) -> int:
 
 def _read_at_most(path: Path, limit: int) -> bytes | None:
     """The file's bytes, or None if it holds more than `limit` (it grew since it was seen)."""
-    with open(path, "rb", buffering=0) as f:  # a short read fails the caller's digest check
-        data = f.read(limit + 1)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, limit + 1)  # a short read fails the caller's digest check
+    finally:
+        os.close(fd)
     return None if len(data) > limit else data
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from dagmake import globs, variables
 from dagmake.fingerprint import FileStamp, Hasher, keyed_digest
+from dagmake.fsutil import read_small
 from dagmake.model import Step, Workflow
 from dagmake.plan import Facts
 from dagmake.state import StepRecord
@@ -152,7 +153,7 @@ def read_values(path: Path) -> tuple[dict[str, str], list[str]]:
     values: dict[str, str] = {}
     bad: list[str] = []
     try:
-        text = path.read_text("utf-8", "replace")
+        text = read_small(path).decode("utf-8", "replace")
     except FileNotFoundError:
         return values, bad
     for line in text.splitlines():

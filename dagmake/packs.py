@@ -28,23 +28,26 @@ from pathlib import Path
 
 import xxhash
 
+from dagmake.fsutil import read_small
+
 MANIFEST, USED, DROPPED = b"M", b"U", b"D"
 
 
 class Packs:
     def __init__(self, folder: Path, make_dirs: Callable[[Path], None]) -> None:
         self.folder = folder
+        self._folder = str(folder)
         self._make_dirs = make_dirs
 
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2]
+    def _path(self, key: str) -> str:
+        return os.path.join(self._folder, key[:2])
 
     # -- reading ----------------------------------------------------------------------
 
     def read(self, key: str) -> bytes | None:
         """The key's manifest JSON, if its last record is one (or is a use of one)."""
         try:
-            data = b"\n" + self._path(key).read_bytes()
+            data = b"\n" + read_small(self._path(key))
         except OSError:
             return None
         k = key.encode()
@@ -81,7 +84,7 @@ class Packs:
     def _append(self, key: str, line: bytes) -> None:
         """One write under the shared lock, to the file now at the path. Raises OSError."""
         path = self._path(key)
-        self._make_dirs(path.parent)
+        self._make_dirs(self.folder)
         for _ in range(100):
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
