@@ -333,7 +333,7 @@ class _Run:
                 _, sid, decision, resolved, attempt = heapq.heappop(to_start)
                 running[sid] = self._start(executor, sid, decision, resolved, attempt)
 
-        with _signals_raise_interrupted():
+        with _signals_raise_interrupted(), contextlib.closing(executor):
             try:
                 while ready or to_start or running:
                     while ready:

@@ -221,6 +221,38 @@ def test_watch_reruns_on_an_input_change_and_not_on_its_own_outputs(ws: Workspac
     assert ws.read("out/runs.txt") == "run\nrun\n"
 
 
+def test_watch_keeps_no_descriptor_from_one_run_to_the_next(ws: Workspace) -> None:
+    """A long `watch` runs hundreds of times: a run must give back every descriptor it opened
+    (each run's executor kept its epoll set and a folder descriptor open)."""
+    ws.workflow(
+        """
+        steps:
+          - id: copy
+            run: cat in.txt >> runs.txt
+            inputs: [in.txt]
+            outputs: [runs.txt]
+        """
+    )
+    ws.write("in.txt", "0\n")
+    proc = ws.popen("watch")
+    fds = Path(f"/proc/{proc.pid}/fd")
+    try:
+        counts = []
+        for n in range(1, 7):
+            deadline = time.monotonic() + 30
+            while not (ws.root / "runs.txt").exists() or ws.read("runs.txt").count("\n") < n:
+                assert time.monotonic() < deadline, f"run {n} never happened"
+                time.sleep(0.05)
+            time.sleep(0.8)  # back to watching
+            counts.append(len(list(fds.iterdir())))
+            ws.write("in.txt", f"{n}\n")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert counts[-1] == counts[1], f"descriptors after each run: {counts}"
+
+
 def test_shell_completion_offers_step_ids_from_the_workflow(ws: Workspace) -> None:
     project(ws)
     res = ws.run(_DAGMAKE_COMPLETE="bash_complete", COMP_WORDS="dagmake run l", COMP_CWORD="2")
