@@ -15,6 +15,7 @@ from dagmake import units
 from dagmake.cache import (
     HEX,
     PRUNE_GRACE_S,
+    RUNS_FILE,
     TMP_PREFIX,
     CacheCorrupt,
     CacheEntry,
@@ -125,7 +126,7 @@ def clear(cache: ResultCache) -> int:
     cache.forget_folders()
     for folder in (cache.packs.folder, cache.legacy, cache.blobs):
         _remove_tree(folder)
-    for name in ("stats.json", "last-prune"):
+    for name in (RUNS_FILE, "stats.json", "last-prune"):  # stats.json: before `runs`
         with contextlib.suppress(OSError):
             (cache.dir / name).unlink()
     return count

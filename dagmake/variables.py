@@ -9,7 +9,6 @@ once that dependency has finished, so `substitute` takes those values as an argu
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
@@ -152,7 +151,11 @@ def substitute(
             value = scope[ref.name]
         else:
             raise ConfigError(_unknown(ref, scope, where))
-        return value if ref.raw or not quote else shlex.quote(value)
+        if ref.raw or not quote:
+            return value
+        import shlex  # only a workflow that interpolates needs it
+
+        return shlex.quote(value)
 
     if "${" not in template:
         return template

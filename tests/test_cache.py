@@ -466,6 +466,20 @@ def test_stats_count_entries_blobs_and_the_last_runs(s: Setup) -> None:
     assert "entries: 1" in cachekeep.format_stats(st)
 
 
+def test_runs_are_appended_and_trimmed_to_the_last_ones(s: Setup) -> None:
+    """A line per run; a file that grew to ten times what is shown keeps the last ones."""
+    path = s.cache.dir / cache_mod.RUNS_FILE
+    for i in range(150):
+        s.cache.record_run(i, 0)
+    lines = path.read_text().splitlines()
+    assert cache_mod.RUNS_KEPT <= len(lines) <= 10 * cache_mod.RUNS_KEPT
+    with path.open("a") as f:
+        f.write("half a li")  # torn by a crash: the next line joins it, and both are skipped
+    s.cache.record_run(150, 7)
+    s.cache.record_run(151, 8)
+    assert [r[1:] for r in s.cache.runs()[-2:]] == [(149, 0), (151, 8)]
+
+
 def test_format_prune_says_what_was_removed_and_kept() -> None:
     assert format_prune(PruneReport(False, 3, 1, 3 * 1024**2, 512)) == (
         "removed 3 entries, freed 3.0 MB (kept 1 entry, 512 B)"
@@ -528,16 +542,27 @@ def test_small_outputs_and_logs_live_in_the_manifest_and_large_ones_in_blobs(
     assert size == len(big) + len(b"small\n") + len(b"compiled \xff\n")
 
 
-def test_damaged_inline_bytes_are_a_miss_with_a_warning_and_the_entry_goes(inline: Setup) -> None:
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("ZXZpbCBieXRlcwo=", "does not match its digest"),  # "evil bytes\n"
+        ("ZXZpbCBieXRlcwo=!", "unreadable manifest"),  # not base64 only
+        ("Z3Jvb2\u00e9", "unreadable manifest"),  # not ascii
+        (12, "unreadable manifest"),  # not text
+    ],
+)
+def test_damaged_inline_bytes_are_a_miss_with_a_warning_and_the_entry_goes(
+    inline: Setup, text: object, why: str
+) -> None:
     s = inline
     s.write("out.txt", b"good bytes\n")
     s.store(K1, "out.txt")
     doc = s.manifest(K1)
     (digest,) = doc["inline"]
-    doc["inline"][digest] = "ZXZpbCBieXRlcwo="  # "evil bytes\n"
+    doc["inline"][digest] = text
     s.replace_manifest(K1, json.dumps(doc).encode())
     assert s.cache.lookup(K1) is None
-    assert len(s.warnings) == 1 and "does not match its digest" in s.warnings[0]
+    assert len(s.warnings) == 1 and why in s.warnings[0], s.warnings
     assert not s.has_entry(K1)
 
 
