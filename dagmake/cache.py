@@ -381,10 +381,7 @@ def parse_manifest(raw: bytes, key: str) -> CacheEntry:
         )
         values = tuple((str(k), str(v)) for k, v in doc["values"])
         log = doc["log"]
-        inline = {
-            str(d): _b64decode(data)
-            for d, data in doc.get("inline", {}).items()
-        }
+        inline = {str(d): _b64decode(data) for d, data in doc.get("inline", {}).items()}
         entry = CacheEntry(
             key,
             str(doc["step"]),

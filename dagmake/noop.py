@@ -60,7 +60,7 @@ from dagmake.state import workspace_dir
 if TYPE_CHECKING:
     import mmap
 
-FORMAT = 7
+FORMAT = 8
 FILE_NAME = "noop.marshal"
 JOURNAL = "state.jsonl"  # the state's journal: the snapshot is only good for the state it saw
 
@@ -99,11 +99,15 @@ class Snapshot(NamedTuple):
     links: Links | None  # None: a dependency outside the run or after its dependent
 
 
-# How a snapshot is stored: three parts, so a run that patches it re-encodes only what it can
-# change.
+# How a snapshot is stored: a head; a static part, which a run that patches it cannot change;
+# and the changing facts in pieces of PIECE paths (stats, digests, settled), then of PIECE steps
+# (produced), so a patch re-encodes only the pieces its steps' paths and digests fall in
+# (marshalling all 10,000 paths' facts of a 5,000-step snapshot took 2 ms of a one-file edit).
 _HEAD = ("version", "key", "name", "journal", "skipped")
 _STATIC = ("steps", "paths", "owners", "links")
-_CHANGING = ("stats", "digests", "settled", "produced")
+PIECE = 1024
+Stored = tuple[memoryview, list[memoryview]]  # a snapshot's static part and pieces, as read
+Parts = list[bytes | bytearray | memoryview]  # a snapshot file, in the parts it is written in
 
 
 class Reach(NamedTuple):
@@ -126,7 +130,7 @@ class Trust(NamedTuple):
     changed: frozenset[int]  # the paths that changed, as indices into `paths`
     moved: dict[int, Entry]  # paths with a new stat and the same bytes: what is known now
     snapshot: Snapshot  # the snapshot as read
-    static: memoryview  # its parts a run does not change, as stored (`patch` reuses them)
+    stored: Stored  # its static part and pieces as read (`patch` reuses what it keeps)
 
     @property
     def paths(self) -> list[str]:
@@ -178,7 +182,7 @@ class Found(NamedTuple):
     trust: Trust | None  # when something changed, or when asked for
     # When files had to be hashed and matched: the snapshot re-taken with their new stats, so
     # the next run trusts them by stat again; else None.
-    retaken: bytes | None
+    retaken: Parts | None
     seal: bytes  # the snapshot's seal (a digest of it) as read: is it still the one? (`retake`)
 
 
@@ -250,7 +254,7 @@ def check(state_dir: Path, key: str, root: Path, *, want_trust: bool = False) ->
 def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | None:
     try:
         seen = mapped(state_dir / FILE_NAME)
-        doc, static = decode(seen)
+        doc, stored = decode(seen)
     except (OSError, ValueError, EOFError, TypeError, struct.error):
         return None
     if doc.version != FORMAT or doc.key != key:
@@ -299,7 +303,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         moved = {i: Entry(now, digests[i], ok) for i, now, ok in hashed}
         trust = Trust(
             journal, own_of.keys(), own_of, cast("dict[str, str]", made_of), steps, untrusted,
-            frozenset(changed), moved, doc, static,
+            frozenset(changed), moved, doc, stored,
         )  # fmt: skip
     retaken = None
     now_settled = sum(1 for _, _, ok in hashed if ok)
@@ -309,7 +313,8 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         new_stats, new_settled = list(stats), list(settled)
         for i, now, ok in hashed:
             new_stats[i], new_settled[i] = now, ok
-        retaken = _dumps(doc._replace(stats=new_stats, settled=new_settled), static)
+        new = doc._replace(stats=new_stats, settled=new_settled)
+        retaken = _dumps(new, stored, {i // PIECE for i, _, _ in hashed}, set())
     seal = bytes(seen[:SEAL_SIZE])
     return Found(str(name), tuple(steps), dict(doc.skipped), len(changed), trust, retaken, seal)
 
@@ -390,20 +395,22 @@ def write(
         return  # a step names a path nothing recorded: no snapshot rather than a wrong one
     _save(
         state_dir,
-        Snapshot(
-            FORMAT,
-            key,
-            name,
-            list(step_ids),
-            paths,
-            [entries[rel].stat for rel in paths],
-            [entries[rel].digest for rel in paths],
-            [entries[rel].settled for rel in paths],
-            journal_stat(state_dir),
-            own,
-            [produced.get(sid) for sid in step_ids],
-            dict(skipped),
-            _links(step_ids, deps),
+        _dumps(
+            Snapshot(
+                FORMAT,
+                key,
+                name,
+                list(step_ids),
+                paths,
+                [entries[rel].stat for rel in paths],
+                [entries[rel].digest for rel in paths],
+                [entries[rel].settled for rel in paths],
+                journal_stat(state_dir),
+                own,
+                [produced.get(sid) for sid in step_ids],
+                dict(skipped),
+                _links(step_ids, deps),
+            )
         ),
     )
 
@@ -452,7 +459,9 @@ def patch(
         stats=stats, digests=digests, settled=settled, journal=journal, produced=made,
         skipped=dict(skipped),
     )  # fmt: skip
-    _save(state_dir, new, base.static)
+    dirty_paths = {i // PIECE for i in (*base.moved, *(at[rel] for rel in entries))}
+    dirty_steps = {position[sid] // PIECE for sid in produced}
+    _save(state_dir, _dumps(new, base.stored, dirty_paths, dirty_steps))
     return True
 
 
@@ -465,42 +474,95 @@ def _positions(steps: Sequence[str], wanted: Iterable[str]) -> dict[str, int]:
     return {sid: i for i, sid in enumerate(steps) if sid in want}
 
 
-def _save(state_dir: Path, doc: Snapshot, static: memoryview | None = None) -> None:
+def _save(state_dir: Path, parts: Parts) -> None:
     with contextlib.suppress(OSError, ValueError):
-        atomic_write_bytes(state_dir / FILE_NAME, _dumps(doc, static), mode=0o600)
+        atomic_write_bytes(state_dir / FILE_NAME, parts, mode=0o600)
 
 
 _LENGTH = struct.Struct("=I")
 
 
-def _dumps(doc: Snapshot, static: memoryview | None = None) -> bytes:
-    """In marshal format 2 (the back-references of 3 and 4 cost more to write and to read than
-    they save here, where few objects are shared), in three parts, the parts a run cannot
-    change as `static` when given (what was read); after a digest of it all (a damaged
-    snapshot is no snapshot, found when read, not when a part is first used)."""
+def _pieces(n: int) -> int:
+    return -(-n // PIECE)
+
+
+def _dumps(
+    doc: Snapshot,
+    stored: Stored | None = None,
+    dirty_paths: set[int] | None = None,
+    dirty_steps: set[int] | None = None,
+) -> Parts:
+    """The file's parts, in marshal format 2 (the back-references of 3 and 4 cost more to write
+    and to read than they save here, where few objects are shared), after a digest of them
+    all (a damaged snapshot is no snapshot, found when read, not when a part is first used).
+    With `stored` (what was read), its static part and every piece not dirty are kept as they
+    are: `doc` differs from what was read only in the head and in the dirty pieces."""
     head = marshal.dumps(tuple(getattr(doc, f) for f in _HEAD), 2)
-    if static is None:
-        static = memoryview(marshal.dumps(tuple(getattr(doc, f) for f in _STATIC), 2))
-    changing = marshal.dumps(tuple(getattr(doc, f) for f in _CHANGING), 2)
-    return b"".join(
-        sealed([_LENGTH.pack(len(head)), head, _LENGTH.pack(len(static)), static, changing])
+    n_paths, n_steps = _pieces(len(doc.paths)), _pieces(len(doc.steps))
+    pieces: Parts = []
+    for k in range(n_paths):
+        if stored is not None and dirty_paths is not None and k not in dirty_paths:
+            pieces.append(stored[1][k])
+            continue
+        a, b = k * PIECE, (k + 1) * PIECE
+        pieces.append(marshal.dumps((doc.stats[a:b], doc.digests[a:b], doc.settled[a:b]), 2))
+    for k in range(n_steps):
+        if stored is not None and dirty_steps is not None and k not in dirty_steps:
+            pieces.append(stored[1][n_paths + k])
+            continue
+        pieces.append(marshal.dumps(doc.produced[k * PIECE : (k + 1) * PIECE], 2))
+    static: bytes | memoryview = (
+        stored[0]
+        if stored is not None
+        else marshal.dumps(tuple(getattr(doc, f) for f in _STATIC), 2)
     )
+    lengths = struct.pack(f"={len(pieces)}I", *map(len, pieces))
+    return sealed(
+        [
+            _LENGTH.pack(len(head)), head, _LENGTH.pack(len(static)), static,
+            _LENGTH.pack(len(pieces)), lengths, *pieces,
+        ]
+    )  # fmt: skip
 
 
-def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, memoryview]:
-    """A snapshot file's fields, and its static part as stored. ValueError (or another) when
-    it is damaged or not a snapshot."""
+def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, Stored]:
+    """A snapshot file's fields, and its static part and pieces as stored. ValueError (or
+    another) when it is damaged or not a snapshot."""
     payload = unsealed(data)
     (n,) = _LENGTH.unpack_from(payload)
     head = marshal.loads(payload[_LENGTH.size : _LENGTH.size + n])
     at = _LENGTH.size + n
     (n,) = _LENGTH.unpack_from(payload, at)
-    static = payload[at + _LENGTH.size : at + _LENGTH.size + n]
-    changing = marshal.loads(payload[at + _LENGTH.size + n :])
+    at += _LENGTH.size
+    static = payload[at : at + n]
+    at += n
     fields = dict(zip(_HEAD, head, strict=True))
     fields.update(zip(_STATIC, marshal.loads(static), strict=True))
-    fields.update(zip(_CHANGING, changing, strict=True))
-    return Snapshot(**fields), static
+    (count,) = _LENGTH.unpack_from(payload, at)
+    at += _LENGTH.size
+    n_paths = _pieces(len(fields["paths"]))
+    if count != n_paths + _pieces(len(fields["steps"])):
+        raise ValueError("not a snapshot")
+    pieces: list[memoryview] = []
+    start = at + _LENGTH.size * count
+    for n in struct.unpack_from(f"={count}I", payload, at):
+        pieces.append(payload[start : start + n])
+        start += n
+    if start != len(payload):
+        raise ValueError("not a snapshot")
+    stats: list[Stat | None] = []
+    digests: list[str | None] = []
+    settled: list[bool] = []
+    for piece in pieces[:n_paths]:
+        more_stats, more_digests, more_settled = marshal.loads(piece)
+        stats += more_stats
+        digests += more_digests
+        settled += more_settled
+    produced: list[str | None] = []
+    for piece in pieces[n_paths:]:
+        produced += marshal.loads(piece)
+    fields.update(stats=stats, digests=digests, settled=settled, produced=produced)
+    return Snapshot(**fields), (static, pieces)
 
 
 def _fresh(

@@ -220,3 +220,39 @@ def test_damaged_snapshot_index_and_compiled_workflow_are_misses_not_errors(
             assert res.code == 0, (path.name, at, res.both)
             assert outputs(ws) == {**want, "lone.txt": word.upper() + "\n"}, (path.name, at)
             ws.write("lone.txt", "two\n")
+
+
+def test_a_patch_rewrites_only_the_pieces_it_touches_and_equals_a_full_write(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The snapshot keeps paths' and steps' facts in pieces of `noop.PIECE`, and a patch
+    re-encodes only the pieces its steps fall in: with more than one piece of each, an edit
+    in the last piece and then in the first must leave what a full write leaves."""
+    from dagmake import noop
+
+    n = noop.PIECE + 100
+    ws.workflow(
+        "steps:\n"
+        + "".join(
+            f"  - {{id: s{i}, run: 'cat src/{i}.txt > out/{i}.txt', "
+            f"inputs: [src/{i}.txt], outputs: [out/{i}.txt]}}\n"
+            for i in range(n)
+        )
+    )
+    (ws.root / "out").mkdir()
+    for i in range(n):
+        ws.write(f"src/{i}.txt", f"{i}\n")
+    twin = Workspace(tmp_path / "twin", tmp_path / "twin-cache")
+    shutil.copytree(ws.root, twin.root)
+    for w in (ws, twin):
+        assert w.run().code == 0
+        assert w.run().code == 0  # leaves the snapshot
+    for edited in (n - 1, 3):  # the last piece of paths and of steps, then the first
+        for w in (ws, twin):
+            w.write(f"src/{edited}.txt", "edited\n")
+        for snap in twin.cache.rglob("noop.marshal"):
+            snap.unlink()  # the twin writes its snapshot in full
+        assert report(ws) == report(twin)
+        assert snapshot(ws) == snapshot(twin), f"after editing src/{edited}.txt"
+        assert ws.read(f"out/{edited}.txt") == "edited\n"
+        assert "up to date" in ws.run().out  # the next run is a no-op on the patched snapshot
