@@ -28,7 +28,7 @@ from pathlib import Path
 
 import xxhash
 
-from dagmake.fsutil import read_small
+from dagmake.fsutil import atomic_write_bytes, read_small
 
 MANIFEST, USED, DROPPED = b"M", b"U", b"D"
 
@@ -133,13 +133,8 @@ class Packs:
                 removed += dropped
                 if not (always or dropped) and 2 * sum(map(len, body)) > len(data):
                     continue  # little to gain: leave the file (and its appenders) alone
-                tmp = bucket.with_name(f".{bucket.name}.{os.getpid()}.tmp")
                 with contextlib.suppress(OSError):
-                    tmp.write_bytes(b"".join(body))
-                    os.chmod(tmp, 0o600)
-                    os.replace(tmp, bucket)
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+                    atomic_write_bytes(bucket, body, mode=0o600)
             finally:
                 os.close(fd)  # the lock goes with it; waiting appenders find the new file
         return kept, removed
@@ -205,7 +200,7 @@ def _checked(rest: bytes) -> bytes | None:
 
 def _read(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return read_small(path)
     except OSError:
         return b""
 
