@@ -289,13 +289,10 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         # untrusted: a step skipped then (no digest; no files checked), or one owning a
         # changed path (whole-list passes: a loop over 5,000 steps building both maps cost
         # 2 ms, most of a one-file edit's check)
-        untrusted = sorted(
-            {k for k, made in enumerate(produced) if made is None}.union(
-                k for k, own in enumerate(owners) if not changed.isdisjoint(own)
-            )
-            if changed
-            else {k for k, made in enumerate(produced) if made is None}
-        )
+        doubted = {k for k, made in enumerate(produced) if made is None}
+        if changed:
+            doubted.update(k for k, own in enumerate(owners) if not changed.isdisjoint(own))
+        untrusted = sorted(doubted)
         own_of = dict(zip(steps, owners, strict=True))
         made_of = dict(zip(steps, produced, strict=True))
         for k in untrusted:
@@ -314,7 +311,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         for i, now, ok in hashed:
             new_stats[i], new_settled[i] = now, ok
         new = doc._replace(stats=new_stats, settled=new_settled)
-        retaken = _dumps(new, stored, {i // PIECE for i, _, _ in hashed}, set())
+        retaken = _dumps(new, stored, {i // PIECE for i, _, _ in hashed})
     seal = bytes(seen[:SEAL_SIZE])
     return Found(str(name), tuple(steps), dict(doc.skipped), len(changed), trust, retaken, seal)
 
@@ -489,8 +486,8 @@ def _pieces(n: int) -> int:
 def _dumps(
     doc: Snapshot,
     stored: Stored | None = None,
-    dirty_paths: set[int] | None = None,
-    dirty_steps: set[int] | None = None,
+    dirty_paths: AbstractSet[int] = frozenset(),
+    dirty_steps: AbstractSet[int] = frozenset(),
 ) -> Parts:
     """The file's parts, in marshal format 2 (the back-references of 3 and 4 cost more to write
     and to read than they save here, where few objects are shared), after a digest of them
@@ -501,13 +498,13 @@ def _dumps(
     n_paths, n_steps = _pieces(len(doc.paths)), _pieces(len(doc.steps))
     pieces: Parts = []
     for k in range(n_paths):
-        if stored is not None and dirty_paths is not None and k not in dirty_paths:
+        if stored is not None and k not in dirty_paths:
             pieces.append(stored[1][k])
             continue
         a, b = k * PIECE, (k + 1) * PIECE
         pieces.append(marshal.dumps((doc.stats[a:b], doc.digests[a:b], doc.settled[a:b]), 2))
     for k in range(n_steps):
-        if stored is not None and dirty_steps is not None and k not in dirty_steps:
+        if stored is not None and k not in dirty_steps:
             pieces.append(stored[1][n_paths + k])
             continue
         pieces.append(marshal.dumps(doc.produced[k * PIECE : (k + 1) * PIECE], 2))
