@@ -73,7 +73,7 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
     if options.dry_run:
         if trust is not None and noop.journal_stat(store.dir) != trust.journal:
             trust = None
-        loaded = store.load()
+        loaded = store.load(write=False)
         for w in loaded.warnings:
             reporter.warning(w)
         secret = load_secret(root, create=False)
@@ -200,7 +200,7 @@ class _Run:
         self.cache: ResultCache | None = None
         if options.use_cache:
             settings = settings_from_env(self.workflow.cache)
-            self.cache = ResultCache(cache_root(), settings, warn=reporter.warning)
+            self.cache = ResultCache(cache_root(), settings, warn=reporter.warning, read_only=dry)
         self._entries: dict[str, CacheEntry | None] = {}
         self.results: dict[str, StepResult] = {}
         self.produced: dict[str, str | None] = {}  # step -> digest of what it produced

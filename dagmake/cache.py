@@ -88,7 +88,17 @@ class CacheCorrupt(Exception):
 
 
 class ResultCache:
-    def __init__(self, root: Path, settings: CacheSettings, warn: Callable[[str], None]) -> None:
+    """`read_only`: for queries (a dry run), which look entries up but write nothing: no
+    recency, no dropped entry."""
+
+    def __init__(
+        self,
+        root: Path,
+        settings: CacheSettings,
+        warn: Callable[[str], None],
+        *,
+        read_only: bool = False,
+    ) -> None:
         self.dir = root / "v1"
         self.blobs = self.dir / "blobs"
         self.legacy = self.dir / "entries"  # one file per manifest, before packs
@@ -96,7 +106,7 @@ class ResultCache:
         self.warn = warn
         self._made: set[Path] = set()  # folders known to exist (`forget_folders` forgets them)
         self.stored = 0  # entries this process stored
-        self.packs = Packs(self.dir / "packs", self._private_dirs)
+        self.packs = Packs(self.dir / "packs", self._private_dirs, read_only=read_only)
 
     def forget_folders(self) -> None:
         """Forget which folders exist (they were removed: `cachekeep.clear`)."""

@@ -34,10 +34,15 @@ MANIFEST, USED, DROPPED = b"M", b"U", b"D"
 
 
 class Packs:
-    def __init__(self, folder: Path, make_dirs: Callable[[Path], None]) -> None:
+    """`read_only`: appends are dropped (a query: a dry run notes no use and drops nothing)."""
+
+    def __init__(
+        self, folder: Path, make_dirs: Callable[[Path], None], *, read_only: bool = False
+    ) -> None:
         self.folder = folder
         self._folder = str(folder)
         self._make_dirs = make_dirs
+        self.read_only = read_only
 
     def _path(self, key: str) -> str:
         return os.path.join(self._folder, key[:2])
@@ -83,6 +88,8 @@ class Packs:
 
     def _append(self, key: str, line: bytes) -> None:
         """One write under the shared lock, to the file now at the path. Raises OSError."""
+        if self.read_only:
+            return
         path = self._path(key)
         self._make_dirs(self.folder)
         for _ in range(100):

@@ -262,7 +262,9 @@ class StateStore:
         self._behind: int | None = None  # lines the index lacked at load; None: not used
         self._behind_bytes = 0
 
-    def load(self) -> LoadedState:
+    def load(self, *, write: bool = True) -> LoadedState:
+        """The state as the journal says. A corrupt journal is moved aside, unless not `write`
+        (a query: it reads as empty, and the next real run moves it)."""
         indexed = self._load_index()
         if indexed is not None:
             return indexed
@@ -290,9 +292,15 @@ class StateStore:
             for entry in json.loads(b"[" + b",".join(lines[1:]) + b"]"):
                 _apply(state, entry)
         except (ValueError, TypeError, KeyError, AssertionError) as e:
-            moved = self._move_aside()
             state.records.clear()
             state.stamps.clear()
+            if not write:
+                state.warnings.append(
+                    f"state {self.path} is corrupt ({type(e).__name__}); every step counts as "
+                    "never run (the next run moves it aside and starts over)"
+                )
+                return state
+            moved = self._move_aside()
             state.warnings.append(
                 f"state {self.path} is corrupt ({type(e).__name__}); moved it to {moved.name} "
                 "and starting over"
