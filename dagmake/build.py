@@ -17,13 +17,13 @@ from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import NamedTuple
 
-from dagmake import noop
+from dagmake import noop, softfail
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
 from dagmake.errors import WorkspaceBusyError
 from dagmake.executor import Executor, Finished, Job, Outcome, describe
 from dagmake.facts import Inspector, Resolved, read_values
 from dagmake.fingerprint import Hasher, outputs_digest
-from dagmake.fsutil import LockHeld, ensure_private_dir, exclusive_lock
+from dagmake.fsutil import LockHeld
 from dagmake.graph import Graph
 from dagmake.locations import cache_root
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
@@ -78,10 +78,9 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
             reporter.warning(w)
         secret = load_secret(root, create=False)
         return _Run(graph, options, reporter, loaded, store, secret, trust, dry=True).go(chosen)
-    ensure_private_dir(store.dir)
+    softfail.begin(reporter.warning)
     try:
-        with exclusive_lock(
-            store.dir / "lock",
+        with store.locked(
             wait=options.wait_for_lock,
             on_wait=lambda holder: reporter.warning(
                 f"waiting for the run that holds this workspace ({holder}); --no-wait fails instead"
@@ -89,16 +88,17 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
         ):
             if trust is not None and noop.journal_stat(store.dir) != trust.journal:
                 trust = None  # a run came in between: its records are not the ones trusted
-            loaded = store.load()
+            loaded = store.load(write=store.writable)  # not writable: not locked either
             for w in loaded.warnings:
                 reporter.warning(w)
-            noop.invalidate(store.dir)  # before anything changes under this lock
+            if store.writable:
+                noop.invalidate(store.dir)  # before anything changes under this lock
             store.open_for_append(loaded)
             try:
                 secret = load_secret(root, create=True)
                 run = _Run(graph, options, reporter, loaded, store, secret, trust, dry=False)
                 summary = run.go(chosen)
-                if options.noop_key is not None and run.all_settled():
+                if options.noop_key is not None and store.writable and run.all_settled():
                     _snapshot(run, store.dir, options.noop_key, chosen)
                 return summary
             finally:
@@ -698,9 +698,10 @@ class _Run:
         fresh = self.hasher.fresh
         paths = [p for p, _ in resolved.input_stamps] + [p for p, _ in record.outputs]
         stamps = {p: fresh.pop(p) for p in paths if p in fresh}
-        self.store.put(record, stamps)
+        recorded = self.store.put(record, stamps)
         self.records[record.step_id] = record
-        self.committed.add(record.step_id)
+        if recorded:  # else it runs again next time, and no snapshot may say otherwise
+            self.committed.add(record.step_id)
         self.owned.setdefault(record.step_id, []).extend(p for p, _ in record.outputs)
 
     def _store(self, step: Step, record: StepRecord, log_path: Path) -> None:

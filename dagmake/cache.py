@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import xxhash
 
-from dagmake import faults, units
+from dagmake import faults, softfail, units
 from dagmake.errors import ConfigError
 from dagmake.fingerprint import hash_bytes
 from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, read_small, temp_file
@@ -106,6 +106,7 @@ class ResultCache:
         self.warn = warn
         self._made: set[Path] = set()  # folders known to exist (`forget_folders` forgets them)
         self.stored = 0  # entries this process stored
+        self._store_failed = False  # a store failed (said once)
         self.packs = Packs(self.dir / "packs", self._private_dirs, read_only=read_only)
 
     def forget_folders(self) -> None:
@@ -253,7 +254,9 @@ class ResultCache:
             self.packs.add(key, json.dumps(doc).encode())
         except OSError as e:
             self._made.clear()  # a folder may have gone (`cache clear` elsewhere): look again
-            self.warn(f"cache: could not store '{step_id}': {e.strerror or e}; the run goes on")
+            if not self._store_failed:  # once: a full disk fails every store after it too
+                self._store_failed = True
+                self.warn(f"cache: could not store '{step_id}': {e.strerror or e}; the run goes on")
             return
         self.stored += 1
 
@@ -323,6 +326,7 @@ class ResultCache:
         line = f"{time.time():.3f} {hits} {misses}\n".encode()
         path = self.dir / RUNS_FILE
         try:
+            faults.check("cache.runs")
             self._private_dirs(self.dir)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
@@ -333,8 +337,8 @@ class ResultCache:
             if size > 10 * RUNS_KEPT * len(line):
                 kept = [f"{t:.3f} {h} {m}\n" for t, h, m in self.runs()]
                 atomic_write_bytes(path, "".join(kept).encode(), mode=0o600)
-        except OSError:
-            pass  # statistics are a nicety
+        except OSError as e:
+            softfail.failed(e, path)  # statistics are a nicety: the run goes on
 
     def runs(self) -> list[tuple[float, int, int]]:
         """(finished at, hits, misses) of the last RUNS_KEPT runs, oldest first."""
@@ -362,19 +366,26 @@ class ResultCache:
             if time.time() - marker.stat().st_mtime < AUTO_PRUNE_EVERY_S:
                 return False
         except FileNotFoundError:
-            with contextlib.suppress(OSError):
-                marker.touch()
+            _touch(marker)
             return False
         except OSError:
             return False
-        with contextlib.suppress(OSError):
-            marker.touch()
-        return True
+        return _touch(marker)  # not restarted (a read-only cache): no prune, nor every run
 
     def _discard(self, key: str, message: str) -> None:
         self.warn(message + "; running the step instead")
         with contextlib.suppress(OSError):
             self.packs.drop(key)
+
+
+def _touch(path: Path) -> bool:
+    try:
+        faults.check("cache.last_prune")
+        path.touch()
+    except OSError as e:
+        softfail.failed(e, path)
+        return False
+    return True
 
 
 # -- manifests ----------------------------------------------------------------------------

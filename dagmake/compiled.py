@@ -23,7 +23,7 @@ from typing import Any, overload
 
 import xxhash
 
-from dagmake import __version__, table
+from dagmake import __version__, faults, softfail, table
 from dagmake.fsutil import ensure_private_dir, mapped, unsealed, write_sealed
 from dagmake.graph import Edge, Graph, build_graph
 from dagmake.locations import read_workflow_bytes
@@ -51,9 +51,14 @@ def load_graph(
     graph = build_graph(load_workflow(path, data=data))
 
     def save() -> None:
-        with contextlib.suppress(OSError, ValueError):
+        try:
+            faults.check("compiled.save")
             ensure_private_dir(file.parent)
             write_sealed(file, _encode(graph))
+        except OSError as e:
+            softfail.failed(e, file)  # the next run parses the YAML again
+        except ValueError:
+            pass
 
     return graph, save
 

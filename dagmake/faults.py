@@ -1,8 +1,8 @@
 """Named fault points for crash and disk-full tests: `DAGMAKE_FAULT=point:action[,point:action]`.
 
-Actions: `enospc` and `eio` raise OSError, `kill9` SIGKILLs this process, `sleep` waits 30 s
-(so a test can kill dagmake at that exact moment). Unset in normal use; checking costs a dict
-lookup.
+Actions: `enospc`, `eio`, `edquot`, `erofs` and `eacces` raise that OSError, `kill9` SIGKILLs
+this process, `sleep` waits 30 s (so a test can kill dagmake at that exact moment). Unset in
+normal use; checking costs a dict lookup.
 """
 
 from __future__ import annotations
@@ -11,6 +11,14 @@ import errno
 import os
 import signal
 import time
+
+_ERRORS = {
+    "enospc": errno.ENOSPC,
+    "eio": errno.EIO,
+    "edquot": errno.EDQUOT,
+    "erofs": errno.EROFS,
+    "eacces": errno.EACCES,
+}
 
 
 def check(point: str) -> None:
@@ -22,10 +30,9 @@ def check(point: str) -> None:
         if name.strip() != point:
             continue
         action = action.strip()
-        if action == "enospc":
-            raise OSError(errno.ENOSPC, f"No space left on device (injected at {point})")
-        if action == "eio":
-            raise OSError(errno.EIO, f"Input/output error (injected at {point})")
+        if action in _ERRORS:
+            code = _ERRORS[action]
+            raise OSError(code, f"{os.strerror(code)} (injected at {point})")
         if action == "kill9":
             os.kill(os.getpid(), signal.SIGKILL)
         if action == "sleep":

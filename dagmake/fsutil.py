@@ -171,8 +171,9 @@ def exclusive_lock(
                     if e2.errno not in (errno.EAGAIN, errno.EACCES):
                         raise
                     time.sleep(poll_s)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the holder is for messages: a full disk may refuse it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

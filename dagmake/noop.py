@@ -472,8 +472,15 @@ def _positions(steps: Sequence[str], wanted: Iterable[str]) -> dict[str, int]:
 
 
 def _save(state_dir: Path, parts: Parts) -> None:
-    with contextlib.suppress(OSError, ValueError):
+    from dagmake import faults, softfail  # a run that writes a snapshot, not the no-op path
+
+    try:
+        faults.check("noop.snapshot")
         atomic_write_bytes(state_dir / FILE_NAME, parts, mode=0o600)
+    except OSError as e:
+        softfail.failed(e, state_dir / FILE_NAME)  # the next run decides in full
+    except ValueError:
+        pass
 
 
 _LENGTH = struct.Struct("=I")

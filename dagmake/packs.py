@@ -20,6 +20,7 @@ line and is never read as an entry. What a whole manifest says is still checked 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import xxhash
 
+from dagmake import faults
 from dagmake.fsutil import atomic_write_bytes, read_small
 
 MANIFEST, USED, DROPPED = b"M", b"U", b"D"
@@ -90,6 +92,7 @@ class Packs:
         """One write under the shared lock, to the file now at the path. Raises OSError."""
         if self.read_only:
             return
+        faults.check("packs.append")
         path = self._path(key)
         self._make_dirs(self.folder)
         for _ in range(100):
@@ -101,7 +104,8 @@ class Packs:
                     continue  # compacted meanwhile: append to the new file
                 if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
                     line = b"\n" + line  # after a torn line: keep ours whole
-                os.write(fd, line)
+                if os.write(fd, line) < len(line):  # a full disk took part of it: torn
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
                 return
             finally:
                 os.close(fd)

@@ -25,6 +25,7 @@ per step, so a run that decides 3 steps of 5,000 decodes 3 records (about 2 ms, 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import marshal
 import os
@@ -34,8 +35,17 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
+from dagmake import faults, softfail
 from dagmake.fingerprint import Components, FileStamp, hash_bytes, outputs_digest
-from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, mapped, unsealed, write_sealed
+from dagmake.fsutil import (
+    atomic_write_bytes,
+    ensure_private_dir,
+    exclusive_lock,
+    mapped,
+    temp_file,
+    unsealed,
+    write_sealed,
+)
 from dagmake.table import Table, build
 
 STATE_VERSION = 1
@@ -226,7 +236,8 @@ def workspace_dir(cache_root: Path, workspace: Path) -> Path:
 
 def load_secret(cache_root: Path, *, create: bool) -> bytes:
     """The per-cache random key for environment digests; a throwaway one when absent and
-    `create` is false (a dry run on a fresh cache writes nothing)."""
+    `create` is false (a dry run on a fresh cache writes nothing), or when it cannot be
+    written (then environment digests differ next time: those steps run again)."""
     path = cache_root / "v1" / "secret"
     try:
         data = path.read_bytes()
@@ -236,23 +247,49 @@ def load_secret(cache_root: Path, *, create: bool) -> bytes:
         pass
     data = os.urandom(32)  # what `secrets.token_bytes` returns, without its 6 ms import
     if create:
-        ensure_private_dir(path.parent)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            faults.check("state.secret")
+            ensure_private_dir(path.parent)
+            _place_secret(path, data)
+        except FileExistsError:  # another run placed one first
+            with contextlib.suppress(OSError):
+                if len(theirs := path.read_bytes()) >= 16:
+                    return theirs
+        except OSError as e:
+            softfail.failed(e, path)
     return data
 
 
+def _place_secret(path: Path, data: bytes) -> None:
+    """Whole or not at all: written beside it, then linked in (never over another run's);
+    a short one (a write that failed) is replaced."""
+    fd, tmp = temp_file(path.parent, ".secret-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if len(path.read_bytes()) >= 16:
+                raise
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 class StateStore:
-    """Reads and (for a real run, under the workspace lock) appends to one workspace's journal."""
+    """Reads and (for a real run, under the workspace lock) appends to one workspace's journal.
+
+    A write that fails (a full disk, a read-only cache folder) is said once (`softfail`) and
+    turns writing off for the rest of the run: the journal keeps what it had (at worst a torn
+    last line, which a load ignores), and a step whose record was not written runs again."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.path = directory / "state.jsonl"
         self._file: BinaryIO | None = None
+        self.writable = True  # False once a write failed: nothing more is written this run
         self._appended = 0
         self._appended_bytes = 0
         # what a load would find once this run's appends are in (for the index)
@@ -343,6 +380,8 @@ class StateStore:
 
     def _save_index(self) -> None:
         """After the last append of a real run (the lock is still held), if it pays."""
+        if not self.writable:
+            return  # what `_records` holds may not all be in the journal
         if (
             self._behind is not None
             and self._behind + self._appended < INDEX_LAG
@@ -362,10 +401,14 @@ class StateStore:
         records = self._records.table(_record_tuple)
         stamps = self._stamps.table(tuple)
         head = marshal.dumps((INDEX_FORMAT, ino, size, check, self._lines, len(records)))
-        with contextlib.suppress(OSError, ValueError):  # read in place: no copy to load it
-            write_sealed(
-                self.dir / "state.marshal", [_LENGTH.pack(len(head)), head, records, stamps]
-            )
+        index = self.dir / "state.marshal"
+        try:  # read in place: no copy to load it
+            faults.check("state.index")
+            write_sealed(index, [_LENGTH.pack(len(head)), head, records, stamps])
+        except OSError as e:
+            softfail.failed(e, index)  # the next load reads the whole journal
+        except ValueError:
+            pass
 
     def _move_aside(self) -> Path:
         bad = self.path.with_name(f"state.bad-{int(time.time())}.jsonl")
@@ -373,45 +416,97 @@ class StateStore:
             os.replace(self.path, bad)
         return bad
 
+    @contextlib.contextmanager
+    def locked(self, *, wait: bool, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+        """Hold the workspace lock (`fsutil.exclusive_lock`) for the block. A state folder
+        where it cannot be taken (read-only, say) means a run that writes nothing there."""
+        with contextlib.ExitStack() as held:
+            try:
+                faults.check("state.lock")
+                ensure_private_dir(self.dir)
+                held.enter_context(exclusive_lock(self.dir / "lock", wait=wait, on_wait=on_wait))
+            except OSError as e:
+                self._failed(e, self.dir / "lock")
+            yield
+
+    def _failed(self, error: OSError, path: Path) -> None:
+        self.writable = False
+        softfail.failed(error, path)
+
     def open_for_append(self, loaded: LoadedState) -> None:
         """Start writing (real runs only, holding the lock). Compacts first when worthwhile."""
-        ensure_private_dir(self.dir)
         self._records = loaded.records.copy()
         self._stamps = loaded.stamps.copy()
         self._lines = loaded.lines
-        if not self.path.exists() or loaded.lines > 3 * len(loaded.records) + 100:
-            self.rewrite(loaded.records, loaded.stamps)
-            self._lines = 1 + bool(loaded.stamps) + len(loaded.records)
-            self._behind = None  # a new file: the index must be written again
-        else:
-            _drop_torn_tail(self.path)
-        self._file = open(self.path, "ab")  # noqa: SIM115 (kept open for the whole run)
+        if not self.writable:
+            return
+        try:
+            faults.check("state.open")
+            ensure_private_dir(self.dir)
+            if not self.path.exists() or loaded.lines > 3 * len(loaded.records) + 100:
+                self.rewrite(loaded.records, loaded.stamps)
+                self._lines = 1 + bool(loaded.stamps) + len(loaded.records)
+                self._behind = None  # a new file: the index must be written again
+            else:
+                _drop_torn_tail(self.path)
+            # unbuffered: a failed write leaves nothing behind to be written again at close
+            self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (kept open all run)
+        except OSError as e:
+            self._failed(e, self.path)
 
-    def put(self, record: StepRecord | None, stamps: Mapping[str, FileStamp]) -> None:
-        """Append a record and/or stamps, flushed to the OS at once (survives a kill -9)."""
+    def put(self, record: StepRecord | None, stamps: Mapping[str, FileStamp]) -> bool:
+        """Append a record and/or stamps, flushed to the OS at once (survives a kill -9).
+        False when it was not written (writing is off, or this write failed)."""
         f = self._file
-        assert f is not None, "open_for_append() first"
+        if f is None:
+            assert not self.writable, "open_for_append() first"
+            return False
         chunks: list[bytes] = []
         if stamps:
             chunks.append(_line(["s", {p: s.to_list() for p, s in stamps.items()}]))
-            self._stamps.update(stamps)
+        as_json = None
         if record is not None:
             as_json = record.to_json()
             chunks.append(_line(["r", as_json]))
+        if not chunks:
+            return True
+        data = b"".join(chunks)
+        try:
+            faults.check("state.append")
+            view = memoryview(data)
+            while view:  # a raw write may take part of it (a disk filling up)
+                written = f.write(view)
+                if not written:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[written:]
+        except OSError as e:
+            self._close_quietly()
+            self._failed(e, self.path)
+            return False
+        self._stamps.update(stamps)
+        if record is not None and as_json is not None:
             self._records[record.step_id] = StepRecord.from_json(as_json)  # as a load reads it
-        if chunks:
-            data = b"".join(chunks)
-            f.write(data)
-            f.flush()
-            self._appended += len(chunks)
-            self._appended_bytes += len(data)
-            self._lines += len(chunks)
+        self._appended += len(chunks)
+        self._appended_bytes += len(data)
+        self._lines += len(chunks)
+        return True
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                faults.check("state.close")
+                self._file.close()
+            except OSError as e:
+                self._close_quietly()
+                self._failed(e, self.path)
             self._save_index()
         self._file = None
+
+    def _close_quietly(self) -> None:
+        f, self._file = self._file, None
+        if f is not None:
+            with contextlib.suppress(OSError):
+                f.close()
 
     def rewrite(self, records: Mapping[str, StepRecord], stamps: Mapping[str, FileStamp]) -> None:
         body = [_line(_HEADER)]
