@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
-from dagmake import faults, softfail
 from dagmake.fingerprint import Components, FileStamp, hash_bytes, outputs_digest
 from dagmake.fsutil import (
     atomic_write_bytes,
@@ -248,7 +247,7 @@ def load_secret(cache_root: Path, *, create: bool) -> bytes:
     data = os.urandom(32)  # what `secrets.token_bytes` returns, without its 6 ms import
     if create:
         try:
-            faults.check("state.secret")
+            _fault("state.secret")
             ensure_private_dir(path.parent)
             _place_secret(path, data)
         except FileExistsError:  # another run placed one first
@@ -256,7 +255,7 @@ def load_secret(cache_root: Path, *, create: bool) -> bytes:
                 if len(theirs := path.read_bytes()) >= 16:
                     return theirs
         except OSError as e:
-            softfail.failed(e, path)
+            _failed(e, path)
     return data
 
 
@@ -403,10 +402,10 @@ class StateStore:
         head = marshal.dumps((INDEX_FORMAT, ino, size, check, self._lines, len(records)))
         index = self.dir / "state.marshal"
         try:  # read in place: no copy to load it
-            faults.check("state.index")
+            _fault("state.index")
             write_sealed(index, [_LENGTH.pack(len(head)), head, records, stamps])
         except OSError as e:
-            softfail.failed(e, index)  # the next load reads the whole journal
+            _failed(e, index)  # the next load reads the whole journal
         except ValueError:
             pass
 
@@ -422,16 +421,16 @@ class StateStore:
         where it cannot be taken (read-only, say) means a run that writes nothing there."""
         with contextlib.ExitStack() as held:
             try:
-                faults.check("state.lock")
+                _fault("state.lock")
                 ensure_private_dir(self.dir)
                 held.enter_context(exclusive_lock(self.dir / "lock", wait=wait, on_wait=on_wait))
             except OSError as e:
-                self._failed(e, self.dir / "lock")
+                self._stop_writing(e, self.dir / "lock")
             yield
 
-    def _failed(self, error: OSError, path: Path) -> None:
+    def _stop_writing(self, error: OSError, path: Path) -> None:
         self.writable = False
-        softfail.failed(error, path)
+        _failed(error, path)
 
     def open_for_append(self, loaded: LoadedState) -> None:
         """Start writing (real runs only, holding the lock). Compacts first when worthwhile."""
@@ -441,7 +440,7 @@ class StateStore:
         if not self.writable:
             return
         try:
-            faults.check("state.open")
+            _fault("state.open")
             ensure_private_dir(self.dir)
             if not self.path.exists() or loaded.lines > 3 * len(loaded.records) + 100:
                 self.rewrite(loaded.records, loaded.stamps)
@@ -452,7 +451,7 @@ class StateStore:
             # unbuffered: a failed write leaves nothing behind to be written again at close
             self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (kept open all run)
         except OSError as e:
-            self._failed(e, self.path)
+            self._stop_writing(e, self.path)
 
     def put(self, record: StepRecord | None, stamps: Mapping[str, FileStamp]) -> bool:
         """Append a record and/or stamps, flushed to the OS at once (survives a kill -9).
@@ -472,7 +471,7 @@ class StateStore:
             return True
         data = b"".join(chunks)
         try:
-            faults.check("state.append")
+            _fault("state.append")
             view = memoryview(data)
             while view:  # a raw write may take part of it (a disk filling up)
                 written = f.write(view)
@@ -481,7 +480,7 @@ class StateStore:
                 view = view[written:]
         except OSError as e:
             self._close_quietly()
-            self._failed(e, self.path)
+            self._stop_writing(e, self.path)
             return False
         self._stamps.update(stamps)
         if record is not None and as_json is not None:
@@ -494,11 +493,11 @@ class StateStore:
     def close(self) -> None:
         if self._file is not None:
             try:
-                faults.check("state.close")
+                _fault("state.close")
                 self._file.close()
             except OSError as e:
                 self._close_quietly()
-                self._failed(e, self.path)
+                self._stop_writing(e, self.path)
             self._save_index()
         self._file = None
 
@@ -543,6 +542,18 @@ def _apply(state: LoadedState, entry: list[object]) -> None:
         assert isinstance(payload, dict)
         for path, stamp in payload.items():
             state.stamps[path] = FileStamp.from_list(stamp)
+
+
+def _fault(point: str) -> None:
+    from dagmake import faults  # imported by the writes: the no-op path loads this module
+
+    faults.check(point)
+
+
+def _failed(error: OSError, path: Path) -> None:
+    from dagmake import softfail
+
+    softfail.failed(error, path)
 
 
 def _line(value: object) -> bytes:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import Workspace
 
+from dagmake.state import load_secret
+
 WORKFLOW = """
 steps:
   - id: gen
@@ -125,6 +127,16 @@ def test_a_failed_append_leaves_the_journal_readable_and_the_earlier_records(
     assert "gen  would restore" in res.out  # the record of `a`, its entry of `b`
 
 
+def test_a_short_secret_left_by_a_failed_write_is_replaced_not_used(tmp_path: Path) -> None:
+    secret = tmp_path / "v1" / "secret"
+    secret.parent.mkdir(parents=True)
+    secret.write_bytes(b"")  # what a full disk left of it before
+    key = load_secret(tmp_path, create=True)
+    assert len(key) >= 16 and secret.read_bytes() == key
+    assert load_secret(tmp_path, create=True) == key
+    assert [p.name for p in secret.parent.iterdir()] == ["secret"]  # no temp file left
+
+
 # -- real filesystems ---------------------------------------------------------------------
 
 
@@ -189,6 +201,8 @@ def test_a_cache_folder_on_a_full_disk_from_the_start(ws: Workspace, tmp_path: P
         said = warnings(err)
         assert 1 <= len(said) <= 2, said  # the state's, and the result cache's store
         assert said[0].startswith(CANNOT) and "No space left on device" in said[0]
+        secret = cache / "v1" / "secret"
+        assert not secret.exists() or len(secret.read_bytes()) >= 16
         filler.unlink()
         assert statuses(ws)[0] == {"gen": "succeeded", "use": "succeeded"}  # nothing recorded
         assert statuses(ws)[0] == {"gen": "up_to_date", "use": "up_to_date"}
