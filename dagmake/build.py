@@ -200,7 +200,13 @@ class _Run:
         self.cache: ResultCache | None = None
         if options.use_cache:
             settings = settings_from_env(self.workflow.cache)
-            self.cache = ResultCache(cache_root(), settings, warn=reporter.warning, read_only=dry)
+            self.cache = ResultCache(
+                cache_root(),
+                settings,
+                warn=reporter.warning,
+                read_only=dry,
+                store_failed=lambda e, sid: softfail.failed(e, f"could not store '{sid}'"),
+            )
         self._entries: dict[str, CacheEntry | None] = {}
         self.results: dict[str, StepResult] = {}
         self.produced: dict[str, str | None] = {}  # step -> digest of what it produced

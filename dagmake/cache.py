@@ -89,7 +89,8 @@ class CacheCorrupt(Exception):
 
 class ResultCache:
     """`read_only`: for queries (a dry run), which look entries up but write nothing: no
-    recency, no dropped entry."""
+    recency, no dropped entry. `store_failed`: told of a store's OSError, instead of a
+    warning (a run says once for all its writes, `softfail`)."""
 
     def __init__(
         self,
@@ -98,6 +99,7 @@ class ResultCache:
         warn: Callable[[str], None],
         *,
         read_only: bool = False,
+        store_failed: Callable[[OSError, str], None] | None = None,
     ) -> None:
         self.dir = root / "v1"
         self.blobs = self.dir / "blobs"
@@ -107,6 +109,7 @@ class ResultCache:
         self._made: set[Path] = set()  # folders known to exist (`forget_folders` forgets them)
         self.stored = 0  # entries this process stored
         self._store_failed = False  # a store failed (said once)
+        self._on_store_failed = store_failed  # (the error, the step): instead of `warn`
         self.packs = Packs(self.dir / "packs", self._private_dirs, read_only=read_only)
 
     def forget_folders(self) -> None:
@@ -254,7 +257,9 @@ class ResultCache:
             self.packs.add(key, json.dumps(doc).encode())
         except OSError as e:
             self._made.clear()  # a folder may have gone (`cache clear` elsewhere): look again
-            if not self._store_failed:  # once: a full disk fails every store after it too
+            if self._on_store_failed is not None:
+                self._on_store_failed(e, step_id)
+            elif not self._store_failed:  # once: a full disk fails every store after it too
                 self._store_failed = True
                 self.warn(f"cache: could not store '{step_id}': {e.strerror or e}; the run goes on")
             return

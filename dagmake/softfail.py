@@ -27,7 +27,8 @@ def begin(warn: Callable[[str], None]) -> None:
 
 
 def failed(error: OSError, path: Path | str | None = None) -> None:
-    """Writing `path` (a file in the cache folder) failed with `error`: say so, the first time."""
+    """Writing `path` (a file in the cache folder, or what was being written) failed with
+    `error`: say so, the first time."""
     global _said
     if _said:
         return
@@ -35,6 +36,6 @@ def failed(error: OSError, path: Path | str | None = None) -> None:
     where = error.filename if path is None and error.filename else path
     why = error.strerror or str(error)
     _warn(
-        f"cannot write to the cache folder ({where}: {why}); the run goes on, and steps it "
-        "could not record will run again next time"
+        f"cannot write to the cache folder ({where}: {why}); the run goes on, but what it "
+        "cannot record or cache there is lost: those steps will run again"
     )
