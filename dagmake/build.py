@@ -484,6 +484,9 @@ class _Run:
             return StepResult(
                 sid, StepStatus.WOULD_RUN, decision.reasons, conditional=decision.conditional
             )
+        refused = self.inspector.write_problems(step)
+        if refused:  # before the command could write through the link
+            return StepResult(sid, StepStatus.FAILED, decision.reasons, detail="; ".join(refused))
         if self._cacheable(step):
             self.misses += 1
         return decision, resolved

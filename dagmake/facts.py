@@ -116,9 +116,16 @@ class Inspector:
                 now[out] = None
         return now
 
+    def write_problems(self, step: Step) -> list[str]:
+        """Before the command runs: outputs it would write through a symlink leading out."""
+        return globs.write_problems(step.outputs, self.workflow.root) if step.outputs else []
+
     def collect_outputs(self, step: Step) -> tuple[dict[str, str], list[str]]:
-        """After a successful command: digest of every output file, and what is missing."""
-        files = globs.expand(step.outputs, self.workflow.root)
+        """After a successful command (or a restore): digest of every output file, and what is
+        missing or not to be taken (a path through a symlink leading out: never cached)."""
+        files, refused = globs.expand_outputs(step.outputs, self.workflow.root)
+        if refused:
+            return {}, refused
         found = set(files)
         problems: list[str] = []
         for out in step.outputs:

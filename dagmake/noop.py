@@ -627,12 +627,16 @@ def invalidate(state_dir: Path) -> None:
 
 
 def _folders(root: Path, glob_roots: Iterable[tuple[str, bool]]) -> list[str]:
+    """Every folder a glob from these roots walks, folder links inside the workspace followed
+    as `globs.expand` follows them (and, as there, not a link back into the walk's own path)."""
     found: list[str] = []
     seen: set[str] = set()
+    real_root = os.path.realpath(root)
     for start, skip_hidden in glob_roots:
-        stack = [start]
+        first = os.path.realpath(os.path.join(root, start))
+        stack: list[tuple[str, str, tuple[str, ...]]] = [(start, first, ())]
         while stack:
-            rel = stack.pop()
+            rel, real, chain = stack.pop()
             if rel in seen:
                 continue
             seen.add(rel)
@@ -643,8 +647,17 @@ def _folders(root: Path, glob_roots: Iterable[tuple[str, bool]]) -> list[str]:
                 continue
             with entries:
                 for e in entries:
-                    if e.is_dir(follow_symlinks=False) and not (
-                        skip_hidden and e.name.startswith(".")
-                    ):
-                        stack.append(f"{rel}/{e.name}" if rel else e.name)
+                    if skip_hidden and e.name.startswith("."):
+                        continue
+                    path = f"{rel}/{e.name}" if rel else e.name
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append((path, f"{real}/{e.name}", chain))
+                    elif e.is_symlink() and e.is_dir():
+                        target = os.path.realpath(os.path.join(root, path))
+                        around = (*chain, real)
+                        inside = target.startswith(real_root + os.sep)
+                        if inside and not any(
+                            t == target or t.startswith(target + os.sep) for t in around
+                        ):
+                            stack.append((path, target, around))
     return found

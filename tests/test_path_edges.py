@@ -162,12 +162,12 @@ def test_outputs_a_step_writes_through_a_link_it_made_are_not_collected(
         f"""
         steps:
           - id: s
-            run: ln -s {outside} ext && echo secret-ish > ext/hostname
+            run: ln -s {outside} ext && cat in.txt > ext/hostname
             inputs: [in.txt]
             outputs: [ext/hostname]
         """
     )
-    ws.write("in.txt", "x")
+    ws.write("in.txt", "secret-ish\n")
     res = ws.run()
     assert res.code == 1, res.both
     assert "ext" in res.both and "leads outside the workspace" in res.both, res.both
@@ -185,7 +185,8 @@ def test_an_output_planted_as_a_link_leading_out_is_refused_before_the_step_runs
     os.symlink(victim, ws.root / "out.txt")
     ws.write("gen/keep", "")
     os.symlink(victim, ws.root / "gen" / "a.txt")
-    for outputs, run in (("[out.txt]", "echo x > out.txt"), ('["gen/*.txt"]', "echo x > gen/a.txt")):
+    cases = (("[out.txt]", "echo x > out.txt"), ('["gen/*.txt"]', "echo x > gen/a.txt"))
+    for outputs, run in cases:
         ws.workflow(
             f"""
             steps:
