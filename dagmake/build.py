@@ -30,7 +30,14 @@ from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, decide
 from dagmake.results import FAILING, Reporter, RunSummary, Settled, StepResult
 from dagmake.selection import glob_roots, preflight, selected_steps
-from dagmake.state import LoadedState, StateStore, StepRecord, load_secret, workspace_dir
+from dagmake.state import (
+    LoadedState,
+    StateStore,
+    StepRecord,
+    load_secret,
+    lock_path,
+    workspace_dir,
+)
 from dagmake.steplogs import Capture, Logs
 
 STREAM_EVERY_S = 0.05  # how often a running command's new output is passed on
@@ -69,7 +76,7 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
         check_references=trust is None,
     )
     root = cache_root()
-    store = StateStore(workspace_dir(root, graph.workflow.root))
+    store = StateStore(workspace_dir(root, graph.workflow.root, graph.workflow.path.name))
     if options.dry_run:
         if trust is not None and noop.journal_stat(store.dir) != trust.journal:
             trust = None
@@ -81,7 +88,7 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
     ensure_private_dir(store.dir)
     try:
         with exclusive_lock(
-            store.dir / "lock",
+            lock_path(store.dir),
             wait=options.wait_for_lock,
             on_wait=lambda holder: reporter.warning(
                 f"waiting for the run that holds this workspace ({holder}); --no-wait fails instead"

@@ -99,6 +99,7 @@ class Inspector:
             outputs_now=self.outputs_now(step, record),
             declares_inputs=bool(step.inputs),
             sizes={p: (_size(self.hasher.previous.get(p)), s.size) for p, s in stamps},
+            outputs=step.outputs,
         )
         return Resolved(facts, script, env, tuple(stamps))
 

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import xxhash
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2  # 2: the declared outputs, the command with values as stand-ins
 SHELL = "/bin/sh"
 # How far before the stamp a file's last change must lie to trust its stat. Covers coarse
 # filesystem clocks (FAT: 2 s) and timestamps taken from a clock a tick behind ours.
@@ -223,13 +223,16 @@ def keyed_digest(secret: bytes, name: str, value: str) -> str:
 class Components(NamedTuple):
     """Everything a step's result depends on, as comparable pieces (the explanation compares
     them one by one; the fingerprint hashes them all). `deps` maps each dependency to the
-    digest of what it produced (its outputs and the values it wrote)."""
+    digest of what it produced (its outputs and the values it wrote). `command` holds each
+    substituted value as a stand-in (`stand_in`), never the value; `outputs` is the declared
+    output list: a result recorded for other outputs does not vouch for these."""
 
     command: str
     cwd: str
     env: tuple[tuple[str, str], ...]
     inputs: tuple[tuple[str, str], ...]
     deps: tuple[tuple[str, str], ...]
+    outputs: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
         doc = {
@@ -240,6 +243,7 @@ class Components(NamedTuple):
             "env": self.env,
             "inputs": self.inputs,
             "deps": self.deps,
+            "outputs": self.outputs,
         }
         return hash_bytes(canonical(doc))
 

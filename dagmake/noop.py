@@ -55,7 +55,7 @@ from dagmake.fsutil import (
     unsealed,
 )
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
-from dagmake.state import workspace_dir
+from dagmake.state import lock_path, workspace_dir
 
 if TYPE_CHECKING:
     import mmap
@@ -228,7 +228,7 @@ def look(
         data = read_workflow_bytes(path)
     root = path.absolute().parent.resolve()
     key = run_key(data, str(root / path.name), root, targets, context)
-    state_dir = workspace_dir(cache_root(), root)
+    state_dir = workspace_dir(cache_root(), root, path.name)
     return key, state_dir, check(state_dir, key, root, want_trust=want_trust), data
 
 
@@ -330,7 +330,7 @@ def retake(state_dir: Path, found: Found) -> None:
     it changes anything) and the journal is unchanged. Never fails."""
     if found.retaken is None:
         return
-    with contextlib.suppress(OSError, LockHeld), exclusive_lock(state_dir / "lock", wait=False):
+    with contextlib.suppress(OSError, LockHeld), exclusive_lock(lock_path(state_dir), wait=False):
         with open(state_dir / FILE_NAME, "rb") as now:
             if now.read(SEAL_SIZE) != found.seal:
                 return

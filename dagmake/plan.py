@@ -39,6 +39,7 @@ class Facts(NamedTuple):
     declares_inputs: bool
     # (size at the last stamp, size now) per input, as evidence for `dagmake explain`
     sizes: Mapping[str, tuple[int | None, int | None]] = MappingProxyType({})
+    outputs: tuple[str, ...] = ()  # the declared output patterns
 
 
 class Decision(NamedTuple):
@@ -64,7 +65,9 @@ def decide(
     fp: str | None = None
     if not unknown:
         known = tuple((d, g) for d, g in facts.deps if g is not None)
-        comps = Components(facts.command, facts.cwd, facts.env, facts.inputs, known)
+        comps = Components(
+            facts.command, facts.cwd, facts.env, facts.inputs, known, facts.outputs
+        )
         fp = comps.fingerprint()
 
     def make(action: Action, reasons: list[Reason], conditional: bool = False) -> Decision:
@@ -116,6 +119,15 @@ def _changes(record: StepRecord, facts: Facts) -> list[Reason]:
                 f"working folder changed from '{old.cwd or '.'}' to '{facts.cwd or '.'}'",
                 old=old.cwd,
                 new=facts.cwd,
+            )
+        )
+    if old.outputs != facts.outputs:
+        reasons.append(
+            Reason(
+                ReasonKind.OUTPUTS_CHANGED,
+                "declared outputs changed",
+                old=", ".join(old.outputs) or "(none)",
+                new=", ".join(facts.outputs) or "(none)",
             )
         )
     old_env, new_env = dict(old.env), dict(facts.env)

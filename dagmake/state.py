@@ -40,7 +40,7 @@ from dagmake.table import Table, build
 
 STATE_VERSION = 1
 _HEADER = {"dagmake_state": STATE_VERSION}
-INDEX_FORMAT = 6
+INDEX_FORMAT = 7  # 7: records hold the declared outputs
 INDEX_LAG = 64  # journal lines the index may fall behind before a run rewrites it
 INDEX_LAG_BYTES = 256 << 10  # or bytes (one line can hold the stamps of 10,000 files)
 _CHECK = 64  # bytes before the end of what the index covers that must still be there
@@ -71,6 +71,7 @@ class StepRecord(NamedTuple):
             "env": c.env,
             "in": c.inputs,
             "deps": c.deps,
+            "decl": c.outputs,
             "out": self.outputs,
             "values": self.values,
             "dur": round(self.duration_s, 4),
@@ -84,7 +85,16 @@ class StepRecord(NamedTuple):
             assert isinstance(raw, list | tuple)
             return tuple((str(a), str(b)) for a, b in raw)
 
-        comps = Components(str(d["cmd"]), str(d["cwd"]), pairs("env"), pairs("in"), pairs("deps"))
+        decl = d.get("decl", ())
+        assert isinstance(decl, list | tuple)
+        comps = Components(
+            str(d["cmd"]),
+            str(d["cwd"]),
+            pairs("env"),
+            pairs("in"),
+            pairs("deps"),
+            tuple(str(p) for p in decl),
+        )
         return cls(
             step_id=str(d["id"]),
             fingerprint=str(d["fp"]),
@@ -217,11 +227,23 @@ class LoadedState:
         self.warnings: list[str] = []
 
 
-def workspace_dir(cache_root: Path, workspace: Path) -> Path:
-    """The folder holding one workspace's state, lock and logs, keyed by its absolute path."""
-    key = hash_bytes(str(workspace).encode("utf-8", "surrogateescape"))[:16]
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in workspace.name)[:40]
-    return cache_root / "v1" / "workspaces" / f"{name}-{key}"
+def workspace_dir(cache_root: Path, workspace: Path, workflow_file: str) -> Path:
+    """The folder holding one workflow file's state, no-op snapshot and logs: state belongs to
+    a workflow file, so two files in one folder never read each other's records. It lies in
+    its workspace's folder (keyed by the workspace's absolute path), which holds the lock
+    (`lock_path`): one run at a time per workspace, whichever file it runs."""
+    return _keyed(_keyed(cache_root / "v1" / "workspaces", str(workspace)), workflow_file)
+
+
+def lock_path(state_dir: Path) -> Path:
+    """The workspace lock of the workflow file whose state is in `state_dir`."""
+    return state_dir.parent / "lock"
+
+
+def _keyed(parent: Path, key: str) -> Path:
+    digest = hash_bytes(key.encode("utf-8", "surrogateescape"))[:16]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(key).name)[:40]
+    return parent / f"{name}-{digest}"
 
 
 def load_secret(cache_root: Path, *, create: bool) -> bytes:
