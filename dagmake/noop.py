@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 import xxhash
 
 from dagmake import __version__
-from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, settled
+from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, keyed_digest, settled
 from dagmake.fsutil import (
     SEAL_SIZE,
     LockHeld,
@@ -55,7 +55,7 @@ from dagmake.fsutil import (
     unsealed,
 )
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
-from dagmake.state import lock_path, workspace_dir
+from dagmake.state import load_secret, lock_path, workspace_dir
 
 if TYPE_CHECKING:
     import mmap
@@ -192,13 +192,15 @@ def run_key(
     root: Path,
     targets: Sequence[str],
     context: Mapping[str, str],
+    secret: bytes = b"",
 ) -> str:
     """`file` is the workflow's resolved folder plus its name, so a run from a subfolder (which
-    finds the same file by another path) shares the snapshot."""
+    finds the same file by another path) shares the snapshot. Context values count by their
+    keyed digest (`secret`: the cache's key), so the key is no plain hash of a value."""
     h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{file}\0{root}\0".encode())
     h.update(b"\0".join(t.encode() for t in targets) + b"\1")
     for k, v in sorted(context.items()):
-        h.update(f"{k}={v}\0".encode("utf-8", "surrogateescape"))
+        h.update(f"{k}={keyed_digest(secret, k, v)}\0".encode("utf-8", "surrogateescape"))
     h.update(workflow_bytes)
     return h.hexdigest()
 
@@ -227,7 +229,9 @@ def look(
     if data is None:
         data = read_workflow_bytes(path)
     root = path.absolute().parent.resolve()
-    key = run_key(data, str(root / path.name), root, targets, context)
+    # no context, no secret to read; none yet (a fresh cache): no snapshot to find either
+    secret = load_secret(cache_root(), create=False) if context else b""
+    key = run_key(data, str(root / path.name), root, targets, context, secret)
     state_dir = workspace_dir(cache_root(), root, path.name)
     return key, state_dir, check(state_dir, key, root, want_trust=want_trust), data
 

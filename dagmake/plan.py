@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
-from dagmake.fingerprint import Components
+from dagmake.fingerprint import Components, changed_values
 from dagmake.model import Reason, ReasonKind
 from dagmake.state import StepRecord
 
@@ -107,9 +107,19 @@ def _changes(record: StepRecord, facts: Facts) -> list[Reason]:
     old = record.components
     reasons: list[Reason] = []
     if old.command != facts.command:
+        names = changed_values(old.command, facts.command)
+        message = "command changed"
+        if names:
+            shown = [f"${{{n}}}" for n in names]
+            listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+            message += f": the value of {listed} changed"
         reasons.append(
             Reason(
-                ReasonKind.COMMAND_CHANGED, "command changed", old=old.command, new=facts.command
+                ReasonKind.COMMAND_CHANGED,
+                message,
+                name=", ".join(names) or None,
+                old=old.command,
+                new=facts.command,
             )
         )
     if old.cwd != facts.cwd:
