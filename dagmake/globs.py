@@ -128,10 +128,7 @@ def expand(patterns: Iterable[str], root: Path) -> list[str]:
                 mode = os.lstat(full).st_mode
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            if "/" in pattern or stat.S_ISLNK(mode):  # a folder on the way may be a link
-                real = _inside(root_s, real_root, pattern)
-            else:
-                real = os.path.join(real_root, pattern)
+            real = _real(root_s, real_root, pattern, stat.S_ISLNK(mode))
             if stat.S_ISLNK(mode):
                 try:
                     mode = os.stat(full).st_mode
@@ -146,7 +143,7 @@ def expand(patterns: Iterable[str], root: Path) -> list[str]:
         full = os.path.join(root_s, base)
         if base and not os.path.isdir(full):
             continue
-        real = _inside(root_s, real_root, base) if base else real_root
+        real = _real(root_s, real_root, base, os.path.islink(full)) if base else real_root
         _walk(root_s, real_root, base, real, pattern, found)
     return sorted(found)
 
@@ -244,6 +241,27 @@ def _inside(root: str, real_root: str, rel: str) -> str:
     raise ConfigError(f"'{rel}' is a symlink that leads outside the workspace (to {real})")
 
 
+def _real(root: str, real_root: str, rel: str, is_link: bool) -> str:
+    """`_inside`, at the cost of an lstat per folder on the way when none is a link."""
+    if is_link or ("/" in rel and _link_on_the_way(root, rel)):
+        return _inside(root, real_root, rel)
+    return os.path.join(real_root, rel)
+
+
+def _link_on_the_way(root: str, rel: str) -> bool:
+    """Is a folder on `rel`'s way a symlink? (The root is real and `..` never reaches here,
+    so without one the path is inside: an lstat per folder, not a realpath.)"""
+    path = root
+    for part in rel.split("/")[:-1]:
+        path = f"{path}/{part}"
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return True
+        except OSError:
+            return False
+    return False
+
+
 def _within(real_root: str, real: str) -> bool:
     return real == real_root or real.startswith(real_root + os.sep)
 
@@ -274,7 +292,7 @@ def write_problems(patterns: Iterable[str], root: Path) -> list[str]:
         target = literal_prefix(pattern) if is_glob(pattern) else pattern
         try:
             if target:
-                _inside(root_s, real_root, target)
+                _real(root_s, real_root, target, os.path.islink(os.path.join(root_s, target)))
             if is_glob(pattern):
                 expand([pattern], root)
         except ConfigError as e:

@@ -282,3 +282,38 @@ def test_two_workflow_files_in_one_folder_still_share_the_workspace_lock(
         assert res.code == 75, res.both
     finally:
         first.wait(timeout=30)
+
+
+def test_links_that_call_each_other_end_and_each_file_is_named_once_per_way(
+    tmp_path: Path,
+) -> None:
+    from dagmake import globs
+
+    for rel in ("a/x.txt", "b/y.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    os.symlink("../b", tmp_path / "a" / "to_b")
+    os.symlink("../a", tmp_path / "b" / "to_a")
+    assert globs.expand(["a"], tmp_path) == ["a/to_b/y.txt", "a/x.txt"]
+    assert globs.expand(["**/*.txt"], tmp_path) == [
+        "a/to_b/y.txt", "a/x.txt", "b/to_a/x.txt", "b/y.txt"
+    ]  # fmt: skip
+
+
+def test_a_link_leading_out_where_the_pattern_cannot_reach_is_no_error(
+    tmp_path: Path,
+) -> None:
+    import pytest
+
+    from dagmake import globs
+    from dagmake.errors import ConfigError
+
+    ws = tmp_path / "ws"
+    (ws / "src" / "deep").mkdir(parents=True)
+    (ws / "src" / "a.py").write_text("a")
+    os.symlink(outside_folder(tmp_path), ws / "src" / "deep" / "ext")
+    os.symlink(tmp_path, ws / "src" / ".hidden")
+    assert globs.expand(["src/*.py"], ws) == ["src/a.py"]
+    assert globs.expand(["src/*/*.py"], ws) == []
+    with pytest.raises(ConfigError, match=r"'src/deep/ext' is a symlink that leads outside"):
+        globs.expand(["src/**/*.py"], ws)
