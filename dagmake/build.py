@@ -34,6 +34,7 @@ from dagmake.state import (
     LoadedState,
     StateStore,
     StepRecord,
+    drop_legacy,
     load_secret,
     lock_path,
     workspace_dir,
@@ -100,6 +101,8 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
             for w in loaded.warnings:
                 reporter.warning(w)
             noop.invalidate(store.dir)  # before anything changes under this lock
+            if not store.path.exists():  # the first run that keeps this file's state here
+                drop_legacy(store.dir)
             store.open_for_append(loaded)
             try:
                 secret = load_secret(root, create=True)

@@ -240,6 +240,24 @@ def lock_path(state_dir: Path) -> Path:
     return state_dir.parent / "lock"
 
 
+def drop_legacy(state_dir: Path) -> None:
+    """Remove the state that versions before per-file state kept in the workspace's folder
+    itself (its records hold commands with substituted values in plain text). Call under the
+    workspace lock, which is the same file those versions took."""
+    parent = state_dir.parent
+    legacy = [parent / n for n in ("state.jsonl", "state.marshal", "noop.marshal")]
+    with contextlib.suppress(OSError):
+        legacy += parent.glob("state.bad-*.jsonl")
+    for path in legacy:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    for folder in ("logs", "values"):
+        if (parent / folder).is_dir():
+            import shutil  # once per workflow file, on the first run that keeps state here
+
+            shutil.rmtree(parent / folder, ignore_errors=True)
+
+
 def _keyed(parent: Path, key: str) -> Path:
     digest = hash_bytes(key.encode("utf-8", "surrogateescape"))[:16]
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(key).name)[:40]

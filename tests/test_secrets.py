@@ -70,3 +70,25 @@ def test_a_changed_template_is_still_shown_as_a_diff(ws: Workspace) -> None:
     res = ws.run("explain", "deploy", "-c", "token=alpha-secret")
     assert "command changed" in res.out, res.out
     assert "loud" in res.out and "secret" not in res.out, res.out
+
+
+def test_state_an_earlier_version_kept_in_the_workspace_folder_is_removed(
+    ws: Workspace,
+) -> None:
+    """Earlier versions kept one journal per folder, with commands in plain text, where the
+    workspace's folder now holds only the lock and one folder per workflow file."""
+    from dagmake.state import workspace_dir
+
+    ws.workflow(FLOW)
+    ws.write("in.txt", "x\n")
+    folder = workspace_dir(ws.cache, ws.root.resolve(), "dagmake.yaml").parent
+    (folder / "logs").mkdir(parents=True)
+    (folder / "logs" / "deploy.log").write_text("hunter2-old\n")
+    for name in ("state.jsonl", "state.marshal", "noop.marshal", "state.bad-1.jsonl"):
+        (folder / name).write_text('{"cmd": "test hunter2-old"}\n')
+    assert ws.run("-n", "-c", "token=t").code == 0
+    assert files_holding(ws.cache, b"hunter2-old") != []  # a dry run writes nothing
+    assert ws.ran("-c", "token=t") == ["deploy"]
+    assert files_holding(ws.cache, b"hunter2-old") == []
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 2 and names[0].startswith("dagmake.yaml-") and names[1] == "lock", names
