@@ -495,7 +495,7 @@ class _Run:
                 sid, StepStatus.WOULD_RUN, decision.reasons, conditional=decision.conditional
             )
         refused = self.inspector.write_problems(step)
-        if refused:  # before the command could write through the link
+        if refused:  # before the command could write through the link (a restore replaces it)
             return StepResult(sid, StepStatus.FAILED, decision.reasons, detail="; ".join(refused))
         if self._cacheable(step):
             self.misses += 1

@@ -205,6 +205,33 @@ def test_an_output_planted_as_a_link_leading_out_is_refused_before_the_step_runs
         assert report["steps"][0]["status"] == "failed"
 
 
+def test_an_output_planted_as_a_link_leading_out_is_replaced_by_a_restore_not_followed(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A restore never writes through a link (RELIABILITY 6): it puts the file in its place."""
+    victim = tmp_path / "bashrc"
+    victim.write_text("precious\n")
+    ws.workflow(
+        """
+        steps:
+          - id: s
+            run: cat in.txt > out.txt
+            inputs: [in.txt]
+            outputs: [out.txt]
+        """
+    )
+    ws.write("in.txt", "one\n")
+    assert ws.ran() == ["s"]
+    ws.write("in.txt", "two\n")
+    assert ws.ran() == ["s"]
+    ws.write("in.txt", "one\n")  # a cached result stands ready
+    (ws.root / "out.txt").unlink()
+    os.symlink(victim, ws.root / "out.txt")
+    assert statuses(ws) == {"s": "restored"}
+    assert victim.read_text() == "precious\n"
+    assert not (ws.root / "out.txt").is_symlink() and ws.read("out.txt") == "one\n"
+
+
 def test_an_output_link_that_stays_inside_is_still_written(ws: Workspace) -> None:
     ws.write("real.txt", "")
     os.symlink("real.txt", ws.root / "out.txt")
