@@ -30,7 +30,14 @@ from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, decide
 from dagmake.results import FAILING, Reporter, RunSummary, Settled, StepResult
 from dagmake.selection import glob_roots, preflight, selected_steps
-from dagmake.state import LoadedState, StateStore, StepRecord, load_secret, workspace_dir
+from dagmake.state import (
+    LoadedState,
+    StateStore,
+    StepRecord,
+    drop_legacy,
+    load_secret,
+    workspace_dir,
+)
 from dagmake.steplogs import Capture, Logs
 
 STREAM_EVERY_S = 0.05  # how often a running command's new output is passed on
@@ -69,7 +76,7 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
         check_references=trust is None,
     )
     root = cache_root()
-    store = StateStore(workspace_dir(root, graph.workflow.root))
+    store = StateStore(workspace_dir(root, graph.workflow.root, graph.workflow.path.name))
     if options.dry_run:
         if trust is not None and noop.journal_stat(store.dir) != trust.journal:
             trust = None
@@ -93,6 +100,8 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
                 reporter.warning(w)
             if store.writable:
                 noop.invalidate(store.dir)  # before anything changes under this lock
+                if not store.path.exists():  # the first run that keeps this file's state here
+                    drop_legacy(store.dir)
             store.open_for_append(loaded)
             try:
                 secret = load_secret(root, create=True)
@@ -490,6 +499,9 @@ class _Run:
             return StepResult(
                 sid, StepStatus.WOULD_RUN, decision.reasons, conditional=decision.conditional
             )
+        refused = self.inspector.write_problems(step)
+        if refused:  # before the command could write through the link (a restore replaces it)
+            return StepResult(sid, StepStatus.FAILED, decision.reasons, detail="; ".join(refused))
         if self._cacheable(step):
             self.misses += 1
         return decision, resolved

@@ -102,6 +102,9 @@ def _evidence(reason: Reason, upstream: Mapping[str, StepResult]) -> list[str]:
             f"      content {_short(reason.old)}{_bytes(reason.old_size)} -> "
             f"{_short(reason.new)}{_bytes(reason.new_size)}"
         )
+    elif kind is ReasonKind.OUTPUTS_CHANGED:
+        out.append(f"      were: {reason.old}")
+        out.append(f"      now:  {reason.new}")
     elif kind is ReasonKind.INPUT_ADDED:
         out.append(f"      content {_short(reason.new)} (new)")
     elif kind is ReasonKind.INPUT_REMOVED:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from dagmake import globs, variables
-from dagmake.fingerprint import FileStamp, Hasher, keyed_digest
+from dagmake.fingerprint import FileStamp, Hasher, keyed_digest, stand_in
 from dagmake.fsutil import read_small
 from dagmake.model import Step, Workflow
 from dagmake.plan import Facts
@@ -78,8 +78,13 @@ class Inspector:
         that would run has no entry, and its last recorded values stand in for the preview."""
         env = variables.step_environment(self.workflow, step, self.context)
         scope = variables.step_scope(self.workflow, step, self.context, env)
-        script = variables.substitute(
-            step.run, scope, quote=True, where=self.where(step, "run"), step_values=values
+        secret = self.secret
+        script, recorded = variables.substitute_recorded(
+            step.run,
+            scope,
+            where=self.where(step, "run"),
+            step_values=values,
+            stand_in=lambda label, value: stand_in(secret, label, value),
         )
         env_digests = tuple(
             (name, keyed_digest(self.secret, name, value)) for name, value in sorted(env.items())
@@ -91,7 +96,7 @@ class Inspector:
             if stamp is not None:
                 stamps.append((path, stamp))
         facts = Facts(
-            command=script,
+            command=recorded,  # what the state keeps: never a substituted value
             cwd=step.cwd,
             env=env_digests,
             inputs=tuple((p, s.digest) for p, s in stamps),
@@ -99,6 +104,7 @@ class Inspector:
             outputs_now=self.outputs_now(step, record),
             declares_inputs=bool(step.inputs),
             sizes={p: (_size(self.hasher.previous.get(p)), s.size) for p, s in stamps},
+            outputs=step.outputs,
         )
         return Resolved(facts, script, env, tuple(stamps))
 
@@ -116,9 +122,16 @@ class Inspector:
                 now[out] = None
         return now
 
+    def write_problems(self, step: Step) -> list[str]:
+        """Before the command runs: outputs it would write through a symlink leading out."""
+        return globs.write_problems(step.outputs, self.workflow.root) if step.outputs else []
+
     def collect_outputs(self, step: Step) -> tuple[dict[str, str], list[str]]:
-        """After a successful command: digest of every output file, and what is missing."""
-        files = globs.expand(step.outputs, self.workflow.root)
+        """After a successful command (or a restore): digest of every output file, and what is
+        missing or not to be taken (a path through a symlink leading out: never cached)."""
+        files, refused = globs.expand_outputs(step.outputs, self.workflow.root)
+        if refused:
+            return {}, refused
         found = set(files)
         problems: list[str] = []
         for out in step.outputs:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import xxhash
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2  # 2: the declared outputs, the command with values as stand-ins
 SHELL = "/bin/sh"
 # How far before the stamp a file's last change must lie to trust its stat. Covers coarse
 # filesystem clocks (FAT: 2 s) and timestamps taken from a clock a tick behind ours.
@@ -220,16 +220,41 @@ def keyed_digest(secret: bytes, name: str, value: str) -> str:
     return h.hexdigest()
 
 
+def stand_in(secret: bytes, label: str, value: str) -> str:
+    """What a recorded command holds where a value was substituted: `${label=<keyed digest>}`,
+    which tells a changed value from an unchanged one and reveals neither."""
+    return "${" + label + "=" + keyed_digest(secret, label, value)[:16] + "}"
+
+
+def changed_values(old: str, new: str) -> list[str]:
+    """The names whose substituted values differ between two recorded commands (`stand_in`),
+    in the order the new one uses them; a name only one of them uses is a template change,
+    which the diff shows."""
+    import re  # explain and a changed command only
+
+    def values(command: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for label, digest in re.findall(r"\$\{([A-Za-z0-9_.:-]+)=([0-9a-f]{16})\}", command):
+            out.setdefault(label.removeprefix("raw:"), []).append(digest)
+        return out
+
+    before, after = values(old), values(new)
+    return [name for name in after if name in before and before[name] != after[name]]
+
+
 class Components(NamedTuple):
     """Everything a step's result depends on, as comparable pieces (the explanation compares
     them one by one; the fingerprint hashes them all). `deps` maps each dependency to the
-    digest of what it produced (its outputs and the values it wrote)."""
+    digest of what it produced (its outputs and the values it wrote). `command` holds each
+    substituted value as a stand-in (`stand_in`), never the value; `outputs` is the declared
+    output list: a result recorded for other outputs does not vouch for these."""
 
     command: str
     cwd: str
     env: tuple[tuple[str, str], ...]
     inputs: tuple[tuple[str, str], ...]
     deps: tuple[tuple[str, str], ...]
+    outputs: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
         doc = {
@@ -240,6 +265,7 @@ class Components(NamedTuple):
             "env": self.env,
             "inputs": self.inputs,
             "deps": self.deps,
+            "outputs": self.outputs,
         }
         return hash_bytes(canonical(doc))
 

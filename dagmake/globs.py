@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -110,38 +110,55 @@ def _under(path: str, folder: str) -> bool:
 def expand(patterns: Iterable[str], root: Path) -> list[str]:
     """Every file the patterns match under `root`, sorted, as workspace-relative posix paths.
 
-    Folder symlinks are not followed (no loops, no escape); a file symlink must resolve inside
-    the workspace. A pattern that matches nothing contributes nothing.
+    A symlink, to a file or to a folder, is followed when it resolves inside the workspace, and
+    its files are named through it (`lib/a.py` for `lib -> vendor/lib`); a link, or any folder
+    on a path's way, that leads outside is an error, so outside bytes are never read as inputs
+    nor taken as outputs. A folder link back to a folder the walk is already inside (a cycle)
+    is not entered: everything below it is found by the walk that is. A pattern that matches
+    nothing contributes nothing.
     """
     found: set[str] = set()
     root_s = str(root)
     prefix = os.path.join(root_s, "")
+    real_root = _real_root(root_s)
     for pattern in patterns:
         if not is_glob(pattern):
+            full = pattern if pattern.startswith("/") else prefix + pattern
             try:  # prefix + pattern: os.path.join's answer for a relative path, faster
-                mode = os.lstat(pattern if pattern.startswith("/") else prefix + pattern).st_mode
+                mode = os.lstat(full).st_mode
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            real = _real(root_s, real_root, pattern, stat.S_ISLNK(mode))
+            if stat.S_ISLNK(mode):
+                try:
+                    mode = os.stat(full).st_mode
+                except OSError:  # dangling
+                    continue
             if stat.S_ISDIR(mode):
-                _walk(root_s, pattern, None, found)
+                _walk(root_s, real_root, pattern, real, None, found)
             elif stat.S_ISREG(mode):
                 found.add(pattern)
-            elif stat.S_ISLNK(mode):
-                _check_link(root_s, pattern)
-                if os.path.isfile(os.path.join(root_s, pattern)):
-                    found.add(pattern)
             continue
         base = literal_prefix(pattern)
-        if base and not os.path.isdir(os.path.join(root_s, base)):
+        full = os.path.join(root_s, base)
+        if base and not os.path.isdir(full):
             continue
-        _walk(root_s, base, _regex(pattern), found)
+        real = _real(root_s, real_root, base, os.path.islink(full)) if base else real_root
+        _walk(root_s, real_root, base, real, pattern, found)
     return sorted(found)
 
 
-def _walk(root: str, base: str, regex: re.Pattern[str] | None, found: set[str]) -> None:
-    stack = [base]
+def _walk(
+    root: str, real_root: str, base: str, real: str, pattern: str | None, found: set[str]
+) -> None:
+    """Every file below `base` (whose real path is `real`) that `pattern` matches (None: all),
+    entering only folders below which the pattern could match something."""
+    regex = None if pattern is None else _regex(pattern)
+    could_hold = None if pattern is None else _folder_matcher(pattern)
+    # (folder, its real path, the real paths of the folders a link was followed from)
+    stack: list[tuple[str, str, tuple[str, ...]]] = [(base, real, ())]
     while stack:
-        rel = stack.pop()
+        rel, real_rel, chain = stack.pop()
         try:
             entries = os.scandir(os.path.join(root, rel) if rel else root)
         except (FileNotFoundError, NotADirectoryError):
@@ -153,17 +170,131 @@ def _walk(root: str, base: str, regex: re.Pattern[str] | None, found: set[str]) 
                 if entry.is_dir(follow_symlinks=False):
                     if regex is not None and name.startswith("."):
                         continue
-                    stack.append(path)
+                    if could_hold is None or could_hold(path):
+                        stack.append((path, f"{real_rel}/{name}", chain))
+                    continue
+                if not entry.is_symlink():
+                    if regex is None or regex.match(path):
+                        found.add(path)
+                    continue
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    if regex is not None and name.startswith("."):
+                        continue
+                    if could_hold is not None and not could_hold(path):
+                        continue
+                    target = _inside(root, real_root, path)
+                    around = (*chain, real_rel)
+                    if any(t == target or t.startswith(target + "/") for t in around):
+                        continue  # a cycle: the walk is inside that folder already
+                    stack.append((path, target, around))
                 elif regex is None or regex.match(path):
-                    if entry.is_symlink():
-                        _check_link(root, path)
-                        if not entry.is_file():
-                            continue
-                    found.add(path)
+                    _inside(root, real_root, path)
+                    if entry.is_file():
+                        found.add(path)
 
 
-def _check_link(root: str, path: str) -> None:
-    real = os.path.realpath(os.path.join(root, path))
-    real_root = os.path.realpath(root)
-    if not (real == real_root or real.startswith(real_root + os.sep)):
-        raise ConfigError(f"'{path}' is a symlink that leads outside the workspace (to {real})")
+@lru_cache(maxsize=1024)
+def _folder_matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether some path below a folder could match `pattern`: each of the folder's names
+    matches the pattern's part at that depth, until a `**` or the pattern's end."""
+    parts: list[re.Pattern[str] | None] = []
+    for part in pattern.split("/"):
+        if part == "**":
+            parts.append(None)
+            break
+        parts.append(re.compile(_translate_part(part) + r"\Z", re.DOTALL))
+
+    def could_hold(folder: str) -> bool:
+        for i, name in enumerate(folder.split("/")):
+            if i >= len(parts):
+                return True  # below a folder the pattern names: all of it matches
+            part = parts[i]
+            if part is None:
+                return True
+            if not part.match(name):
+                return False
+        return True
+
+    return could_hold
+
+
+def _inside(root: str, real_root: str, rel: str) -> str:
+    """The real path of workspace-relative `rel`; an error if it, or a folder on its way,
+    leads outside the workspace."""
+    full = os.path.join(root, rel)
+    real = os.path.realpath(full)
+    if _within(real_root, real):
+        return real
+    parts = rel.split("/")
+    for i in range(1, len(parts)):
+        folder = os.path.join(root, *parts[:i])
+        if not _within(real_root, os.path.realpath(folder)):
+            shown = "/".join(parts[:i])
+            raise ConfigError(
+                f"'{rel}' passes through '{shown}', a symlink that leads outside the workspace "
+                f"(to {os.path.realpath(folder)})"
+            )
+    raise ConfigError(f"'{rel}' is a symlink that leads outside the workspace (to {real})")
+
+
+def _real(root: str, real_root: str, rel: str, is_link: bool) -> str:
+    """`_inside`, at the cost of an lstat per folder on the way when none is a link."""
+    if is_link or ("/" in rel and _link_on_the_way(root, rel)):
+        return _inside(root, real_root, rel)
+    return os.path.join(real_root, rel)
+
+
+def _link_on_the_way(root: str, rel: str) -> bool:
+    """Is a folder on `rel`'s way a symlink? (The root is real and `..` never reaches here,
+    so without one the path is inside: an lstat per folder, not a realpath.)"""
+    path = root
+    for part in rel.split("/")[:-1]:
+        path = f"{path}/{part}"
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return True
+        except OSError:
+            return False
+    return False
+
+
+def _within(real_root: str, real: str) -> bool:
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
+@lru_cache(maxsize=16)
+def _real_root(root: str) -> str:
+    return os.path.realpath(root)
+
+
+def expand_outputs(patterns: Iterable[str], root: Path) -> tuple[list[str], list[str]]:
+    """`expand` for a step's outputs once it ran: the files, or, when one of them is reached
+    through a symlink leading outside the workspace, nothing and why (so outside bytes are
+    never cached)."""
+    try:
+        return expand(patterns, root), []
+    except ConfigError as e:
+        return [], [f"output {e}"]
+
+
+def write_problems(patterns: Iterable[str], root: Path) -> list[str]:
+    """Why a step must not write its declared outputs: a path that is, or passes through, a
+    symlink leading outside the workspace (the step would write through it). Checked before
+    the step runs; nothing is written or read."""
+    problems: list[str] = []
+    root_s = str(root)
+    real_root = _real_root(root_s)
+    for pattern in patterns:
+        target = literal_prefix(pattern) if is_glob(pattern) else pattern
+        try:
+            if target:
+                _real(root_s, real_root, target, os.path.islink(os.path.join(root_s, target)))
+            if is_glob(pattern):
+                expand([pattern], root)
+        except ConfigError as e:
+            problems.append(f"output {e}; not running it (remove the link, or write elsewhere)")
+    return problems

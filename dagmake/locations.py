@@ -1,8 +1,8 @@
 """Where things are: the workflow file (found from the current folder up) and the cache root.
 
 `DAGMAKE_CACHE_DIR` wins; otherwise the platform's user cache folder for `dagmake`. The cache
-root holds the result cache (`v1/blobs`, `v1/entries`) and each workspace's state
-(`v1/workspaces/<key>/`).
+root holds the result cache (`v1/blobs`, `v1/entries`) and each workflow file's state
+(`v1/workspaces/<workspace key>/<file key>/`).
 """
 
 from __future__ import annotations

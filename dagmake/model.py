@@ -141,6 +141,7 @@ class ReasonKind(enum.Enum):
     INPUT_REMOVED = "input_removed"
     OUTPUT_MISSING = "output_missing"
     OUTPUT_MODIFIED = "output_modified"
+    OUTPUTS_CHANGED = "outputs_changed"  # the declared output list
     DEPENDENCY_CHANGED = "dependency_changed"
     DEPENDENCY_WILL_RUN = "dependency_will_run"
     DEPENDENCY_FAILED = "dependency_failed"

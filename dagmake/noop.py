@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 import xxhash
 
 from dagmake import __version__
-from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, settled
+from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, keyed_digest, settled
 from dagmake.fsutil import (
     SEAL_SIZE,
     LockHeld,
@@ -55,7 +55,7 @@ from dagmake.fsutil import (
     unsealed,
 )
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
-from dagmake.state import workspace_dir
+from dagmake.state import load_secret, lock_path, workspace_dir
 
 if TYPE_CHECKING:
     import mmap
@@ -192,13 +192,15 @@ def run_key(
     root: Path,
     targets: Sequence[str],
     context: Mapping[str, str],
+    secret: bytes = b"",
 ) -> str:
     """`file` is the workflow's resolved folder plus its name, so a run from a subfolder (which
-    finds the same file by another path) shares the snapshot."""
+    finds the same file by another path) shares the snapshot. Context values count by their
+    keyed digest (`secret`: the cache's key), so the key is no plain hash of a value."""
     h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{file}\0{root}\0".encode())
     h.update(b"\0".join(t.encode() for t in targets) + b"\1")
     for k, v in sorted(context.items()):
-        h.update(f"{k}={v}\0".encode("utf-8", "surrogateescape"))
+        h.update(f"{k}={keyed_digest(secret, k, v)}\0".encode("utf-8", "surrogateescape"))
     h.update(workflow_bytes)
     return h.hexdigest()
 
@@ -227,8 +229,10 @@ def look(
     if data is None:
         data = read_workflow_bytes(path)
     root = path.absolute().parent.resolve()
-    key = run_key(data, str(root / path.name), root, targets, context)
-    state_dir = workspace_dir(cache_root(), root)
+    # no context, no secret to read; none yet (a fresh cache): no snapshot to find either
+    secret = load_secret(cache_root(), create=False) if context else b""
+    key = run_key(data, str(root / path.name), root, targets, context, secret)
+    state_dir = workspace_dir(cache_root(), root, path.name)
     return key, state_dir, check(state_dir, key, root, want_trust=want_trust), data
 
 
@@ -330,7 +334,7 @@ def retake(state_dir: Path, found: Found) -> None:
     it changes anything) and the journal is unchanged. Never fails."""
     if found.retaken is None:
         return
-    with contextlib.suppress(OSError, LockHeld), exclusive_lock(state_dir / "lock", wait=False):
+    with contextlib.suppress(OSError, LockHeld), exclusive_lock(lock_path(state_dir), wait=False):
         with open(state_dir / FILE_NAME, "rb") as now:
             if now.read(SEAL_SIZE) != found.seal:
                 return
@@ -634,12 +638,16 @@ def invalidate(state_dir: Path) -> None:
 
 
 def _folders(root: Path, glob_roots: Iterable[tuple[str, bool]]) -> list[str]:
+    """Every folder a glob from these roots walks, folder links inside the workspace followed
+    as `globs.expand` follows them (and, as there, not a link back into the walk's own path)."""
     found: list[str] = []
     seen: set[str] = set()
+    real_root = os.path.realpath(root)
     for start, skip_hidden in glob_roots:
-        stack = [start]
+        first = os.path.realpath(os.path.join(root, start))
+        stack: list[tuple[str, str, tuple[str, ...]]] = [(start, first, ())]
         while stack:
-            rel = stack.pop()
+            rel, real, chain = stack.pop()
             if rel in seen:
                 continue
             seen.add(rel)
@@ -650,8 +658,17 @@ def _folders(root: Path, glob_roots: Iterable[tuple[str, bool]]) -> list[str]:
                 continue
             with entries:
                 for e in entries:
-                    if e.is_dir(follow_symlinks=False) and not (
-                        skip_hidden and e.name.startswith(".")
-                    ):
-                        stack.append(f"{rel}/{e.name}" if rel else e.name)
+                    if skip_hidden and e.name.startswith("."):
+                        continue
+                    path = f"{rel}/{e.name}" if rel else e.name
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append((path, f"{real}/{e.name}", chain))
+                    elif e.is_symlink() and e.is_dir():
+                        target = os.path.realpath(os.path.join(root, path))
+                        around = (*chain, real)
+                        inside = target.startswith(real_root + os.sep)
+                        if inside and not any(
+                            t == target or t.startswith(target + os.sep) for t in around
+                        ):
+                            stack.append((path, target, around))
     return found

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
-from dagmake.fingerprint import Components
+from dagmake.fingerprint import Components, changed_values
 from dagmake.model import Reason, ReasonKind
 from dagmake.state import StepRecord
 
@@ -39,6 +39,7 @@ class Facts(NamedTuple):
     declares_inputs: bool
     # (size at the last stamp, size now) per input, as evidence for `dagmake explain`
     sizes: Mapping[str, tuple[int | None, int | None]] = MappingProxyType({})
+    outputs: tuple[str, ...] = ()  # the declared output patterns
 
 
 class Decision(NamedTuple):
@@ -64,7 +65,9 @@ def decide(
     fp: str | None = None
     if not unknown:
         known = tuple((d, g) for d, g in facts.deps if g is not None)
-        comps = Components(facts.command, facts.cwd, facts.env, facts.inputs, known)
+        comps = Components(
+            facts.command, facts.cwd, facts.env, facts.inputs, known, facts.outputs
+        )
         fp = comps.fingerprint()
 
     def make(action: Action, reasons: list[Reason], conditional: bool = False) -> Decision:
@@ -104,9 +107,19 @@ def _changes(record: StepRecord, facts: Facts) -> list[Reason]:
     old = record.components
     reasons: list[Reason] = []
     if old.command != facts.command:
+        names = changed_values(old.command, facts.command)
+        message = "command changed"
+        if names:
+            shown = [f"${{{n}}}" for n in names]
+            listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+            message += f": the value of {listed} changed"
         reasons.append(
             Reason(
-                ReasonKind.COMMAND_CHANGED, "command changed", old=old.command, new=facts.command
+                ReasonKind.COMMAND_CHANGED,
+                message,
+                name=", ".join(names) or None,
+                old=old.command,
+                new=facts.command,
             )
         )
     if old.cwd != facts.cwd:
@@ -116,6 +129,15 @@ def _changes(record: StepRecord, facts: Facts) -> list[Reason]:
                 f"working folder changed from '{old.cwd or '.'}' to '{facts.cwd or '.'}'",
                 old=old.cwd,
                 new=facts.cwd,
+            )
+        )
+    if old.outputs != facts.outputs:
+        reasons.append(
+            Reason(
+                ReasonKind.OUTPUTS_CHANGED,
+                "declared outputs changed",
+                old=", ".join(old.outputs) or "(none)",
+                new=", ".join(facts.outputs) or "(none)",
             )
         )
     old_env, new_env = dict(old.env), dict(facts.env)

@@ -58,7 +58,7 @@ def preflight(
                     f"{step.location}: steps[{workflow.position(step)}].inputs[{i}]: input "
                     f"'{pattern}' does not exist and no step declares it as an output"
                 ) from None
-            if not stat.S_ISREG(mode):
+            if not stat.S_ISREG(mode) or "/" in pattern:  # a folder on the way may lead out
                 globs.expand([pattern], workflow.root)
 
 

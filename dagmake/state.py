@@ -49,7 +49,7 @@ from dagmake.table import Table, build
 
 STATE_VERSION = 1
 _HEADER = {"dagmake_state": STATE_VERSION}
-INDEX_FORMAT = 6
+INDEX_FORMAT = 7  # 7: records hold the declared outputs
 INDEX_LAG = 64  # journal lines the index may fall behind before a run rewrites it
 INDEX_LAG_BYTES = 256 << 10  # or bytes (one line can hold the stamps of 10,000 files)
 _CHECK = 64  # bytes before the end of what the index covers that must still be there
@@ -80,6 +80,7 @@ class StepRecord(NamedTuple):
             "env": c.env,
             "in": c.inputs,
             "deps": c.deps,
+            "decl": c.outputs,
             "out": self.outputs,
             "values": self.values,
             "dur": round(self.duration_s, 4),
@@ -93,7 +94,16 @@ class StepRecord(NamedTuple):
             assert isinstance(raw, list | tuple)
             return tuple((str(a), str(b)) for a, b in raw)
 
-        comps = Components(str(d["cmd"]), str(d["cwd"]), pairs("env"), pairs("in"), pairs("deps"))
+        decl = d.get("decl", ())
+        assert isinstance(decl, list | tuple)
+        comps = Components(
+            str(d["cmd"]),
+            str(d["cwd"]),
+            pairs("env"),
+            pairs("in"),
+            pairs("deps"),
+            tuple(str(p) for p in decl),
+        )
         return cls(
             step_id=str(d["id"]),
             fingerprint=str(d["fp"]),
@@ -226,11 +236,41 @@ class LoadedState:
         self.warnings: list[str] = []
 
 
-def workspace_dir(cache_root: Path, workspace: Path) -> Path:
-    """The folder holding one workspace's state, lock and logs, keyed by its absolute path."""
-    key = hash_bytes(str(workspace).encode("utf-8", "surrogateescape"))[:16]
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in workspace.name)[:40]
-    return cache_root / "v1" / "workspaces" / f"{name}-{key}"
+def workspace_dir(cache_root: Path, workspace: Path, workflow_file: str) -> Path:
+    """The folder holding one workflow file's state, no-op snapshot and logs: state belongs to
+    a workflow file, so two files in one folder never read each other's records. It lies in
+    its workspace's folder (keyed by the workspace's absolute path), which holds the lock
+    (`lock_path`): one run at a time per workspace, whichever file it runs."""
+    return _keyed(_keyed(cache_root / "v1" / "workspaces", str(workspace)), workflow_file)
+
+
+def lock_path(state_dir: Path) -> Path:
+    """The workspace lock of the workflow file whose state is in `state_dir`."""
+    return state_dir.parent / "lock"
+
+
+def drop_legacy(state_dir: Path) -> None:
+    """Remove the state that versions before per-file state kept in the workspace's folder
+    itself (its records hold commands with substituted values in plain text). Call under the
+    workspace lock, which is the same file those versions took."""
+    parent = state_dir.parent
+    legacy = [parent / n for n in ("state.jsonl", "state.marshal", "noop.marshal")]
+    with contextlib.suppress(OSError):
+        legacy += parent.glob("state.bad-*.jsonl")
+    for path in legacy:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    for folder in ("logs", "values"):
+        if (parent / folder).is_dir():
+            import shutil  # once per workflow file, on the first run that keeps state here
+
+            shutil.rmtree(parent / folder, ignore_errors=True)
+
+
+def _keyed(parent: Path, key: str) -> Path:
+    digest = hash_bytes(key.encode("utf-8", "surrogateescape"))[:16]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(key).name)[:40]
+    return parent / f"{name}-{digest}"
 
 
 def load_secret(cache_root: Path, *, create: bool) -> bytes:
@@ -423,9 +463,11 @@ class StateStore:
             try:
                 _fault("state.lock")
                 ensure_private_dir(self.dir)
-                held.enter_context(exclusive_lock(self.dir / "lock", wait=wait, on_wait=on_wait))
+                held.enter_context(
+                    exclusive_lock(lock_path(self.dir), wait=wait, on_wait=on_wait)
+                )
             except OSError as e:
-                self._stop_writing(e, self.dir / "lock")
+                self._stop_writing(e, lock_path(self.dir))
             yield
 
     def _stop_writing(self, error: OSError, path: Path) -> None:

@@ -135,31 +135,85 @@ def substitute(
         if m.group(0) == "$${":
             return "${"
         ref = _parse_ref(m, where)
-        if ref.step is not None:
-            assert ref.key is not None
-            if step_values is None or ref.step not in step_values:
-                return ref.text
-            written = step_values[ref.step]
-            if ref.key not in written:
-                have = ", ".join(sorted(written)) or "nothing"
-                raise ConfigError(
-                    f"{where}: {ref.text}: step '{ref.step}' wrote no value '{ref.key}' to "
-                    f"$DAGMAKE_OUTPUT (it wrote: {have}){did_you_mean(ref.key, written)}"
-                )
-            value = written[ref.key]
-        elif ref.name in scope:
-            value = scope[ref.name]
-        else:
-            raise ConfigError(_unknown(ref, scope, where))
-        if ref.raw or not quote:
-            return value
-        import shlex  # only a workflow that interpolates needs it
-
-        return shlex.quote(value)
+        value = _value(ref, scope, where, step_values)
+        if value is None:
+            return ref.text
+        return _inserted(ref, value, quote)
 
     if "${" not in template:
         return template
     return _REF.sub(replace, template)
+
+
+def substitute_recorded(
+    template: str,
+    scope: Mapping[str, str],
+    *,
+    where: str,
+    step_values: Mapping[str, Mapping[str, str]] | None,
+    stand_in: Callable[[str, str], str],
+) -> tuple[str, str]:
+    """`substitute` for `run` (quoted), and the same text as it is recorded: each value
+    replaced by `stand_in(label, value)` (label: the name, `raw:` kept), so a record names
+    what changed and holds no value (SPEC: no substituted value is stored in plain text).
+    A literal `$${` stays `$${` in the recorded text, so a `${` there is always a value's."""
+    if "${" not in template:
+        return template, template
+    script: list[str] = []
+    recorded: list[str] = []
+    at = 0
+    for m in _REF.finditer(template):
+        plain = template[at : m.start()]
+        script.append(plain)
+        recorded.append(plain)
+        at = m.end()
+        if m.group(0) == "$${":
+            script.append("${")
+            recorded.append("$${")
+            continue
+        ref = _parse_ref(m, where)
+        value = _value(ref, scope, where, step_values)
+        if value is None:
+            script.append(ref.text)
+            recorded.append(ref.text)
+            continue
+        script.append(_inserted(ref, value, True))
+        recorded.append(stand_in(("raw:" if ref.raw else "") + ref.name, value))
+    script.append(template[at:])
+    recorded.append(template[at:])
+    return "".join(script), "".join(recorded)
+
+
+def _value(
+    ref: Ref,
+    scope: Mapping[str, str],
+    where: str,
+    step_values: Mapping[str, Mapping[str, str]] | None,
+) -> str | None:
+    """The value `ref` stands for; None for a step's value not known yet (stays as written)."""
+    if ref.step is not None:
+        assert ref.key is not None
+        if step_values is None or ref.step not in step_values:
+            return None
+        written = step_values[ref.step]
+        if ref.key not in written:
+            have = ", ".join(sorted(written)) or "nothing"
+            raise ConfigError(
+                f"{where}: {ref.text}: step '{ref.step}' wrote no value '{ref.key}' to "
+                f"$DAGMAKE_OUTPUT (it wrote: {have}){did_you_mean(ref.key, written)}"
+            )
+        return written[ref.key]
+    if ref.name in scope:
+        return scope[ref.name]
+    raise ConfigError(_unknown(ref, scope, where))
+
+
+def _inserted(ref: Ref, value: str, quote: bool) -> str:
+    if ref.raw or not quote:
+        return value
+    import shlex  # only a workflow that interpolates needs it
+
+    return shlex.quote(value)
 
 
 def _unknown(ref: Ref, scope: Iterable[str], where: str) -> str:

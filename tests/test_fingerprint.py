@@ -20,13 +20,15 @@ from dagmake.fingerprint import (
 
 text = st.text(max_size=20)
 pairs = st.lists(st.tuples(text, text), max_size=4).map(tuple)
-components = st.builds(Components, text, text, pairs, pairs, pairs)
+components = st.builds(
+    Components, text, text, pairs, pairs, pairs, st.lists(text, max_size=3).map(tuple)
+)
 
 
 @given(components, components)
 def test_different_components_never_share_an_encoding(a: Components, b: Components) -> None:
-    doc_a = canonical([a.command, a.cwd, a.env, a.inputs, a.deps])
-    doc_b = canonical([b.command, b.cwd, b.env, b.inputs, b.deps])
+    doc_a = canonical([a.command, a.cwd, a.env, a.inputs, a.deps, a.outputs])
+    doc_b = canonical([b.command, b.cwd, b.env, b.inputs, b.deps, b.outputs])
     assert (doc_a == doc_b) == (a == b)
     if a == b:
         assert a.fingerprint() == b.fingerprint()
@@ -34,7 +36,8 @@ def test_different_components_never_share_an_encoding(a: Components, b: Componen
 
 @given(components)
 def test_fingerprint_is_deterministic_and_128_bit(c: Components) -> None:
-    assert c.fingerprint() == Components(c.command, c.cwd, c.env, c.inputs, c.deps).fingerprint()
+    again = Components(c.command, c.cwd, c.env, c.inputs, c.deps, c.outputs)
+    assert c.fingerprint() == again.fingerprint()
     assert len(c.fingerprint()) == 32
 
 

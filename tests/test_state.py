@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dagmake.fingerprint import Components, FileStamp
-from dagmake.state import StateStore, StepRecord, load_secret, workspace_dir
+from dagmake.state import StateStore, StepRecord, load_secret, lock_path, workspace_dir
 
 
 def rec(sid: str, fp: str = "f" * 32) -> StepRecord:
@@ -77,9 +77,17 @@ def test_journal_is_compacted_when_mostly_stale(tmp_path: Path) -> None:
 
 
 def test_workspace_dirs_differ_by_absolute_path(tmp_path: Path) -> None:
-    a = workspace_dir(tmp_path, Path("/x/proj"))
-    b = workspace_dir(tmp_path, Path("/y/proj"))
-    assert a != b and a.name.startswith("proj-")
+    a = workspace_dir(tmp_path, Path("/x/proj"), "dagmake.yaml")
+    b = workspace_dir(tmp_path, Path("/y/proj"), "dagmake.yaml")
+    assert a != b and a.parent.name.startswith("proj-") and a.name.startswith("dagmake.yaml-")
+
+
+def test_state_belongs_to_a_workflow_file_and_the_lock_to_its_workspace(tmp_path: Path) -> None:
+    a = workspace_dir(tmp_path, Path("/x/proj"), "a.yaml")
+    b = workspace_dir(tmp_path, Path("/x/proj"), "b.yaml")
+    assert a != b
+    elsewhere = workspace_dir(tmp_path, Path("/y/proj"), "a.yaml")
+    assert lock_path(a) == lock_path(b) != lock_path(elsewhere)
 
 
 def test_secret_is_private_and_stable(tmp_path: Path) -> None:

@@ -173,7 +173,7 @@ def test_a_trust_taken_before_another_run_changed_the_state_is_not_used(ws: Work
     ws.ran()
     ws.ran()
     root = ws.root.resolve()
-    state_dir = workspace_dir(cache_root(), root)
+    state_dir = workspace_dir(cache_root(), root, "dagmake.yaml")
     key = noop.run_key(read_workflow_bytes(root / "dagmake.yaml"), str(root / "dagmake.yaml"),
                        root, (), {})  # fmt: skip
     ws.write("lone.txt", "one\n")
@@ -207,7 +207,7 @@ def test_damaged_snapshot_index_and_compiled_workflow_are_misses_not_errors(
     shutil.copytree(ws.cache, good)
     want = outputs(ws)
     for n, path in enumerate(files):
-        size = path.stat().st_size
+        size = (good / path.relative_to(ws.cache)).stat().st_size  # as damaged: the good one's
         for k, at in enumerate(range(size // 7, size, size // 7)):
             shutil.rmtree(ws.cache)
             shutil.copytree(good, ws.cache)
