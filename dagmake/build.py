@@ -23,7 +23,7 @@ from dagmake.errors import WorkspaceBusyError
 from dagmake.executor import Executor, Finished, Job, Outcome, describe
 from dagmake.facts import Inspector, Resolved, read_values
 from dagmake.fingerprint import Hasher, outputs_digest
-from dagmake.fsutil import LockHeld, ensure_private_dir, exclusive_lock
+from dagmake.fsutil import LockHeld, exclusive_lock
 from dagmake.graph import Graph
 from dagmake.locations import cache_root
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
@@ -78,7 +78,7 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
             reporter.warning(w)
         secret = load_secret(root, create=False)
         return _Run(graph, options, reporter, loaded, store, secret, trust, dry=True).go(chosen)
-    ensure_private_dir(store.dir)
+    store.make_dir()
     try:
         with exclusive_lock(
             store.dir / "lock",

@@ -130,6 +130,8 @@ def expand(patterns: Iterable[str], root: Path) -> list[str]:
                 _check_link(root_s, pattern)
                 if os.path.isfile(os.path.join(root_s, pattern)):
                     found.add(pattern)
+            else:
+                raise _special(pattern, mode)
             continue
         base = literal_prefix(pattern)
         if base and not os.path.isdir(os.path.join(root_s, base)):
@@ -146,6 +148,9 @@ def _walk(root: str, base: str, regex: re.Pattern[str] | None, found: set[str]) 
             entries = os.scandir(os.path.join(root, rel) if rel else root)
         except (FileNotFoundError, NotADirectoryError):
             continue
+        except OSError as e:  # past PATH_MAX, no permission: never a silently shorter list
+            shown = rel if len(rel) <= 60 else rel[:57] + "..."
+            raise ConfigError(f"cannot list the folder '{shown}' ({e.strerror})") from None
         with entries:
             for entry in entries:
                 name = entry.name
@@ -159,7 +164,18 @@ def _walk(root: str, base: str, regex: re.Pattern[str] | None, found: set[str]) 
                         _check_link(root, path)
                         if not entry.is_file():
                             continue
+                    elif not entry.is_file(follow_symlinks=False):
+                        raise _special(path, entry.stat(follow_symlinks=False).st_mode)
                     found.add(path)
+
+
+def _special(path: str, mode: int) -> ConfigError:
+    """A FIFO, socket or device where a file is expected: hashing it could block forever."""
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return ConfigError(
+        f"'{path}' is {kind}, not a regular file; dagmake reads only regular files "
+        "(remove it, or name inputs that leave it out)"
+    )
 
 
 def _check_link(root: str, path: str) -> None:

@@ -42,6 +42,8 @@ STEP_KEYS = (
 DEFAULT_KEYS = ("timeout", "retries", "env", "cwd", "cache")
 CACHE_KEYS = ("max_size", "max_age")
 MAX_NODES = 2_000_000  # an alias bomb expands past this long before memory runs out
+MAX_DEPTH = 200  # values nested deeper than this are no workflow (and would meet Python's stack)
+MAX_ID_LENGTH = 200  # a step id names files (`<id>.log`, their temp names): under NAME_MAX
 
 _ID = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -120,7 +122,7 @@ class _Composer:
         if events.check_event(yaml.StreamEndEvent):
             return None
         events.get_event()  # document start
-        node = self.node()
+        node = self.node(0)
         events.get_event()  # document end
         if not events.check_event(yaml.StreamEndEvent):
             extra = events.get_event()
@@ -132,9 +134,13 @@ class _Composer:
             )
         return node
 
-    def node(self) -> _Node:
+    def node(self, depth: int) -> _Node:
         event = self.loader.get_event()
         mark: Any = event.start_mark  # the C parser's own Mark class
+        if depth > MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"values nested more than {MAX_DEPTH} levels deep", mark
+            )
         if isinstance(event, yaml.AliasEvent):
             if event.anchor not in self.anchors:
                 raise yaml.composer.ComposerError(
@@ -159,12 +165,12 @@ class _Composer:
             self.anchors[anchor] = node  # before the children: an alias inside may name it
         if isinstance(node, _Sequence):
             while not self.loader.check_event(yaml.SequenceEndEvent):
-                node.value.append(self.node())
+                node.value.append(self.node(depth + 1))
             self.loader.get_event()
         elif isinstance(node, _Mapping):
             while not self.loader.check_event(yaml.MappingEndEvent):
-                key = self.node()
-                node.value.append((key, self.node()))
+                key = self.node(depth + 1)
+                node.value.append((key, self.node(depth + 1)))
             self.loader.get_event()
         return node
 
@@ -209,7 +215,7 @@ class _Reader:
         if not isinstance(node, _Mapping):
             raise self.fail(node, key, f"expected a mapping (key: value lines), got {_kind(node)}")
         out: dict[str, tuple[Node, Node]] = {}
-        for k, v in self._pairs(node, key):
+        for k, v in self._pairs(node, key, 0):
             if not isinstance(k, _Scalar):
                 raise self.fail(k, key, "keys must be plain names")
             name = k.value
@@ -226,8 +232,10 @@ class _Reader:
             out[name] = (k, v)
         return out
 
-    def _pairs(self, node: Node, key: str) -> Iterator[tuple[Node, Node]]:
+    def _pairs(self, node: Node, key: str, depth: int) -> Iterator[tuple[Node, Node]]:
         """The mapping's pairs with `<<` merges applied (explicit keys win, as in YAML 1.1)."""
+        if depth > MAX_DEPTH:
+            raise self.fail(node, key, f"'<<' merges nested more than {MAX_DEPTH} levels deep")
         own = [(k, v) for k, v in node.value if k.tag != _MERGE]
         seen = {k.value for k, _ in own if isinstance(k, _Scalar)}
         self._count(len(node.value))
@@ -239,7 +247,7 @@ class _Reader:
             for src in sources:
                 if not isinstance(src, _Mapping):
                     raise self.fail(src, key, "'<<' must merge a mapping (or a list of them)")
-                for mk, mv in self._pairs(src, key):
+                for mk, mv in self._pairs(src, key, depth + 1):
                     if isinstance(mk, _Scalar) and mk.value not in seen:
                         seen.add(mk.value)
                         yield mk, mv
@@ -258,6 +266,8 @@ class _Reader:
         if not isinstance(node, _Scalar):
             raise self.fail(node, key, f"expected text, got {_kind(node)}")
         value = "" if node.tag == _NULL else str(node.value)
+        if "\0" in value:  # no path, argument or environment value can hold one
+            raise self.fail(node, key, "contains a NUL character (\\0); remove it")
         if not allow_empty and not value.strip():
             raise self.fail(node, key, "must not be empty")
         return value
@@ -385,6 +395,13 @@ class _Reader:
                 raise self.fail(node, key, f"missing '{required}:'")
         id_node = fields["id"][1]
         step_id = self.text(id_node, f"{key}.id", allow_empty=False).strip()
+        if len(step_id) > MAX_ID_LENGTH:
+            raise self.fail(
+                id_node,
+                f"{key}.id",
+                f"is {len(step_id)} characters long; at most {MAX_ID_LENGTH} (it names the "
+                "step's files); shorten it",
+            )
         if not _ID.match(step_id):
             raise self.fail(
                 id_node, f"{key}.id", f"'{step_id}' may only use letters, digits, _ . and -"

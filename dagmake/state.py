@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
+from dagmake.errors import StateError
 from dagmake.fingerprint import Components, FileStamp, hash_bytes, outputs_digest
 from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, mapped, unsealed, write_sealed
 from dagmake.table import Table, build
@@ -261,6 +262,16 @@ class StateStore:
         self._lines = 0
         self._behind: int | None = None  # lines the index lacked at load; None: not used
         self._behind_bytes = 0
+
+    def make_dir(self) -> None:
+        """Create the state folder (0700) for a real run. A file or a dangling link in its place
+        is a clear error, not a traceback (and is never written through)."""
+        if os.path.lexists(self.dir) and not self.dir.is_dir():
+            raise StateError(
+                f"the state folder {self.dir} is not a folder (a file or a dangling link is in "
+                "its place); remove it and run again"
+            )
+        ensure_private_dir(self.dir)
 
     def load(self) -> LoadedState:
         indexed = self._load_index()
