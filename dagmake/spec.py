@@ -98,14 +98,97 @@ def _compose(text: bytes, shown: str) -> Node:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        what = " ".join(p for p in (e.context, e.problem) if p)
-        raise ConfigError(f"{shown}:{line}: invalid YAML: {what}") from None
+        raise _syntax_error(e, text, shown) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{shown}: invalid YAML: {e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{shown}: the file is not UTF-8 text") from None
+
+
+def _syntax_error(e: yaml.MarkedYAMLError, text: bytes, shown: str) -> ConfigError:
+    """`file:line:column: invalid YAML: ...` at the start of the broken construct (an
+    unclosed quote or bracket is named where it opens, not at the end of the file), never past
+    the file's last line, with a hint for tabs and for an unquoted ': '."""
+    lines = text.decode("utf-8", "replace").rstrip().split("\n")
+    context, problem = e.context or "", e.problem or ""
+
+    def clamp(line: int, col: int) -> tuple[int, int]:  # 0-based in, 0-based out
+        if line >= len(lines):
+            return len(lines) - 1, len(lines[-1])
+        return line, min(col, len(lines[line]))
+
+    marks = [m for m in (e.problem_mark, e.context_mark) if m is not None]
+    problem_at = clamp(marks[0].line, marks[0].column) if marks else (0, 0)
+    at_end = not marks or marks[0].line >= len(lines) or "end of stream" in problem
+    hint = ""
+    what = " ".join(p for p in (context, problem) if p)
+    where = problem_at
+    if "quoted scalar" in context and e.context_mark is not None and "end of stream" in problem:
+        where = clamp(e.context_mark.line, e.context_mark.column)
+        quote = lines[where[0]][where[1] : where[1] + 1] or "quote"
+        what = f"the quoted value that starts here is never closed (add the closing {quote})"
+    elif "flow" in context and (opener := _unclosed_bracket(lines)) is not None:
+        where = opener
+        bracket = lines[opener[0]][opener[1]]
+        close = "]" if bracket == "[" else "}"
+        found = (
+            "by the end of the file"
+            if at_end
+            else f"before line {problem_at[0] + 1}, column {problem_at[1] + 1}"
+        )
+        what = f"the '{bracket}' here is never closed (expected ',' or '{close}' {found})"
+    else:
+        line_text = lines[where[0]]
+        if "tab" in problem or "\t" in line_text[: len(line_text) - len(line_text.lstrip())]:
+            what = problem or what
+            hint = "indent with spaces; YAML does not allow tabs there"
+            if "\t" in line_text:
+                where = (where[0], line_text.index("\t"))
+        elif "mapping values are not allowed" in problem:
+            what = problem
+            hint = _quote_hint(line_text)
+        elif e.context_mark is not None and e.context_mark.line != where[0] and context:
+            construct = re.sub(r"^while (parsing|scanning) (an? )?", "", context)
+            what += f" (the {construct} starts at line {e.context_mark.line + 1})"
+    if hint:
+        what += f" (hint: {hint})"
+    return ConfigError(f"{shown}:{where[0] + 1}:{where[1] + 1}: invalid YAML: {what}")
+
+
+def _unclosed_bracket(lines: list[str]) -> tuple[int, int] | None:
+    """Where the last '[' or '{' that is never closed opens (0-based line, column): a rough
+    scan that skips quoted text and comments, for naming the opener in an error message."""
+    stack: list[tuple[int, int]] = []
+    for n, line in enumerate(lines):
+        quote = ""
+        for i, ch in enumerate(line):
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in "'\"" and (i == 0 or line[i - 1] in " \t[{,:"):
+                quote = ch
+            elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+                break
+            elif ch in "[{":
+                stack.append((n, i))
+            elif ch in "]}" and stack:
+                stack.pop()
+    return stack[-1] if stack else None
+
+
+def _quote_hint(line: str) -> str:
+    """`run: "echo a: b"` for the line `run: echo a: b`."""
+    m = re.match(r"\s*(?:-\s+)?([^\s:'\"#][^:#]*?):\s+(.+?)\s*$", line)
+    if m is None:
+        return 'a value holding ": " must be quoted'
+    key, value = m.groups()
+    if '"' not in value and "\\" not in value:
+        quoted = f'"{value}"'
+    elif "'" not in value:
+        quoted = f"'{value}'"
+    else:
+        quoted = "'" + value.replace("'", "''") + "'"
+    return f'a value holding ": " must be quoted: {key}: {quoted}'
 
 
 class _Composer:
