@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from dagmake import noop
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
-from dagmake.errors import WorkspaceBusyError
+from dagmake.errors import StateError, WorkspaceBusyError
 from dagmake.executor import Executor, Finished, Job, Outcome, describe
 from dagmake.facts import Inspector, Resolved, read_values
 from dagmake.fingerprint import Hasher, outputs_digest
@@ -78,7 +78,12 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
             reporter.warning(w)
         secret = load_secret(root, create=False)
         return _Run(graph, options, reporter, loaded, store, secret, trust, dry=True).go(chosen)
-    store.make_dir()
+    try:
+        store.make_dir()
+    except OSError as e:
+        raise StateError(
+            f"cannot use the state folder {store.dir}: {e.strerror}; remove it and run again"
+        ) from None
     try:
         with exclusive_lock(
             store.dir / "lock",

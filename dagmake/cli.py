@@ -291,9 +291,12 @@ def watch_command(
     """Bring TARGETs up to date, then again whenever one of their inputs changes."""
     with _error_boundary():
         from dagmake.build import RunOptions
+        from dagmake.locations import find_workflow
         from dagmake.report import default_stream, make_reporter
         from dagmake.variables import parse_context
         from dagmake.watch import watch
+
+        path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
 
         options = RunOptions(
             targets=targets,
@@ -303,7 +306,8 @@ def watch_command(
         )
         with suppress(KeyboardInterrupt):
             watch(
-                lambda: _load(workflow_file),
+                lambda: _load(path),
+                path,
                 options,
                 lambda: make_reporter(default_stream(False)),
                 lambda msg: click.echo(f"dagmake: {msg}", err=True),

@@ -25,6 +25,7 @@ per step, so a run that decides 3 steps of 5,000 decodes 3 records (about 2 ms, 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import marshal
 import os
@@ -34,7 +35,6 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
-from dagmake.errors import StateError
 from dagmake.fingerprint import Components, FileStamp, hash_bytes, outputs_digest
 from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, mapped, unsealed, write_sealed
 from dagmake.table import Table, build
@@ -265,11 +265,10 @@ class StateStore:
 
     def make_dir(self) -> None:
         """Create the state folder (0700) for a real run. A file or a dangling link in its place
-        is a clear error, not a traceback (and is never written through)."""
+        is refused (ENOTDIR), never written through."""
         if os.path.lexists(self.dir) and not self.dir.is_dir():
-            raise StateError(
-                f"the state folder {self.dir} is not a folder (a file or a dangling link is in "
-                "its place); remove it and run again"
+            raise NotADirectoryError(
+                errno.ENOTDIR, "it is not a folder (a file or a dangling link is in its place)"
             )
         ensure_private_dir(self.dir)
 

@@ -58,7 +58,7 @@ ALLOWED: dict[str, set[str]] = {
         "fsutil",
     },
     "noop": {"fingerprint", "fsutil", "locations", "state", "__version__"},
-    "watch": {"globs", "build", "graph", "results", "selection"},
+    "watch": {"globs", "build", "graph", "results", "selection", "errors"},
     "selection": {"globs", "variables", "errors", "graph", "model"},
     "compiled": {"fsutil", "graph", "model", "spec", "locations", "table", "__version__"},
     "gitfiles": {"errors"},
