@@ -29,7 +29,7 @@ MEMORY_BYTES = 2 << 30  # address space: Python and the C YAML parser fit well w
 
 settings.register_profile(
     "ci",
-    max_examples=int(os.environ.get("DAGMAKE_HYPOTHESIS_EXAMPLES", "20")),
+    max_examples=int(os.environ.get("DAGMAKE_HYPOTHESIS_EXAMPLES", "40")),
     deadline=None,
     derandomize=True,
     database=None,
@@ -389,46 +389,55 @@ def _condition(draw: st.DrawFn) -> str:
     return "(" * depth + core + ")" * depth if draw(st.booleans()) else "not " * depth + core
 
 
+_ALWAYS_THERE = ["d", "d/*", "d/**", "**", "d/x"]
+_THERE_WITH = {"in.txt": "in.txt", "fifo": "fifo", "zero": "zero", "dangling": "lnk"}
+_HOSTILE_FIELDS = ["id", "run", "inputs", "outputs", "env", "cwd", "if", "timeout", "depends"]
+
+
 @st.composite
-def _step(draw: st.DrawFn, index: int) -> str:
-    sid = draw(st.one_of(st.just(f"s{index}"), _nasty))
+def _step(draw: st.DrawFn, index: int, tree: list[str]) -> str:
+    """A step that is sound but for (usually) one hostile field, so the run gets far enough
+    to meet the file tree."""
+    hostile = set(draw(st.lists(st.sampled_from(_HOSTILE_FIELDS), max_size=2)))
+    sid = draw(_nasty) if "id" in hostile else f"s{index}"
     fields = [f"id: {_quoted(sid)}"]
-    run = draw(st.one_of(st.sampled_from(_SAFE_RUNS), st.builds(lambda n: "echo " + n, _nasty)))
-    if "\0" not in run and any(c in run for c in ";&|`$<>()") and run not in _SAFE_RUNS:
-        run = "true"  # a generated command runs for real: keep it harmless
+    run = draw(st.sampled_from(_SAFE_RUNS))
+    if "run" in hostile:
+        run = "echo " + draw(_nasty)
+        if "\0" not in run and any(c in run for c in ";&|`$<>()"):
+            run = "true"  # a generated command runs for real: keep it harmless
     fields.append(f"run: {_quoted(run)}")
-    for key in ("inputs", "outputs"):
-        if draw(st.booleans()):
-            items = draw(
-                st.lists(
-                    st.one_of(
-                        st.sampled_from(["in.txt", "d", "d/*", "**", "fifo", "zero", "lnk"]),
-                        _nasty,
-                    ),
-                    max_size=3,
-                )
-            )
-            fields.append(f"{key}: [{', '.join(_quoted(i) for i in items)}]")
-    if draw(st.booleans()):
-        fields.append(f"depends_on: [{_quoted(draw(st.sampled_from(['s0', 's1', 'a', 'zz'])))}]")
-    if draw(st.booleans()):
+    there = _ALWAYS_THERE + [_THERE_WITH[t] for t in tree if t in _THERE_WITH]
+    inputs = draw(st.lists(st.sampled_from(there), min_size=1, max_size=3))
+    if "inputs" in hostile:
+        inputs.append(draw(_nasty))
+    fields.append(f"inputs: [{', '.join(_quoted(i) for i in inputs)}]")
+    if "outputs" in hostile or draw(st.booleans()):
+        out = draw(_nasty) if "outputs" in hostile else f"out{index}.txt"
+        fields.append(f"outputs: [{_quoted(out)}]")
+    if "depends" in hostile or (index and draw(st.booleans())):
+        dep = draw(st.sampled_from(["s0", "zz", f"s{index}"])) if "depends" in hostile else "s0"
+        fields.append(f"depends_on: [{_quoted(dep)}]")
+    if "env" in hostile:
         fields.append(f"env: {{X: {_quoted(draw(_nasty))}}}")
-    if draw(st.booleans()):
+    if "cwd" in hostile:
         fields.append(f"cwd: {_quoted(draw(st.one_of(st.just('d'), _nasty)))}")
-    if draw(st.booleans()):
+    if "if" in hostile:
         fields.append(f"if: {_quoted(draw(_condition()))}")
-    if draw(st.booleans()):
+    if "timeout" in hostile:
         fields.append(f"timeout: {_quoted(draw(st.sampled_from(['1s', '5', '-1', '1e400', 'x'])))}")
     return "  - {" + ", ".join(fields) + "}"
 
 
 @st.composite
-def _workflow(draw: st.DrawFn) -> bytes:
+def _workflow(draw: st.DrawFn, tree: list[str]) -> bytes:
     n = draw(st.integers(min_value=1, max_value=3))
-    steps = [draw(_step(i)) for i in range(n)]
+    steps = [draw(_step(i, tree)) for i in range(n)]
     head = [f"vars: {{v: {_quoted(draw(_nasty))}}}"]
     text = "\n".join([*head, "steps:", *steps]) + "\n"
-    mangle = draw(st.sampled_from(["none", "none", "deep", "truncate", "tab", "bytes", "alias"]))
+    mangle = draw(
+        st.sampled_from(["none", "none", "none", "deep", "truncate", "tab", "bytes", "alias"])
+    )
     if mangle == "deep":
         depth = draw(st.sampled_from([100, 1_000, 10_000]))
         text = text.replace("steps:", "name: " + "[" * depth + "]" * depth + "\nsteps:", 1)
@@ -455,6 +464,7 @@ def _tree(draw: st.DrawFn) -> list[str]:
             st.sampled_from(
                 ["fifo", "zero", "dangling", "nonutf8", "deep", "unreadable", "in.txt", "loop"]
             ),
+            min_size=1,
             max_size=4,
             unique=True,
         )
@@ -486,8 +496,10 @@ def _make_tree(root: Path, items: list[str]) -> None:
 
 @pytest.mark.timeout(0 if PROFILE == "long" else 600)
 @settings.get_profile(PROFILE)  # type: ignore[misc]
-@given(data=_workflow(), tree=_tree(), command=st.sampled_from(["run", "dry", "explain", "graph"]))
-def test_hostile_workflows_and_trees(data: bytes, tree: list[str], command: str) -> None:
+@given(case=st.data(), command=st.sampled_from(["run", "dry", "explain", "graph"]))
+def test_hostile_workflows_and_trees(case: st.DataObject, command: str) -> None:
+    tree = case.draw(_tree(), label="tree")
+    data = case.draw(_workflow(tree), label="workflow")
     base = Path(tempfile.mkdtemp(prefix="dagmake-hostile-"))
     try:
         root, cache = base / "w", base / "cache"
