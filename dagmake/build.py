@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from dagmake import noop, softfail
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
-from dagmake.errors import WorkspaceBusyError
+from dagmake.errors import StateError, WorkspaceBusyError
 from dagmake.executor import Executor, Finished, Job, Outcome, describe
 from dagmake.facts import Inspector, Resolved, read_values
 from dagmake.fingerprint import Hasher, outputs_digest
@@ -86,6 +86,14 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
         secret = load_secret(root, create=False)
         return _Run(graph, options, reporter, loaded, store, secret, trust, dry=True).go(chosen)
     softfail.begin(reporter.warning)
+    try:
+        store.make_dir()
+    except NotADirectoryError as e:  # something else in its place: never written through
+        raise StateError(
+            f"cannot use the state folder {store.dir}: {e.strerror}; remove it and run again"
+        ) from None
+    except OSError:
+        pass  # read-only, full: `locked` says so once, and the run writes no state
     try:
         with store.locked(
             wait=options.wait_for_lock,

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
@@ -180,7 +180,7 @@ def explain_command(step: str, workflow_file: Path | None, context: tuple[str, .
 
         graph = _load(workflow_file)
         options = RunOptions(targets=(step,), dry_run=True, context=parse_context(context))
-        quiet = PlainReporter(open(os.devnull, "w"), compact=True)  # noqa: SIM115
+        quiet = PlainReporter(_discard(), compact=True)
         summary = run_build(graph, options, quiet)
         results = {r.step_id: r for r in summary.steps}
         click.echo(explain_step(results[step], results))
@@ -236,7 +236,7 @@ def _statuses(graph: Graph, targets: tuple[str, ...], context: tuple[str, ...]) 
     from dagmake.variables import parse_context
 
     options = RunOptions(targets=targets, dry_run=True, context=parse_context(context))
-    summary = run_build(graph, options, PlainReporter(open(os.devnull, "w"), compact=True))  # noqa: SIM115
+    summary = run_build(graph, options, PlainReporter(_discard(), compact=True))
     return {r.step_id: r.status.value for r in summary.steps}
 
 
@@ -291,9 +291,12 @@ def watch_command(
     """Bring TARGETs up to date, then again whenever one of their inputs changes."""
     with _error_boundary():
         from dagmake.build import RunOptions
+        from dagmake.locations import find_workflow
         from dagmake.report import default_stream, make_reporter
         from dagmake.variables import parse_context
         from dagmake.watch import watch
+
+        path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
 
         options = RunOptions(
             targets=targets,
@@ -303,7 +306,8 @@ def watch_command(
         )
         with suppress(KeyboardInterrupt):
             watch(
-                lambda: _load(workflow_file),
+                lambda: _load(path),
+                path,
                 options,
                 lambda: make_reporter(default_stream(False)),
                 lambda msg: click.echo(f"dagmake: {msg}", err=True),
@@ -409,6 +413,11 @@ def hook_install(pre_push: bool, force: bool) -> None:
         path = install_hook(Path.cwd(), pre_push=pre_push, force=force)
         click.echo(f"installed {path}")
         sys.exit(EXIT_OK)
+
+
+def _discard() -> TextIO:
+    """Where a query's own progress lines go. File names need not be UTF-8: never strict."""
+    return open(os.devnull, "w", errors="replace")
 
 
 def _load(workflow_file: Path | None) -> Graph:

@@ -31,6 +31,7 @@ def _token() -> re.Pattern[str]:
     return re.compile(_TOKEN_PATTERN, re.VERBOSE)
 
 
+MAX_DEPTH = 100  # parentheses and `not`s nested deeper are no condition a person writes
 _FALSE = frozenset({"", "false", "no", "off", "0"})
 _KEYWORDS = frozenset({"and", "or", "not"})
 
@@ -119,11 +120,13 @@ def _tokenize(text: str, where: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
-    """Recursive descent; the nesting depth is bounded by the parentheses a person writes."""
+    """Recursive descent; the nesting depth (parentheses and `not`) is bounded by MAX_DEPTH, so
+    neither the parser nor the evaluator can meet the recursion limit."""
 
     def __init__(self, tokens: list[tuple[str, str]], text: str, where: str) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
         self.text = text
         self.where = where
 
@@ -151,9 +154,20 @@ class _Parser:
             operands.append(self.neg())
         return operands[0] if len(operands) == 1 else BoolOp("and", tuple(operands))
 
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ConfigError(
+                f"{self.where}: the condition is nested more than {MAX_DEPTH} levels deep "
+                "(parentheses and 'not'); simplify it"
+            )
+
     def neg(self) -> Node:
         if self._accept("kw", "not"):
-            return Not(self.neg())
+            self._deeper()
+            inner = Not(self.neg())
+            self.depth -= 1
+            return inner
         return self.cmp()
 
     def cmp(self) -> Node:
@@ -170,9 +184,11 @@ class _Parser:
         kind, value = tok
         if kind == "op" and value == "(":
             self.pos += 1
+            self._deeper()
             inner = self.expr()
             if not self._accept("op", ")"):
                 raise self._fail("missing ')'")
+            self.depth -= 1
             return inner
         if kind in ("str", "word"):
             self.pos += 1

@@ -16,6 +16,7 @@ enough; this makes a run right after a build trust what the build wrote.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -48,8 +49,10 @@ def hash_file(path: str) -> str:
     terminal probe and a seek to every open), in 64 KiB pieces until past the end, then in
     1 MiB ones: a 1 MiB buffer comes from mmap, and asking for one to read a 14-byte file
     cost an mmap, an mremap and a munmap per file (2 to 3 files per step of a cold build)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO: no wait at open
     try:
+        if not _is_regular(os.fstat(fd).st_mode):  # a FIFO or a device is never read
+            raise OSError(errno.EINVAL, "not a regular file", path)
         data = os.read(fd, _SMALL)
         more = os.read(fd, _SMALL) if data else b""
         if not more:  # the end: a short read alone does not say so

@@ -138,6 +138,8 @@ def expand(patterns: Iterable[str], root: Path) -> list[str]:
                 _walk(root_s, real_root, pattern, real, None, found)
             elif stat.S_ISREG(mode):
                 found.add(pattern)
+            else:
+                raise _special(pattern, mode)
             continue
         base = literal_prefix(pattern)
         full = os.path.join(root_s, base)
@@ -163,6 +165,9 @@ def _walk(
             entries = os.scandir(os.path.join(root, rel) if rel else root)
         except (FileNotFoundError, NotADirectoryError):
             continue
+        except OSError as e:  # past PATH_MAX, no permission: never a silently shorter list
+            shown = rel if len(rel) <= 60 else rel[:57] + "..."
+            raise ConfigError(f"cannot list the folder '{shown}' ({e.strerror})") from None
         with entries:
             for entry in entries:
                 name = entry.name
@@ -175,6 +180,8 @@ def _walk(
                     continue
                 if not entry.is_symlink():
                     if regex is None or regex.match(path):
+                        if not entry.is_file(follow_symlinks=False):
+                            raise _special(path, entry.stat(follow_symlinks=False).st_mode)
                         found.add(path)
                     continue
                 try:
@@ -193,8 +200,13 @@ def _walk(
                     stack.append((path, target, around))
                 elif regex is None or regex.match(path):
                     _inside(root, real_root, path)
-                    if entry.is_file():
-                        found.add(path)
+                    try:
+                        mode = entry.stat().st_mode
+                    except OSError:  # dangling
+                        continue
+                    if not stat.S_ISREG(mode):
+                        raise _special(path, mode)
+                    found.add(path)
 
 
 @lru_cache(maxsize=1024)
@@ -298,3 +310,12 @@ def write_problems(patterns: Iterable[str], root: Path) -> list[str]:
         except ConfigError as e:
             problems.append(f"output {e}; not running it (remove the link, or write elsewhere)")
     return problems
+
+
+def _special(path: str, mode: int) -> ConfigError:
+    """A FIFO, socket or device where a file is expected: hashing it could block forever."""
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return ConfigError(
+        f"'{path}' is {kind}, not a regular file; dagmake reads only regular files "
+        "(remove it, or name inputs that leave it out)"
+    )

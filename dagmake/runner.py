@@ -50,6 +50,8 @@ def run(req: Request) -> int:
     gc.disable()  # a run allocates many small objects and frees none that form cycles
     from dagmake.report import default_stream, make_reporter
 
+    if req.report_path is not None:
+        _check_report_path(req.report_path)
     reporter = make_reporter(default_stream(req.json_out), color=req.color)
     context = dict(req.context)
     targets = req.targets
@@ -111,6 +113,7 @@ def load_and_saver(
 @contextmanager
 def error_boundary(passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """The one place exceptions become messages and exit codes."""
+    _tolerant_streams()
     try:
         yield
     except DagmakeError as e:
@@ -131,6 +134,14 @@ def error_boundary(passthrough: tuple[type[BaseException], ...] = ()) -> Iterato
 
         traceback.print_exc()
         sys.exit(EXIT_BUG)
+
+
+def _tolerant_streams() -> None:
+    """File names need not be UTF-8 (they come back as surrogates): a strict stdout or stderr
+    would turn printing one into a traceback. Shown with backslash escapes instead."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _say(line: str) -> None:
@@ -193,7 +204,27 @@ def _write_reports(summary: RunSummary, json_out: bool, report_path: Path | None
     if report_path is not None:
         from dagmake.fsutil import atomic_write_bytes
 
-        atomic_write_bytes(report_path.absolute(), doc.encode() + b"\n")
+        try:
+            atomic_write_bytes(report_path.absolute(), doc.encode() + b"\n")
+        except OSError as e:  # the folder went away during the run, the disk is full, ...
+            raise DagmakeError(
+                f"--report {report_path}: could not write the report ({e.strerror}); "
+                "the run itself is done"
+            ) from None
+
+
+def _check_report_path(path: Path) -> None:
+    """Refuse a --report path whose folder is missing before anything runs (exit 2), rather
+    than after a successful run."""
+    import os
+
+    folder = path.absolute().parent
+    if not os.path.isdir(folder):
+        from dagmake.errors import ConfigError
+
+        raise ConfigError(
+            f"--report {path}: the folder '{path.parent}' does not exist; create it first"
+        )
 
 
 def _relative_to(root: Path, files: Sequence[str]) -> tuple[str, ...]:

@@ -42,6 +42,8 @@ STEP_KEYS = (
 DEFAULT_KEYS = ("timeout", "retries", "env", "cwd", "cache")
 CACHE_KEYS = ("max_size", "max_age")
 MAX_NODES = 2_000_000  # an alias bomb expands past this long before memory runs out
+MAX_DEPTH = 200  # values nested deeper than this are no workflow (and would meet Python's stack)
+MAX_ID_LENGTH = 200  # a step id names files (`<id>.log`, their temp names): under NAME_MAX
 
 _ID = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -96,14 +98,97 @@ def _compose(text: bytes, shown: str) -> Node:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        what = " ".join(p for p in (e.context, e.problem) if p)
-        raise ConfigError(f"{shown}:{line}: invalid YAML: {what}") from None
+        raise _syntax_error(e, text, shown) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{shown}: invalid YAML: {e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{shown}: the file is not UTF-8 text") from None
+
+
+def _syntax_error(e: yaml.MarkedYAMLError, text: bytes, shown: str) -> ConfigError:
+    """`file:line:column: invalid YAML: ...` at the start of the broken construct (an
+    unclosed quote or bracket is named where it opens, not at the end of the file), never past
+    the file's last line, with a hint for tabs and for an unquoted ': '."""
+    lines = text.decode("utf-8", "replace").rstrip().split("\n")
+    context, problem = e.context or "", e.problem or ""
+
+    def clamp(line: int, col: int) -> tuple[int, int]:  # 0-based in, 0-based out
+        if line >= len(lines):
+            return len(lines) - 1, len(lines[-1])
+        return line, min(col, len(lines[line]))
+
+    marks = [m for m in (e.problem_mark, e.context_mark) if m is not None]
+    problem_at = clamp(marks[0].line, marks[0].column) if marks else (0, 0)
+    at_end = not marks or marks[0].line >= len(lines) or "end of stream" in problem
+    hint = ""
+    what = " ".join(p for p in (context, problem) if p)
+    where = problem_at
+    if "quoted scalar" in context and e.context_mark is not None and "end of stream" in problem:
+        where = clamp(e.context_mark.line, e.context_mark.column)
+        quote = lines[where[0]][where[1] : where[1] + 1] or "quote"
+        what = f"the quoted value that starts here is never closed (add the closing {quote})"
+    elif "flow" in context and (opener := _unclosed_bracket(lines)) is not None:
+        where = opener
+        bracket = lines[opener[0]][opener[1]]
+        close = "]" if bracket == "[" else "}"
+        found = (
+            "by the end of the file"
+            if at_end
+            else f"before line {problem_at[0] + 1}, column {problem_at[1] + 1}"
+        )
+        what = f"the '{bracket}' here is never closed (expected ',' or '{close}' {found})"
+    else:
+        line_text = lines[where[0]]
+        if "tab" in problem or "\t" in line_text[: len(line_text) - len(line_text.lstrip())]:
+            what = problem or what
+            hint = "indent with spaces; YAML does not allow tabs there"
+            if "\t" in line_text:
+                where = (where[0], line_text.index("\t"))
+        elif "mapping values are not allowed" in problem:
+            what = problem
+            hint = _quote_hint(line_text)
+        elif e.context_mark is not None and e.context_mark.line != where[0] and context:
+            construct = re.sub(r"^while (parsing|scanning) (an? )?", "", context)
+            what += f" (the {construct} starts at line {e.context_mark.line + 1})"
+    if hint:
+        what += f" (hint: {hint})"
+    return ConfigError(f"{shown}:{where[0] + 1}:{where[1] + 1}: invalid YAML: {what}")
+
+
+def _unclosed_bracket(lines: list[str]) -> tuple[int, int] | None:
+    """Where the last '[' or '{' that is never closed opens (0-based line, column): a rough
+    scan that skips quoted text and comments, for naming the opener in an error message."""
+    stack: list[tuple[int, int]] = []
+    for n, line in enumerate(lines):
+        quote = ""
+        for i, ch in enumerate(line):
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in "'\"" and (i == 0 or line[i - 1] in " \t[{,:"):
+                quote = ch
+            elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+                break
+            elif ch in "[{":
+                stack.append((n, i))
+            elif ch in "]}" and stack:
+                stack.pop()
+    return stack[-1] if stack else None
+
+
+def _quote_hint(line: str) -> str:
+    """`run: "echo a: b"` for the line `run: echo a: b`."""
+    m = re.match(r"\s*(?:-\s+)?([^\s:'\"#][^:#]*?):\s+(.+?)\s*$", line)
+    if m is None:
+        return 'a value holding ": " must be quoted'
+    key, value = m.groups()
+    if '"' not in value and "\\" not in value:
+        quoted = f'"{value}"'
+    elif "'" not in value:
+        quoted = f"'{value}'"
+    else:
+        quoted = "'" + value.replace("'", "''") + "'"
+    return f'a value holding ": " must be quoted: {key}: {quoted}'
 
 
 class _Composer:
@@ -120,7 +205,7 @@ class _Composer:
         if events.check_event(yaml.StreamEndEvent):
             return None
         events.get_event()  # document start
-        node = self.node()
+        node = self.node(0)
         events.get_event()  # document end
         if not events.check_event(yaml.StreamEndEvent):
             extra = events.get_event()
@@ -132,9 +217,13 @@ class _Composer:
             )
         return node
 
-    def node(self) -> _Node:
+    def node(self, depth: int) -> _Node:
         event = self.loader.get_event()
         mark: Any = event.start_mark  # the C parser's own Mark class
+        if depth > MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"values nested more than {MAX_DEPTH} levels deep", mark
+            )
         if isinstance(event, yaml.AliasEvent):
             if event.anchor not in self.anchors:
                 raise yaml.composer.ComposerError(
@@ -159,12 +248,12 @@ class _Composer:
             self.anchors[anchor] = node  # before the children: an alias inside may name it
         if isinstance(node, _Sequence):
             while not self.loader.check_event(yaml.SequenceEndEvent):
-                node.value.append(self.node())
+                node.value.append(self.node(depth + 1))
             self.loader.get_event()
         elif isinstance(node, _Mapping):
             while not self.loader.check_event(yaml.MappingEndEvent):
-                key = self.node()
-                node.value.append((key, self.node()))
+                key = self.node(depth + 1)
+                node.value.append((key, self.node(depth + 1)))
             self.loader.get_event()
         return node
 
@@ -209,7 +298,7 @@ class _Reader:
         if not isinstance(node, _Mapping):
             raise self.fail(node, key, f"expected a mapping (key: value lines), got {_kind(node)}")
         out: dict[str, tuple[Node, Node]] = {}
-        for k, v in self._pairs(node, key):
+        for k, v in self._pairs(node, key, 0):
             if not isinstance(k, _Scalar):
                 raise self.fail(k, key, "keys must be plain names")
             name = k.value
@@ -226,8 +315,10 @@ class _Reader:
             out[name] = (k, v)
         return out
 
-    def _pairs(self, node: Node, key: str) -> Iterator[tuple[Node, Node]]:
+    def _pairs(self, node: Node, key: str, depth: int) -> Iterator[tuple[Node, Node]]:
         """The mapping's pairs with `<<` merges applied (explicit keys win, as in YAML 1.1)."""
+        if depth > MAX_DEPTH:
+            raise self.fail(node, key, f"'<<' merges nested more than {MAX_DEPTH} levels deep")
         own = [(k, v) for k, v in node.value if k.tag != _MERGE]
         seen = {k.value for k, _ in own if isinstance(k, _Scalar)}
         self._count(len(node.value))
@@ -239,7 +330,7 @@ class _Reader:
             for src in sources:
                 if not isinstance(src, _Mapping):
                     raise self.fail(src, key, "'<<' must merge a mapping (or a list of them)")
-                for mk, mv in self._pairs(src, key):
+                for mk, mv in self._pairs(src, key, depth + 1):
                     if isinstance(mk, _Scalar) and mk.value not in seen:
                         seen.add(mk.value)
                         yield mk, mv
@@ -258,6 +349,8 @@ class _Reader:
         if not isinstance(node, _Scalar):
             raise self.fail(node, key, f"expected text, got {_kind(node)}")
         value = "" if node.tag == _NULL else str(node.value)
+        if "\0" in value:  # no path, argument or environment value can hold one
+            raise self.fail(node, key, "contains a NUL character (\\0); remove it")
         if not allow_empty and not value.strip():
             raise self.fail(node, key, "must not be empty")
         return value
@@ -385,6 +478,13 @@ class _Reader:
                 raise self.fail(node, key, f"missing '{required}:'")
         id_node = fields["id"][1]
         step_id = self.text(id_node, f"{key}.id", allow_empty=False).strip()
+        if len(step_id) > MAX_ID_LENGTH:
+            raise self.fail(
+                id_node,
+                f"{key}.id",
+                f"is {len(step_id)} characters long; at most {MAX_ID_LENGTH} (it names the "
+                "step's files); shorten it",
+            )
         if not _ID.match(step_id):
             raise self.fail(
                 id_node, f"{key}.id", f"'{step_id}' may only use letters, digits, _ . and -"

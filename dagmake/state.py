@@ -338,6 +338,15 @@ class StateStore:
         self._behind: int | None = None  # lines the index lacked at load; None: not used
         self._behind_bytes = 0
 
+    def make_dir(self) -> None:
+        """Create the state folder (0700) for a real run. A file or a dangling link in its place
+        is refused (ENOTDIR), never written through."""
+        if os.path.lexists(self.dir) and not self.dir.is_dir():
+            raise NotADirectoryError(
+                errno.ENOTDIR, "it is not a folder (a file or a dangling link is in its place)"
+            )
+        ensure_private_dir(self.dir)
+
     def load(self, *, write: bool = True) -> LoadedState:
         """The state as the journal says. A corrupt journal is moved aside, unless not `write`
         (a query: it reads as empty, and the next real run moves it)."""

@@ -2,6 +2,10 @@
 again when one changes. Files any step declares as an output never trigger a run, so a step's
 own writes cannot start a loop. Polling `stat` needs no extra dependency and sees every
 filesystem, network mounts included; a change is acted on once it has been still for a moment.
+
+The signature is taken before each run, so a save made while a step runs starts another run
+once this one ends. A workflow that cannot be loaded or run (a YAML typo, a missing input) is
+reported, and watching goes on until the workflow file or an input changes.
 """
 
 from __future__ import annotations
@@ -9,58 +13,116 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from dagmake import globs
 from dagmake.build import RunOptions, run_build
+from dagmake.errors import DagmakeError
 from dagmake.graph import Graph
 from dagmake.results import Reporter, RunSummary
 from dagmake.selection import selected_steps
 
 POLL_S = 0.3
 SETTLE_S = 0.2
+MAX_RERUNS = 3  # runs in a row started by changes made during a run (a step writing its inputs)
 
-Signature = dict[str, tuple[int, int, int]]
+Signature = dict[str, tuple[int, int, int, int]]
 
 
 def snapshot(graph: Graph, chosen: list[str]) -> Signature:
-    """(mtime_ns, size, inode) of every input of the chosen steps and of the workflow file."""
+    """(mtime_ns, ctime_ns, size, inode) of every input of the chosen steps and of the
+    workflow file, by workspace-relative path. An input tree that cannot be listed (a FIFO in
+    it, a symlink leading out) is watched through its folders instead."""
     wf = graph.workflow
     patterns = [p for s in chosen for p in graph.step(s).inputs]
     outputs = [o for s in wf.steps for o in s.outputs]
+    try:
+        found = globs.expand(patterns, wf.root)
+    except DagmakeError:
+        found = sorted({globs.literal_prefix(p) or "." for p in patterns})
+    paths = [p for p in found if not any(globs.matches(o, p) for o in outputs)]
+    sig = _stats(str(wf.root), paths)
+    sig.update(_stats(str(wf.root), [wf.path.name]))  # the file lives in the root
+    return sig
+
+
+def _stats(root: str, paths: list[str]) -> Signature:
     sig: Signature = {}
-    paths = [
-        p for p in globs.expand(patterns, wf.root) if not any(globs.matches(o, p) for o in outputs)
-    ]
-    for rel in [*paths, str(wf.path.absolute())]:
+    for rel in paths:
         try:
-            st = os.stat(os.path.join(wf.root, rel))
-        except OSError:
+            st = os.stat(os.path.join(root, rel))
+        except (OSError, ValueError):
             continue
-        sig[rel] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        # ctime too: a same-size rewrite with the mtime put back still moves it
+        sig[rel] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
     return sig
 
 
 def watch(
     load: Callable[[], Graph],
+    workflow_file: Path,
     options: RunOptions,
     reporter: Callable[[], Reporter],
     announce: Callable[[str], None],
 ) -> RunSummary | None:
-    """Run until interrupted; returns the summary of an interrupted run, or None."""
+    """Run until interrupted; returns the summary of an interrupted run, or None.
+    `workflow_file` is what `load` reads, watched (with the inputs of the last run that could
+    be loaded) while it cannot be loaded."""
+    here = str(workflow_file.absolute().parent)
+    root = here
+    inputs: list[str] = []  # workspace-relative paths the last loaded workflow watched
+    reruns = 0
     while True:
-        graph = load()
-        summary = run_build(graph, options, reporter())
+        try:
+            graph = load()
+            root = str(graph.workflow.root)
+            chosen = selected_steps(graph, options.targets, options.changed_files)
+            before = snapshot(graph, chosen)
+            inputs = list(before)
+            summary = run_build(graph, options, reporter())
+        except DagmakeError as e:
+            announce(f"error: {e}")
+            announce(f"waiting for {workflow_file.name} or an input to change; Ctrl-C to stop")
+
+            def take(paths: list[str] = inputs, at: str = root) -> Signature:
+                return {**_stats(at, paths), **_stats(here, [workflow_file.name])}
+
+            _wait_for_change(take, take(), announce)
+            continue
         if summary.status == "interrupted":
             return summary
-        chosen = selected_steps(graph, options.targets, options.changed_files)
-        before = snapshot(graph, chosen)
-        announce(f"watching {len(before)} files; Ctrl-C to stop")
-        while True:
-            time.sleep(POLL_S)
-            now = snapshot(graph, chosen)
-            if now == before:
-                continue
-            time.sleep(SETTLE_S)  # let an editor or a checkout finish writing
-            changed = sorted(p for p in set(now) | set(before) if now.get(p) != before.get(p))
-            announce(f"changed: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")
-            break
+        after = snapshot(graph, chosen)
+        if after != before and reruns < MAX_RERUNS:
+            reruns += 1  # saved while a step ran: that run may have read the old bytes
+            _announce_changes(before, after, announce)
+            continue
+        if after != before:
+            announce(
+                "inputs keep changing while steps run (does a step write its own inputs?); "
+                "waiting for the next change"
+            )
+        reruns = 0
+        announce(f"watching {len(after)} files; Ctrl-C to stop")
+        _wait_for_change(_snapshots(graph, chosen), after, announce)
+
+
+def _snapshots(graph: Graph, chosen: list[str]) -> Callable[[], Signature]:
+    return lambda: snapshot(graph, chosen)
+
+
+def _wait_for_change(
+    take: Callable[[], Signature], before: Signature, announce: Callable[[str], None]
+) -> None:
+    while True:
+        time.sleep(POLL_S)
+        now = take()
+        if now == before:
+            continue
+        time.sleep(SETTLE_S)  # let an editor or a checkout finish writing
+        _announce_changes(before, now, announce)
+        return
+
+
+def _announce_changes(before: Signature, now: Signature, announce: Callable[[str], None]) -> None:
+    changed = sorted(p for p in set(now) | set(before) if now.get(p) != before.get(p))
+    announce(f"changed: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")

@@ -233,7 +233,8 @@ def test_a_cache_disk_that_fills_up_between_runs(ws: Workspace, tmp_path: Path) 
 def read_only_state(ws: Workspace, cache: Path, spare: Path) -> Iterator[None]:
     """The cache folder read-only, except the folders a running step writes its log and its
     values to (`steplogs`', handled apart): those are bound to writable ones."""
-    (state,) = (cache / "v1" / "workspaces").iterdir()
+    (workspace,) = (cache / "v1" / "workspaces").iterdir()
+    (state,) = (p for p in workspace.iterdir() if p.is_dir())  # the workflow file's folder
     mounts = []
     for name in ("logs", "values"):
         (spare / name).mkdir(parents=True)

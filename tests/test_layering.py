@@ -69,7 +69,7 @@ ALLOWED: dict[str, set[str]] = {
         "fsutil",
     },
     "noop": {"fingerprint", "fsutil", "locations", "state", "faults", "softfail", "__version__"},
-    "watch": {"globs", "build", "graph", "results", "selection"},
+    "watch": {"globs", "build", "graph", "results", "selection", "errors"},
     "selection": {"globs", "variables", "errors", "graph", "model"},
     "compiled": {
         "fsutil",

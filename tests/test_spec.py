@@ -167,19 +167,19 @@ def test_paths_are_normalised_and_a_lone_string_is_a_list(tmp_path: Path) -> Non
         ),
         (
             "steps:\n  - id: a\n    run: x\n   bad: indent\n",
-            "dagmake.yaml:4: invalid YAML:",
+            "dagmake.yaml:4:4: invalid YAML:",
         ),
         (
             "x: &a 1\nsteps:\n  - {id: *b, run: x}\n",
-            "dagmake.yaml:3: invalid YAML: found undefined alias 'b'",
+            "dagmake.yaml:3:10: invalid YAML: found undefined alias 'b'",
         ),
         (
             "x: &a 1\ny: &a 2\nsteps:\n  - {id: s, run: x}\n",
-            "dagmake.yaml:2: invalid YAML: anchor 'a' is defined twice (first on line 1)",
+            "dagmake.yaml:2:4: invalid YAML: anchor 'a' is defined twice (first on line 1)",
         ),
         (
             "steps:\n  - {id: a, run: x}\n---\nsteps: []\n",
-            "dagmake.yaml:3: invalid YAML: expected a single document in the stream but found "
+            "dagmake.yaml:3:1: invalid YAML: expected a single document in the stream but found "
             "another document",
         ),
         (
