@@ -90,7 +90,8 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
         store.make_dir()
     except NotADirectoryError as e:  # something else in its place: never written through
         raise StateError(
-            f"cannot use the state folder {store.dir}: {e.strerror}; remove it and run again"
+            f"cannot use the state folder {e.filename or store.dir}: {e.strerror}; "
+            "remove it and run again"
         ) from None
     except OSError:
         pass  # read-only, full: `locked` says so once, and the run writes no state

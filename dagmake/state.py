@@ -341,10 +341,13 @@ class StateStore:
     def make_dir(self) -> None:
         """Create the state folder (0700) for a real run. A file or a dangling link in its place
         is refused (ENOTDIR), never written through."""
-        if os.path.lexists(self.dir) and not self.dir.is_dir():
-            raise NotADirectoryError(
-                errno.ENOTDIR, "it is not a folder (a file or a dangling link is in its place)"
-            )
+        for folder in (self.dir.parent, self.dir):  # the workspace's, then the file's
+            if os.path.lexists(folder) and not folder.is_dir():
+                raise NotADirectoryError(
+                    errno.ENOTDIR,
+                    "it is not a folder (a file or a dangling link is in its place)",
+                    str(folder),
+                )
         ensure_private_dir(self.dir)
 
     def load(self, *, write: bool = True) -> LoadedState:

@@ -191,9 +191,10 @@ def test_a_workflow_file_that_is_not_a_regular_file_or_is_huge_is_refused(
         assert "not a regular file" in out or "larger than" in out, out
 
 
+@pytest.mark.parametrize("level", ["workspace", "workflow file"])
 @pytest.mark.parametrize("kind", ["file", "dangling-link"])
 def test_a_state_folder_replaced_by_a_file_or_a_dangling_link_is_a_clear_error(
-    ws: Workspace, kind: str
+    ws: Workspace, kind: str, level: str
 ) -> None:
     ws.workflow(
         """
@@ -204,6 +205,8 @@ def test_a_state_folder_replaced_by_a_file_or_a_dangling_link_is_a_clear_error(
     ws.write("i.txt", "1\n")
     assert check(ws)[0] == 0
     [state] = list((ws.cache / "v1" / "workspaces").iterdir())
+    if level == "workflow file":  # the state is per workflow file, inside the workspace's
+        [state] = [p for p in state.iterdir() if p.is_dir()]
     shutil.rmtree(state)
     if kind == "file":
         state.write_text("x")
