@@ -73,7 +73,7 @@ def built(ws: Workspace) -> None:
 
 
 def journal(ws: Workspace) -> Path:
-    (found,) = ws.cache.glob("v1/workspaces/*/state.jsonl")
+    (found,) = ws.cache.glob("v1/workspaces/*/*/state.jsonl")
     return found
 
 
