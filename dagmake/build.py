@@ -552,12 +552,13 @@ class _Run:
         assert self.cache is not None and decision.components is not None
         started = time.monotonic()
         self.reporter.step_started(step.id, decision.reasons, 0)
-        if not self.cache.restore(entry, self.workflow.root):
+        self._restoring(step.id, entry)
+        if not self.cache.restore(entry, self.workflow.root, step.outputs):
             self._entries.pop(entry.key, None)
             return None
         outputs, problems = self.inspector.collect_outputs(step)
         expected = {o.path: o.digest for o in entry.outputs}
-        if problems or any(outputs.get(p) != d for p, d in expected.items()):
+        if problems or outputs != expected:  # a file too many is as wrong as a wrong one
             self.reporter.warning(
                 f"restoring '{step.id}' from the cache did not verify; running it"
             )
@@ -590,6 +591,17 @@ class _Run:
             duration_s=time.monotonic() - started,
             log_path=str(log_path) if log else None,
         )
+
+    def _restoring(self, sid: str, entry: CacheEntry) -> None:
+        """Before a restore changes the step's outputs, record that they are in flux: a restore
+        killed midway leaves outputs of neither state (a folder may hold files of both), and the
+        last record must not vouch for them. Every output it or the entry names counts as
+        changed until the restore's own record replaces this one (`_commit`)."""
+        record = self.records.get(sid)
+        if record is None:
+            return  # nothing vouches for the outputs
+        paths = {p for p, _ in record.outputs} | {o.path for o in entry.outputs}
+        self.store.put(record._replace(outputs=tuple((p, "") for p in sorted(paths))), {})
 
     def _start(
         self, executor: Executor, sid: str, decision: Decision, resolved: Resolved, attempt: int

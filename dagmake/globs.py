@@ -17,6 +17,13 @@ from pathlib import Path
 
 from dagmake.errors import ConfigError
 
+RESTORE_TEMP_PREFIX = ".dagmake-restore-"  # a file being restored (`cache`): never matched
+RESTORE_TEMP_SUFFIX = ".tmp"
+
+
+def is_restore_temp(name: str) -> bool:
+    return name.startswith(RESTORE_TEMP_PREFIX) and name.endswith(RESTORE_TEMP_SUFFIX)
+
 
 def is_glob(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern or "[" in pattern
@@ -107,11 +114,14 @@ def _under(path: str, folder: str) -> bool:
     return folder == "" or path == folder or path.startswith(folder + "/")
 
 
-def expand(patterns: Iterable[str], root: Path) -> list[str]:
+def expand(
+    patterns: Iterable[str], root: Path, leftovers: list[str] | None = None
+) -> list[str]:
     """Every file the patterns match under `root`, sorted, as workspace-relative posix paths.
 
     Folder symlinks are not followed (no loops, no escape); a file symlink must resolve inside
-    the workspace. A pattern that matches nothing contributes nothing.
+    the workspace. A pattern that matches nothing contributes nothing. A restore's temp file
+    is never matched (a restore killed midway leaves one); `leftovers` collects those seen.
     """
     found: set[str] = set()
     root_s = str(root)
@@ -123,7 +133,7 @@ def expand(patterns: Iterable[str], root: Path) -> list[str]:
             except (FileNotFoundError, NotADirectoryError):
                 continue
             if stat.S_ISDIR(mode):
-                _walk(root_s, pattern, None, found)
+                _walk(root_s, pattern, None, found, leftovers)
             elif stat.S_ISREG(mode):
                 found.add(pattern)
             elif stat.S_ISLNK(mode):
@@ -134,11 +144,17 @@ def expand(patterns: Iterable[str], root: Path) -> list[str]:
         base = literal_prefix(pattern)
         if base and not os.path.isdir(os.path.join(root_s, base)):
             continue
-        _walk(root_s, base, _regex(pattern), found)
+        _walk(root_s, base, _regex(pattern), found, leftovers)
     return sorted(found)
 
 
-def _walk(root: str, base: str, regex: re.Pattern[str] | None, found: set[str]) -> None:
+def _walk(
+    root: str,
+    base: str,
+    regex: re.Pattern[str] | None,
+    found: set[str],
+    leftovers: list[str] | None,
+) -> None:
     stack = [base]
     while stack:
         rel = stack.pop()
@@ -154,6 +170,9 @@ def _walk(root: str, base: str, regex: re.Pattern[str] | None, found: set[str]) 
                     if regex is not None and name.startswith("."):
                         continue
                     stack.append(path)
+                elif name.startswith(RESTORE_TEMP_PREFIX) and is_restore_temp(name):
+                    if leftovers is not None:
+                        leftovers.append(path)
                 elif regex is None or regex.match(path):
                     if entry.is_symlink():
                         _check_link(root, path)

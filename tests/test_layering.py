@@ -23,7 +23,9 @@ ALLOWED: dict[str, set[str]] = {
     "table": set(),
     "state": {"fingerprint", "fsutil", "table"},
     "packs": {"fsutil"},
-    "cache": {"errors", "model", "fsutil", "faults", "locations", "fingerprint", "units", "packs"},
+    "cache": {
+        "errors", "model", "fsutil", "faults", "globs", "locations", "fingerprint", "units", "packs"
+    },
     "cachekeep": {"cache", "fingerprint", "units"},
     "executor": {"errors"},
     "steplogs": {"fsutil"},
