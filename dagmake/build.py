@@ -25,7 +25,7 @@ from dagmake.facts import Inspector, Resolved, read_values
 from dagmake.fingerprint import Hasher, outputs_digest
 from dagmake.fsutil import LockHeld, ensure_private_dir, exclusive_lock
 from dagmake.graph import Graph
-from dagmake.locations import cache_root
+from dagmake.locations import cache_root, distrust_note
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, decide
 from dagmake.results import FAILING, Reporter, RunSummary, Settled, StepResult
@@ -69,6 +69,9 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
         check_references=trust is None,
     )
     root = cache_root()
+    note = distrust_note()
+    if note is not None:
+        reporter.warning(note)
     store = StateStore(workspace_dir(root, graph.workflow.root))
     if options.dry_run:
         if trust is not None and noop.journal_stat(store.dir) != trust.journal:
