@@ -190,8 +190,13 @@ class ResultCache:
         real_root = os.path.realpath(workspace)
         leftovers: list[str] = []
         present = globs.expand(declared, workspace, leftovers) if declared else []
-        for rel in leftovers:  # what a restore killed midway left
+        named = {o.path for o in entry.outputs}
+        # first, so that a file of another state where the entry has a folder (or a folder
+        # of files where it has a file) is out of the way
+        removed = [*leftovers, *(rel for rel in present if rel not in named)]
+        for rel in removed:  # what a restore killed midway left, and files of another state
             _remove_inside(real_root, rel)
+        _remove_emptied(real_root, removed, declared)
         for out in entry.outputs:
             target = _prepare_target(real_root, out.path)
             if out.link is not None:
@@ -204,11 +209,6 @@ class ResultCache:
                     raise CacheCorrupt(f"stored file {out.digest[:12]} does not match")
             else:
                 self._copy_verified(self.blob_path(out.digest), target, out, out.path)
-        named = {o.path for o in entry.outputs}
-        stale = [rel for rel in present if rel not in named]
-        for rel in stale:
-            _remove_inside(real_root, rel)
-        _remove_emptied(real_root, [*stale, *leftovers], declared)
 
     def _copy_verified(self, blob: Path, target: str, out: OutputFile, rel: str) -> None:
         """Copy a blob to `target` by `_write_verified`; a blob that does not match its digest

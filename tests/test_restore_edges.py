@@ -97,6 +97,22 @@ def test_a_restore_into_an_emptied_nested_folder_removes_it(ws: Workspace) -> No
     assert ws.read("listing.txt") == "d\n"
 
 
+def test_a_file_and_a_folder_of_the_same_name_swap_on_restore(ws: Workspace) -> None:
+    ws.workflow(
+        FOLDER.replace(
+            "for w in $(cat in.txt); do echo $w > out/$w.txt; done",
+            "if [ $(cat in.txt) = file ]; then echo f > out/x; "
+            "else mkdir out/x; echo g > out/x/f; fi",
+        )
+    )
+    words(ws, "file")
+    words(ws, "folder")
+    assert words(ws, "file") == {"gen": "restored", "count": "restored"}
+    assert ws.read("out/x") == "f\n"
+    assert words(ws, "folder") == {"gen": "restored", "count": "restored"}
+    assert ws.read("out/x/f") == "g\n"
+
+
 def test_kill_9_in_a_folder_restore_leaves_no_temp_a_dependent_reads(ws: Workspace) -> None:
     ws.workflow(FOLDER)
     words(ws, "a b c")
