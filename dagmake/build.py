@@ -25,7 +25,7 @@ from dagmake.facts import Inspector, Resolved, read_values
 from dagmake.fingerprint import Hasher, outputs_digest
 from dagmake.fsutil import LockHeld
 from dagmake.graph import Graph
-from dagmake.locations import cache_root
+from dagmake.locations import cache_root, distrust_note
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, decide
 from dagmake.results import FAILING, Reporter, RunSummary, Settled, StepResult
@@ -76,6 +76,9 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
         check_references=trust is None,
     )
     root = cache_root()
+    note = distrust_note()
+    if note is not None:
+        reporter.warning(note)
     store = StateStore(workspace_dir(root, graph.workflow.root, graph.workflow.path.name))
     if options.dry_run:
         if trust is not None and noop.journal_stat(store.dir) != trust.journal:
@@ -579,12 +582,13 @@ class _Run:
         assert self.cache is not None and decision.components is not None
         started = time.monotonic()
         self.reporter.step_started(step.id, decision.reasons, 0)
-        if not self.cache.restore(entry, self.workflow.root):
+        self._restoring(step.id, entry)
+        if not self.cache.restore(entry, self.workflow.root, step.outputs):
             self._entries.pop(entry.key, None)
             return None
         outputs, problems = self.inspector.collect_outputs(step)
         expected = {o.path: o.digest for o in entry.outputs}
-        if problems or any(outputs.get(p) != d for p, d in expected.items()):
+        if problems or outputs != expected:  # a file too many is as wrong as a wrong one
             self.reporter.warning(
                 f"restoring '{step.id}' from the cache did not verify; running it"
             )
@@ -617,6 +621,17 @@ class _Run:
             duration_s=time.monotonic() - started,
             log_path=str(log_path) if log else None,
         )
+
+    def _restoring(self, sid: str, entry: CacheEntry) -> None:
+        """Before a restore changes the step's outputs, record that they are in flux: a restore
+        killed midway leaves outputs of neither state (a folder may hold files of both), and the
+        last record must not vouch for them. Every output it or the entry names counts as
+        changed until the restore's own record replaces this one (`_commit`)."""
+        record = self.records.get(sid)
+        if record is None:
+            return  # nothing vouches for the outputs
+        paths = {p for p, _ in record.outputs} | {o.path for o in entry.outputs}
+        self.store.put(record._replace(outputs=tuple((p, "") for p in sorted(paths))), {})
 
     def _start(
         self, executor: Executor, sid: str, decision: Decision, resolved: Resolved, attempt: int

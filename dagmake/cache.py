@@ -37,17 +37,18 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
 import xxhash
 
-from dagmake import faults, softfail, units
+from dagmake import faults, globs, softfail, units
 from dagmake.errors import ConfigError
 from dagmake.fingerprint import hash_bytes
 from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, read_small, temp_file
+from dagmake.globs import RESTORE_TEMP_PREFIX, RESTORE_TEMP_SUFFIX
 from dagmake.model import CacheSettings
 from dagmake.packs import Packs
 
@@ -85,6 +86,11 @@ class CacheEntry(NamedTuple):
 
 class CacheCorrupt(Exception):
     """An entry or blob failed a check; the message says which."""
+
+
+class _Blocked(Exception):
+    """The workspace, not the entry, stops a restore (a folder in the way, a folder leading
+    out of the workspace); the message says what."""
 
 
 class ResultCache:
@@ -171,38 +177,66 @@ class ResultCache:
             return b""
         return data
 
-    def restore(self, entry: CacheEntry, workspace: Path) -> bool:
-        """Copy every output back into `workspace`, verifying each byte against its digest.
-        False (after a warning, with the entry removed) if anything does not check out."""
-        real_root = os.path.realpath(workspace)
+    def restore(self, entry: CacheEntry, workspace: Path, declared: Sequence[str] = ()) -> bool:
+        """Copy every output back into `workspace`, verifying each byte against its digest, and
+        leave what `declared` (the step's output patterns) matches exactly as the entry names
+        it: a file of another state, and a temp file of a restore killed midway, is removed,
+        and so is a folder that removal emptied.
+
+        False (after a warning) if anything does not check out. Only an entry that is missing
+        or damaged is removed; a write into the workspace that fails (a full disk, a folder in
+        the way, no permission) is not the entry's fault, and the entry is kept."""
         try:
-            for out in entry.outputs:
-                target = _prepare_target(real_root, out.path)
-                if out.link is not None:
-                    if not _link_stays_inside(real_root, out.path, out.link):
-                        raise CacheCorrupt(f"symlink {out.path} would lead outside the workspace")
-                    _place_symlink(target, out.link)
-                elif out.digest in entry.inline:  # checked when the manifest was read
-                    if not _write_verified(
-                        (entry.inline[out.digest],), target, out.digest, out.mode
-                    ):
-                        raise CacheCorrupt(f"stored file {out.digest[:12]} does not match")
-                else:
-                    self._copy_verified(self.blob_path(out.digest), target, out.digest, out.mode)
-        except (OSError, ValueError, CacheCorrupt) as e:
+            self._restore_into(entry, workspace, declared)
+        except CacheCorrupt as e:
+            self._discard(entry.key, f"could not restore '{entry.step_id}' from the cache ({e})")
+            return False
+        except (OSError, ValueError, ConfigError, _Blocked) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            self._discard(entry.key, f"could not restore '{entry.step_id}' from the cache ({why})")
+            self.warn(
+                f"could not restore '{entry.step_id}' from the cache ({why}); running the step "
+                "instead (the cached result is kept)"
+            )
             return False
         return True
 
-    def _copy_verified(self, blob: Path, target: str, digest: str, mode: int) -> None:
+    def _restore_into(self, entry: CacheEntry, workspace: Path, declared: Sequence[str]) -> None:
+        real_root = os.path.realpath(workspace)
+        leftovers: list[str] = []
+        present = globs.expand(declared, workspace, leftovers) if declared else []
+        named = {o.path for o in entry.outputs}
+        # first, so that a file of another state where the entry has a folder (or a folder
+        # of files where it has a file) is out of the way
+        removed = [*leftovers, *(rel for rel in present if rel not in named)]
+        for rel in removed:  # what a restore killed midway left, and files of another state
+            _remove_inside(real_root, rel)
+        _remove_emptied(real_root, removed, declared)
+        for out in entry.outputs:
+            target = _prepare_target(real_root, out.path)
+            if out.link is not None:
+                if not _link_stays_inside(real_root, out.path, out.link):
+                    raise _Blocked(f"symlink {out.path} would lead outside the workspace")
+                _place_symlink(target, out.link)
+            elif out.digest in entry.inline:  # checked when the manifest was read
+                data = entry.inline[out.digest]
+                if not _write_verified((data,), target, out.digest, out.mode, out.path):
+                    raise CacheCorrupt(f"stored file {out.digest[:12]} does not match")
+            else:
+                self._copy_verified(self.blob_path(out.digest), target, out, out.path)
+
+    def _copy_verified(self, blob: Path, target: str, out: OutputFile, rel: str) -> None:
         """Copy a blob to `target` by `_write_verified`; a blob that does not match its digest
         is removed. Never a hard link: editing the restored file must not touch the cache."""
-        with open(blob, "rb") as src:
-            if not _write_verified(iter(lambda: src.read(_CHUNK), b""), target, digest, mode):
+        try:
+            src = open(blob, "rb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:
+            raise CacheCorrupt(f"stored file {out.digest[:12]} is missing") from None
+        with src:
+            chunks = iter(lambda: src.read(_CHUNK), b"")
+            if not _write_verified(chunks, target, out.digest, out.mode, rel):
                 with contextlib.suppress(OSError):
                     os.unlink(blob)
-                raise CacheCorrupt(f"stored file {digest[:12]} does not match its digest")
+                raise CacheCorrupt(f"stored file {out.digest[:12]} does not match its digest")
 
     # -- writing ----------------------------------------------------------------------
 
@@ -452,12 +486,14 @@ def _b64decode(text: str) -> bytes:
     return binascii.a2b_base64(raw)
 
 
-def _write_verified(chunks: Iterable[bytes], target: str, digest: str, mode: int) -> bool:
+def _write_verified(
+    chunks: Iterable[bytes], target: str, digest: str, mode: int, rel: str
+) -> bool:
     """Hash the bytes while writing them to a temp file beside `target`, then replace it; False
     (and nothing written) when they do not match `digest`."""
     if os.path.isdir(target) and not os.path.islink(target):
-        raise CacheCorrupt(f"{target} is a folder where a file should be")
-    fd, tmp = temp_file(os.path.dirname(target), ".dagmake-restore-")
+        raise _Blocked(f"{rel} is a folder where a file should be")
+    fd, tmp = _restore_temp(target)
     try:
         with os.fdopen(fd, "wb") as dst:
             h = xxhash.xxh3_128()
@@ -468,12 +504,33 @@ def _write_verified(chunks: Iterable[bytes], target: str, digest: str, mode: int
         if h.hexdigest() != digest:
             os.unlink(tmp)
             return False
+        faults.check("cache.restore.write")
+        faults.check("cache.restore.write." + rel)
         os.replace(tmp, target)  # replaces a symlink at `target` instead of following it
         return True
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _restore_temp(target: str) -> tuple[int, str]:
+    """A new temp file beside `target` (0600), open for writing (see `_restore_temp_name`)."""
+    tmp = _restore_temp_name(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    return os.open(tmp, flags, 0o600), tmp
+
+
+def _restore_temp_name(target: str) -> str:
+    """The temp name beside `target`, named after it, and free: a copy that a kill -9 cut short
+    is replaced by the next restore of the same file, and every restore removes the ones in
+    the folders it owns (`globs` never matches that name)."""
+    folder, name = os.path.split(target)
+    tag = xxhash.xxh3_64_hexdigest(name.encode("utf-8", "surrogateescape"))
+    tmp = os.path.join(folder, f"{RESTORE_TEMP_PREFIX}{tag}{RESTORE_TEMP_SUFFIX}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    return tmp
 
 
 def _check_relative(path: str) -> None:
@@ -558,16 +615,37 @@ def _prepare_target(real_root: str, rel: str) -> str:
     parent = os.path.dirname(target)
     for attempt in range(2):
         if not _inside(real_root, os.path.realpath(parent)):
-            raise CacheCorrupt(f"the folder of {rel} leads outside the workspace")
+            raise _Blocked(f"the folder of {rel} leads outside the workspace")
         if attempt == 0:
             os.makedirs(parent, exist_ok=True)
     return target
 
 
-def _place_symlink(target: str, link: str) -> None:
-    tmp = f"{os.path.dirname(target)}/{TMP_PREFIX}link-{os.getpid()}-{os.path.basename(target)}"
+def _remove_inside(real_root: str, rel: str) -> None:
+    """Remove the file `rel` of the workspace, unless its folder leads out of it."""
+    full = os.path.join(real_root, rel)
+    if not _inside(real_root, os.path.realpath(os.path.dirname(full))):
+        raise _Blocked(f"the folder of {rel} leads outside the workspace")
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
+        os.unlink(full)
+
+
+def _remove_emptied(real_root: str, removed: Sequence[str], declared: Sequence[str]) -> None:
+    """Remove the folders that removing `removed` left empty, up to (not including) the folder
+    each output pattern starts from: a folder output's own folder stays."""
+    tops = {globs.literal_prefix(p) for p in declared}
+    for rel in removed:
+        folder = os.path.dirname(rel)
+        while folder and folder not in tops:
+            try:
+                os.rmdir(os.path.join(real_root, folder))
+            except OSError:  # not empty (or not ours to remove): nor is any folder above
+                break
+            folder = os.path.dirname(folder)
+
+
+def _place_symlink(target: str, link: str) -> None:
+    tmp = _restore_temp_name(target)
     os.symlink(link, tmp)
     try:
         os.replace(tmp, target)  # an existing file or symlink there is replaced, not followed

@@ -330,14 +330,18 @@ def cache_group(ctx: click.Context, workflow_file: Path | None) -> None:
 
 def _cache() -> ResultCache:
     from dagmake.cache import ResultCache, settings_from_env
-    from dagmake.locations import cache_root
+    from dagmake.locations import cache_root, distrust_note
     from dagmake.model import CacheSettings
 
     workflow_file = click.get_current_context().obj  # set by the `cache` group
     settings = CacheSettings()
     if isinstance(workflow_file, Path):
         settings = _load(workflow_file).workflow.cache
-    return ResultCache(cache_root(), settings_from_env(settings), warn=_warn)
+    root = cache_root()
+    note = distrust_note()
+    if note is not None:
+        _warn(note)
+    return ResultCache(root, settings_from_env(settings), warn=_warn)
 
 
 def _warn(message: str) -> None:

@@ -42,6 +42,9 @@ def main() -> NoReturn:
         sys.stderr.flush()
     except OSError:  # the reader went away (`dagmake list | head`)
         code = code or 1
+    locations = sys.modules.get("dagmake.locations")
+    if locations is not None:
+        locations.drop_stand_in()  # a stand-in for an untrusted cache folder, if one was made
     os._exit(code)
 
 

@@ -17,6 +17,13 @@ from pathlib import Path
 
 from dagmake.errors import ConfigError
 
+RESTORE_TEMP_PREFIX = ".dagmake-restore-"  # a file being restored (`cache`): never matched
+RESTORE_TEMP_SUFFIX = ".tmp"
+
+
+def is_restore_temp(name: str) -> bool:
+    return name.startswith(RESTORE_TEMP_PREFIX) and name.endswith(RESTORE_TEMP_SUFFIX)
+
 
 def is_glob(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern or "[" in pattern
@@ -107,7 +114,9 @@ def _under(path: str, folder: str) -> bool:
     return folder == "" or path == folder or path.startswith(folder + "/")
 
 
-def expand(patterns: Iterable[str], root: Path) -> list[str]:
+def expand(
+    patterns: Iterable[str], root: Path, leftovers: list[str] | None = None
+) -> list[str]:
     """Every file the patterns match under `root`, sorted, as workspace-relative posix paths.
 
     A symlink, to a file or to a folder, is followed when it resolves inside the workspace, and
@@ -115,7 +124,8 @@ def expand(patterns: Iterable[str], root: Path) -> list[str]:
     on a path's way, that leads outside is an error, so outside bytes are never read as inputs
     nor taken as outputs. A folder link back to a folder the walk is already inside (a cycle)
     is not entered: everything below it is found by the walk that is. A pattern that matches
-    nothing contributes nothing.
+    nothing contributes nothing. A restore's temp file
+    is never matched (a restore killed midway leaves one); `leftovers` collects those seen.
     """
     found: set[str] = set()
     root_s = str(root)
@@ -135,7 +145,7 @@ def expand(patterns: Iterable[str], root: Path) -> list[str]:
                 except OSError:  # dangling
                     continue
             if stat.S_ISDIR(mode):
-                _walk(root_s, real_root, pattern, real, None, found)
+                _walk(root_s, real_root, pattern, real, None, found, leftovers)
             elif stat.S_ISREG(mode):
                 found.add(pattern)
             else:
@@ -146,12 +156,18 @@ def expand(patterns: Iterable[str], root: Path) -> list[str]:
         if base and not os.path.isdir(full):
             continue
         real = _real(root_s, real_root, base, os.path.islink(full)) if base else real_root
-        _walk(root_s, real_root, base, real, pattern, found)
+        _walk(root_s, real_root, base, real, pattern, found, leftovers)
     return sorted(found)
 
 
 def _walk(
-    root: str, real_root: str, base: str, real: str, pattern: str | None, found: set[str]
+    root: str,
+    real_root: str,
+    base: str,
+    real: str,
+    pattern: str | None,
+    found: set[str],
+    leftovers: list[str] | None = None,
 ) -> None:
     """Every file below `base` (whose real path is `real`) that `pattern` matches (None: all),
     entering only folders below which the pattern could match something."""
@@ -177,6 +193,10 @@ def _walk(
                         continue
                     if could_hold is None or could_hold(path):
                         stack.append((path, f"{real_rel}/{name}", chain))
+                    continue
+                if name.startswith(RESTORE_TEMP_PREFIX) and is_restore_temp(name):
+                    if leftovers is not None:
+                        leftovers.append(path)
                     continue
                 if not entry.is_symlink():
                     if regex is None or regex.match(path):

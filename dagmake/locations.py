@@ -1,8 +1,15 @@
 """Where things are: the workflow file (found from the current folder up) and the cache root.
 
 `DAGMAKE_CACHE_DIR` wins; otherwise the platform's user cache folder for `dagmake`. The cache
-root holds the result cache (`v1/blobs`, `v1/entries`) and each workflow file's state
-(`v1/workspaces/<workspace key>/<file key>/`).
+root holds the result cache (`v1/blobs`, `v1/packs`), each workflow file's state
+(`v1/workspaces/<workspace key>/<file key>/`) and compiled workflows (`v1/workflows`).
+
+A root that another user owns, or that others may write to (it, or a level below it that
+dagmake reads), is not trusted, as ssh and pip do not trust such folders: anyone who can write
+there can plant a result (its key is computed from public commands and inputs), a record that
+says "up to date", or a compiled workflow whose commands would run. Such a root is not used at
+all: the run goes on with a private stand-in under the temp folder, made only if something is
+written, and removed when the process ends (`drop_stand_in`); `distrust_note` says why once.
 """
 
 from __future__ import annotations
@@ -18,13 +25,86 @@ FILE_NAMES = ("dagmake.yaml", "dagmake.yml")
 MAX_WORKFLOW_BYTES = 64 << 20  # 5,000 steps are about 1 MB; past this it is not a workflow
 
 
-def cache_root() -> Path:
+# the levels below the root whose contents are read as they are (a blob is verified by its
+# digest, but a level where another user could create it is not trusted either)
+CHECKED_LEVELS = ("v1", "v1/blobs", "v1/packs", "v1/workspaces", "v1/workflows")
+
+_roots: dict[str, Path] = {}  # the configured root -> the root to use (memo for the process)
+_notes: list[str] = []  # why a root is not used, until said
+_stand_ins: list[Path] = []
+
+
+def configured_root() -> Path:
     override = os.environ.get(CACHE_DIR_ENV)
     if override:
         return Path(override).expanduser().absolute()
     import platformdirs  # lazy: only runs that touch the cache pay for it
 
     return Path(platformdirs.user_cache_dir("dagmake", appauthor=False))
+
+
+def cache_root() -> Path:
+    """The root to use: the configured one if it can be trusted (a few stat calls, once per
+    process), else a private stand-in."""
+    configured = configured_root()
+    key = str(configured)
+    root = _roots.get(key)
+    if root is None:
+        why = untrusted_because(configured)
+        root = configured if why is None else _stand_in()
+        if why is not None:
+            where = f"cache folder {why}" if why.startswith(key) else f"cache folder {key}: {why}"
+            _notes.append(
+                f"{where}: not using it (another user could plant results there); this run "
+                "keeps no cache and no state. Make it yours and private (chown, chmod 700), or "
+                "set DAGMAKE_CACHE_DIR to a folder of your own"
+            )
+        _roots[key] = root
+    return root
+
+
+def untrusted_because(root: Path) -> str | None:
+    """Why `root` (or a level below it that exists) is not to be trusted; None if it can be:
+    owned by this user (or root) and writable by nobody else. A level that does not exist is
+    made 0700 when needed."""
+    me = os.geteuid()
+    top = str(root)
+    for level in (top, *(f"{top}/{name}" for name in CHECKED_LEVELS)):  # str: pathlib costs
+        try:  # 15 us a level, more than the stat
+            st = os.stat(level)
+        except OSError:
+            if level is top:
+                return None  # not there yet (or unusable, which the code using it reports)
+            continue
+        if st.st_uid not in (me, 0):
+            return f"{level} is owned by another user (uid {st.st_uid})"
+        if st.st_mode & 0o022:
+            return f"{level} may be written by other users (mode {st.st_mode & 0o7777:o})"
+    return None
+
+
+def distrust_note() -> str | None:
+    """Why the configured cache folder is not used, the first time it is asked; else None."""
+    return _notes.pop() if _notes else None
+
+
+def _stand_in() -> Path:
+    """A folder nobody else can have made: a random name under the temp folder, created 0700
+    by whatever writes first (`fsutil.ensure_private_dir`)."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    path = Path(base, f"dagmake-untrusted-{os.getpid()}-{os.urandom(8).hex()}")
+    _stand_ins.append(path)
+    return path
+
+
+def drop_stand_in() -> None:
+    """Remove the stand-ins this process made (at exit: `entry.main`)."""
+    if _stand_ins:
+        import shutil
+
+        for path in _stand_ins:
+            shutil.rmtree(path, ignore_errors=True)
+        _stand_ins.clear()
 
 
 def find_workflow(start: Path) -> Path:

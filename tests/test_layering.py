@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
         "fsutil",
         "faults",
         "softfail",
+        "globs",
         "locations",
         "fingerprint",
         "units",
