@@ -58,7 +58,6 @@ def test_on_a_terminal_the_live_block_is_drawn_and_the_summary_table_printed(
     assert "  a  succeeded" in text
 
 
-
 def test_a_restore_that_falls_back_to_running_counts_the_step_once(ws: Workspace) -> None:
     """The stored file is corrupt, so the restore is refused and the step runs: one step,
     `[1/1]` both times (it printed `[2/1] running gen`)."""

@@ -65,7 +65,7 @@ class Profile(NamedTuple):
 
 PROFILES = {
     "ci": Profile(max_examples=16, step_count=20, shrink=False, timeout_s=600),
-    "long": Profile(max_examples=80, step_count=25, shrink=True, timeout_s=3600),
+    "long": Profile(max_examples=150, step_count=25, shrink=True, timeout_s=3600),
 }
 PROFILE = PROFILES[os.environ.get("DAGMAKE_SOAK") or "ci"]
 
@@ -124,7 +124,7 @@ FILES = ("all.txt", "index.txt", "banner.txt", "count.txt", "final.txt")
 
 SRC_NAMES = ("src/a.txt", "src/b.txt", "src/c.txt", "src/.hidden.txt")  # a dot name: no input
 SRC_TEXTS = ("one\n", "two\n", "six\n", "one\ntwo\n", "ten\nsix\n", "", "a\nb\nc\n")
-WORD_TEXTS = ("ant bee\n", "ant\n", "bee cat\n", "ant bee cat\n", "cat dog\n", "dog\n")
+WORD_TEXTS = ("ant bee\n", "\n", "ant\n", "bee cat\n", "ant bee cat\n", "cat dog\n", "dog\n")
 CFG_TEXTS = ("fast\n", "slow\n", "two words\n", "fast\nextra\n", "")
 TEXTS = {"words.txt": WORD_TEXTS, "cfg.txt": CFG_TEXTS} | dict.fromkeys(SRC_NAMES, SRC_TEXTS)
 
@@ -278,6 +278,9 @@ class Soak(RuleBasedStateMachine):
         )
         self.check_outputs(proc.stderr)
         self.snapshots.append(self.inputs())
+        for line in proc.stderr.splitlines():
+            if "warning" in line:
+                seen("WARN " + line[:100])
         found = statuses(proc.stdout)
         for status in set(found.values()):
             seen(f"a real run had a step {status}")
