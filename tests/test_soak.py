@@ -43,6 +43,10 @@ KNOWN_DEFECT_FOLDER_RESTORE = True
 # clean build would not have it. Avoided by not adding stray files to the folder (while
 # KNOWN_DEFECT_FOLDER_RESTORE is True, its avoidance covers this case as well).
 KNOWN_DEFECT_FOLDER_ADDITIONS = True
+# Not in issue 12 (found by this test): an entry whose folder output is empty cannot be
+# restored (the restore makes no folder, then "did not verify"): a warning and a re-run each
+# time, never a hit. Avoided by not asserting that a real run prints no such warning.
+KNOWN_DEFECT_EMPTY_FOLDER_RESTORE = True
 # #16: a dry run writes into the cache and state folders. Avoided by not checking that a dry run
 # leaves them byte-identical.
 KNOWN_DEFECT_QUERIES_WRITE = True
@@ -280,7 +284,9 @@ class Soak(RuleBasedStateMachine):
         self.snapshots.append(self.inputs())
         for line in proc.stderr.splitlines():
             if "warning" in line:
-                seen("WARN " + line[:100])
+                seen("warning: " + line[:100])
+        if not KNOWN_DEFECT_EMPTY_FOLDER_RESTORE:  # nothing here changes outputs mid-restore
+            assert "did not verify" not in proc.stderr, proc.stderr
         found = statuses(proc.stdout)
         for status in set(found.values()):
             seen(f"a real run had a step {status}")
