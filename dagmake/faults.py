@@ -1,8 +1,9 @@
 """Named fault points for crash and disk-full tests: `DAGMAKE_FAULT=point:action[,point:action]`.
 
 Actions: `enospc`, `eio`, `edquot`, `erofs` and `eacces` raise that OSError, `kill9` SIGKILLs
-this process, `sleep` waits 30 s (so a test can kill dagmake at that exact moment). Unset in
-normal use; checking costs a dict lookup.
+this process, `sleep` waits 30 s (so a test can kill dagmake at that exact moment), `pause`
+waits 0.3 s (a window a test can hit while every pass still completes). Unset in normal use;
+checking costs a dict lookup.
 """
 
 from __future__ import annotations
@@ -37,3 +38,5 @@ def check(point: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         if action == "sleep":
             time.sleep(30)
+        if action == "pause":
+            time.sleep(0.3)

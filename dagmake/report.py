@@ -36,6 +36,7 @@ class PlainReporter:
         self.compact = compact
         self.total = 0
         self.started = 0
+        self._numbers: dict[str, int] = {}  # a step keeps its [n/total] through restore/retries
         self.dry = False
         self._partial: dict[str, bytes] = {}
         self._failed: list[StepResult] = []
@@ -68,15 +69,17 @@ class PlainReporter:
         self.parallel = max(1, parallel)
 
     def step_started(self, step_id: str, reasons: tuple[Reason, ...], attempt: int) -> None:
-        if attempt <= 1:
+        number = self._numbers.get(step_id)
+        if number is None:
             self.started += 1
+            number = self._numbers[step_id] = self.started
         why = reasons_text(reasons)
         if self.compact:
             return
         verb = (
             "restoring" if attempt == 0 else "running" if attempt == 1 else f"retrying ({attempt})"
         )
-        self.write(f"[{self.started}/{self.total}] {verb} {step_id}" + (f": {why}" if why else ""))
+        self.write(f"[{number}/{self.total}] {verb} {step_id}" + (f": {why}" if why else ""))
 
     def step_output(self, step_id: str, data: bytes, *, replayed: bool = False) -> None:
         if self.compact:

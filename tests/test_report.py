@@ -56,3 +56,26 @@ def test_on_a_terminal_the_live_block_is_drawn_and_the_summary_table_printed(
     assert "] 0/2  1 running" in text
     assert "\x1b[J" in text  # the block is redrawn in place
     assert "  a  succeeded" in text
+
+
+def test_a_restore_that_falls_back_to_running_counts_the_step_once(ws: Workspace) -> None:
+    """The stored file is corrupt, so the restore is refused and the step runs: one step,
+    `[1/1]` both times (it printed `[2/1] running gen`)."""
+    ws.workflow(
+        """
+        steps:
+          - id: gen
+            run: cp in.txt out.txt
+            inputs: [in.txt]
+            outputs: [out.txt]
+        """
+    )
+    ws.write("in.txt", "x" * 5000)  # above the inline limit: a blob of its own
+    assert ws.run().code == 0
+    (blob,) = (p for p in (ws.cache / "v1" / "blobs").rglob("*") if p.is_file())
+    blob.write_bytes(b"y" * 5000)
+    (ws.root / "out.txt").unlink()
+    res = ws.run()
+    assert res.code == 0, res.both
+    assert "[1/1] restoring gen" in res.out and "[1/1] running gen" in res.out, res.out
+    assert "[2/1]" not in res.out, res.out
