@@ -204,9 +204,9 @@ class ResultCache:
         real_root = os.path.realpath(workspace)
         for pattern in declared:  # a link planted where an output goes is replaced, never
             top = globs.literal_prefix(pattern) if globs.is_glob(pattern) else pattern
-            if top and os.path.islink(os.path.join(real_root, top)):  # followed (RELIABILITY 6)
-                if not _inside(real_root, os.path.realpath(os.path.join(real_root, top))):
-                    _remove_inside(real_root, top)
+            full = os.path.join(real_root, top)  # followed (RELIABILITY 6)
+            if top and os.path.islink(full) and not _inside(real_root, os.path.realpath(full)):
+                _remove_inside(real_root, top)
         leftovers: list[str] = []
         present = globs.expand(declared, workspace, leftovers) if declared else []
         named = {o.path for o in entry.outputs}

@@ -72,6 +72,7 @@ ALLOWED: dict[str, set[str]] = {
         "plan",
         "results",
         "selection",
+        "softfail",
         "state",
         "steplogs",
     },
