@@ -1,8 +1,8 @@
 """Named fault points for crash and disk-full tests: `DAGMAKE_FAULT=point:action[,point:action]`.
 
 Actions: `enospc` and `eio` raise OSError, `kill9` SIGKILLs this process, `sleep` waits 30 s
-(so a test can kill dagmake at that exact moment). Unset in normal use; checking costs a dict
-lookup.
+(so a test can kill dagmake at that exact moment), `pause` waits 1 s (a signal sent then arrives
+at that moment, and the run goes on). Unset in normal use; checking costs a dict lookup.
 """
 
 from __future__ import annotations
@@ -30,3 +30,5 @@ def check(point: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         if action == "sleep":
             time.sleep(30)
+        if action == "pause":
+            time.sleep(1)
