@@ -304,30 +304,28 @@ def _tail(path: str, n: int) -> list[bytes]:
 
 
 # Every C0 control but tab, DEL, and every C1 control (as decoded from UTF-8; a lone byte of
-# 0x80-0x9f is not UTF-8 and shows as U+FFFD)
+# 0x80-0x9f is not UTF-8 and shows as U+FFFD), each as Python writes it. str.translate does it
+# in C: a step printing binary junk must not cost a Python call per byte.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-_SGR_OR_CONTROL = re.compile("(\x1b\\[[0-9;:]*m)|[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-_NAMED = {"\n": "\\n", "\r": "\\r"}
-
-
-def _escape(m: re.Match[str]) -> str:
-    c = m.group()
-    return _NAMED.get(c) or f"\\x{ord(c):02x}"
-
-
-def _escape_but_sgr(m: re.Match[str]) -> str:
-    return m.group(1) or _escape(m)
+_ESCAPED = {
+    c: {10: "\\n", 13: "\\r"}.get(c, f"\\x{c:02x}")
+    for c in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))
+}
+_SGR = re.compile("(\x1b\\[[0-9;:]*m)")
 
 
 def safe(text: str) -> str:
-    """`text` with every control character but tab shown escaped, as Python writes it."""
-    return _CONTROL.sub(_escape, text)
+    """`text` with every control character but tab shown escaped."""
+    return text.translate(_ESCAPED) if _CONTROL.search(text) else text
 
 
 def coloured(text: str) -> str:
     """`safe`, but SGR sequences (colours, bold...) pass, and are reset at the end."""
-    shown = _SGR_OR_CONTROL.sub(_escape_but_sgr, text)
-    return shown + "\x1b[0m" if "\x1b" in shown else shown
+    if not _CONTROL.search(text):
+        return text
+    parts = _SGR.split(text)  # the SGR sequences at the odd places
+    shown = "".join(p if i % 2 else p.translate(_ESCAPED) for i, p in enumerate(parts))
+    return shown + "\x1b[0m" if len(parts) > 1 else shown
 
 
 def _piece_end(data: bytes) -> int:

@@ -317,9 +317,61 @@ def test_a_step_that_prints_does_not_fail_when_its_log_cannot_be_written(
         [*prefix, "sh", "-c", script], cwd=ws.root, env=ws.env(), capture_output=True,
         text=True, timeout=60,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     steps = {s["id"]: s for s in json.loads(proc.stdout)["steps"]}
-    assert steps["a"]["status"] == "succeeded"
-    assert "b | got v" in proc.stderr
+    assert steps["a"]["status"] == "succeeded", proc.stderr
     assert proc.stderr.count("step logs") == 1, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "b | got v" in proc.stderr
     assert Path(steps["a"]["log"]).stat().st_size == 200001
+
+
+def test_a_step_failing_as_its_logs_disk_fills_up_is_told_why(ws: Workspace) -> None:
+    prefix = _namespace()
+    if prefix is None:
+        pytest.skip("cannot mount a tmpfs here")
+    """The disk had room when the run began; a step's own write fills it, then it prints."""
+    ws.workflow("steps:\n  - {id: a, run: 'echo x'}\n")
+    first = ws.run("--json")
+    assert first.code == 0, first.both
+    logs = Path(json.loads(first.out)["steps"][0]["log"]).parent
+    ws.workflow(
+        f"steps:\n  - {{id: big, run: 'head -c 30000000 /dev/zero > {logs}/fill; echo printed'}}\n"
+    )
+    script = (
+        f"mount -t tmpfs -o size=20m,mode=0700 tmpfs {logs} && "
+        f'exec "{sys.executable}" -m dagmake --json big'
+    )
+    proc = subprocess.run(
+        [*prefix, "sh", "-c", script], cwd=ws.root, env=ws.env(), stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout
+    (step,) = json.loads(proc.stdout)["steps"]
+    assert step["status"] == "failed"
+    assert step["detail"].startswith("exited with status 1 (the disk holding its log (")
+    assert step["detail"].endswith("is full: what it printed may be cut short)")
+
+
+def test_with_no_folder_for_logs_anywhere_the_output_is_discarded_said_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state folder is a file (so nothing can go under it, even as root), and no temporary
+    folder can be made either: commands still get somewhere to write, and it is said once."""
+    import tempfile
+
+    from dagmake.steplogs import Logs
+
+    def no_temp(*args: object, **kwargs: object) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", no_temp)
+    state = tmp_path / "state"
+    state.write_text("not a folder")
+    said: list[str] = []
+    logs = Logs(state, said.append)
+    captures = [logs.capture("a"), logs.capture("b")]
+    assert all(c.path is None and c.fd >= 0 for c in captures)
+    assert os.write(captures[0].fd, b"printed\n") == 8  # it goes nowhere, without an error
+    assert logs.values("a") == Path(os.devnull)
+    assert [logs.keep(c) for c in captures] == [None, None]
+    assert len(said) == 1 and said[0].endswith("this run discards what steps print"), said
