@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "packs": {"fsutil"},
     "cache": {"errors", "model", "fsutil", "faults", "locations", "fingerprint", "units", "packs"},
     "cachekeep": {"cache", "fingerprint", "units"},
-    "executor": {"errors"},
+    "executor": {"errors", "faults"},
     "steplogs": {"fsutil"},
     "plan": {"model", "fingerprint", "state"},
     "results": {"model"},
