@@ -17,10 +17,19 @@ from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import NamedTuple
 
-from dagmake import noop, softfail
+from dagmake import faults, noop, softfail
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
-from dagmake.errors import StateError, WorkspaceBusyError
-from dagmake.executor import Executor, Finished, Job, Outcome, describe
+from dagmake.errors import ConfigError, StateError, WorkspaceBusyError
+from dagmake.executor import (
+    STOP_SIGNALS,
+    Executor,
+    Finished,
+    Job,
+    Outcome,
+    deferred,
+    describe,
+    signals_held,
+)
 from dagmake.facts import Inspector, Resolved, read_values
 from dagmake.fingerprint import Hasher, outputs_digest
 from dagmake.fsutil import LockHeld
@@ -32,6 +41,7 @@ from dagmake.results import FAILING, Reporter, RunSummary, Settled, StepResult
 from dagmake.selection import glob_roots, preflight, selected_steps
 from dagmake.state import (
     LoadedState,
+    StateFolderTaken,
     StateStore,
     StepRecord,
     drop_legacy,
@@ -57,7 +67,10 @@ class RunOptions(NamedTuple):
     trust: noop.Trust | None = None  # steps the last snapshot vouches for (see `noop`)
 
 
-class Interrupted(Exception):
+class Interrupted(KeyboardInterrupt):
+    """A stop signal, raised where the loop was (a KeyboardInterrupt, so no `except
+    Exception` swallows it, and one that escapes is still reported as an interrupt)."""
+
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
@@ -91,7 +104,7 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
     softfail.begin(reporter.warning)
     try:
         store.make_dir()
-    except NotADirectoryError as e:  # something else in its place: never written through
+    except StateFolderTaken as e:  # something else in its place: never written through
         raise StateError(
             f"cannot use the state folder {e.filename or store.dir}: {e.strerror}; "
             "remove it and run again"
@@ -236,7 +249,7 @@ class _Run:
         self.misses = 0
         self.warnings: list[str] = []
         self.committed: set[str] = set()
-        self.logs = Logs(store.dir)
+        self.logs = Logs(store.dir, reporter.warning)
         self._environ: dict[str, str] | None = None
         self.owned: dict[str, list[str]] = {}  # each step's input and output paths
         self.decide: list[str] = []  # the steps this run decides (see `_narrow`)
@@ -339,6 +352,8 @@ class _Run:
         return True
 
     def _execute(self, chosen: list[str]) -> str:
+        """Run the chosen steps. The one cleanup path, as ninja's builder has: however the
+        loop ends (an interrupt, or any exception), nothing it started is left running."""
         position = {s: i for i, s in enumerate(chosen)}
         chosen_set = set(chosen)
         waiting = {s: sum(1 for d in self.graph.deps[s] if d in chosen_set) for s in chosen}
@@ -358,14 +373,14 @@ class _Run:
         def fill() -> None:
             while to_start and executor.running < max(1, self.options.parallel):
                 _, sid, decision, resolved, attempt = heapq.heappop(to_start)
-                running[sid] = self._start(executor, sid, decision, resolved, attempt)
+                self._start(executor, running, sid, decision, resolved, attempt)
 
         with _signals_raise_interrupted(), contextlib.closing(executor):
             try:
                 while ready or to_start or running:
                     while ready:
                         _, sid = heapq.heappop(ready)
-                        outcome = self._settle(sid)
+                        outcome = self._settle_for_run(sid)
                         if isinstance(outcome, StepResult):
                             self._finish(outcome)
                             release(sid)
@@ -403,15 +418,30 @@ class _Run:
                         self._finish(result)
                         release(fin.key)
             except Interrupted as intr:
-                self._interrupt(executor, running, intr.signum)
+                self._stop(executor, running, intr.signum)
                 for sid in chosen:
                     if sid not in self.results:
                         self.results[sid] = StepResult(sid, StepStatus.CANCELLED)
                 self._store_rest()  # a second Ctrl-C abandons it
                 return "interrupted"
+            except BaseException:
+                # dagmake's own failure: stop the steps, then let the error be reported
+                self._stop(executor, running, None)
+                raise
+            finally:
+                if executor.running:  # the stop itself was cut short
+                    executor.kill_all()
             if not self._store_rest():  # Ctrl-C while storing the last results: heard
                 return "interrupted"
         return "succeeded"
+
+    def _settle_for_run(self, sid: str) -> StepResult | tuple[Decision, Resolved]:
+        """`_settle`, where a value the step cannot be run with (a `${steps.a.k}` that `a`
+        did not write) fails that step, not the run."""
+        try:
+            return self._settle(sid)
+        except ConfigError as e:
+            return StepResult(sid, StepStatus.FAILED, detail=f"could not start: {e}")
 
     def _store_rest(self) -> bool:
         """Store what the loop had no idle moment for; False when an interrupt came first
@@ -423,20 +453,24 @@ class _Run:
             return False
         return True
 
-    def _interrupt(self, executor: Executor, running: dict[str, _Running], signum: int) -> None:
-        self.reporter.warning(
-            f"interrupted; stopping {len(running)} running step(s) (Ctrl-C again to kill)"
-        )
-        executor.interrupt(signum)
+    def _stop(self, executor: Executor, running: dict[str, _Running], signum: int | None) -> None:
+        """Stop every running step: `signum` to its group (SIGTERM after SIGHUP or an error),
+        a grace, then SIGKILL; another signal meanwhile kills them at once. They end
+        cancelled, their logs kept, nothing recorded."""
+        why = "interrupted" if signum is not None else "dagmake failed"
         finished: list[Finished] = []
         try:
+            executor.interrupt(signal.SIGTERM if signum in (None, signal.SIGHUP) else signum)
+            self.reporter.warning(
+                f"{why}; stopping {executor.running} running step(s) (Ctrl-C again to kill)"
+            )
             while executor.running:
                 finished.extend(executor.wait(0.2))
         except Interrupted:
             finished.extend(executor.kill_all())
         self._stream(running)
         for fin in finished:
-            job = running.get(fin.key)
+            job = running.pop(fin.key, None)
             if job is None:
                 continue
             self._finish(
@@ -447,10 +481,13 @@ class _Run:
                     duration_s=fin.duration_s,
                     exit_code=fin.exit_code,
                     attempts=job.attempt,
-                    log_path=self.logs.keep(job.capture),
-                    detail="interrupted; not recorded, it will run again",
+                    log_path=self._keep_log(job, fin),
+                    detail=f"{why}; not recorded, it will run again",
                 )
             )
+        for job in running.values():  # ended while the loop was cut short: their logs stay
+            self.logs.keep(job.capture)
+        running.clear()
 
     # -- one step ------------------------------------------------------------------------
 
@@ -634,13 +671,17 @@ class _Run:
         self.store.put(record._replace(outputs=tuple((p, "") for p in sorted(paths))), {})
 
     def _start(
-        self, executor: Executor, sid: str, decision: Decision, resolved: Resolved, attempt: int
-    ) -> _Running:
+        self,
+        executor: Executor,
+        running: dict[str, _Running],
+        sid: str,
+        decision: Decision,
+        resolved: Resolved,
+        attempt: int,
+    ) -> None:
         step = self.graph.step(sid)
         capture = self.logs.capture(sid)
-        values_path = self.logs.folders()[1] / f"{sid}.env"
-        with contextlib.suppress(FileNotFoundError):
-            values_path.unlink()  # the step appends to it; nothing from an earlier run stays
+        values_path = self.logs.values(sid)
         if self._environ is None:
             self._environ = dict(os.environ)  # read once: decoding os.environ per step costs
         env = self._environ.copy()
@@ -649,17 +690,17 @@ class _Run:
         env["DAGMAKE_WORKSPACE"] = str(self.workflow.root)
         env["DAGMAKE_OUTPUT"] = str(values_path)
         self.reporter.step_started(sid, decision.reasons, attempt)
-        executor.start(
-            Job(
-                key=sid,
-                script=resolved.script,
-                cwd=self.workflow.root / step.cwd if step.cwd else self.workflow.root,
-                env=env,
-                log_path=capture.path,
-                timeout_s=step.timeout_s,
-            )
+        job = Job(
+            key=sid,
+            script=resolved.script,
+            cwd=self.workflow.root / step.cwd if step.cwd else self.workflow.root,
+            env=env,
+            log_fd=capture.fd,
+            timeout_s=step.timeout_s,
         )
-        return _Running(step, decision, resolved, attempt, capture, values_path)
+        with signals_held:  # once started it is in `running`, where an interrupt looks
+            executor.start(job)
+            running[sid] = _Running(step, decision, resolved, attempt, capture, values_path)
 
     def _stream(self, running: Mapping[str, _Running]) -> None:
         """Pass on what running commands wrote, at most every STREAM_EVERY_S: the loop turns
@@ -675,26 +716,34 @@ class _Run:
     def _emitter(self, step_id: str) -> Callable[[bytes], None]:
         return lambda data: self.reporter.step_output(step_id, data)
 
+    def _keep_log(self, job: _Running, fin: Finished) -> str | None:
+        """Pass on the rest of what the command wrote, and keep it as the step's log."""
+        job.capture.drain(self._emitter(job.step.id))
+        return self.logs.keep(job.capture, fin.lingering)
+
     def _after(self, job: _Running, fin: Finished) -> StepResult | None:
         """Judge a finished command; None means: try again (retries left)."""
-        job.capture.drain(self._emitter(job.step.id))
         step, sid = job.step, job.step.id
+        log_path = self._keep_log(job, fin)
         base = {
             "reasons": job.decision.reasons,
             "duration_s": fin.duration_s,
             "exit_code": fin.exit_code,
             "attempts": job.attempt,
-            "log_path": self.logs.keep(job.capture, fin.lingering),
+            "log_path": log_path,
         }
         if fin.outcome is not Outcome.EXITED or fin.exit_code != 0:
+            how = describe(fin)
+            trouble = self.logs.trouble(job.capture)
+            if trouble is not None:
+                how = f"{how} ({trouble})"
             if job.attempt <= step.retries:
                 self.reporter.warning(
-                    f"'{sid}' {describe(fin)}; retrying (attempt {job.attempt + 1} of "
-                    f"{step.retries + 1})"
+                    f"'{sid}' {how}; retrying (attempt {job.attempt + 1} of {step.retries + 1})"
                 )
                 return None
             status = StepStatus.TIMED_OUT if fin.outcome is Outcome.TIMED_OUT else StepStatus.FAILED
-            return StepResult(sid, status, detail=describe(fin), **base)  # type: ignore[arg-type]
+            return StepResult(sid, status, detail=how, **base)  # type: ignore[arg-type]
         outputs, problems = self.inspector.collect_outputs(step)
         if problems:
             return StepResult(
@@ -728,11 +777,12 @@ class _Run:
             duration_s=fin.duration_s,
             finished_at=time.time(),
         )
+        faults.check("record.commit")
         self._commit(record, job.resolved)
         if self._cacheable(step):
             # stored when the loop is idle: nothing waits on the cache, and the store checks
             # each output's bytes against its digest, so a later change only cancels it
-            self._unstored.append((step, record, job.capture.kept))
+            self._unstored.append((step, record, Path(log_path or job.capture.kept)))
         return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
 
     def _commit(self, record: StepRecord, resolved: Resolved) -> None:
@@ -780,9 +830,10 @@ def _signals_raise_interrupted() -> Iterator[None]:
     sessions, never see the terminal's Ctrl-C; the loop forwards it)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signum)
+        if not deferred(signum):  # (else raised again at the end of the step it fell into)
+            raise Interrupted(signum)
 
-    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    wanted = sorted(STOP_SIGNALS)
     previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
     for sig in wanted:
         with contextlib.suppress(ValueError):  # not the main thread

@@ -5,6 +5,12 @@ One epoll set of pidfds waits for every job (no thread per step). A timeout or a
 interrupt signals the job's whole process group, waits a grace period, then SIGKILLs it, so
 grandchildren die with their step. A job that exits normally leaves its group alone: a step
 may deliberately start a daemon.
+
+No job outlives this process unnoticed: the stop signals wait while a job is started and
+tracked (and while one is reaped), so an interrupt never falls between the two; and a guard, one
+small shell per executor, learns every running job's group (from a register in memory) and
+stops them all when this process dies without doing so itself (kill -9), which it learns when
+the pipe from us reaches its end.
 """
 
 from __future__ import annotations
@@ -18,7 +24,14 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from dagmake import faults
+
 SHELL = "/bin/sh"
+
+# the signals that stop a run (the build loop turns them into an interrupt)
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+# ignored by Python (so writes fail with EPIPE and EFBIG instead), default again in a step
+_DEFAULT_IN_STEPS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 class Job(NamedTuple):
@@ -26,7 +39,7 @@ class Job(NamedTuple):
     script: str
     cwd: Path
     env: dict[str, str]
-    log_path: Path
+    log_fd: int  # where its stdout and stderr go (the caller's; it stays open here)
     timeout_s: float
 
 
@@ -69,6 +82,41 @@ class _Proc:
         self.kill_at: float | None = None  # when the grace ends and SIGKILL follows
 
 
+class _Hold:
+    """While held, a stop signal waits for the end of the block: the few steps from a change
+    to the books to its end (a job started and tracked, reaped and reported) must not be cut
+    in two. Cooperative: the stop signals' handler asks `deferred(signum)` first, and the
+    signal is raised again at the end of the outermost hold (a real mask, pthread_sigmask,
+    costs 4 us a call here, and the books change several times a step)."""
+
+    __slots__ = ("depth", "pending")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending = 0  # the signal that came meanwhile; 0: none
+
+    def __enter__(self) -> None:
+        self.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        if not self.depth and self.pending:
+            signum, self.pending = self.pending, 0
+            signal.raise_signal(signum)  # its handler runs now, and raises here
+
+
+signals_held = _Hold()
+
+
+def deferred(signum: int) -> bool:
+    """For the stop signals' handler: True when the signal must wait (it is remembered)."""
+    if signals_held.depth:
+        signals_held.pending = signals_held.pending or signum
+        return True
+    signals_held.pending = 0  # handled now: nothing stale is raised later
+    return False
+
+
 def argv(script: str) -> list[str]:
     """A multi-line script stops at its first failing line (errexit); one line runs as is."""
     body = script.strip()
@@ -86,9 +134,14 @@ class Executor:
         self._epoll = select.epoll() if self._has_pidfd else None
         self._watched = 0  # pidfds in it
         self._here: int | None = None  # our own folder, to come back to after a spawn
+        self._guard: _Guard | None = None  # started with the first job
 
     def close(self) -> None:
-        """Release the descriptors the executor keeps (`watch` makes one per run)."""
+        """Release the descriptors the executor keeps (`watch` makes one per run), and the
+        guard: it stops any job still running, and then exits."""
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None
         if self._epoll is not None:
             self._epoll.close()
             self._epoll = None
@@ -101,32 +154,34 @@ class Executor:
         return len(self._procs)
 
     def start(self, job: Job) -> None:
+        """Start the job; from then on it is tracked, whatever signal comes."""
         started = time.monotonic()
-        try:
-            fd = os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        except OSError as e:
-            self._done.append(_spawn_failed(job, started, f"cannot open its log: {e}"))
-            return
-        try:
-            pid = self._spawn(job, fd)
-        except OSError as e:
-            why = e.strerror or str(e)
-            if isinstance(e, FileNotFoundError) and not job.cwd.is_dir():
-                why = f"its folder {job.cwd} does not exist"
-            self._done.append(_spawn_failed(job, started, why))
-            return
-        finally:
-            os.close(fd)
-        pidfd = None
-        if self._epoll is not None:
+        with signals_held:
             try:
-                pidfd = os.pidfd_open(pid)
-            except OSError:
-                pidfd = None
-            else:
-                self._epoll.register(pidfd, select.EPOLLIN)
-                self._watched += 1
-        self._procs[job.key] = _Proc(job, pid, started, started + job.timeout_s, pidfd)
+                pid = self._spawn(job, job.log_fd)
+            except OSError as e:
+                why = e.strerror or str(e)
+                if isinstance(e, FileNotFoundError) and not job.cwd.is_dir():
+                    why = f"its folder {job.cwd} does not exist"
+                self._done.append(_spawn_failed(job, started, why))
+                return
+            except ValueError:  # "embedded null byte": posix_spawn refuses it
+                why = "its command or environment contains a NUL byte (no program takes one)"
+                self._done.append(_spawn_failed(job, started, why))
+                return
+            if self._guard is not None and not self._guard.watch(pid):
+                self._guard = None  # it is gone: the jobs are ours alone to stop
+            faults.check("executor.spawned")
+            pidfd = None
+            if self._epoll is not None:
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except OSError:
+                    pidfd = None
+                else:
+                    self._epoll.register(pidfd, select.EPOLLIN)
+                    self._watched += 1
+            self._procs[job.key] = _Proc(job, pid, started, started + job.timeout_s, pidfd)
 
     def _spawn(self, job: Job, fd: int) -> int:
         """Start the job's shell in a session of its own, stdin /dev/null, stdout and stderr to
@@ -139,6 +194,7 @@ class Executor:
         if self._here is None:
             _close_on_exec_inherited()
             self._here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._guard = _Guard.start(self.kill_grace_s)
         try:
             os.chdir(job.cwd)
             return os.posix_spawn(
@@ -151,6 +207,7 @@ class Executor:
                     (os.POSIX_SPAWN_DUP2, fd, 2),
                 ],
                 setsid=True,
+                setsigdef=_DEFAULT_IN_STEPS,
             )
         finally:
             os.fchdir(self._here)
@@ -179,15 +236,17 @@ class Executor:
                 _signal_group(proc.pid, signum)
 
     def kill_all(self) -> list[Finished]:
-        for proc in self._procs.values():
-            proc.ending = proc.ending or Outcome.INTERRUPTED
-            _signal_group(proc.pid, signal.SIGKILL)
-        for proc in list(self._procs.values()):
-            if proc.code is None:
-                _, status = os.waitpid(proc.pid, 0)
-                proc.code = os.waitstatus_to_exitcode(status)
-        self._reap()
-        done, self._done = self._done, []
+        """SIGKILL every job's group and reap them (no signal cuts this short)."""
+        with signals_held:
+            for proc in self._procs.values():
+                proc.ending = proc.ending or Outcome.INTERRUPTED
+                _signal_group(proc.pid, signal.SIGKILL)
+            for proc in list(self._procs.values()):
+                if proc.code is None:
+                    _, status = os.waitpid(proc.pid, 0)
+                    proc.code = os.waitstatus_to_exitcode(status)
+            self._reap()
+            done, self._done = self._done, []
         return done
 
     # -- internals --------------------------------------------------------------------
@@ -203,24 +262,30 @@ class Executor:
         return min(times, default=time.monotonic() + 1.0)
 
     def _reap(self) -> None:
-        for key, proc in list(self._procs.items()):
-            code = _poll(proc)
-            if code is None:
-                continue
-            del self._procs[key]
-            if proc.pidfd is not None:
-                if self._epoll is not None:
-                    self._epoll.unregister(proc.pidfd)
-                    self._watched -= 1
-                os.close(proc.pidfd)
-            if proc.ending is not None:
-                # the shell is gone; make sure nothing it started survives it
-                _signal_group(proc.pid, signal.SIGKILL)
-            outcome = proc.ending or Outcome.EXITED
-            lingering = proc.ending is None and _group_alive(proc.pid)
-            self._done.append(
-                Finished(key, outcome, code, time.monotonic() - proc.started, None, lingering)
-            )
+        with signals_held:  # reaped, it is off the books: its end must reach `_done`
+            for key, proc in list(self._procs.items()):
+                self._reap_one(key, proc)
+
+    def _reap_one(self, key: str, proc: _Proc) -> None:
+        code = _poll(proc)
+        if code is None:
+            return
+        if self._guard is not None:
+            self._guard.forget(proc.pid)
+        del self._procs[key]
+        if proc.pidfd is not None:
+            if self._epoll is not None:
+                self._epoll.unregister(proc.pidfd)
+                self._watched -= 1
+            os.close(proc.pidfd)
+        if proc.ending is not None:
+            # the shell is gone; make sure nothing it started survives it
+            _signal_group(proc.pid, signal.SIGKILL)
+        outcome = proc.ending or Outcome.EXITED
+        lingering = proc.ending is None and _group_alive(proc.pid)
+        self._done.append(
+            Finished(key, outcome, code, time.monotonic() - proc.started, None, lingering)
+        )
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -233,6 +298,117 @@ class Executor:
                 proc.kill_at = None
                 proc.deadline = float("inf")
                 _signal_group(proc.pid, signal.SIGKILL)
+
+
+# The guard waits for the end of the pipe from us (nothing is ever written to it: it ends
+# when this process is gone, or closes it); then it reads the register, "+ PGID" for a job
+# started and "- PGID" for one reaped, and stops the groups still listed as the executor
+# would: SIGTERM, up to $1 tenths of a second of grace, SIGKILL. The register is a file in
+# memory it holds as fd 3 and reads from the start (`/proc/self/fd/3` opens it anew): writing
+# to it wakes nobody, where a line per job down a pipe woke the guard twice a step. In a
+# session of its own, so no signal meant for dagmake's terminal or group reaches it.
+_GUARD_SCRIPT = """
+while read -r _; do :; done
+l=' '
+while read -r op pg; do
+  case $op in
+    +) l="$l$pg " ;;
+    -) case $l in *" $pg "*) l="${l%% $pg *} ${l#* $pg }" ;; esac ;;
+  esac
+done < /proc/self/fd/3
+[ "$l" = ' ' ] && exit 0
+for pg in $l; do kill -s TERM -- "-$pg" 2>/dev/null; done
+n=0
+while [ "$n" -lt "$1" ]; do
+  left=''
+  for pg in $l; do kill -s 0 -- "-$pg" 2>/dev/null && left="$left $pg"; done
+  l=$left
+  [ -z "$l" ] && exit 0
+  sleep 0.1
+  n=$((n + 1))
+done
+for pg in $l; do kill -s KILL -- "-$pg" 2>/dev/null; done
+"""
+
+
+class _Guard:
+    """The guard process, our end of its pipe and the register (both close-on-exec: no job
+    holds them open)."""
+
+    __slots__ = ("fd", "pid", "register", "watching")
+
+    def __init__(self, pid: int, fd: int, register: int) -> None:
+        self.pid = pid
+        self.fd = fd
+        self.register = register
+        self.watching = 0
+
+    @classmethod
+    def start(cls, grace_s: float) -> _Guard | None:
+        """None if it cannot be started: the run goes on, unguarded against kill -9."""
+        if not os.path.isdir("/proc/self/fd"):
+            return None
+        try:
+            register = _memory_file()
+        except OSError:
+            return None
+        try:
+            read_end, write_end = os.pipe()
+        except OSError:
+            os.close(register)
+            return None
+        try:
+            pid = os.posix_spawn(
+                SHELL,
+                [SHELL, "-c", _GUARD_SCRIPT, "dagmake-guard", str(max(1, round(grace_s * 10)))],
+                {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, read_end, 0),
+                    (os.POSIX_SPAWN_DUP2, _devnull(), 1),
+                    (os.POSIX_SPAWN_DUP2, _devnull(), 2),
+                    (os.POSIX_SPAWN_DUP2, register, 3),
+                ],
+                setsid=True,
+                setsigdef=_DEFAULT_IN_STEPS,
+            )
+        except OSError:
+            os.close(write_end)
+            os.close(register)
+            return None
+        finally:
+            os.close(read_end)
+        return cls(pid, write_end, register)
+
+    def watch(self, pgid: int) -> bool:
+        self.watching += 1
+        return self._note(b"+ %d\n" % pgid)
+
+    def forget(self, pgid: int) -> None:
+        self.watching -= 1
+        self._note(b"- %d\n" % pgid)
+
+    def _note(self, line: bytes) -> bool:
+        try:
+            return os.write(self.register, line) == len(line)
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        """Its pipe ends here; with nothing left to stop it exits at once, and is reaped."""
+        os.close(self.fd)
+        os.close(self.register)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0 if self.watching <= 0 else os.WNOHANG)
+
+
+def _memory_file() -> int:
+    """A close-on-exec file that lives in memory (an unlinked temporary file without memfd)."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("dagmake-guard", os.MFD_CLOEXEC)
+    import tempfile
+
+    with tempfile.TemporaryFile() as f:
+        return os.dup(f.fileno())
 
 
 _NULL_FD: list[int] = []

@@ -2,8 +2,8 @@
 
 Actions: `enospc`, `eio`, `edquot`, `erofs` and `eacces` raise that OSError, `kill9` SIGKILLs
 this process, `sleep` waits 30 s (so a test can kill dagmake at that exact moment), `pause`
-waits 0.3 s (a window a test can hit while every pass still completes). Unset in normal use;
-checking costs a dict lookup.
+waits 0.3 s and `hold` 1 s (a window a signal sent then arrives in, while the run goes on).
+Unset in normal use; checking costs a dict lookup.
 """
 
 from __future__ import annotations
@@ -40,3 +40,5 @@ def check(point: str) -> None:
             time.sleep(30)
         if action == "pause":
             time.sleep(0.3)
+        if action == "hold":
+            time.sleep(1)

@@ -1,9 +1,17 @@
 """Console reporters for the build loop: plain ordered lines (CI logs, pipes), a compact mode
-(pre-commit), and a live status display on a terminal. They only render; the loop decides."""
+(pre-commit), and a live status display on a terminal. They only render; the loop decides.
+
+Nothing a step prints, nor any name or message that comes from the workflow or the disk, reaches
+the console as a control character: each is shown escaped (`\x1b`, `\r`), except tab, so a step
+can neither forge a line of dagmake's nor move the cursor. With colour on (a terminal, or
+`--color always`), a step's own colours pass: SGR sequences (`ESC [ ... m`), reset at the end of
+its line. Logs keep the exact bytes.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -14,6 +22,7 @@ from dagmake.model import Reason, StepStatus
 from dagmake.results import FAILING, RunSummary, StepResult
 
 TAIL_LINES = 20
+PIECE_BYTES = 64 * 1024  # a line without an end is passed on in pieces of this size
 _COLORS = {
     StepStatus.SUCCEEDED: "32",
     StepStatus.RESTORED: "34",
@@ -48,17 +57,28 @@ class PlainReporter:
 
     def write(self, line: str) -> None:
         """Buffered: `tick` (every turn of the build loop) and the end of the run flush, so a
-        busy run does not pay a write per line, and output still appears within 0.1 s."""
+        busy run does not pay a write per line, and output still appears within 0.1 s.
+        `line` is dagmake's own: whatever came from elsewhere in it went through `safe`."""
         try:
             self.out.write(line + "\n")
-        except BrokenPipeError:  # the reader went away (`dagmake | head`): keep building quietly
-            self.out = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            self._gone()
 
     def flush(self) -> None:
         try:
             self.out.flush()
-        except BrokenPipeError:
-            self.out = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            self._gone()
+
+    def _gone(self) -> None:
+        """The console cannot be written (`dagmake | head` ended, the terminal was closed, the
+        disk of a redirected file is full): keep building quietly."""
+        self.out = open(os.devnull, "w")  # noqa: SIM115
+
+    def _output(self, raw: bytes) -> str:
+        """A line (or piece) of what a step printed, as shown."""
+        text = raw.decode("utf-8", "replace").rstrip("\r")  # a CRLF ending is an ending
+        return coloured(text) if self.color else safe(text)
 
     def run_started(self, workflow: str, total: int, dry_run: bool) -> None:
         self.total = total
@@ -79,27 +99,34 @@ class PlainReporter:
         verb = (
             "restoring" if attempt == 0 else "running" if attempt == 1 else f"retrying ({attempt})"
         )
-        self.write(f"[{number}/{self.total}] {verb} {step_id}" + (f": {why}" if why else ""))
+        why = f": {safe(why)}" if why else ""
+        self.write(f"[{number}/{self.total}] {verb} {safe(step_id)}{why}")
 
     def step_output(self, step_id: str, data: bytes, *, replayed: bool = False) -> None:
+        """Whole lines as they come; what is left without an end waits for the rest of its
+        line, but never more than PIECE_BYTES of it: longer, it is passed on in pieces (one
+        endless line must cost neither memory nor a copy of itself per chunk)."""
         if self.compact:
             return
-        buf = self._partial.pop(step_id, b"") + data
-        *lines, rest = buf.split(b"\n")
+        partial = self._partial.pop(step_id, b"")
+        *lines, rest = (partial + data if partial else data).split(b"\n")
+        while len(rest) >= PIECE_BYTES:
+            cut = _piece_end(rest)
+            lines.append(rest[:cut])
+            rest = rest[cut:]
         if replayed and rest:
             lines.append(rest)
             rest = b""
         if rest:
             self._partial[step_id] = rest
-        mark = " (cached)" if replayed else ""
+        head = f"{safe(step_id)}{' (cached)' if replayed else ''} | "
         for raw in lines:
-            text = raw.decode("utf-8", "replace").rstrip("\r")
-            self.write(f"{step_id}{mark} | {text}")
+            self.write(head + self._output(raw))
 
     def _flush_partial(self, step_id: str) -> None:
         rest = self._partial.pop(step_id, b"")
         if rest:
-            self.write(f"{step_id} | {rest.decode('utf-8', 'replace')}")
+            self.write(f"{safe(step_id)} | {self._output(rest)}")
 
     def step_finished(self, result: StepResult) -> None:
         self._flush_partial(result.step_id)
@@ -111,14 +138,14 @@ class PlainReporter:
         if status is StepStatus.UP_TO_DATE or (self.compact and status not in FAILING):
             return
         word = self._paint(status_word(status), _COLORS.get(status, "0"))
-        detail = result.detail or (
-            reasons_text(result.reasons) if status is StepStatus.SKIPPED else ""
+        detail = safe(
+            result.detail or (reasons_text(result.reasons) if status is StepStatus.SKIPPED else "")
         )
         took = f" in {_seconds(result.duration_s)}" if status in _TIMED else ""
-        self.write(f"{result.step_id} {word}{took}" + (f": {detail}" if detail else ""))
+        self.write(f"{safe(result.step_id)} {word}{took}" + (f": {detail}" if detail else ""))
 
     def warning(self, message: str) -> None:
-        self.write(self._paint(f"dagmake: warning: {message}", "33"))
+        self.write(self._paint(f"dagmake: warning: {safe(message)}", "33"))
         self.flush()
 
     def tick(self) -> None:
@@ -127,7 +154,7 @@ class PlainReporter:
     def run_finished(self, summary: RunSummary) -> None:
         if summary.dry_run:
             for line in dry_run_lines(summary):
-                self.write(line)
+                self.write(safe(line))
             self.write(f"dry run: {summary_counts(summary)}; nothing was changed")
             self.flush()
             return
@@ -145,11 +172,13 @@ class PlainReporter:
             return
         tail = _tail(result.log_path, TAIL_LINES)
         self.write(
-            f"--- {result.step_id} {status_word(result.status)} ({result.detail}); "
-            f"last lines of {result.log_path}:"
+            safe(
+                f"--- {result.step_id} {status_word(result.status)} ({result.detail}); "
+                f"last lines of {result.log_path}:"
+            )
         )
         for line in tail:
-            self.write(f"    {line}")
+            self.write(f"    {self._output(line)}")
 
 
 class TtyReporter(PlainReporter):
@@ -200,13 +229,17 @@ class TtyReporter(PlainReporter):
         width = max(len(s.step_id) for s in rows)
         for s in rows:
             word = self._paint(status_word(s.status).ljust(13), _COLORS.get(s.status, "0"))
-            why = s.detail or decision_text(s).partition(": ")[2]
-            super().write(f"  {s.step_id.ljust(width)}  {word} {_seconds(s.duration_s):>7}  {why}")
+            why = safe(s.detail or decision_text(s).partition(": ")[2])
+            name = safe(s.step_id).ljust(width)
+            super().write(f"  {name}  {word} {_seconds(s.duration_s):>7}  {why}")
 
     def _clear(self) -> None:
         if self._drawn:
-            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
-            self._drawn = 0
+            up, self._drawn = self._drawn, 0
+            try:
+                self.out.write(f"\x1b[{up}F\x1b[J")
+            except OSError:
+                self._gone()
 
     def _draw(self) -> None:
         if not self.running or self.dry:
@@ -214,13 +247,14 @@ class TtyReporter(PlainReporter):
         now = time.monotonic()
         lines = [self._progress_line(now)]
         for sid, since in list(self.running.items())[:8]:
-            lines.append(f"  {sid}  {_seconds(now - since)}")
+            lines.append(f"  {safe(sid)}  {_seconds(now - since)}")
         if len(self.running) > 8:
             lines.append(f"  ... and {len(self.running) - 8} more")
         try:
             self.out.write("\n".join(lines) + "\n")
             self.out.flush()
-        except BrokenPipeError:
+        except OSError:
+            self._gone()
             return
         self._drawn = len(lines)
         self._last_draw = now
@@ -260,7 +294,7 @@ def _seconds(s: float) -> str:
     return f"{s * 1000:.0f}ms" if s < 1 else f"{s:.1f}s"
 
 
-def _tail(path: str, n: int) -> list[str]:
+def _tail(path: str, n: int) -> list[bytes]:
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -269,7 +303,44 @@ def _tail(path: str, n: int) -> list[str]:
             data = f.read()
     except OSError:
         return []
-    return [line.decode("utf-8", "replace") for line in data.splitlines()[-n:]]
+    return data.splitlines()[-n:]
+
+
+# Every C0 control but tab, DEL, and every C1 control (as decoded from UTF-8; a lone byte of
+# 0x80-0x9f is not UTF-8 and shows as U+FFFD), each as Python writes it. str.translate does it
+# in C: a step printing binary junk must not cost a Python call per byte.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_ESCAPED = {
+    c: {10: "\\n", 13: "\\r"}.get(c, f"\\x{c:02x}")
+    for c in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))
+}
+_SGR = re.compile("(\x1b\\[[0-9;:]*m)")
+
+
+def safe(text: str) -> str:
+    """`text` with every control character but tab shown escaped."""
+    return text.translate(_ESCAPED) if _CONTROL.search(text) else text
+
+
+def coloured(text: str) -> str:
+    """`safe`, but SGR sequences (colours, bold...) pass, and are reset at the end."""
+    if not _CONTROL.search(text):
+        return text
+    parts = _SGR.split(text)  # the SGR sequences at the odd places
+    shown = "".join(p if i % 2 else p.translate(_ESCAPED) for i, p in enumerate(parts))
+    return shown + "\x1b[0m" if len(parts) > 1 else shown
+
+
+def _piece_end(data: bytes) -> int:
+    """Where a piece of PIECE_BYTES of `data` ends, moved back so as not to cut a UTF-8
+    character in two."""
+    cut = PIECE_BYTES
+    if len(data) <= cut:
+        return len(data)
+    for back in range(3):
+        if data[cut - back] & 0xC0 != 0x80:
+            return cut - back
+    return cut
 
 
 def make_reporter(stream: TextIO, *, color: str = "auto") -> PlainReporter:

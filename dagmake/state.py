@@ -236,6 +236,13 @@ class LoadedState:
         self.warnings: list[str] = []
 
 
+class StateFolderTaken(OSError):
+    """Something other than a folder stands where a state folder goes (`StateStore.make_dir`):
+    dagmake's own, so never written through nor silently worked around. A cache folder that
+    cannot be made at all (read-only, below a file) is an ordinary OSError: a run without
+    state."""
+
+
 def workspace_dir(cache_root: Path, workspace: Path, workflow_file: str) -> Path:
     """The folder holding one workflow file's state, no-op snapshot and logs: state belongs to
     a workflow file, so two files in one folder never read each other's records. It lies in
@@ -343,7 +350,7 @@ class StateStore:
         is refused (ENOTDIR), never written through."""
         for folder in (self.dir.parent, self.dir):  # the workspace's, then the file's
             if os.path.lexists(folder) and not folder.is_dir():
-                raise NotADirectoryError(
+                raise StateFolderTaken(
                     errno.ENOTDIR,
                     "it is not a folder (a file or a dangling link is in its place)",
                     str(folder),
@@ -359,7 +366,7 @@ class StateStore:
         state = LoadedState()
         try:
             raw = self.path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # nothing there (yet)
             return state
         except OSError as e:
             state.warnings.append(f"could not read {self.path}: {e.strerror}; starting over")

@@ -2,112 +2,241 @@
 and the log kept under the step's name afterwards (`logs/<step>.log` in the workspace's state
 folder, beside `values/`, where steps write their `$DAGMAKE_OUTPUT`).
 
-Creating a file costs far more than truncating one (0.2 to 1 ms here), and most steps print
-nothing: commands write to one of a few reused files (`logs/.running-N.log`), and a log is kept
-under the step's name only if it has bytes. A file a step's background processes may still
-hold open is never handed to another step: it becomes that step's log whatever it holds.
+Each attempt writes to a file of its own, made new (O_EXCL) in `logs/+running/` and never handed
+to anyone else, so no process, however long it lingers or wherever it went, can write into
+another step's log; a step id cannot contain `+` or `/`, so no kept log is ever one of them.
+What a dead run left there is removed, unread. A silent command's file is removed; the others
+become the step's log. A file a step's background processes may still hold open becomes that
+step's log whatever it holds.
+
+A step never fails because its log cannot be written: when the state folder cannot take logs
+(read-only, full, unwritable), this run's logs and values go to a private temporary folder,
+said once; should that fail too, the output is discarded, also said.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 from dagmake.fsutil import ensure_private_dir
 
 READ_CHUNK = 1 << 20
+RUNNING = "+running"
+LOW_SPACE_BYTES = 16 << 20  # a disk with less free is as good as full for step logs
 
 
 class Capture:
-    """One command's output as the run follows it."""
+    """One command's output as the run follows it: `fd` is where it writes (and where we read
+    from, at our own offset); `path` is None when the output is discarded."""
 
-    __slots__ = ("kept", "offset", "path", "reader")
+    __slots__ = ("fd", "kept", "offset", "path")
 
-    def __init__(self, path: Path, kept: Path) -> None:
-        self.path = path  # where the command writes: a reused file
+    def __init__(self, fd: int, path: Path | None, kept: Path) -> None:
+        self.fd = fd
+        self.path = path  # where the command writes: a file of its own
         self.kept = kept  # where its log is kept, if it wrote anything
         self.offset = 0  # how much of it was passed on
-        self.reader: BinaryIO | None = None
 
     def pump(self, emit: Callable[[bytes], None]) -> int:
-        """Pass on what the command wrote since last time (the file stays open); how much."""
+        """Pass on up to READ_CHUNK of what the command wrote since last time; how much."""
+        if self.path is None or self.fd < 0:
+            return 0
         try:
-            if self.reader is None:
-                if os.stat(self.path).st_size <= self.offset:
-                    return 0
-                self.reader = open(self.path, "rb")  # noqa: SIM115 - closed by `close`
-                self.reader.seek(self.offset)
-            data = self.reader.read(READ_CHUNK)
+            data = os.pread(self.fd, READ_CHUNK, self.offset)
         except OSError:
             return 0
         if data:
+            self.offset += len(data)
             emit(data)
-        self.offset += len(data)
         return len(data)
 
     def drain(self, emit: Callable[[bytes], None]) -> None:
         """Pass on everything left (the command has ended)."""
         while self.pump(emit) > 0:
             pass
-        self.close()
+
+    def size(self) -> int:
+        if self.path is None or self.fd < 0:
+            return 0
+        try:
+            return os.fstat(self.fd).st_size
+        except OSError:
+            return 0
 
     def close(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-            self.reader = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _Folders:
+    __slots__ = ("logs", "running", "values")
+
+    def __init__(self, base: Path) -> None:
+        self.logs = ensure_private_dir(base / "logs")
+        self.running = ensure_private_dir(self.logs / RUNNING)
+        self.values = ensure_private_dir(base / "values")
+        for name in os.listdir(self.running):  # a dead run's: nobody else may have them
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.running / name)
+
+
+def _ignore(message: str) -> None:
+    pass
 
 
 class Logs:
-    """A run's log files: the reused ones commands write to, and the kept ones."""
+    """A run's log files: those commands write to, and the kept ones."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, warn: Callable[[str], None] = _ignore) -> None:
         self._state_dir = state_dir
-        self._folders: tuple[Path, Path] | None = None
-        self._free: list[Path] = []
+        self._warn = warn
+        self._where: _Folders | None = None
+        self._fallen_back = False  # the state folder failed us: this run's go elsewhere
+        self._discarding = False  # and so did that: output is discarded
         self._made = 0
 
-    def folders(self) -> tuple[Path, Path]:
-        """The folders for step logs and values, created on first use (a dry run never asks)."""
-        if self._folders is None:
-            self._folders = (
-                ensure_private_dir(self._state_dir / "logs"),
-                ensure_private_dir(self._state_dir / "values"),
+    def _folders(self) -> _Folders | None:
+        """Created on first use (a dry run never asks); None when output is discarded."""
+        if self._where is None and not self._discarding:  # (a fallback leaves one or the other)
+            try:
+                where = _Folders(self._state_dir)
+                _check_room(where.logs)
+                _check_room(where.values)
+            except OSError as e:
+                self._fall_back(e)
+            else:
+                self._where = where
+        return self._where
+
+    def _fall_back(self, e: OSError) -> None:
+        """The state folder cannot take this run's logs: a private temporary folder can."""
+        import tempfile  # only ever on a broken disk
+
+        self._where = None
+        if self._fallen_back:  # the temporary folder failed too
+            self._discard(_why(e))
+            return
+        self._fallen_back = True
+        try:
+            base = Path(tempfile.mkdtemp(prefix="dagmake-"))
+            self._where = _Folders(base)
+        except OSError as e2:
+            self._discard(f"{_why(e)}, nor in a temporary folder: {_why(e2)}")
+            return
+        self._warn(
+            f"cannot keep step logs and values in {self._state_dir} ({_why(e)}); "
+            f"this run keeps them in {base}"
+        )
+
+    def _discard(self, why: str) -> None:
+        if not self._discarding:
+            self._discarding = True
+            self._warn(
+                f"cannot keep step logs and values anywhere ({why or 'the disk failed'}); "
+                "this run discards what steps print"
             )
-        return self._folders
+
+    def folders(self) -> tuple[Path, Path]:
+        """The folders for step logs and values (where steps would look for them)."""
+        where = self._folders()
+        if where is None:
+            return self._state_dir / "logs", self._state_dir / "values"
+        return where.logs, where.values
 
     def kept(self, step_id: str) -> Path:
         return self.folders()[0] / f"{step_id}.log"
 
+    def values(self, step_id: str) -> Path:
+        """An empty place for the step's `$DAGMAKE_OUTPUT` (it appends to it): nothing from an
+        earlier run stays; /dev/null when there is no such place."""
+        for _ in range(2):
+            where = self._folders()
+            if where is None:
+                break
+            path = where.values / f"{step_id}.env"
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return path
+            except OSError as e:
+                self._fall_back(e)
+                continue
+            return path
+        return Path(os.devnull)
+
     def capture(self, step_id: str) -> Capture:
-        """Somewhere for a starting command of `step_id` to write."""
-        if self._free:
-            path = self._free.pop()
-        else:
+        """A new file for a starting command of `step_id` to write to."""
+        for _ in range(2):
+            where = self._folders()
+            if where is None:
+                break
+            try:
+                return self._new(where, step_id)
+            except OSError as e:
+                self._fall_back(e)
+        fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        return Capture(fd, None, self.kept(step_id))
+
+    def _new(self, where: _Folders, step_id: str) -> Capture:
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        while True:
             self._made += 1
-            path = self.folders()[0] / f".running-{self._made}.log"
-        return Capture(path, self.kept(step_id))
+            path = where.running / f"{self._made}.log"
+            try:
+                fd = os.open(path, flags, 0o600)
+            except FileExistsError:
+                continue  # not ours: never opened again
+            return Capture(fd, path, where.logs / f"{step_id}.log")
 
     def keep(self, capture: Capture, lingering: bool = False) -> str | None:
-        """Move what the command wrote to the step's log (None: it wrote nothing, and no log
-        from an earlier run stays behind); the reused file goes back to the pool, unless
-        processes the command started still run (`lingering`): they hold it open, and it
-        becomes the step's log whatever it holds."""
+        """Make what the command wrote the step's log (None: it wrote nothing, and no log from
+        an earlier run stays behind; its file is removed). Unless processes the command
+        started still run (`lingering`): what they write later belongs in it too."""
+        size = capture.size()
         capture.close()
-        if lingering:
-            with contextlib.suppress(OSError):
-                os.replace(capture.path, capture.kept)
-                return str(capture.kept)
+        if capture.path is None:
             return None
-        self._free.append(capture.path)
-        try:
-            if os.stat(capture.path).st_size:
+        if size or lingering:
+            try:
                 os.replace(capture.path, capture.kept)
-                return str(capture.kept)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(capture.kept)
-        except OSError:
-            pass
+            except OSError:
+                return str(capture.path)  # it stays where it was written
+            return str(capture.kept)
+        with contextlib.suppress(OSError):
+            os.unlink(capture.path)
+        with contextlib.suppress(OSError):
+            os.unlink(capture.kept)
         return None
+
+    def trouble(self, capture: Capture) -> str | None:
+        """Why a failed command may have failed writing its output, if its disk says so."""
+        if capture.path is None:
+            return None
+        folder = capture.path.parent
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return None
+        if st.f_flag & os.ST_RDONLY:
+            return f"the disk holding its log ({folder}) is read-only"
+        if st.f_bavail == 0 or (st.f_files and st.f_favail == 0):
+            return f"the disk holding its log ({folder}) is full: what it printed may be cut short"
+        return None
+
+
+def _check_room(folder: Path) -> None:
+    """Raise as a write would if `folder`'s disk is read-only or (nearly) full."""
+    st = os.statvfs(folder)
+    if st.f_flag & os.ST_RDONLY:
+        raise OSError(errno.EROFS, "its disk is read-only")
+    if st.f_bavail * st.f_frsize < LOW_SPACE_BYTES or (st.f_files and st.f_favail == 0):
+        raise OSError(errno.ENOSPC, "its disk is full")
+
+
+def _why(e: OSError) -> str:
+    return e.strerror or str(e)

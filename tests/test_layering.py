@@ -40,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
         "packs",
     },
     "cachekeep": {"cache", "fingerprint", "units"},
-    "executor": {"errors"},
+    "executor": {"errors", "faults"},
     "steplogs": {"fsutil"},
     "plan": {"model", "fingerprint", "state"},
     "results": {"model"},

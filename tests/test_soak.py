@@ -53,11 +53,11 @@ KNOWN_DEFECT_QUERIES_WRITE = False
 # #12: kill -9 of dagmake leaves its steps running. Avoided by killing them (the test does so
 # anyway, so that a lingering step cannot write after the next run began), without asserting
 # that none outlived dagmake.
-KNOWN_DEFECT_KILL9_ORPHANS = True
+KNOWN_DEFECT_KILL9_ORPHANS = False
 # #10: a signal during a spawn loses the step, which outlives dagmake's exit 130 (found here at
 # once: SIGTERM as the first step starts, with a second one being spawned). Avoided by killing
 # what is left after SIGTERM as after kill -9, without asserting that nothing was left.
-KNOWN_DEFECT_SIGNAL_DURING_SPAWN = True
+KNOWN_DEFECT_SIGNAL_DURING_SPAWN = False
 
 
 class Profile(NamedTuple):
