@@ -63,6 +63,7 @@ ALLOWED: dict[str, set[str]] = {
         "errors",
         "executor",
         "facts",
+        "faults",
         "fingerprint",
         "fsutil",
         "graph",
