@@ -197,7 +197,16 @@ def _output_changes(record: StepRecord, outputs_now: Mapping[str, str | None]) -
         now = outputs_now[path]
         if now is None:
             reasons.append(Reason(ReasonKind.OUTPUT_MISSING, f"output {path} missing", path=path))
-        elif path in recorded and recorded[path] != now:
+        elif path not in recorded:  # matched by an output pattern, and not produced by it
+            reasons.append(
+                Reason(
+                    ReasonKind.OUTPUT_MODIFIED,
+                    f"output {path} was added after the step ran",
+                    path=path,
+                    new=now,
+                )
+            )
+        elif recorded[path] != now:
             reasons.append(
                 Reason(
                     ReasonKind.OUTPUT_MODIFIED,
