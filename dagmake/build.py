@@ -797,7 +797,7 @@ class _Run:
         self.owned.setdefault(record.step_id, []).extend(p for p, _ in record.outputs)
 
     def _store(self, step: Step, record: StepRecord, log_path: Path) -> None:
-        from dagmake.cache import OutputFile
+        from dagmake.cache import OutputFile, empty_folders
 
         assert self.cache is not None
         files: list[OutputFile] = []
@@ -809,9 +809,11 @@ class _Run:
                 return
             link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else None
             files.append(OutputFile(path, digest, st.st_size, st.st_mode & 0o7777, link))
+        folders = empty_folders(self.workflow.root, step.outputs)
         self.cache.store(
-            record.fingerprint, step.id, self.workflow.root, files, log_path, dict(record.values)
-        )
+            record.fingerprint, step.id, self.workflow.root, files, log_path,
+            dict(record.values), folders,
+        )  # fmt: skip
 
     def _finish(self, result: StepResult) -> None:
         self.results[result.step_id] = result

@@ -82,6 +82,9 @@ class CacheEntry(NamedTuple):
     log_size: int
     created_at: float
     inline: Mapping[str, bytes] = _NO_INLINE  # digest -> bytes kept in the manifest (checked)
+    # the empty folders of its folder outputs (`empty_folders`): a restore makes them, as it
+    # makes the folders of the files it writes
+    folders: tuple[str, ...] = ()
 
 
 class CacheCorrupt(Exception):
@@ -228,6 +231,8 @@ class ResultCache:
                     raise CacheCorrupt(f"stored file {out.digest[:12]} does not match")
             else:
                 self._copy_verified(self.blob_path(out.digest), target, out, out.path)
+        for folder in entry.folders:  # empty in the entry's state (no file makes them)
+            _make_folder(real_root, folder)
 
     def _copy_verified(self, blob: Path, target: str, out: OutputFile, rel: str) -> None:
         """Copy a blob to `target` by `_write_verified`; a blob that does not match its digest
@@ -253,12 +258,14 @@ class ResultCache:
         files: list[OutputFile],
         log_path: Path,
         values: dict[str, str],
+        folders: Sequence[str] = (),
     ) -> None:
         """Keep a successful step's result. Never raises for I/O: a failure is one warning.
+        `folders`: the empty folders of its folder outputs (`empty_folders`).
 
         Nothing is kept when an output changed since it was hashed, or when an output path or
         symlink would lead outside the workspace (such a result could not be restored)."""
-        if not HEX.match(key) or not _storable(workspace, files):
+        if not HEX.match(key) or not _storable(workspace, files, folders):
             return
         try:
             digests: list[str] = []
@@ -281,7 +288,7 @@ class ResultCache:
                 digests.append(log_digest)
             for digest in digests:
                 os.utime(self.blob_path(digest))  # young again, so a prune running now spares it
-            doc = {
+            doc: dict[str, object] = {
                 "dagmake_cache": FORMAT,
                 "key": key,
                 "step": step_id,
@@ -290,6 +297,8 @@ class ResultCache:
                 "log": None if log_digest is None else [log_digest, log_size],
                 "created_at": time.time(),
             }
+            if folders:
+                doc["folders"] = sorted(folders)
             if inline:
                 doc["inline"] = {d: _b64encode(b) for d, b in inline.items()}
             faults.check("cache.store.manifest")
@@ -447,6 +456,7 @@ def parse_manifest(raw: bytes, key: str) -> CacheEntry:
         values = tuple((str(k), str(v)) for k, v in doc["values"])
         log = doc["log"]
         inline = {str(d): _b64decode(data) for d, data in doc.get("inline", {}).items()}
+        folders = tuple(str(f) for f in doc.get("folders", ()))
         entry = CacheEntry(
             key,
             str(doc["step"]),
@@ -456,12 +466,15 @@ def parse_manifest(raw: bytes, key: str) -> CacheEntry:
             0 if log is None else int(log[1]),
             float(doc["created_at"]),
             inline,
+            folders,
         )
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
         raise CacheCorrupt(f"unreadable manifest: {e}") from None
     for digest, data in entry.inline.items():
         if hash_bytes(data) != digest:
             raise CacheCorrupt(f"stored file {digest[:12]} does not match its digest")
+    for folder in entry.folders:
+        _check_relative(folder)
     for out in entry.outputs:
         _check_relative(out.path)
         if out.link is None and not HEX.match(out.digest):
@@ -491,9 +504,7 @@ def _b64decode(text: str) -> bytes:
     return binascii.a2b_base64(raw)
 
 
-def _write_verified(
-    chunks: Iterable[bytes], target: str, digest: str, mode: int, rel: str
-) -> bool:
+def _write_verified(chunks: Iterable[bytes], target: str, digest: str, mode: int, rel: str) -> bool:
     """Hash the bytes while writing them to a temp file beside `target`, then replace it; False
     (and nothing written) when they do not match `digest`."""
     if os.path.isdir(target) and not os.path.islink(target):
@@ -599,7 +610,12 @@ def _link_stays_inside(real_root: str, rel: str, link: str) -> bool:
     return _inside(real_root, os.path.realpath(where))
 
 
-def _storable(workspace: Path, files: list[OutputFile]) -> bool:
+def _storable(workspace: Path, files: list[OutputFile], folders: Sequence[str] = ()) -> bool:
+    try:
+        for rel in folders:
+            _check_relative(rel)
+    except CacheCorrupt:
+        return False
     for f in files:
         try:
             _check_relative(f.path)
@@ -624,6 +640,33 @@ def _prepare_target(real_root: str, rel: str) -> str:
         if attempt == 0:
             os.makedirs(parent, exist_ok=True)
     return target
+
+
+def _make_folder(real_root: str, rel: str) -> None:
+    """Create the folder `rel` of the workspace (and those on its way), never through a folder
+    that leads out of it (checked before and after creating)."""
+    target = _prepare_target(real_root, rel)
+    os.makedirs(target, exist_ok=True)
+    if not _inside(real_root, os.path.realpath(target)):
+        raise _Blocked(f"the folder {rel} leads outside the workspace")
+
+
+def empty_folders(workspace: Path, declared: Sequence[str]) -> list[str]:
+    """The folders holding nothing at all below the step's literal folder outputs (the output
+    itself, when empty): what a restore must make, since it writes no file there. Folder links
+    are not followed (a link is no empty folder of the step's)."""
+    found: list[str] = []
+    root = str(workspace)
+    for out in declared:
+        if globs.is_glob(out):
+            continue  # a glob output names files; it matched at least one
+        top = os.path.join(root, out)
+        if os.path.islink(top) or not os.path.isdir(top):
+            continue
+        for folder, subs, files in os.walk(top, onerror=None, followlinks=False):
+            if not subs and not files:
+                found.append(os.path.relpath(folder, root).replace(os.sep, "/"))
+    return found
 
 
 def _remove_inside(real_root: str, rel: str) -> None:

@@ -97,6 +97,8 @@ def _evidence(reason: Reason, upstream: Mapping[str, StepResult]) -> list[str]:
             reason.old.splitlines(), reason.new.splitlines(), "old", "new", lineterm="", n=1
         )
         out.extend(f"      {line}" for line in list(diff)[2:])
+    elif kind is ReasonKind.OUTPUT_MODIFIED and reason.old is None:  # a file added
+        out.append(f"      content {_short(reason.new)} (not produced by the step)")
     elif kind in (ReasonKind.INPUT_CHANGED, ReasonKind.OUTPUT_MODIFIED):
         out.append(
             f"      content {_short(reason.old)}{_bytes(reason.old_size)} -> "

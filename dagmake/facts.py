@@ -109,8 +109,11 @@ class Inspector:
         return Resolved(facts, script, env, tuple(stamps))
 
     def outputs_now(self, step: Step, record: StepRecord | None) -> dict[str, str | None]:
-        """Current digest of each output the last run produced, and None for each declared
-        literal output that is missing now."""
+        """Current digest of each output the last run produced, None for each declared literal
+        output that is missing now, and the digest of each file the output patterns match now
+        that the last run did not produce (a file added into a folder output: `plan` calls it
+        modified). A pattern that reaches through a link leading out adds nothing here: the
+        step's own checks refuse it when it runs."""
         now: dict[str, str | None] = {}
         recorded = [p for p, _ in record.outputs] if record is not None else []
         for path in recorded:
@@ -120,6 +123,11 @@ class Inspector:
                 continue
             if not os.path.lexists(os.path.join(self.root, out)):
                 now[out] = None
+        if step.outputs and record is not None:  # never run: no file is one it did not produce
+            files, _ = globs.expand_outputs(step.outputs, self.workflow.root)
+            for path in files:
+                if path not in now:
+                    now[path] = self.hasher.digest(path)
         return now
 
     def write_problems(self, step: Step) -> list[str]:

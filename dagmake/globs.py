@@ -114,9 +114,7 @@ def _under(path: str, folder: str) -> bool:
     return folder == "" or path == folder or path.startswith(folder + "/")
 
 
-def expand(
-    patterns: Iterable[str], root: Path, leftovers: list[str] | None = None
-) -> list[str]:
+def expand(patterns: Iterable[str], root: Path, leftovers: list[str] | None = None) -> list[str]:
     """Every file the patterns match under `root`, sorted, as workspace-relative posix paths.
 
     A symlink, to a file or to a folder, is followed when it resolves inside the workspace, and

@@ -65,9 +65,7 @@ def decide(
     fp: str | None = None
     if not unknown:
         known = tuple((d, g) for d, g in facts.deps if g is not None)
-        comps = Components(
-            facts.command, facts.cwd, facts.env, facts.inputs, known, facts.outputs
-        )
+        comps = Components(facts.command, facts.cwd, facts.env, facts.inputs, known, facts.outputs)
         fp = comps.fingerprint()
 
     def make(action: Action, reasons: list[Reason], conditional: bool = False) -> Decision:
@@ -197,7 +195,16 @@ def _output_changes(record: StepRecord, outputs_now: Mapping[str, str | None]) -
         now = outputs_now[path]
         if now is None:
             reasons.append(Reason(ReasonKind.OUTPUT_MISSING, f"output {path} missing", path=path))
-        elif path in recorded and recorded[path] != now:
+        elif path not in recorded:  # matched by an output pattern, and not produced by it
+            reasons.append(
+                Reason(
+                    ReasonKind.OUTPUT_MODIFIED,
+                    f"output {path} was added after the step ran",
+                    path=path,
+                    new=now,
+                )
+            )
+        elif recorded[path] != now:
             reasons.append(
                 Reason(
                     ReasonKind.OUTPUT_MODIFIED,

@@ -80,9 +80,11 @@ class _Outputs:
 
 
 def glob_roots(graph: Graph, sid: str) -> list[tuple[str, bool]]:
-    """Folders whose listing decides what the step's inputs are."""
+    """Folders whose listing decides what the step's inputs are, or which files its output
+    patterns match (a file added there makes the step dirty: `plan`)."""
     roots: list[tuple[str, bool]] = []
-    for pattern in graph.step(sid).inputs:
+    step = graph.step(sid)
+    for pattern in (*step.inputs, *step.outputs):
         if globs.is_glob(pattern):
             roots.append((globs.literal_prefix(pattern), True))
         elif os.path.isdir(os.path.join(graph.workflow.root, pattern)):

@@ -482,9 +482,7 @@ class StateStore:
             try:
                 _fault("state.lock")
                 ensure_private_dir(self.dir)
-                held.enter_context(
-                    exclusive_lock(lock_path(self.dir), wait=wait, on_wait=on_wait)
-                )
+                held.enter_context(exclusive_lock(lock_path(self.dir), wait=wait, on_wait=on_wait))
             except OSError as e:
                 self._stop_writing(e, lock_path(self.dir))
             yield

@@ -55,9 +55,7 @@ def words(ws: Workspace, text: str, **env: str) -> dict[str, str]:
 
 
 def temps(ws: Workspace) -> list[str]:
-    return sorted(
-        str(p.relative_to(ws.root)) for p in ws.root.rglob("*") if ".dagmake-" in p.name
-    )
+    return sorted(str(p.relative_to(ws.root)) for p in ws.root.rglob("*") if ".dagmake-" in p.name)
 
 
 def test_a_restored_folder_output_holds_exactly_the_entrys_files(ws: Workspace) -> None:
@@ -87,9 +85,7 @@ def test_a_restored_glob_output_drops_stale_matches_and_their_folders(ws: Worksp
 
 
 def test_a_restore_into_an_emptied_nested_folder_removes_it(ws: Workspace) -> None:
-    ws.workflow(
-        FOLDER.replace("echo $w > out/$w.txt", "mkdir -p out/d/$w && echo $w > out/d/$w/f")
-    )
+    ws.workflow(FOLDER.replace("echo $w > out/$w.txt", "mkdir -p out/d/$w && echo $w > out/d/$w/f"))
     words(ws, "a")
     words(ws, "a b")
     assert words(ws, "a") == {"gen": "restored", "count": "restored"}

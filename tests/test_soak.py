@@ -42,11 +42,11 @@ KNOWN_DEFECT_FOLDER_RESTORE = False
 # output glob) leaves the step that owns it up to date, while its dependents read the file: a
 # clean build would not have it. Avoided by not adding stray files to the folder (while
 # KNOWN_DEFECT_FOLDER_RESTORE is True, its avoidance covers this case as well).
-KNOWN_DEFECT_FOLDER_ADDITIONS = True
+KNOWN_DEFECT_FOLDER_ADDITIONS = False
 # Not in issue 12 (found by this test): an entry whose folder output is empty cannot be
 # restored (the restore makes no folder, then "did not verify"): a warning and a re-run each
 # time, never a hit. Avoided by not asserting that a real run prints no such warning.
-KNOWN_DEFECT_EMPTY_FOLDER_RESTORE = True
+KNOWN_DEFECT_EMPTY_FOLDER_RESTORE = False
 # #16: a dry run writes into the cache and state folders. Avoided by not checking that a dry run
 # leaves them byte-identical.
 KNOWN_DEFECT_QUERIES_WRITE = False
