@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import NamedTuple
 
-from dagmake import faults, noop, softfail
+from dagmake import faults, softfail
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
 from dagmake.errors import ConfigError, StateError, WorkspaceBusyError
 from dagmake.executor import (
@@ -31,6 +31,7 @@ from dagmake.executor import (
     signals_held,
 )
 from dagmake.facts import Inspector, Resolved, read_values
+from dagmake.fast import noop
 from dagmake.fingerprint import Hasher, outputs_digest
 from dagmake.fsutil import LockHeld
 from dagmake.graph import Graph
