@@ -35,6 +35,7 @@ from dagmake.fast import noop
 from dagmake.fingerprint import Hasher, outputs_digest
 from dagmake.fsutil import LockHeld
 from dagmake.graph import Graph
+from dagmake.layout import workspace_dir
 from dagmake.locations import cache_root, distrust_note
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, decide
@@ -47,7 +48,6 @@ from dagmake.state import (
     StepRecord,
     drop_legacy,
     load_secret,
-    workspace_dir,
 )
 from dagmake.steplogs import Capture, Logs
 

@@ -15,8 +15,9 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "faults": set(),
     "softfail": set(),
+    "layout": set(),
     "fsutil": set(),
-    "locations": {"errors"},
+    "locations": {"errors", "layout"},
     "model": {"errors"},
     "globs": {"errors"},
     "conditions": {"errors", "model"},
@@ -26,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "graph": {"errors", "model", "globs"},
     "fingerprint": set(),
     "table": set(),
-    "state": {"fingerprint", "fsutil", "table", "faults", "softfail"},
+    "state": {"fingerprint", "fsutil", "layout", "table", "faults", "softfail"},
     "packs": {"fsutil", "faults"},
     "cache": {
         "errors",
@@ -42,7 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "cachekeep": {"cache", "fingerprint", "units"},
     "executor": {"errors", "faults"},
-    "steplogs": {"fsutil"},
+    "steplogs": {"fsutil", "layout"},
     "plan": {"model", "fingerprint", "state"},
     "results": {"model"},
     "facts": {
@@ -68,6 +69,7 @@ ALLOWED: dict[str, set[str]] = {
         "fingerprint",
         "fsutil",
         "graph",
+        "layout",
         "locations",
         "model",
         "fast.noop",
@@ -115,6 +117,7 @@ ALLOWED: dict[str, set[str]] = {
     "fast.noop": {
         "fingerprint",
         "fsutil",
+        "layout",
         "locations",
         "state",
         "faults",
@@ -125,6 +128,7 @@ ALLOWED: dict[str, set[str]] = {
     "selection": {"globs", "variables", "errors", "graph", "model"},
     "fast.compiled": {
         "fsutil",
+        "layout",
         "graph",
         "model",
         "spec",

@@ -165,9 +165,9 @@ def test_a_trust_taken_before_another_run_changed_the_state_is_not_used(ws: Work
     from dagmake.build import RunOptions, run_build
     from dagmake.fast import noop
     from dagmake.fast.compiled import load_graph
+    from dagmake.layout import workspace_dir
     from dagmake.locations import cache_root, read_workflow_bytes
     from dagmake.report import make_reporter
-    from dagmake.state import workspace_dir
 
     project(ws)
     ws.ran()

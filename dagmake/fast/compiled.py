@@ -26,6 +26,7 @@ import xxhash
 from dagmake import __version__, faults, softfail, table
 from dagmake.fsutil import ensure_private_dir, mapped, unsealed, write_sealed
 from dagmake.graph import Edge, Graph, build_graph
+from dagmake.layout import compiled_file
 from dagmake.locations import read_workflow_bytes
 from dagmake.model import CacheSettings, Location, Step, Workflow
 
@@ -43,7 +44,7 @@ def load_graph(
     root = path.absolute().parent.resolve()
     h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{path}\0{root}\0".encode())
     h.update(data)
-    file = cache_root / "v1" / "workflows" / f"{h.hexdigest()}.marshal"
+    file = compiled_file(cache_root, h.hexdigest())
     with contextlib.suppress(Exception):  # anything odd about the copy: parse again
         return _decode(unsealed(mapped(file)), path, root), _nothing
     from dagmake.spec import load_workflow  # YAML is imported only when there is YAML to read

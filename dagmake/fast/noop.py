@@ -54,15 +54,14 @@ from dagmake.fsutil import (
     sealed,
     unsealed,
 )
+from dagmake.layout import journal_file, lock_file, snapshot_file, workspace_dir
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
-from dagmake.state import load_secret, lock_path, workspace_dir
+from dagmake.state import load_secret
 
 if TYPE_CHECKING:
     import mmap
 
 FORMAT = 8
-FILE_NAME = "noop.marshal"
-JOURNAL = "state.jsonl"  # the state's journal: the snapshot is only good for the state it saw
 
 Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
@@ -257,7 +256,7 @@ def check(state_dir: Path, key: str, root: Path, *, want_trust: bool = False) ->
 
 def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | None:
     try:
-        seen = mapped(state_dir / FILE_NAME)
+        seen = mapped(snapshot_file(state_dir))
         doc, stored = decode(seen)
     except (OSError, ValueError, EOFError, TypeError, struct.error):
         return None
@@ -321,7 +320,8 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
 
 
 def journal_stat(state_dir: Path) -> Stat | None:
-    return _stat(str(state_dir / JOURNAL))
+    """The state's journal's stat: a snapshot is only good for the state it saw."""
+    return _stat(str(journal_file(state_dir)))
 
 
 def _settled(st: Stat, observed_ns: int, fine: bool) -> bool:
@@ -334,11 +334,11 @@ def retake(state_dir: Path, found: Found) -> None:
     it changes anything) and the journal is unchanged. Never fails."""
     if found.retaken is None:
         return
-    with contextlib.suppress(OSError, LockHeld), exclusive_lock(lock_path(state_dir), wait=False):
-        with open(state_dir / FILE_NAME, "rb") as now:
+    with contextlib.suppress(OSError, LockHeld), exclusive_lock(lock_file(state_dir), wait=False):
+        with open(snapshot_file(state_dir), "rb") as now:
             if now.read(SEAL_SIZE) != found.seal:
                 return
-        atomic_write_bytes(state_dir / FILE_NAME, found.retaken, mode=0o600)
+        atomic_write_bytes(snapshot_file(state_dir), found.retaken, mode=0o600)
 
 
 def _same_content(path: str, digest: str) -> bool:
@@ -480,9 +480,9 @@ def _save(state_dir: Path, parts: Parts) -> None:
 
     try:
         faults.check("noop.snapshot")
-        atomic_write_bytes(state_dir / FILE_NAME, parts, mode=0o600)
+        atomic_write_bytes(snapshot_file(state_dir), parts, mode=0o600)
     except OSError as e:
-        softfail.failed(e, state_dir / FILE_NAME)  # the next run decides in full
+        softfail.failed(e, snapshot_file(state_dir))  # the next run decides in full
     except ValueError:
         pass
 
@@ -634,7 +634,7 @@ def _links(step_ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> Links 
 
 def invalidate(state_dir: Path) -> None:
     with contextlib.suppress(OSError):
-        os.unlink(state_dir / FILE_NAME)
+        os.unlink(snapshot_file(state_dir))
 
 
 def _folders(root: Path, glob_roots: Iterable[tuple[str, bool]]) -> list[str]:
