@@ -39,11 +39,14 @@ def atomic_write_bytes(
     *,
     mode: int = 0o644,
     fsync: bool = False,
+    exclusive: bool = False,
 ) -> None:
     """Write `data` (or its parts, one after another) to `path` so a reader (or a crash) sees
-    the old file or the new one, never half.
+    the old file or the new one, never half. The one way dagmake writes a whole file.
 
     The temp file lives beside the target because os.replace is only atomic within a filesystem.
+    `exclusive`: linked in, never over a file already there (FileExistsError), so of two
+    writers racing to place the same file the first one's stays.
     """
     fd, tmp = temp_file(path.parent, f".{path.name}.")
     try:
@@ -55,7 +58,11 @@ def atomic_write_bytes(
                 os.fsync(f.fileno())
         if mode != 0o600:  # what mkstemp made it
             os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -42,7 +42,6 @@ from dagmake.fsutil import (
     ensure_private_dir,
     exclusive_lock,
     mapped,
-    temp_file,
     unsealed,
     write_sealed,
 )
@@ -292,19 +291,12 @@ def load_secret(cache_root: Path, *, create: bool) -> bytes:
 def _place_secret(path: Path, data: bytes) -> None:
     """Whole or not at all: written beside it, then linked in (never over another run's);
     a short one (a write that failed) is replaced."""
-    fd, tmp = temp_file(path.parent, ".secret-")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            if len(path.read_bytes()) >= 16:
-                raise
-            os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        atomic_write_bytes(path, data, mode=0o600, exclusive=True)
+    except FileExistsError:
+        if len(path.read_bytes()) >= 16:
+            raise
+        atomic_write_bytes(path, data, mode=0o600)
 
 
 class StateStore:

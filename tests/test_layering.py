@@ -141,7 +141,7 @@ ALLOWED: dict[str, set[str]] = {
     "executors": set(),
     "executors.base": set(),
     "gitfiles": {"errors"},
-    "githooks": {"errors"},
+    "githooks": {"errors", "fsutil"},
 }
 
 
