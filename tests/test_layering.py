@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "units": set(),
     "spec": {"errors", "model", "variables", "conditions", "globs", "units", "locations"},
     "graph": {"errors", "model", "globs"},
-    "fingerprint": set(),
+    "fingerprint": {"fsutil"},
     "table": set(),
     "state": {"fingerprint", "fsutil", "layout", "table", "faults", "softfail"},
     "packs": {"fsutil", "faults"},
@@ -124,7 +124,7 @@ ALLOWED: dict[str, set[str]] = {
         "softfail",
         "__version__",
     },
-    "watch": {"globs", "build", "graph", "results", "selection", "errors"},
+    "watch": {"globs", "build", "graph", "results", "selection", "errors", "fsutil"},
     "selection": {"globs", "variables", "errors", "graph", "model"},
     "fast.compiled": {
         "fsutil",

@@ -48,10 +48,12 @@ from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, keyed_dig
 from dagmake.fsutil import (
     SEAL_SIZE,
     LockHeld,
+    Signature,
     atomic_write_bytes,
     exclusive_lock,
     mapped,
     sealed,
+    stat_signature,
     unsealed,
 )
 from dagmake.layout import journal_file, lock_file, snapshot_file, workspace_dir
@@ -61,9 +63,9 @@ from dagmake.state import load_secret
 if TYPE_CHECKING:
     import mmap
 
-FORMAT = 8
+FORMAT = 9  # 9: a stat is an `fsutil.Signature` (a folder's type too)
 
-Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+Stat = Signature  # size, mtime_ns, ctime_ns, inode (and the type, but for a regular file)
 
 
 class Entry(NamedTuple):
@@ -204,14 +206,6 @@ def run_key(
     return h.hexdigest()
 
 
-def _stat(path: str) -> Stat | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
 def look(
     workflow_file: Path | None,
     targets: Sequence[str],
@@ -271,15 +265,11 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
     changed: set[int] = set()
     hashed: list[tuple[int, Stat, bool]] = []
     prefix = os.path.join(base, "")
-    stat = os.stat
+    sig = stat_signature
     observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
     for i, (rel, then, digest, ok) in enumerate(zip(paths, stats, digests, settled, strict=True)):
         full = prefix + rel
-        try:
-            st = stat(full)
-            now: Stat | None = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        except OSError:
-            now = None
+        now = sig(full)
         if now == then and (ok or now is None):
             continue
         # Touched, or changed too close to when it was seen to trust its stat: the bytes decide.
@@ -321,7 +311,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
 
 def journal_stat(state_dir: Path) -> Stat | None:
     """The state's journal's stat: a snapshot is only good for the state it saw."""
-    return _stat(str(journal_file(state_dir)))
+    return stat_signature(str(journal_file(state_dir)))
 
 
 def _settled(st: Stat, observed_ns: int, fine: bool) -> bool:
@@ -587,12 +577,12 @@ def _fresh(
     entries: dict[str, Entry] = {}
     observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
     for rel, stamp in stamps.items():
-        now = _stat(os.path.join(base, rel))
+        now = stat_signature(os.path.join(base, rel))
         if stamp is None:
             if now is not None:
                 return None
             entries[rel] = Entry(None, None, True)
-        elif now != (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino):
+        elif now != stamp.signature():
             return None  # changed after the run looked at it: the next run must look again
         else:
             entries[rel] = Entry(now, stamp.digest, _settled(now, observed_ns, fine))
@@ -604,7 +594,7 @@ def _fresh(
                 folders_of[start] = _folders(root, [start])
                 for rel in folders_of[start]:
                     full = os.path.join(base, rel)
-                    st = _stat(full)
+                    st = stat_signature(full)
                     try:
                         listing: str | None = _listing(full)  # after the stat
                     except OSError:
