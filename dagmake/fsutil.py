@@ -1,5 +1,5 @@
-"""Filesystem helpers that must be right once: atomic replace-writes, the stat signature,
-sealed files and the exclusive lock.
+"""Filesystem helpers that must be right once: atomic replace-writes, the stat signature and
+the exclusive lock.
 
 Nothing here knows about steps or workflows.
 """
@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import xxhash
 
 if TYPE_CHECKING:
     import mmap
@@ -97,23 +95,6 @@ def stat_signature(path: str) -> Signature | None:
         return None
 
 
-SEAL_SIZE = 8  # bytes of the digest a sealed file starts with
-
-
-def sealed(parts: Sequence[bytes | bytearray | memoryview]) -> list[bytes | bytearray | memoryview]:
-    """The parts after a digest of them all (see `unsealed`)."""
-    h = xxhash.xxh3_64()
-    for part in parts:
-        h.update(part)
-    return [h.digest(), *parts]
-
-
-def write_sealed(path: Path, parts: Sequence[bytes | bytearray], *, mode: int = 0o600) -> None:
-    """`atomic_write_bytes` of the `sealed` parts, without joining them: a state index is a
-    few MB."""
-    atomic_write_bytes(path, sealed(parts), mode=mode)
-
-
 def read_small(path: Path | str) -> bytes:
     """The whole file, by descriptor in 64 KiB reads: for the small files a step's life reads
     (a pack, a values file, a log), a file object's own fstat, terminal probe and seek, and
@@ -147,15 +128,6 @@ def mapped(path: Path | str) -> bytes | mmap.mmap:
         return mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else b""
     finally:
         os.close(fd)  # the mapping keeps the file
-
-
-def unsealed(data: bytes | mmap.mmap) -> memoryview:
-    """The payload of a `write_sealed` file, without a copy, if its digest holds; else ValueError.
-    For files decoded part by part late in a run: damage must be found when they are read."""
-    payload = memoryview(data)[SEAL_SIZE:]
-    if len(data) < SEAL_SIZE or xxhash.xxh3_64_digest(payload) != data[:SEAL_SIZE]:
-        raise ValueError("damaged file")
-    return payload
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -37,20 +37,19 @@ from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 from dagmake import layout
 from dagmake.fingerprint import Components, FileStamp, outputs_digest
+from dagmake.framing import STATE_INDEX, framed, unframed
 from dagmake.fsutil import (
     atomic_write_bytes,
     ensure_private_dir,
     exclusive_lock,
     mapped,
-    unsealed,
-    write_sealed,
 )
 from dagmake.layout import lock_file
 from dagmake.table import Table, build
 
 STATE_VERSION = 1
 _HEADER = {"dagmake_state": STATE_VERSION}
-INDEX_FORMAT = 7  # 7: records hold the declared outputs
+INDEX_FORMAT = 8  # 7: records hold the declared outputs; 8: framed (`framing`)
 INDEX_LAG = 64  # journal lines the index may fall behind before a run rewrites it
 INDEX_LAG_BYTES = 256 << 10  # or bytes (one line can hold the stamps of 10,000 files)
 _CHECK = 64  # bytes before the end of what the index covers that must still be there
@@ -388,12 +387,12 @@ class StateStore:
             return None
         with f:
             try:
-                payload = unsealed(mapped(layout.index_file(self.dir)))
+                payload = unframed(mapped(layout.index_file(self.dir)), STATE_INDEX, INDEX_FORMAT)
                 (size,) = _LENGTH.unpack_from(payload)
                 head = _LENGTH.size + size
-                fmt, ino, covered, check, lines, split = marshal.loads(payload[_LENGTH.size : head])
+                ino, covered, check, lines, split = marshal.loads(payload[_LENGTH.size : head])
                 records, stamps = payload[head : head + split], payload[head + split :]
-                if fmt != INDEX_FORMAT or ino != os.fstat(f.fileno()).st_ino:
+                if ino != os.fstat(f.fileno()).st_ino:
                     return None
                 f.seek(covered - len(check))
                 rest = f.read()
@@ -433,11 +432,12 @@ class StateStore:
             return  # a torn line: let the next load read the journal
         records = self._records.table(_record_tuple)
         stamps = self._stamps.table(tuple)
-        head = marshal.dumps((INDEX_FORMAT, ino, size, check, self._lines, len(records)))
+        head = marshal.dumps((ino, size, check, self._lines, len(records)))
         index = layout.index_file(self.dir)
         try:  # read in place: no copy to load it
             _fault("state.index")
-            write_sealed(index, [_LENGTH.pack(len(head)), head, records, stamps])
+            parts: list[bytes | bytearray] = [_LENGTH.pack(len(head)), head, records, stamps]
+            atomic_write_bytes(index, framed(STATE_INDEX, INDEX_FORMAT, parts), mode=0o600)
         except OSError as e:
             _failed(e, index)  # the next load reads the whole journal
         except ValueError:

@@ -17,6 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "softfail": set(),
     "layout": set(),
     "fsutil": set(),
+    "framing": set(),
     "locations": {"errors", "layout"},
     "model": {"errors"},
     "globs": {"errors"},
@@ -27,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "graph": {"errors", "model", "globs"},
     "fingerprint": {"fsutil"},
     "table": set(),
-    "state": {"fingerprint", "fsutil", "layout", "table", "faults", "softfail"},
+    "state": {"fingerprint", "framing", "fsutil", "layout", "table", "faults", "softfail"},
     "packs": {"fsutil", "faults"},
     "cache": {
         "errors",
@@ -116,6 +117,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "fast.noop": {
         "fingerprint",
+        "framing",
         "fsutil",
         "layout",
         "locations",
@@ -127,6 +129,7 @@ ALLOWED: dict[str, set[str]] = {
     "watch": {"globs", "build", "graph", "results", "selection", "errors", "fsutil"},
     "selection": {"globs", "variables", "errors", "graph", "model"},
     "fast.compiled": {
+        "framing",
         "fsutil",
         "layout",
         "graph",

@@ -45,16 +45,14 @@ import xxhash
 
 from dagmake import __version__
 from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, keyed_digest, settled
+from dagmake.framing import HEADER_SIZE, SNAPSHOT, framed, seal, unframed
 from dagmake.fsutil import (
-    SEAL_SIZE,
     LockHeld,
     Signature,
     atomic_write_bytes,
     exclusive_lock,
     mapped,
-    sealed,
     stat_signature,
-    unsealed,
 )
 from dagmake.layout import journal_file, lock_file, snapshot_file, workspace_dir
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
@@ -63,7 +61,7 @@ from dagmake.state import load_secret
 if TYPE_CHECKING:
     import mmap
 
-FORMAT = 9  # 9: a stat is an `fsutil.Signature` (a folder's type too)
+FORMAT = 9  # 9: a stat is an `fsutil.Signature` (a folder's type too); framed (`framing`)
 
 Stat = Signature  # size, mtime_ns, ctime_ns, inode (and the type, but for a regular file)
 
@@ -184,7 +182,7 @@ class Found(NamedTuple):
     # When files had to be hashed and matched: the snapshot re-taken with their new stats, so
     # the next run trusts them by stat again; else None.
     retaken: Parts | None
-    seal: bytes  # the snapshot's seal (a digest of it) as read: is it still the one? (`retake`)
+    seal: bytes  # the snapshot's `framing.seal` as read: is it still the one? (`retake`)
 
 
 def run_key(
@@ -254,7 +252,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
         doc, stored = decode(seen)
     except (OSError, ValueError, EOFError, TypeError, struct.error):
         return None
-    if doc.version != FORMAT or doc.key != key:
+    if doc.key != key:
         return None
     name, steps, paths, stats, digests = doc.name, doc.steps, doc.paths, doc.stats, doc.digests
     settled, journal, owners, produced = doc.settled, doc.journal, doc.owners, doc.produced
@@ -305,8 +303,9 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
             new_stats[i], new_settled[i] = now, ok
         new = doc._replace(stats=new_stats, settled=new_settled)
         retaken = _dumps(new, stored, {i // PIECE for i, _, _ in hashed})
-    seal = bytes(seen[:SEAL_SIZE])
-    return Found(str(name), tuple(steps), dict(doc.skipped), len(changed), trust, retaken, seal)
+    return Found(
+        str(name), tuple(steps), dict(doc.skipped), len(changed), trust, retaken, seal(seen)
+    )
 
 
 def journal_stat(state_dir: Path) -> Stat | None:
@@ -326,7 +325,7 @@ def retake(state_dir: Path, found: Found) -> None:
         return
     with contextlib.suppress(OSError, LockHeld), exclusive_lock(lock_file(state_dir), wait=False):
         with open(snapshot_file(state_dir), "rb") as now:
-            if now.read(SEAL_SIZE) != found.seal:
+            if now.read(HEADER_SIZE) != found.seal:
                 return
         atomic_write_bytes(snapshot_file(state_dir), found.retaken, mode=0o600)
 
@@ -515,7 +514,9 @@ def _dumps(
         else marshal.dumps(tuple(getattr(doc, f) for f in _STATIC), 2)
     )
     lengths = struct.pack(f"={len(pieces)}I", *map(len, pieces))
-    return sealed(
+    return framed(
+        SNAPSHOT,
+        FORMAT,
         [
             _LENGTH.pack(len(head)), head, _LENGTH.pack(len(static)), static,
             _LENGTH.pack(len(pieces)), lengths, *pieces,
@@ -526,7 +527,7 @@ def _dumps(
 def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, Stored]:
     """A snapshot file's fields, and its static part and pieces as stored. ValueError (or
     another) when it is damaged or not a snapshot."""
-    payload = unsealed(data)
+    payload = unframed(data, SNAPSHOT, FORMAT)
     (n,) = _LENGTH.unpack_from(payload)
     head = marshal.loads(payload[_LENGTH.size : _LENGTH.size + n])
     at = _LENGTH.size + n
