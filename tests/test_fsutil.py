@@ -31,6 +31,7 @@ def test_a_file_and_a_folder_never_have_the_same_signature(tmp_path: Path) -> No
     (tmp_path / "f").write_text("x")
     folder, file = os.stat(tmp_path / "d"), os.stat(tmp_path / "f")
     assert len(signature(file)) == 4 and len(signature(folder)) == 5
+    assert stat_signature(str(tmp_path / "d")) == signature(folder)
     assert signature(folder)[:4] == (
         folder.st_size,
         folder.st_mtime_ns,
