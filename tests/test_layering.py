@@ -6,6 +6,7 @@ the check cannot be skipped by forgetting it."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dagmake"
@@ -147,9 +148,14 @@ def modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
+@functools.cache
+def _module_names() -> frozenset[str]:
+    return frozenset(module_name(p) for p in modules())
+
+
 def _known(dotted: str) -> str:
     """The module a dotted name inside dagmake names: its longest prefix that is one."""
-    names = {module_name(p) for p in modules()}
+    names = _module_names()
     parts = dotted.split(".")
     for n in range(len(parts), 0, -1):
         if ".".join(parts[:n]) in names:
