@@ -39,6 +39,11 @@ def succeeds(job: Job) -> Scripted:
     return Scripted()
 
 
+# in Python 3.11 a member looked up on its enum class costs ~0.2 us; tests start 10,000 jobs
+_EXITED, _TIMED_OUT = Outcome.EXITED, Outcome.TIMED_OUT
+_INTERRUPTED, _SPAWN_FAILED = Outcome.INTERRUPTED, Outcome.SPAWN_FAILED
+
+
 class _Fake:
     __slots__ = ("ends_at", "job", "outcome", "scripted", "started_at")
 
@@ -48,7 +53,7 @@ class _Fake:
         self.started_at = now
         if scripted.duration_s > job.timeout_s:
             self.ends_at = now + job.timeout_s
-            self.outcome = Outcome.TIMED_OUT
+            self.outcome = _TIMED_OUT
         else:
             self.ends_at = now + scripted.duration_s
             self.outcome = scripted.outcome
@@ -97,9 +102,9 @@ class FakeExecutor:
         scripted = self._script(job)
         self.starts.append(job.key)
         self.jobs.append(job)
-        if scripted.outcome is Outcome.SPAWN_FAILED:
+        if scripted.outcome is _SPAWN_FAILED:
             self._failed.append(
-                Finished(job.key, Outcome.SPAWN_FAILED, None, 0.0, scripted.error, where="fake")
+                Finished(job.key, _SPAWN_FAILED, None, 0.0, scripted.error, where="fake")
             )
             return
         self._running[job.key] = _Fake(job, scripted, self.now)
@@ -137,7 +142,7 @@ class FakeExecutor:
         for f in self._running.values():
             delay = 0.0 if again else min(f.scripted.stops_after_s, self.kill_grace_s)
             f.ends_at = min(f.ends_at, self.now + delay)
-            f.outcome = Outcome.INTERRUPTED
+            f.outcome = _INTERRUPTED
 
     def close(self) -> None:
         """Stop whatever runs (it is dropped, unreported, as reaped); again: nothing more."""
@@ -148,17 +153,17 @@ class FakeExecutor:
     def _finished(self, f: _Fake) -> Finished:
         s, key = f.scripted, f.job.key
         duration = f.ends_at - f.started_at
-        if f.outcome is Outcome.TIMED_OUT:
-            return Finished(key, Outcome.TIMED_OUT, -signal.SIGTERM, duration, where="fake")
-        if f.outcome is Outcome.INTERRUPTED:
+        if f.outcome is _TIMED_OUT:
+            return Finished(key, _TIMED_OUT, -signal.SIGTERM, duration, where="fake")
+        if f.outcome is _INTERRUPTED:
             signum = self.signals[-1] if self.signals else signal.SIGTERM
-            return Finished(key, Outcome.INTERRUPTED, -signum, duration, where="fake")
-        if f.outcome is not Outcome.EXITED:
+            return Finished(key, _INTERRUPTED, -signum, duration, where="fake")
+        if f.outcome is not _EXITED:
             return Finished(key, f.outcome, s.exit_code, duration, s.error, where="fake")
         clean = s.exit_code == 0
         return Finished(
             key,
-            Outcome.EXITED,
+            _EXITED,
             s.exit_code,
             duration,
             outputs=s.outputs if clean else None,
