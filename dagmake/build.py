@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import heapq
 import os
 import signal
 import stat
@@ -38,6 +37,7 @@ from dagmake.locations import cache_root, distrust_note
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, decide
 from dagmake.results import FAILING, Reporter, RunSummary, Settled, StepResult
+from dagmake.scheduler import Blocked, Plan
 from dagmake.selection import glob_roots, preflight, selected_steps
 from dagmake.state import (
     LoadedState,
@@ -255,6 +255,7 @@ class _Run:
         self.decide: list[str] = []  # the steps this run decides (see `_narrow`)
         self._unstored: collections.deque[tuple[Step, StepRecord, Path]] = collections.deque()
         self._stream_at = 0.0  # when running commands' output is next passed on
+        self.plan = Plan((), {})  # `go` makes the real one, once it knows the steps to decide
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -268,10 +269,12 @@ class _Run:
         )
         status = "succeeded"
         if self.dry:
-            for sid in decide:
+            plan = self.plan = Plan(decide, self.graph.deps)
+            while (sid := plan.next_to_decide()) is not None:  # the workflow order, one by one
                 settled = self._settle(sid)
                 assert isinstance(settled, StepResult)  # a dry run decides everything at once
                 self._finish(settled)
+                plan.settled(sid, settled.status)
         else:
             status = self._execute(decide)
         results = self.results
@@ -354,39 +357,30 @@ class _Run:
     def _execute(self, chosen: list[str]) -> str:
         """Run the chosen steps. The one cleanup path, as ninja's builder has: however the
         loop ends (an interrupt, or any exception), nothing it started is left running."""
-        position = {s: i for i, s in enumerate(chosen)}
-        chosen_set = set(chosen)
-        waiting = {s: sum(1 for d in self.graph.deps[s] if d in chosen_set) for s in chosen}
-        ready = [(position[s], s) for s in chosen if waiting[s] == 0]
-        heapq.heapify(ready)
-        to_start: list[tuple[int, str, Decision, Resolved, int]] = []
+        retries = {s: n for s in chosen if (n := self.graph.step(s).retries)}
+        plan = self.plan = Plan(
+            chosen, self.graph.deps, capacity=max(1, self.options.parallel), retries=retries
+        )
+        pending: dict[str, tuple[Decision, Resolved]] = {}  # decided to run, until settled
         executor = Executor(kill_grace_s=self.options.kill_grace_s)
         running: dict[str, _Running] = {}
 
-        def release(sid: str) -> None:
-            for d in self.graph.dependents[sid]:
-                if d in waiting:
-                    waiting[d] -= 1
-                    if waiting[d] == 0:
-                        heapq.heappush(ready, (position[d], d))
-
         def fill() -> None:
-            while to_start and executor.running < max(1, self.options.parallel):
-                _, sid, decision, resolved, attempt = heapq.heappop(to_start)
-                self._start(executor, running, sid, decision, resolved, attempt)
+            while (sid := plan.next_to_start()) is not None:
+                decision, resolved = pending[sid]
+                self._start(executor, running, sid, decision, resolved, plan.attempt(sid))
 
         with _signals_raise_interrupted(), contextlib.closing(executor):
             try:
-                while ready or to_start or running:
-                    while ready:
-                        _, sid = heapq.heappop(ready)
+                while not plan.done:
+                    while (sid := plan.next_to_decide()) is not None:
                         outcome = self._settle_for_run(sid)
                         if isinstance(outcome, StepResult):
                             self._finish(outcome)
-                            release(sid)
+                            plan.settled(sid, outcome.status)
                         else:
-                            decision, resolved = outcome
-                            heapq.heappush(to_start, (position[sid], sid, decision, resolved, 1))
+                            pending[sid] = outcome
+                            plan.decided_to_run(sid)
                             fill()  # a free slot starts it now, before the others are decided
                     fill()
                     if not running:
@@ -397,29 +391,23 @@ class _Run:
                         continue
                     # Slots just freed go to steps already waiting before any bookkeeping, so
                     # the machine stays busy while the finished steps are checked and stored.
+                    for fin in done:
+                        plan.ended(fin.key)
                     fill()
                     self._stream(running)
                     self.reporter.tick()
                     for fin in done:
                         job = running.pop(fin.key)
                         result = self._after(job, fin)
-                        if result is None:  # retry
-                            heapq.heappush(
-                                to_start,
-                                (
-                                    position[fin.key],
-                                    fin.key,
-                                    job.decision,
-                                    job.resolved,
-                                    job.attempt + 1,
-                                ),
-                            )
+                        if result is None:  # retried: it is back in the plan's start queue
                             continue
+                        del pending[fin.key]
                         self._finish(result)
-                        release(fin.key)
+                        plan.settled(fin.key, result.status)
             except Interrupted as intr:
+                cancelled = plan.cancel()
                 self._stop(executor, running, intr.signum)
-                for sid in chosen:
+                for sid in cancelled.steps:
                     if sid not in self.results:
                         self.results[sid] = StepResult(sid, StepStatus.CANCELLED)
                 self._store_rest()  # a second Ctrl-C abandons it
@@ -576,30 +564,13 @@ class _Run:
         return self.cache is not None and step.cache and bool(step.inputs)
 
     def _blocked_by(self, sid: str) -> StepResult | None:
-        for d in self.graph.deps[sid]:
-            dep = self.results.get(d)
-            if dep is None:
-                continue
-            if dep.status in FAILING or (
-                dep.status is StepStatus.SKIPPED
-                and dep.reasons
-                and dep.reasons[0].kind is ReasonKind.DEPENDENCY_FAILED
-            ):
-                why = (
-                    "failed" if dep.status in FAILING else "was skipped because a dependency failed"
-                )
-                return StepResult(
-                    sid,
-                    StepStatus.SKIPPED,
-                    (Reason(ReasonKind.DEPENDENCY_FAILED, f"'{d}' {why}", step=d),),
-                )
-            if dep.status is StepStatus.SKIPPED:
-                return StepResult(
-                    sid,
-                    StepStatus.SKIPPED,
-                    (Reason(ReasonKind.DEPENDENCY_SKIPPED, f"'{d}' was skipped", step=d),),
-                )
-        return None
+        """Skipped, when the plan says a dependency failed or was skipped."""
+        blocker = self.plan.blocker(sid)
+        if blocker is None:
+            return None
+        kind, why = _BLOCKED_REASONS[blocker.how]
+        reason = Reason(kind, f"'{blocker.dep}' {why}", step=blocker.dep)
+        return StepResult(sid, StepStatus.SKIPPED, (reason,))
 
     def _entry(self, fp: str) -> CacheEntry | None:
         if self.cache is None:
@@ -737,7 +708,7 @@ class _Run:
             trouble = self.logs.trouble(job.capture)
             if trouble is not None:
                 how = f"{how} ({trouble})"
-            if job.attempt <= step.retries:
+            if self.plan.retry(sid):  # attempts left: it goes back to the start queue
                 self.reporter.warning(
                     f"'{sid}' {how}; retrying (attempt {job.attempt + 1} of {step.retries + 1})"
                 )
@@ -818,6 +789,16 @@ class _Run:
     def _finish(self, result: StepResult) -> None:
         self.results[result.step_id] = result
         self.reporter.step_finished(result)
+
+
+# why a step is skipped, by how the plan says its dependency blocks it
+_BLOCKED_REASONS = MappingProxyType(
+    {
+        Blocked.FAILED: (ReasonKind.DEPENDENCY_FAILED, "failed"),
+        Blocked.POISONED: (ReasonKind.DEPENDENCY_FAILED, "was skipped because a dependency failed"),
+        Blocked.SKIPPED: (ReasonKind.DEPENDENCY_SKIPPED, "was skipped"),
+    }
+)
 
 
 def _without_cache_hit(decision: Decision) -> Decision:
