@@ -8,7 +8,6 @@ Also the one place where exceptions become messages and exit codes (`error_bound
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -67,7 +66,7 @@ def run(req: Request) -> int:
                 if result.status is not StepStatus.UP_TO_DATE:
                     reporter.step_finished(result)  # the skips, said as a full run says them
             reporter.run_finished(summary)
-            _write_reports(summary, req.json_out, req.report_path)
+            write_reports(summary, req.json_out, req.report_path)
             return EXIT_OK
     from dagmake.build import RunOptions, run_build
 
@@ -94,7 +93,7 @@ def run(req: Request) -> int:
     summary = run_build(graph, options, reporter)
     if not req.dry_run:
         save_compiled()
-    _write_reports(summary, req.json_out, req.report_path)
+    write_reports(summary, req.json_out, req.report_path)
     return _exit_code(summary)
 
 
@@ -195,10 +194,12 @@ def _exit_code(summary: RunSummary) -> int:
     return EXIT_OK if summary.status == "succeeded" else EXIT_FAILED
 
 
-def _write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
+def write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
     if not json_out and report_path is None:
         return
-    doc = json.dumps(summary.to_json(), indent=2)
+    from dagmake.results import own_cpu_s
+
+    doc = summary.report_text(own_cpu_s())
     if json_out:
         print(doc, flush=True)
     if report_path is not None:
