@@ -227,9 +227,6 @@ def _quick_noop(plain: Plain, reports: Reports) -> tuple[bool, bytes | None]:
 def _quick_report(reports: Reports, name: str, steps: tuple[str, ...], took: float) -> None:
     """The report of a run that found every step up to date, as the full run writes it."""
     from dagmake import runner
-    from dagmake.model import StepStatus
-    from dagmake.results import RunSummary, Settled
 
-    summary = RunSummary(name, False, "succeeded", took, Settled(steps, {}, StepStatus.UP_TO_DATE))
     with runner.error_boundary():
-        runner.write_reports(summary, reports.json_out, reports.report_path)
+        runner.write_up_to_date_report(name, steps, took, reports.json_out, reports.report_path)

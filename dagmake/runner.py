@@ -214,6 +214,20 @@ def write_reports(summary: RunSummary, json_out: bool, report_path: Path | None)
             ) from None
 
 
+def write_up_to_date_report(
+    name: str, steps: Sequence[str], duration_s: float, json_out: bool, report_path: Path | None
+) -> None:
+    """`write_reports` for a run that found all of `steps` up to date (`entry`'s quick path),
+    with no result object made for any of them."""
+    from dagmake.model import StepStatus
+    from dagmake.results import RunSummary, Settled
+
+    steps_done = Settled(steps, {}, StepStatus.UP_TO_DATE)
+    write_reports(
+        RunSummary(name, False, "succeeded", duration_s, steps_done), json_out, report_path
+    )
+
+
 def _check_report_path(path: Path) -> None:
     """Refuse a --report path whose folder is missing before anything runs (exit 2), rather
     than after a successful run."""
