@@ -8,6 +8,10 @@ interrupt signals the job's whole process group, waits a grace period, then SIGK
 grandchildren die with their step. A job that exits normally leaves its group alone: a step
 may deliberately start a daemon.
 
+Starting a job changes nothing process-wide (a Dask client thread or a background upload may
+share the process): the shell goes into the job's folder itself, on its script's first line,
+when that is not the folder this process is in; this process never changes its own.
+
 No job outlives this process unnoticed: the stop signals wait while a job is started and
 tracked (and while one is reaped), so an interrupt never falls between the two; and a guard, one
 small shell per executor, learns every running job's group (from a register in memory) and
@@ -19,11 +23,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import os
 import select
 import signal
+import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dagmake import faults
@@ -73,10 +79,11 @@ class _Proc:
         self.values = values  # its $DAGMAKE_OUTPUT
 
 
-def argv(script: str) -> list[str]:
-    """A multi-line script stops at its first failing line (errexit); one line runs as is."""
+def argv(script: str, first: str = "") -> list[str]:
+    """A multi-line script stops at its first failing line (errexit); one line runs as is.
+    `first` runs before it, on its first line, so the script's line numbers stay its own."""
     body = script.strip()
-    return [SHELL, "-ec", script] if "\n" in body else [SHELL, "-c", script]
+    return [SHELL, "-ec" if "\n" in body else "-c", first + script]
 
 
 class LocalExecutor:
@@ -108,7 +115,7 @@ class LocalExecutor:
         self._has_pidfd = hasattr(os, "pidfd_open") and hasattr(select, "epoll")
         self._epoll = select.epoll() if self._has_pidfd else None
         self._watched = 0  # pidfds in it
-        self._here: int | None = None  # our own folder, to come back to after a spawn
+        self._spawned = False
         self._guard: _Guard | None = None  # started with the first job
         self._cancelled = False
         self._closed = False
@@ -176,29 +183,23 @@ class LocalExecutor:
         stderr to `fd`, by `posix_spawn`: no Python-level fork and exec machinery, the
         environment converted in C (`subprocess` spent about 0.3 ms a step on both). Every
         descriptor this process opens is close-on-exec, and those it inherited are made so
-        before the first spawn, so the shell gets only those three (what `close_fds` gave).
-        posix_spawn has no "change folder" action here, so this (single-threaded) process
-        steps into the job's folder for the call and back."""
-        if self._here is None:
+        before the first spawn, so the shell gets only those three (what `close_fds` gave)."""
+        if not self._spawned:
+            self._spawned = True
             _close_on_exec_inherited()
-            self._here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             self._guard = _Guard.start(self.kill_grace_s)
-        try:
-            os.chdir(cwd)
-            return os.posix_spawn(
-                SHELL,
-                argv(script),
-                env,
-                file_actions=[
-                    (os.POSIX_SPAWN_DUP2, _devnull(), 0),
-                    (os.POSIX_SPAWN_DUP2, fd, 1),
-                    (os.POSIX_SPAWN_DUP2, fd, 2),
-                ],
-                setsid=True,
-                setsigdef=_DEFAULT_IN_STEPS,
-            )
-        finally:
-            os.fchdir(self._here)
+        return os.posix_spawn(
+            SHELL,
+            argv(script, _step_in(cwd, env)),
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, _devnull(), 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1),
+                (os.POSIX_SPAWN_DUP2, fd, 2),
+            ],
+            setsid=True,
+            setsigdef=_DEFAULT_IN_STEPS,
+        )
 
     def wait(self, timeout_s: float) -> list[Finished]:
         """Up to `timeout_s` for something to finish; every job that has, in any order."""
@@ -267,9 +268,6 @@ class LocalExecutor:
             if self._epoll is not None:
                 self._epoll.close()
                 self._epoll = None
-            if self._here is not None:
-                os.close(self._here)
-                self._here = None
 
     # -- internals --------------------------------------------------------------------
 
@@ -389,6 +387,33 @@ class LocalExecutor:
 
 def _to(emit: Emit, key: str) -> Callable[[bytes], None]:
     return lambda data: emit(key, data)
+
+
+def _step_in(cwd: str, env: Mapping[str, str]) -> str:
+    """What the shell runs first so the job starts in `cwd`: nothing when this process is in
+    that folder already (the shell then sees what it would after a chdir); else `cd -P` there
+    (the physical path, as the shell finds after a chdir), with OLDPWD put back as the
+    environment had it. Raises what os.chdir(cwd) would, so a folder that is not there stops
+    the job before it starts (a folder removed in between: the shell's `cd` says so, and the
+    job fails)."""
+    there = os.stat(cwd)
+    if not stat.S_ISDIR(there.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), cwd)
+    if not os.access(cwd, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), cwd)
+    try:
+        here = os.stat(".")
+    except OSError:
+        here = None
+    if here is not None and (here.st_ino, here.st_dev) == (there.st_ino, there.st_dev):
+        return ""
+    old = env.get("OLDPWD")
+    keep = "unset OLDPWD" if old is None else f"OLDPWD={_quoted(old)}"
+    return f"cd -P -- {_quoted(cwd)} || exit; {keep}; "
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 # The guard waits for the end of the pipe from us (nothing is ever written to it: it ends
