@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import heapq
 import os
 import signal
 import stat
@@ -20,26 +19,20 @@ from typing import NamedTuple
 from dagmake import faults, softfail
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
 from dagmake.errors import ConfigError, StateError, WorkspaceBusyError
-from dagmake.executor import (
-    STOP_SIGNALS,
-    Executor,
-    Finished,
-    Job,
-    Outcome,
-    deferred,
-    describe,
-    signals_held,
-)
+from dagmake.executors.base import Executor, Finished, Job, Outcome, Produced, describe
+from dagmake.executors.local import LocalExecutor
 from dagmake.facts import Inspector, Resolved, read_values
 from dagmake.fast import noop
 from dagmake.fingerprint import Hasher, outputs_digest
 from dagmake.fsutil import LockHeld
 from dagmake.graph import Graph
+from dagmake.interrupts import STOP_SIGNALS, deferred, signals_held
 from dagmake.layout import workspace_dir
 from dagmake.locations import cache_root, distrust_note
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, decide
 from dagmake.results import FAILING, Reporter, RunSummary, Settled, StepResult
+from dagmake.scheduler import Blocked, Plan
 from dagmake.selection import glob_roots, preflight, selected_steps
 from dagmake.state import (
     LoadedState,
@@ -49,9 +42,7 @@ from dagmake.state import (
     drop_legacy,
     load_secret,
 )
-from dagmake.steplogs import Capture, Logs
-
-STREAM_EVERY_S = 0.05  # how often a running command's new output is passed on
+from dagmake.steplogs import Logs
 
 
 class RunOptions(NamedTuple):
@@ -187,23 +178,13 @@ def _snapshot(run: _Run, state_dir: Path, key: str, chosen: Sequence[str]) -> No
 class _Running:
     """A started step, as the loop follows it."""
 
-    __slots__ = ("attempt", "capture", "decision", "resolved", "step", "values_path")
+    __slots__ = ("attempt", "decision", "resolved", "step")
 
-    def __init__(
-        self,
-        step: Step,
-        decision: Decision,
-        resolved: Resolved,
-        attempt: int,
-        capture: Capture,
-        values_path: Path,
-    ) -> None:
+    def __init__(self, step: Step, decision: Decision, resolved: Resolved, attempt: int) -> None:
         self.step = step
         self.decision = decision
         self.resolved = resolved
         self.attempt = attempt
-        self.capture = capture  # what its command writes
-        self.values_path = values_path
 
 
 class _Run:
@@ -251,11 +232,10 @@ class _Run:
         self.warnings: list[str] = []
         self.committed: set[str] = set()
         self.logs = Logs(store.dir, reporter.warning)
-        self._environ: dict[str, str] | None = None
         self.owned: dict[str, list[str]] = {}  # each step's input and output paths
         self.decide: list[str] = []  # the steps this run decides (see `_narrow`)
         self._unstored: collections.deque[tuple[Step, StepRecord, Path]] = collections.deque()
-        self._stream_at = 0.0  # when running commands' output is next passed on
+        self.plan = Plan((), {})  # `go` makes the real one, once it knows the steps to decide
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -269,10 +249,12 @@ class _Run:
         )
         status = "succeeded"
         if self.dry:
-            for sid in decide:
+            plan = self.plan = Plan(decide, self.graph.deps)
+            while (sid := plan.next_to_decide()) is not None:  # the workflow order, one by one
                 settled = self._settle(sid)
                 assert isinstance(settled, StepResult)  # a dry run decides everything at once
                 self._finish(settled)
+                plan.settled(sid, settled.status)
         else:
             status = self._execute(decide)
         results = self.results
@@ -355,39 +337,36 @@ class _Run:
     def _execute(self, chosen: list[str]) -> str:
         """Run the chosen steps. The one cleanup path, as ninja's builder has: however the
         loop ends (an interrupt, or any exception), nothing it started is left running."""
-        position = {s: i for i, s in enumerate(chosen)}
-        chosen_set = set(chosen)
-        waiting = {s: sum(1 for d in self.graph.deps[s] if d in chosen_set) for s in chosen}
-        ready = [(position[s], s) for s in chosen if waiting[s] == 0]
-        heapq.heapify(ready)
-        to_start: list[tuple[int, str, Decision, Resolved, int]] = []
-        executor = Executor(kill_grace_s=self.options.kill_grace_s)
+        executor = LocalExecutor(
+            self.workflow.root,
+            self.options.parallel,
+            self.logs,
+            self._collect,
+            kill_grace_s=self.options.kill_grace_s,
+        )
+        retries = {s: n for s in chosen if (n := self.graph.step(s).retries)}
+        plan = self.plan = Plan(
+            chosen, self.graph.deps, capacity=executor.capacity, retries=retries
+        )
+        pending: dict[str, tuple[Decision, Resolved]] = {}  # decided to run, until settled
         running: dict[str, _Running] = {}
 
-        def release(sid: str) -> None:
-            for d in self.graph.dependents[sid]:
-                if d in waiting:
-                    waiting[d] -= 1
-                    if waiting[d] == 0:
-                        heapq.heappush(ready, (position[d], d))
-
         def fill() -> None:
-            while to_start and executor.running < max(1, self.options.parallel):
-                _, sid, decision, resolved, attempt = heapq.heappop(to_start)
-                self._start(executor, running, sid, decision, resolved, attempt)
+            while (sid := plan.next_to_start()) is not None:
+                decision, resolved = pending[sid]
+                self._start(executor, running, sid, decision, resolved, plan.attempt(sid))
 
         with _signals_raise_interrupted(), contextlib.closing(executor):
             try:
-                while ready or to_start or running:
-                    while ready:
-                        _, sid = heapq.heappop(ready)
+                while not plan.done:
+                    while (sid := plan.next_to_decide()) is not None:
                         outcome = self._settle_for_run(sid)
                         if isinstance(outcome, StepResult):
                             self._finish(outcome)
-                            release(sid)
+                            plan.settled(sid, outcome.status)
                         else:
-                            decision, resolved = outcome
-                            heapq.heappush(to_start, (position[sid], sid, decision, resolved, 1))
+                            pending[sid] = outcome
+                            plan.decided_to_run(sid)
                             fill()  # a free slot starts it now, before the others are decided
                     fill()
                     if not running:
@@ -398,29 +377,23 @@ class _Run:
                         continue
                     # Slots just freed go to steps already waiting before any bookkeeping, so
                     # the machine stays busy while the finished steps are checked and stored.
+                    for fin in done:
+                        plan.ended(fin.key)
                     fill()
-                    self._stream(running)
+                    self._stream(executor)  # the finished steps' output before their results
                     self.reporter.tick()
                     for fin in done:
                         job = running.pop(fin.key)
                         result = self._after(job, fin)
-                        if result is None:  # retry
-                            heapq.heappush(
-                                to_start,
-                                (
-                                    position[fin.key],
-                                    fin.key,
-                                    job.decision,
-                                    job.resolved,
-                                    job.attempt + 1,
-                                ),
-                            )
+                        if result is None:  # retried: it is back in the plan's start queue
                             continue
+                        del pending[fin.key]
                         self._finish(result)
-                        release(fin.key)
+                        plan.settled(fin.key, result.status)
             except Interrupted as intr:
+                cancelled = plan.cancel()
                 self._stop(executor, running, intr.signum)
-                for sid in chosen:
+                for sid in cancelled.steps:
                     if sid not in self.results:
                         self.results[sid] = StepResult(sid, StepStatus.CANCELLED)
                 self._store_rest()  # a second Ctrl-C abandons it
@@ -431,7 +404,7 @@ class _Run:
                 raise
             finally:
                 if executor.running:  # the stop itself was cut short
-                    executor.kill_all()
+                    executor.cancel(signal.SIGKILL)
             if not self._store_rest():  # Ctrl-C while storing the last results: heard
                 return "interrupted"
         return "succeeded"
@@ -461,15 +434,16 @@ class _Run:
         why = "interrupted" if signum is not None else "dagmake failed"
         finished: list[Finished] = []
         try:
-            executor.interrupt(signal.SIGTERM if signum in (None, signal.SIGHUP) else signum)
+            executor.cancel(signal.SIGTERM if signum in (None, signal.SIGHUP) else signum)
             self.reporter.warning(
                 f"{why}; stopping {executor.running} running step(s) (Ctrl-C again to kill)"
             )
             while executor.running:
                 finished.extend(executor.wait(0.2))
         except Interrupted:
-            finished.extend(executor.kill_all())
-        self._stream(running)
+            executor.cancel(signal.SIGKILL)  # killed and reaped at once
+            finished.extend(executor.wait(0.0))
+        self._stream(executor)
         for fin in finished:
             job = running.pop(fin.key, None)
             if job is None:
@@ -482,13 +456,11 @@ class _Run:
                     duration_s=fin.duration_s,
                     exit_code=fin.exit_code,
                     attempts=job.attempt,
-                    log_path=self._keep_log(job, fin),
+                    log_path=fin.log_path,
                     detail=f"{why}; not recorded, it will run again",
                 )
             )
-        for job in running.values():  # ended while the loop was cut short: their logs stay
-            self.logs.keep(job.capture)
-        running.clear()
+        running.clear()  # the others ended while the loop was cut short: their logs stay
 
     # -- one step ------------------------------------------------------------------------
 
@@ -577,30 +549,13 @@ class _Run:
         return self.cache is not None and step.cache and bool(step.inputs)
 
     def _blocked_by(self, sid: str) -> StepResult | None:
-        for d in self.graph.deps[sid]:
-            dep = self.results.get(d)
-            if dep is None:
-                continue
-            if dep.status in FAILING or (
-                dep.status is StepStatus.SKIPPED
-                and dep.reasons
-                and dep.reasons[0].kind is ReasonKind.DEPENDENCY_FAILED
-            ):
-                why = (
-                    "failed" if dep.status in FAILING else "was skipped because a dependency failed"
-                )
-                return StepResult(
-                    sid,
-                    StepStatus.SKIPPED,
-                    (Reason(ReasonKind.DEPENDENCY_FAILED, f"'{d}' {why}", step=d),),
-                )
-            if dep.status is StepStatus.SKIPPED:
-                return StepResult(
-                    sid,
-                    StepStatus.SKIPPED,
-                    (Reason(ReasonKind.DEPENDENCY_SKIPPED, f"'{d}' was skipped", step=d),),
-                )
-        return None
+        """Skipped, when the plan says a dependency failed or was skipped."""
+        blocker = self.plan.blocker(sid)
+        if blocker is None:
+            return None
+        kind, why = _BLOCKED_REASONS[blocker.how]
+        reason = Reason(kind, f"'{blocker.dep}' {why}", step=blocker.dep)
+        return StepResult(sid, StepStatus.SKIPPED, (reason,))
 
     def _entry(self, fp: str) -> CacheEntry | None:
         if self.cache is None:
@@ -681,51 +636,40 @@ class _Run:
         attempt: int,
     ) -> None:
         step = self.graph.step(sid)
-        capture = self.logs.capture(sid)
-        values_path = self.logs.values(sid)
-        if self._environ is None:
-            self._environ = dict(os.environ)  # read once: decoding os.environ per step costs
-        env = self._environ.copy()
-        env.update(resolved.env)
-        env["DAGMAKE_STEP"] = sid
-        env["DAGMAKE_WORKSPACE"] = str(self.workflow.root)
-        env["DAGMAKE_OUTPUT"] = str(values_path)
-        self.reporter.step_started(sid, decision.reasons, attempt)
         job = Job(
             key=sid,
-            script=resolved.script,
-            cwd=self.workflow.root / step.cwd if step.cwd else self.workflow.root,
-            env=env,
-            log_fd=capture.fd,
+            command=resolved.script,
+            env=resolved.env,
+            cwd=step.cwd,
+            inputs=step.inputs,
+            outputs=step.outputs,
             timeout_s=step.timeout_s,
+            attempt=attempt,
         )
         with signals_held:  # once started it is in `running`, where an interrupt looks
             executor.start(job)
-            running[sid] = _Running(step, decision, resolved, attempt, capture, values_path)
+            running[sid] = _Running(step, decision, resolved, attempt)
+        # (after the start: what the executor had to say about the step's log comes first)
+        self.reporter.step_started(sid, decision.reasons, attempt)
 
-    def _stream(self, running: Mapping[str, _Running]) -> None:
-        """Pass on what running commands wrote, at most every STREAM_EVERY_S: the loop turns
-        once or twice per step, and a stat of every running command's file each time was
-        most of a cold build's stat calls (a finished command is drained in full anyway)."""
-        now = time.monotonic()
-        if now < self._stream_at:
-            return
-        self._stream_at = now + STREAM_EVERY_S
-        for job in running.values():
-            job.capture.pump(self._emitter(job.step.id))
+    def _collect(self, job: Job, values_file: Path) -> Produced:
+        """For the executor, after a job exited 0: the digest of every output (the hasher
+        keeps their stamps for the record) and the values it wrote to $DAGMAKE_OUTPUT."""
+        outputs, problems = self.inspector.collect_outputs(self.graph.step(job.key))
+        if problems:
+            return Produced(None, tuple(problems))
+        values, bad = read_values(values_file)
+        return Produced(outputs, (), values, tuple(bad))
 
-    def _emitter(self, step_id: str) -> Callable[[bytes], None]:
-        return lambda data: self.reporter.step_output(step_id, data)
-
-    def _keep_log(self, job: _Running, fin: Finished) -> str | None:
-        """Pass on the rest of what the command wrote, and keep it as the step's log."""
-        job.capture.drain(self._emitter(job.step.id))
-        return self.logs.keep(job.capture, fin.lingering)
+    def _stream(self, executor: Executor) -> None:
+        """Pass on what the commands wrote: all of those that ended, and (every so often)
+        what the running ones wrote since."""
+        executor.stream(self.reporter.step_output)
 
     def _after(self, job: _Running, fin: Finished) -> StepResult | None:
         """Judge a finished command; None means: try again (retries left)."""
         step, sid = job.step, job.step.id
-        log_path = self._keep_log(job, fin)
+        log_path = fin.log_path
         base = {
             "reasons": job.decision.reasons,
             "duration_s": fin.duration_s,
@@ -735,31 +679,32 @@ class _Run:
         }
         if fin.outcome is not Outcome.EXITED or fin.exit_code != 0:
             how = describe(fin)
-            trouble = self.logs.trouble(job.capture)
-            if trouble is not None:
-                how = f"{how} ({trouble})"
-            if job.attempt <= step.retries:
+            if fin.log_trouble is not None:
+                how = f"{how} ({fin.log_trouble})"
+            if self.plan.retry(sid):  # attempts left: it goes back to the start queue
                 self.reporter.warning(
                     f"'{sid}' {how}; retrying (attempt {job.attempt + 1} of {step.retries + 1})"
                 )
                 return None
             status = StepStatus.TIMED_OUT if fin.outcome is Outcome.TIMED_OUT else StepStatus.FAILED
             return StepResult(sid, status, detail=how, **base)  # type: ignore[arg-type]
-        outputs, problems = self.inspector.collect_outputs(step)
-        if problems:
+        if fin.problems or fin.outputs is None:
             return StepResult(
                 sid,
                 StepStatus.FAILED,
-                detail="; ".join(problems),
+                detail="; ".join(fin.problems) or "its outputs were not collected",
                 **base,  # type: ignore[arg-type]
             )
-        values, bad = read_values(job.values_path)
-        for line in bad:
+        for line in fin.bad_values:
             self.reporter.warning(
                 f"'{sid}' wrote a line to $DAGMAKE_OUTPUT that is not key=value: {line!r}"
             )
+        outputs = dict(fin.outputs)
+        values = dict(fin.values)
         self.values[sid] = values
         self.produced[sid] = outputs_digest(outputs, values)
+        # (it reads this workspace: fine for the local loop; a remote executor's Finished
+        # would have to carry its inputs' digests as the job found them)
         moved = self.inspector.inputs_moved(step, job.resolved, outputs)
         if moved:
             self.reporter.warning(
@@ -783,7 +728,8 @@ class _Run:
         if self._cacheable(step):
             # stored when the loop is idle: nothing waits on the cache, and the store checks
             # each output's bytes against its digest, so a later change only cancels it
-            self._unstored.append((step, record, Path(log_path or job.capture.kept)))
+            kept = Path(log_path) if log_path else self.logs.kept(sid)
+            self._unstored.append((step, record, kept))
         return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
 
     def _commit(self, record: StepRecord, resolved: Resolved) -> None:
@@ -819,6 +765,16 @@ class _Run:
     def _finish(self, result: StepResult) -> None:
         self.results[result.step_id] = result
         self.reporter.step_finished(result)
+
+
+# why a step is skipped, by how the plan says its dependency blocks it
+_BLOCKED_REASONS = MappingProxyType(
+    {
+        Blocked.FAILED: (ReasonKind.DEPENDENCY_FAILED, "failed"),
+        Blocked.POISONED: (ReasonKind.DEPENDENCY_FAILED, "was skipped because a dependency failed"),
+        Blocked.SKIPPED: (ReasonKind.DEPENDENCY_SKIPPED, "was skipped"),
+    }
+)
 
 
 def _without_cache_hit(decision: Decision) -> Decision:

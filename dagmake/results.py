@@ -4,8 +4,10 @@ Values only; the report module renders them and the cli turns them into an exit 
 from __future__ import annotations
 
 import collections
+import json
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple, Protocol, overload
 
 from dagmake.model import Reason, StepStatus
@@ -73,6 +75,19 @@ class Settled(Sequence[StepResult]):
     def _result(self, step_id: str) -> StepResult:
         return self._results.get(step_id) or StepResult(step_id, self._rest)
 
+    def texts(self) -> Iterator[str]:
+        """Each step's entry in the report (see `report_text`), in run order: a step at `rest`
+        up to date is filled in without a result object of its own."""
+        results, rest = self._results, self._rest
+        for step_id in self._order:
+            r = results.get(step_id)
+            if r is not None:
+                yield _step_text(r)
+            elif rest is StepStatus.UP_TO_DATE:
+                yield up_to_date_text(step_id)
+            else:
+                yield _step_text(StepResult(step_id, rest))
+
     def counts(self) -> collections.Counter[str]:
         """By status value (see `RunSummary.counts`)."""
         by_value = collections.Counter(map(_STATUS_VALUE, self._results.values()))
@@ -103,14 +118,69 @@ class RunSummary(NamedTuple):
             by_value = collections.Counter(map(_STATUS_VALUE, steps))
         return {StepStatus(value): n for value, n in by_value.items() if n}
 
-    def to_json(self) -> dict[str, object]:
-        return {
+    def to_json(self, cpu_s: float | None = None) -> dict[str, object]:
+        """The report's fields; `cpu_s` (the process's own CPU time, `own_cpu_s`) is said when
+        given: it is measured when the report is written, not part of what the run found."""
+        doc = self._head(cpu_s)
+        doc["steps"] = [s.to_json() for s in self.steps]
+        return doc
+
+    def report_text(self, cpu_s: float | None = None) -> str:
+        """`json.dumps(self.to_json(cpu_s), indent=2)`, the same text, made faster: with an
+        indent, json encodes in Python, and a 5,000-step no-op's report took it 45 ms. A step
+        with nothing to say but "up to date" is one template filled with its encoded id; any
+        other step is encoded by json, indented as it would be nested."""
+        steps = self.steps
+        texts = steps.texts() if isinstance(steps, Settled) else map(_step_text, steps)
+        return report_text(self._head(cpu_s), texts)
+
+    def _head(self, cpu_s: float | None) -> dict[str, object]:
+        doc: dict[str, object] = {
             "workflow": self.workflow,
             "dry_run": self.dry_run,
             "status": self.status,
             "duration_s": round(self.duration_s, 3),
-            "steps": [s.to_json() for s in self.steps],
         }
+        if cpu_s is not None:
+            doc["cpu_s"] = round(cpu_s, 3)
+        return doc
+
+
+def own_cpu_s() -> float:
+    """This process's own user and system CPU seconds so far (not its children's)."""
+    t = os.times()
+    return t.user + t.system
+
+
+_UP_TO_DATE_TEXT = (
+    '    {\n      "id": %s,\n      "status": "up_to_date",\n      "duration_s": 0.0,\n'
+    '      "reasons": []\n    }'
+)
+_encode = json.encoder.encode_basestring_ascii  # what json.dumps uses for a str (ensure_ascii)
+
+
+def up_to_date_text(step_id: str) -> str:
+    """A report's entry (as `report_text` nests it) for a step up to date, with nothing more."""
+    return _UP_TO_DATE_TEXT % _encode(step_id)
+
+
+_PLAIN = StepResult("", StepStatus.UP_TO_DATE)[2:]  # all the rest at its default
+
+
+def _step_text(s: StepResult) -> str:
+    if s.status is StepStatus.UP_TO_DATE and s[2:] == _PLAIN:
+        return up_to_date_text(s.step_id)
+    return "    " + json.dumps(s.to_json(), indent=2).replace("\n", "\n    ")
+
+
+def report_text(head: Mapping[str, object], steps: Iterable[str]) -> str:
+    """A report: `head`'s fields, then "steps" with each step's text (see `up_to_date_text`),
+    as `json.dumps(..., indent=2)` writes it. json escapes every newline inside a string, so
+    each newline of a step's text is one of the layout's."""
+    text = json.dumps(head, indent=2)
+    body = ",\n".join(steps)
+    tail = f'"steps": [\n{body}\n  ]' if body else '"steps": []'
+    return text[:-2] + ",\n  " + tail + "\n}"
 
 
 class Reporter(Protocol):

@@ -8,7 +8,6 @@ Also the one place where exceptions become messages and exit codes (`error_bound
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -67,7 +66,7 @@ def run(req: Request) -> int:
                 if result.status is not StepStatus.UP_TO_DATE:
                     reporter.step_finished(result)  # the skips, said as a full run says them
             reporter.run_finished(summary)
-            _write_reports(summary, req.json_out, req.report_path)
+            write_reports(summary, req.json_out, req.report_path)
             return EXIT_OK
     from dagmake.build import RunOptions, run_build
 
@@ -94,7 +93,7 @@ def run(req: Request) -> int:
     summary = run_build(graph, options, reporter)
     if not req.dry_run:
         save_compiled()
-    _write_reports(summary, req.json_out, req.report_path)
+    write_reports(summary, req.json_out, req.report_path)
     return _exit_code(summary)
 
 
@@ -195,10 +194,12 @@ def _exit_code(summary: RunSummary) -> int:
     return EXIT_OK if summary.status == "succeeded" else EXIT_FAILED
 
 
-def _write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
+def write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
     if not json_out and report_path is None:
         return
-    doc = json.dumps(summary.to_json(), indent=2)
+    from dagmake.results import own_cpu_s
+
+    doc = summary.report_text(own_cpu_s())
     if json_out:
         print(doc, flush=True)
     if report_path is not None:
@@ -211,6 +212,20 @@ def _write_reports(summary: RunSummary, json_out: bool, report_path: Path | None
                 f"--report {report_path}: could not write the report ({e.strerror}); "
                 "the run itself is done"
             ) from None
+
+
+def write_up_to_date_report(
+    name: str, steps: Sequence[str], duration_s: float, json_out: bool, report_path: Path | None
+) -> None:
+    """`write_reports` for a run that found all of `steps` up to date (`entry`'s quick path),
+    with no result object made for any of them."""
+    from dagmake.model import StepStatus
+    from dagmake.results import RunSummary, Settled
+
+    steps_done = Settled(steps, {}, StepStatus.UP_TO_DATE)
+    write_reports(
+        RunSummary(name, False, "succeeded", duration_s, steps_done), json_out, report_path
+    )
 
 
 def _check_report_path(path: Path) -> None:

@@ -196,9 +196,9 @@ class Logs:
     def keep(self, capture: Capture, lingering: bool = False) -> str | None:
         """Make what the command wrote the step's log (None: it wrote nothing, and no log from
         an earlier run stays behind; its file is removed). Unless processes the command
-        started still run (`lingering`): what they write later belongs in it too."""
+        started still run (`lingering`): what they write later belongs in it too. The capture
+        stays open, so what is left of it can still be passed on; close it after."""
         size = capture.size()
-        capture.close()
         if capture.path is None:
             return None
         if size or lingering:

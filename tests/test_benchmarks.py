@@ -152,6 +152,11 @@ def test_the_runner_counts_the_steps_each_scenario_reruns(tmp_path: Path, tool: 
     assert r["touch_steps_run"] == (bench.TOUCHED if tool == "make" else 0)
     assert r["one_leaf_steps_run"] == 1
     assert {"cold_s", "noop_s", "touch_s", "one_leaf_s", "cold_rss_mb"} <= r.keys()
+    if tool == "dagmake":  # from the cold runs' reports, and the no-op with --json
+        assert 0 < r["cpu_ms_per_step"] < r["cold_s"] * 1000 / 15
+        assert r["noop_json_s"] > 0
+    else:
+        assert "cpu_ms_per_step" not in r and "noop_json_s" not in r
     generate("random", 15, 4, 0.0, 16, tmp_path / "again")
     leaf = f"src/s{sinks(deps)[0]}.txt"
     assert (dest / leaf).read_bytes() == (tmp_path / "again" / leaf).read_bytes()  # restored
@@ -169,18 +174,73 @@ def test_report_renders_ratios_and_targets() -> None:
         "one_leaf_s": 0.12,
         "one_leaf_steps_run": 1,
     }
+    row.update(noop_json_s=0.07, cpu_ms_per_step=0.3)
     peer = {**row, "noop_s": 0.05, "cold_s": 4.0, "touch_steps_run": 3, "one_leaf_s": 0.06}
+    del peer["noop_json_s"], peer["cpu_ms_per_step"]
     result: dict[str, object] = {
         "steps": 5000,
         "reps": 5,
         "random": {"dagmake": row, "make": peer, "ninja": peer, "task": "not installed"},
         "startup": {"dagmake_version_s": 0.03, "python_floor_s": 0.02},
+        "parallel": {
+            "jobs": 8,
+            "ideal_s": 0.4,
+            "dagmake": {"efficiency": 0.88, "elapsed_s": 0.5, "startup_s": 0.03},
+            "make": {"efficiency": 0.9, "elapsed_s": 0.45, "startup_s": 0.001},
+        },
     }
     result["targets"] = bench.check_targets(result)
     text = bench.render(result)
     assert "| dagmake | 100 ms | 110 ms (0) | 120 ms (1) | 4.00 s | 40 MB | 2.0x / 2.0x" in text
+    assert "| 1.00x / 1.00x | 70 ms | 0.30 ms |" in text
+    assert "| make | 50 ms |" in text and "| 1.0x / 1.0x | 1.00x / 1.00x | - | - |" in text
     assert "| task | not installed |" in text
-    met = {t: ok for t, _, ok in result["targets"]}  # type: ignore[attr-defined]
-    assert met["no-op ≤ 3x ninja"] == "yes"
-    assert met["cold -j2 ≤ 1.05x make"] == "yes"
-    assert met["touch: 0 steps, ≤ 1.3x own no-op"] == "yes"
+    assert "Targets (issue 13):" in text
+    met = {t: (m, ok) for t, m, ok in result["targets"]}  # type: ignore[attr-defined]
+    assert met["no-op ≤ 1.5x ninja"] == ("2.0x (100 ms vs 50 ms)", "**no**")
+    assert met["no-op with --json ≤ 1.5x ninja"] == ("1.4x (70 ms vs 50 ms)", "yes")
+    assert met["dagmake's own CPU per cold step ≤ 0.35 ms"] == ("0.30 ms", "yes")
+    assert met["cold -j2 ≤ 1.15x make"] == ("1.00x", "yes")
+    assert met["touch: 0 steps, ≤ 1.3x own no-op"][1] == "yes"
+    par = "parallel efficiency (32 x sleep 0.1, -j8, warmed) within 3 points of make's"
+    assert met[par] == ("88% (make 90%)", "yes")
+
+
+def test_a_warmed_clean_keeps_only_the_compiled_workflows(tmp_path: Path) -> None:
+    dest, cache = tmp_path / "wf", tmp_path / "cache"
+    (dest / "out").mkdir(parents=True)
+    (dest / "out" / "x.txt").write_text("x")
+    for name in ("workflows", "workspaces", "packs"):
+        (cache / "v1" / name).mkdir(parents=True)
+    (cache / "v1" / "secret").write_text("s")
+    bench.clean(dest, cache, keep=bench.WARM_KEEP)
+    assert sorted(p.name for p in (cache / "v1").iterdir()) == ["secret", "workflows"]
+    assert list((dest / "out").iterdir()) == []
+    bench.clean(dest, cache)
+    assert not cache.exists()
+
+
+def test_the_report_cpu_is_read_when_there_is_one(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    assert bench.report_cpu_s(report) is None
+    report.write_text('{"status": "succeeded", "cpu_s": 0.25}')
+    assert bench.report_cpu_s(report) == 0.25
+    report.write_text('{"status": "succeeded"}')  # a dagmake from before cpu_s
+    assert bench.report_cpu_s(report) is None
+
+
+def test_ab_runs_this_tree_and_the_ref_side_by_side(tmp_path: Path) -> None:
+    """Not timed: both sides start, each from its own tree, and the table shows ratios."""
+    old, new = bench.ab_tools(tmp_path, "HEAD")
+    for tool in (old, new):
+        res = subprocess.run(tool.version, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and res.stdout.startswith("dagmake, version"), res.stderr
+    probe = "import dagmake, sys; print(dagmake.__file__)"
+    python, _, code = old.version[:3]
+    code = code.replace("from dagmake.fast.entry import main; main()", probe)
+    where = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    assert where.stdout.startswith(str(tmp_path / "ab-old"))
+    res = {"dagmake@HEAD": {"cold_s": 2.0, "noop_s": 0.1}, "dagmake": {"cold_s": 1.0}}
+    text = bench.render_ab(res, "dagmake@HEAD", "dagmake", 500, 3)
+    assert "| cold -j2 (s) | 2.000 | 1.000 | 0.50x |" in text
+    assert "| no-op (s) | 0.100 | - | - |" in text

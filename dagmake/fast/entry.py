@@ -1,9 +1,9 @@
 """The console script. Answers that should cost little more than Python's start-up come before
 click (and most of dagmake) is imported: `dagmake --version`; a plain `dagmake [run] [-j N]
-[-f FILE] [-c K=V] [--no-cache] [--no-wait] [TARGET...]` whose no-op snapshot says nothing
-changed (see `noop`); and the same plain run when there is work to do, handed to `runner`
-without loading click. Anything else, or any doubt, goes to the full command line in `cli`,
-which gives the same answer more slowly.
+[-f FILE] [-c K=V] [--no-cache] [--no-wait] [--json] [--report FILE] [TARGET...]` whose no-op
+snapshot says nothing changed (see `noop`), its report included; and the same plain run when
+there is work to do, handed to `runner` without loading click. Anything else, or any doubt,
+goes to the full command line in `cli`, which gives the same answer more slowly.
 """
 
 from __future__ import annotations
@@ -65,9 +65,11 @@ def _dispatch() -> None:
     if argv == ["--version"]:
         print(f"dagmake, version {__version__}")
         return
-    plain = None if "_DAGMAKE_COMPLETE" in os.environ else _parse(argv)  # completion: click's
-    if plain is not None:
-        answered, data = _quick_noop(plain)
+    split = None if "_DAGMAKE_COMPLETE" in os.environ else _split_reports(argv)  # completion
+    plain = None if split is None else _parse(split[0])
+    if split is not None and plain is not None:
+        reports = split[1]
+        answered, data = _quick_noop(plain, reports)
         if answered:
             return
         from dagmake import runner
@@ -84,6 +86,8 @@ def _dispatch() -> None:
                         context=parse_context(plain.context_args),
                         no_cache=plain.no_cache,
                         no_wait=plain.no_wait,
+                        json_out=reports.json_out,
+                        report_path=reports.report_path,
                         workflow_bytes=data,
                     )
                 )
@@ -105,6 +109,41 @@ class Plain(NamedTuple):
     no_wait: bool = False
 
 
+class Reports(NamedTuple):
+    """Where a plain run's JSON report goes: `--json` (stdout), `--report FILE`."""
+
+    json_out: bool = False
+    report_path: Path | None = None
+
+
+def _split_reports(argv: list[str]) -> tuple[list[str], Reports] | None:
+    """`--json` and `--report FILE` taken out of a command line (a value of another option
+    is left where it is, as the full parser reads it); None when `--report` has no value."""
+    rest: list[str] = []
+    json_out, report = False, None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--json":
+            json_out = True
+        elif arg == "--report" or arg.startswith("--report="):
+            if arg == "--report":
+                i += 1
+                if i >= len(argv):
+                    return None
+            value = arg[len("--report=") :] if "=" in arg else argv[i]
+            if not value:
+                return None
+            report = Path(value)
+        else:
+            rest.append(arg)
+            if arg in _VALUE_OPTIONS and i + 1 < len(argv):
+                i += 1
+                rest.append(argv[i])
+        i += 1
+    return rest, Reports(json_out, report)
+
+
 def _parse(argv: list[str]) -> Plain | None:
     """A plain run's options and targets; None for anything else."""
     args = argv[1:] if argv[:1] == ["run"] else argv
@@ -122,6 +161,8 @@ def _parse(argv: list[str]) -> Plain | None:
             continue
         if arg.startswith("--") and "=" in arg:  # --file=x.yaml
             name, _, value = arg.partition("=")
+            if name not in _VALUE_OPTIONS:
+                return None  # `--json=x`: the full parser says a flag takes no value
             args = [*args[:i], name, value, *args[i + 1 :]]
             continue
         if arg in _FLAG_OPTIONS:
@@ -164,10 +205,14 @@ def _parse(argv: list[str]) -> Plain | None:
     )
 
 
-def _quick_noop(plain: Plain) -> tuple[bool, bytes | None]:
-    """Print the summary if the snapshot answers this run: (True, ...); else (False, the
-    workflow file's bytes as read, for the run to key and parse those same bytes)."""
+def _quick_noop(plain: Plain, reports: Reports) -> tuple[bool, bytes | None]:
+    """Print the summary (and write the report, if asked) if the snapshot answers this run:
+    (True, ...); else (False, the workflow file's bytes as read, for the run to key and parse
+    those same bytes)."""
     started = time.monotonic()
+    report = reports.report_path
+    if report is not None and not os.path.isdir(report.absolute().parent):
+        return False, None  # the full run refuses it, before anything runs
     import gc
 
     gc.disable()  # the snapshot is thousands of small tuples and holds no cycles
@@ -180,9 +225,20 @@ def _quick_noop(plain: Plain) -> tuple[bool, bytes | None]:
     if found is None or found.changed or found.skipped:
         return False, data  # the run that follows reuses what this check found (and tells skips)
     took = time.monotonic() - started
+    human = sys.stderr if reports.json_out else sys.stdout  # as `report.default_stream`
     line = f"dagmake: succeeded: {len(found.steps)} up to date in {took * 1000:.0f}ms"
-    if sys.stdout.isatty() and os.environ.get("TERM") != "dumb" and "NO_COLOR" not in os.environ:
+    if human.isatty() and os.environ.get("TERM") != "dumb" and "NO_COLOR" not in os.environ:
         line = f"\x1b[32m{line}\x1b[0m"
-    print(line, flush=True)
+    print(line, file=human, flush=True)
+    if reports.json_out or report is not None:
+        _quick_report(reports, found.name, found.steps, took)
     noop.retake(state_dir, found)
     return True, None
+
+
+def _quick_report(reports: Reports, name: str, steps: tuple[str, ...], took: float) -> None:
+    """The report of a run that found every step up to date, as the full run writes it."""
+    from dagmake import runner
+
+    with runner.error_boundary():
+        runner.write_up_to_date_report(name, steps, took, reports.json_out, reports.report_path)

@@ -1,10 +1,16 @@
-"""Runs step commands as real processes: `/bin/sh -c` in a session of its own, output to a log
-file (never a pipe an escaped grandchild could hold open), with per-job deadlines.
+"""Runs jobs as processes on this machine (`executors.base.Executor`): `/bin/sh -c` in a session
+of its own, output to a log file (never a pipe an escaped grandchild could hold open), with
+per-job deadlines; after a clean exit the build loop's collector digests the job's outputs and
+reads its values.
 
 One epoll set of pidfds waits for every job (no thread per step). A timeout or an
 interrupt signals the job's whole process group, waits a grace period, then SIGKILLs it, so
 grandchildren die with their step. A job that exits normally leaves its group alone: a step
 may deliberately start a daemon.
+
+Starting a job changes nothing process-wide (a Dask client thread or a background upload may
+share the process): the shell goes into the job's folder itself, on its script's first line,
+when that is not the folder this process is in; this process never changes its own.
 
 No job outlives this process unnoticed: the stop signals wait while a job is started and
 tracked (and while one is reaped), so an interrupt never falls between the two; and a guard, one
@@ -15,139 +21,108 @@ the pipe from us reaches its end.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import enum
+import errno
 import os
 import select
 import signal
+import stat
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 from dagmake import faults
+from dagmake.executors.base import Collect, Emit, Finished, Job, Outcome
+from dagmake.interrupts import signals_held
+from dagmake.steplogs import Capture, Logs
 
 SHELL = "/bin/sh"
+STREAM_EVERY_S = 0.05  # how often a running job's new output is passed on
 
-# the signals that stop a run (the build loop turns them into an interrupt)
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 # ignored by Python (so writes fail with EPIPE and EFBIG instead), default again in a step
 _DEFAULT_IN_STEPS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
-class Job(NamedTuple):
-    key: str
-    script: str
-    cwd: Path
-    env: dict[str, str]
-    log_fd: int  # where its stdout and stderr go (the caller's; it stays open here)
-    timeout_s: float
-
-
-class Outcome(enum.Enum):
-    EXITED = "exited"
-    TIMED_OUT = "timed_out"
-    INTERRUPTED = "interrupted"
-    SPAWN_FAILED = "spawn_failed"
-
-
-class Finished(NamedTuple):
-    key: str
-    outcome: Outcome
-    exit_code: int | None  # the shell's status; -N when a signal N ended it
-    duration_s: float
-    error: str | None = None
-    # processes it started still run in its group (a deliberate daemon): they may still write
-    # to its log
-    lingering: bool = False
-
-
 class _Proc:
-    __slots__ = ("code", "deadline", "ending", "job", "kill_at", "pid", "pidfd", "started")
+    __slots__ = (
+        "capture",
+        "code",
+        "deadline",
+        "ending",
+        "job",
+        "kill_at",
+        "pid",
+        "pidfd",
+        "started",
+        "values",
+    )
 
     def __init__(
         self,
         job: Job,
         pid: int,
         started: float,
-        deadline: float,
         pidfd: int | None,
+        capture: Capture,
+        values: Path,
     ) -> None:
         self.job = job
         self.pid = pid  # also its process group's id: it leads a session of its own
         self.code: int | None = None  # its exit status once reaped (-N: killed by signal N)
         self.started = started
-        self.deadline = deadline
+        self.deadline = started + job.timeout_s
         self.pidfd = pidfd
         self.ending: Outcome | None = None  # set once we started killing it, and why
         self.kill_at: float | None = None  # when the grace ends and SIGKILL follows
+        self.capture = capture  # what it writes
+        self.values = values  # its $DAGMAKE_OUTPUT
 
 
-class _Hold:
-    """While held, a stop signal waits for the end of the block: the few steps from a change
-    to the books to its end (a job started and tracked, reaped and reported) must not be cut
-    in two. Cooperative: the stop signals' handler asks `deferred(signum)` first, and the
-    signal is raised again at the end of the outermost hold (a real mask, pthread_sigmask,
-    costs 4 us a call here, and the books change several times a step)."""
-
-    __slots__ = ("depth", "pending")
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.pending = 0  # the signal that came meanwhile; 0: none
-
-    def __enter__(self) -> None:
-        self.depth += 1
-
-    def __exit__(self, *exc: object) -> None:
-        self.depth -= 1
-        if not self.depth and self.pending:
-            signum, self.pending = self.pending, 0
-            signal.raise_signal(signum)  # its handler runs now, and raises here
-
-
-signals_held = _Hold()
-
-
-def deferred(signum: int) -> bool:
-    """For the stop signals' handler: True when the signal must wait (it is remembered)."""
-    if signals_held.depth:
-        signals_held.pending = signals_held.pending or signum
-        return True
-    signals_held.pending = 0  # handled now: nothing stale is raised later
-    return False
-
-
-def argv(script: str) -> list[str]:
-    """A multi-line script stops at its first failing line (errexit); one line runs as is."""
+def argv(script: str, first: str = "") -> list[str]:
+    """A multi-line script stops at its first failing line (errexit); one line runs as is.
+    `first` runs before it, on its first line, so the script's line numbers stay its own."""
     body = script.strip()
-    return [SHELL, "-ec", script] if "\n" in body else [SHELL, "-c", script]
+    return [SHELL, "-ec" if "\n" in body else "-c", first + script]
 
 
-class Executor:
-    def __init__(self, kill_grace_s: float = 3.0) -> None:
+class LocalExecutor:
+    """Runs up to `capacity` jobs at once on this machine, in the workspace at `root`; their
+    logs and $DAGMAKE_OUTPUT files come from `logs`, and `collect` digests what a job that
+    exited 0 produced."""
+
+    def __init__(
+        self,
+        root: Path,
+        capacity: int,
+        logs: Logs,
+        collect: Collect,
+        *,
+        kill_grace_s: float = 3.0,
+    ) -> None:
+        self.root = str(root)
         self.kill_grace_s = kill_grace_s
+        self._capacity = max(1, capacity)
+        self._logs = logs
+        self._collect = collect
         self._procs: dict[str, _Proc] = {}
-        self._done: list[Finished] = []
+        self._done: list[tuple[Finished, Job, Path]] = []  # reaped, not yet returned
+        self._unstreamed: collections.deque[tuple[str, Capture]] = collections.deque()
+        self._stream_at = 0.0  # when running jobs' output is next passed on
+        self._environ: dict[str, str] | None = None
         # each job's pidfd, in one epoll set, wakes the wait (select.epoll directly: the
         # selectors module and what it imports cost a working run about 1 ms)
         self._has_pidfd = hasattr(os, "pidfd_open") and hasattr(select, "epoll")
         self._epoll = select.epoll() if self._has_pidfd else None
         self._watched = 0  # pidfds in it
-        self._here: int | None = None  # our own folder, to come back to after a spawn
+        self._spawned = False
         self._guard: _Guard | None = None  # started with the first job
+        self._cancelled = False
+        self._closed = False
 
-    def close(self) -> None:
-        """Release the descriptors the executor keeps (`watch` makes one per run), and the
-        guard: it stops any job still running, and then exits."""
-        if self._guard is not None:
-            self._guard.close()
-            self._guard = None
-        if self._epoll is not None:
-            self._epoll.close()
-            self._epoll = None
-        if self._here is not None:
-            os.close(self._here)
-            self._here = None
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     @property
     def running(self) -> int:
@@ -155,19 +130,27 @@ class Executor:
 
     def start(self, job: Job) -> None:
         """Start the job; from then on it is tracked, whatever signal comes."""
+        if self._closed:
+            raise RuntimeError("the local executor is closed")
+        if len(self._procs) >= self._capacity:
+            raise RuntimeError(f"the local executor already runs {self._capacity} job(s)")
+        capture = self._logs.capture(job.key)
+        values = self._logs.values(job.key)
+        env = self._environment(job, values)
+        cwd = os.path.join(self.root, job.cwd) if job.cwd else self.root
         started = time.monotonic()
         with signals_held:
             try:
-                pid = self._spawn(job, job.log_fd)
+                pid = self._spawn(job.command, cwd, env, capture.fd)
             except OSError as e:
                 why = e.strerror or str(e)
-                if isinstance(e, FileNotFoundError) and not job.cwd.is_dir():
-                    why = f"its folder {job.cwd} does not exist"
-                self._done.append(_spawn_failed(job, started, why))
+                if isinstance(e, FileNotFoundError) and not os.path.isdir(cwd):
+                    why = f"its folder {cwd} does not exist"
+                self._ended(job, capture, values, started, Outcome.SPAWN_FAILED, None, why)
                 return
             except ValueError:  # "embedded null byte": posix_spawn refuses it
                 why = "its command or environment contains a NUL byte (no program takes one)"
-                self._done.append(_spawn_failed(job, started, why))
+                self._ended(job, capture, values, started, Outcome.SPAWN_FAILED, None, why)
                 return
             if self._guard is not None and not self._guard.watch(pid):
                 self._guard = None  # it is gone: the jobs are ours alone to stop
@@ -181,36 +164,42 @@ class Executor:
                 else:
                     self._epoll.register(pidfd, select.EPOLLIN)
                     self._watched += 1
-            self._procs[job.key] = _Proc(job, pid, started, started + job.timeout_s, pidfd)
+            self._procs[job.key] = _Proc(job, pid, started, pidfd, capture, values)
 
-    def _spawn(self, job: Job, fd: int) -> int:
-        """Start the job's shell in a session of its own, stdin /dev/null, stdout and stderr to
-        `fd`, by `posix_spawn`: no Python-level fork and exec machinery, the environment
-        converted in C (`subprocess` spent about 0.3 ms a step on both). Every descriptor
-        this process opens is close-on-exec, and those it inherited are made so before the
-        first spawn, so the shell gets only those three (what `close_fds` gave). posix_spawn
-        has no "change folder" action here, so this (single-threaded) process steps into the
-        job's folder for the call and back."""
-        if self._here is None:
+    def _environment(self, job: Job, values: Path) -> dict[str, str]:
+        """This machine's environment, the job's over it, then dagmake's own variables."""
+        if self._environ is None:
+            self._environ = dict(os.environ)  # read once: decoding os.environ per step costs
+        env = self._environ.copy()
+        env.update(job.env)
+        env["DAGMAKE_STEP"] = job.key
+        env["DAGMAKE_WORKSPACE"] = self.root
+        env["DAGMAKE_OUTPUT"] = str(values)
+        env["DAGMAKE_EXECUTOR"] = "local"
+        return env
+
+    def _spawn(self, script: str, cwd: str, env: dict[str, str], fd: int) -> int:
+        """Start the job's shell in `cwd`, in a session of its own, stdin /dev/null, stdout and
+        stderr to `fd`, by `posix_spawn`: no Python-level fork and exec machinery, the
+        environment converted in C (`subprocess` spent about 0.3 ms a step on both). Every
+        descriptor this process opens is close-on-exec, and those it inherited are made so
+        before the first spawn, so the shell gets only those three (what `close_fds` gave)."""
+        if not self._spawned:
+            self._spawned = True
             _close_on_exec_inherited()
-            self._here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             self._guard = _Guard.start(self.kill_grace_s)
-        try:
-            os.chdir(job.cwd)
-            return os.posix_spawn(
-                SHELL,
-                argv(job.script),
-                job.env,
-                file_actions=[
-                    (os.POSIX_SPAWN_DUP2, _devnull(), 0),
-                    (os.POSIX_SPAWN_DUP2, fd, 1),
-                    (os.POSIX_SPAWN_DUP2, fd, 2),
-                ],
-                setsid=True,
-                setsigdef=_DEFAULT_IN_STEPS,
-            )
-        finally:
-            os.fchdir(self._here)
+        return os.posix_spawn(
+            SHELL,
+            argv(script, _step_in(cwd, env)),
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, _devnull(), 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1),
+                (os.POSIX_SPAWN_DUP2, fd, 2),
+            ],
+            setsid=True,
+            setsigdef=_DEFAULT_IN_STEPS,
+        )
 
     def wait(self, timeout_s: float) -> list[Finished]:
         """Up to `timeout_s` for something to finish; every job that has, in any order."""
@@ -219,15 +208,40 @@ class Executor:
             self._reap()
             self._enforce_deadlines()
             if self._done or not self._procs:
-                done, self._done = self._done, []
-                return done
+                return self._collected()
             now = time.monotonic()
             if now >= end:
                 return []
             pause = min(end, self._next_deadline()) - now
             self._sleep(max(0.0, pause))
 
-    def interrupt(self, signum: int) -> None:
+    def stream(self, emit: Emit) -> None:
+        """All that is left of the jobs `wait` returned; then, at most every STREAM_EVERY_S,
+        what running ones wrote (the loop turns once or twice per step, and a read of every
+        running job's file each time was most of a cold build's system calls)."""
+        ended = self._unstreamed
+        while ended:
+            key, capture = ended[0]
+            try:
+                capture.drain(_to(emit, key))
+            finally:
+                capture.close()
+                ended.popleft()
+        now = time.monotonic()
+        if now < self._stream_at:
+            return
+        self._stream_at = now + STREAM_EVERY_S
+        for key, proc in self._procs.items():
+            proc.capture.pump(_to(emit, key))
+
+    def cancel(self, signum: int) -> None:
+        """`signum` to every running job's group, SIGKILL after the grace; a second cancel,
+        or SIGKILL, kills and reaps them at once."""
+        if signum == signal.SIGKILL or self._cancelled:
+            self._cancelled = True
+            self._kill_all()
+            return
+        self._cancelled = True
         now = time.monotonic()
         for proc in self._procs.values():
             if proc.ending is None or proc.ending is Outcome.TIMED_OUT:
@@ -235,7 +249,44 @@ class Executor:
                 proc.kill_at = now + self.kill_grace_s
                 _signal_group(proc.pid, signum)
 
-    def kill_all(self) -> list[Finished]:
+    def close(self) -> None:
+        """Stop and reap whatever still runs (TERM, grace, KILL; KILL at once for a job
+        already being stopped), keep what each wrote as its log, and release the descriptors
+        and the guard (`watch` makes an executor per run). Again: nothing more happens."""
+        try:
+            if self._procs:
+                self._stop_all()
+        finally:
+            self._kill_all()
+            self._closed = self._cancelled = True
+            self._done.clear()
+            while self._unstreamed:
+                self._unstreamed.popleft()[1].close()
+            if self._guard is not None:
+                self._guard.close()
+                self._guard = None
+            if self._epoll is not None:
+                self._epoll.close()
+                self._epoll = None
+
+    # -- internals --------------------------------------------------------------------
+
+    def _stop_all(self) -> None:
+        """TERM each job not yet being stopped, and wait up to the grace for them to end."""
+        now = time.monotonic()
+        fresh = [p for p in self._procs.values() if p.ending is None]
+        for proc in fresh:
+            proc.ending = Outcome.INTERRUPTED
+            proc.kill_at = now + self.kill_grace_s
+            _signal_group(proc.pid, signal.SIGTERM)
+        end = now + self.kill_grace_s if fresh else now
+        while self._procs and (now := time.monotonic()) < end:
+            self._reap()
+            self._enforce_deadlines()
+            if self._procs:
+                self._sleep(max(0.0, min(end, self._next_deadline()) - now))
+
+    def _kill_all(self) -> None:
         """SIGKILL every job's group and reap them (no signal cuts this short)."""
         with signals_held:
             for proc in self._procs.values():
@@ -246,10 +297,23 @@ class Executor:
                     _, status = os.waitpid(proc.pid, 0)
                     proc.code = os.waitstatus_to_exitcode(status)
             self._reap()
-            done, self._done = self._done, []
-        return done
 
-    # -- internals --------------------------------------------------------------------
+    def _collected(self) -> list[Finished]:
+        """The jobs reaped since the last wait, with what each that exited 0 produced (none
+        after a cancel: the loop records no cancelled job)."""
+        done, self._done = self._done, []
+        found: list[Finished] = []
+        for fin, job, values in done:
+            if fin.outcome is Outcome.EXITED and fin.exit_code == 0 and not self._cancelled:
+                made = self._collect(job, values)
+                fin = fin._replace(
+                    outputs=made.outputs,
+                    problems=made.problems,
+                    values=made.values,
+                    bad_values=made.bad_values,
+                )
+            found.append(fin)
+        return found
 
     def _sleep(self, seconds: float) -> None:
         if self._epoll is not None and self._watched:
@@ -283,9 +347,30 @@ class Executor:
             _signal_group(proc.pid, signal.SIGKILL)
         outcome = proc.ending or Outcome.EXITED
         lingering = proc.ending is None and _group_alive(proc.pid)
-        self._done.append(
-            Finished(key, outcome, code, time.monotonic() - proc.started, None, lingering)
-        )
+        job, capture = proc.job, proc.capture
+        self._ended(job, capture, proc.values, proc.started, outcome, code, lingering=lingering)
+
+    def _ended(
+        self,
+        job: Job,
+        capture: Capture,
+        values: Path,
+        started: float,
+        outcome: Outcome,
+        code: int | None,
+        error: str | None = None,
+        *,
+        lingering: bool = False,
+    ) -> None:
+        """Book a job that ended: its log kept (what is left of it is passed on by the next
+        `stream`), and, for a failure, what its log's disk says."""
+        duration_s = time.monotonic() - started
+        log_path = self._logs.keep(capture, lingering)
+        clean = outcome is Outcome.EXITED and code == 0
+        trouble = None if clean else self._logs.trouble(capture)
+        self._unstreamed.append((job.key, capture))
+        fin = Finished(job.key, outcome, code, duration_s, error, lingering, log_path, trouble)
+        self._done.append((fin, job, values))
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -298,6 +383,37 @@ class Executor:
                 proc.kill_at = None
                 proc.deadline = float("inf")
                 _signal_group(proc.pid, signal.SIGKILL)
+
+
+def _to(emit: Emit, key: str) -> Callable[[bytes], None]:
+    return lambda data: emit(key, data)
+
+
+def _step_in(cwd: str, env: Mapping[str, str]) -> str:
+    """What the shell runs first so the job starts in `cwd`: nothing when this process is in
+    that folder already (the shell then sees what it would after a chdir); else `cd -P` there
+    (the physical path, as the shell finds after a chdir), with OLDPWD put back as the
+    environment had it. Raises what os.chdir(cwd) would, so a folder that is not there stops
+    the job before it starts (a folder removed in between: the shell's `cd` says so, and the
+    job fails)."""
+    there = os.stat(cwd)
+    if not stat.S_ISDIR(there.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), cwd)
+    if not os.access(cwd, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), cwd)
+    try:
+        here = os.stat(".")
+    except OSError:
+        here = None
+    if here is not None and (here.st_ino, here.st_dev) == (there.st_ino, there.st_dev):
+        return ""
+    old = env.get("OLDPWD")
+    keep = "unset OLDPWD" if old is None else f"OLDPWD={_quoted(old)}"
+    return f"cd -P -- {_quoted(cwd)} || exit; {keep}; "
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 # The guard waits for the end of the pipe from us (nothing is ever written to it: it ends
@@ -457,25 +573,3 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _spawn_failed(job: Job, started: float, why: str) -> Finished:
-    return Finished(job.key, Outcome.SPAWN_FAILED, None, time.monotonic() - started, why)
-
-
-def describe(f: Finished) -> str:
-    """How a job ended, as the end of a sentence about the step."""
-    if f.outcome is Outcome.SPAWN_FAILED:
-        return f"could not start: {f.error}"
-    if f.outcome is Outcome.TIMED_OUT:
-        return f"timed out after {f.duration_s:.1f}s (its processes were killed)"
-    if f.outcome is Outcome.INTERRUPTED:
-        return "was interrupted"
-    code = f.exit_code
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name}"
-    return f"exited with status {code}"
