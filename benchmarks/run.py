@@ -489,7 +489,7 @@ def ab_tools(tmp: Path, ref: str) -> tuple[Tool, Tool]:
     def tool(name: str, tree: Path) -> Tool:
         compileall.compile_dir(str(tree / "dagmake"), quiet=1)
         head = [str(py), "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); "
-                "from dagmake.entry import main; main()"]  # fmt: skip
+                "from dagmake.fast.entry import main; main()"]  # fmt: skip
 
         def argv(dest: Path, j: int) -> list[str]:
             return [*head, "-f", str(dest / "dagmake.yaml"), "-j", str(j)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagmake.entry import main
+from dagmake.fast.entry import main
 
 if __name__ == "__main__":
     main()

@@ -16,16 +16,18 @@ from pathlib import Path
 from types import FrameType, MappingProxyType
 from typing import NamedTuple
 
-from dagmake import faults, noop, softfail
+from dagmake import faults, softfail
 from dagmake.cache import CacheEntry, ResultCache, settings_from_env
 from dagmake.errors import ConfigError, StateError, WorkspaceBusyError
 from dagmake.executors.base import Executor, Finished, Job, Outcome, Produced, describe
 from dagmake.executors.local import LocalExecutor
 from dagmake.facts import Inspector, Resolved, read_values
+from dagmake.fast import noop
 from dagmake.fingerprint import Hasher, outputs_digest
 from dagmake.fsutil import LockHeld
 from dagmake.graph import Graph
 from dagmake.interrupts import STOP_SIGNALS, deferred, signals_held
+from dagmake.layout import workspace_dir
 from dagmake.locations import cache_root, distrust_note
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, decide
@@ -39,7 +41,6 @@ from dagmake.state import (
     StepRecord,
     drop_legacy,
     load_secret,
-    workspace_dir,
 )
 from dagmake.steplogs import Logs
 

@@ -26,6 +26,8 @@ from typing import NamedTuple
 
 import xxhash
 
+from dagmake.fsutil import Signature, signature
+
 FINGERPRINT_VERSION = 2  # 2: the declared outputs, the command with values as stand-ins
 SHELL = "/bin/sh"
 # How far before the stamp a file's last change must lie to trust its stat. Covers coarse
@@ -77,6 +79,10 @@ class FileStamp(NamedTuple):
     ctime_ns: int
     ino: int
     taken_ns: int
+
+    def signature(self) -> Signature:
+        """The `fsutil.signature` the file had (a stamp is only ever of a regular file)."""
+        return (self.size, self.mtime_ns, self.ctime_ns, self.ino)
 
     def to_list(self) -> list[object]:
         return [self.digest, self.size, self.mtime_ns, self.ctime_ns, self.ino, self.taken_ns]
@@ -132,12 +138,7 @@ class Hasher:
             return stamp is not None
         if stamp is None:
             return True
-        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != (
-            stamp.size,
-            stamp.mtime_ns,
-            stamp.ctime_ns,
-            stamp.ino,
-        )
+        return signature(st) != stamp.signature()
 
     def _take(self, rel: str) -> FileStamp | None:
         full = self._full(rel)
@@ -151,10 +152,7 @@ class Hasher:
         old = self.previous.get(rel)
         if (
             old is not None
-            and old.size == st.st_size
-            and old.mtime_ns == st.st_mtime_ns
-            and old.ctime_ns == st.st_ctime_ns
-            and old.ino == st.st_ino
+            and old.signature() == signature(st)
             and settled(st.st_mtime_ns, st.st_ctime_ns, old.taken_ns, self.fine)
         ):
             self.trusted += 1

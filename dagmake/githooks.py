@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 from dagmake.errors import ConfigError
+from dagmake.fsutil import atomic_write_bytes
 
 MARKER = "# installed by dagmake"
 
@@ -57,14 +56,5 @@ def install_hook(start: Path, *, pre_push: bool, force: bool) -> Path:
             os.replace(path, hooks / f"{name}.old")
     hooks.mkdir(parents=True, exist_ok=True)
     text = _SCRIPT.format(marker=MARKER, subdir=subdir)
-    fd, tmp = tempfile.mkstemp(dir=hooks, prefix=f".{name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, text.encode(), mode=0o755)
     return path

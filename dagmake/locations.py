@@ -19,15 +19,12 @@ import stat
 from pathlib import Path
 
 from dagmake.errors import ConfigError
+from dagmake.layout import CHECKED_LEVELS
 
 CACHE_DIR_ENV = "DAGMAKE_CACHE_DIR"
 FILE_NAMES = ("dagmake.yaml", "dagmake.yml")
 MAX_WORKFLOW_BYTES = 64 << 20  # 5,000 steps are about 1 MB; past this it is not a workflow
 
-
-# the levels below the root whose contents are read as they are (a blob is verified by its
-# digest, but a level where another user could create it is not trusted either)
-CHECKED_LEVELS = ("v1", "v1/blobs", "v1/packs", "v1/workspaces", "v1/workflows")
 
 _roots: dict[str, Path] = {}  # the configured root -> the root to use (memo for the process)
 _notes: list[str] = []  # why a root is not used, until said
@@ -69,6 +66,8 @@ def untrusted_because(root: Path) -> str | None:
     made 0700 when needed."""
     me = os.geteuid()
     top = str(root)
+    # the levels below the root whose contents are read as they are (a blob is verified by its
+    # digest, but a level where another user could create it is not trusted either)
     for level in (top, *(f"{top}/{name}" for name in CHECKED_LEVELS)):  # str: pathlib costs
         try:  # 15 us a level, more than the stat
             st = os.stat(level)

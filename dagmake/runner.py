@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from dagmake.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, DagmakeError
 
 if TYPE_CHECKING:
+    from dagmake.fast.noop import Trust
     from dagmake.graph import Graph
-    from dagmake.noop import Trust
     from dagmake.results import RunSummary, StepResult
 
 
@@ -102,7 +102,7 @@ def load_and_saver(
 ) -> tuple[Graph, Callable[[], None]]:
     """The workflow's graph (from `data`, the file's bytes if already read), and a function
     keeping a compiled copy for the next run."""
-    from dagmake.compiled import load_graph
+    from dagmake.fast.compiled import load_graph
     from dagmake.locations import cache_root, find_workflow
 
     path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
@@ -161,7 +161,7 @@ def _fast_noop(
     bytes the key is of (`data`, when given)."""
     import time
 
-    from dagmake import noop
+    from dagmake.fast import noop
     from dagmake.results import RunSummary
 
     started = time.monotonic()

@@ -35,21 +35,21 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
-from dagmake.fingerprint import Components, FileStamp, hash_bytes, outputs_digest
+from dagmake import layout
+from dagmake.fingerprint import Components, FileStamp, outputs_digest
+from dagmake.framing import STATE_INDEX, framed, unframed
 from dagmake.fsutil import (
     atomic_write_bytes,
     ensure_private_dir,
     exclusive_lock,
     mapped,
-    temp_file,
-    unsealed,
-    write_sealed,
 )
+from dagmake.layout import lock_file
 from dagmake.table import Table, build
 
 STATE_VERSION = 1
 _HEADER = {"dagmake_state": STATE_VERSION}
-INDEX_FORMAT = 7  # 7: records hold the declared outputs
+INDEX_FORMAT = 8  # 7: records hold the declared outputs; 8: framed (`framing`)
 INDEX_LAG = 64  # journal lines the index may fall behind before a run rewrites it
 INDEX_LAG_BYTES = 256 << 10  # or bytes (one line can hold the stamps of 10,000 files)
 _CHECK = 64  # bytes before the end of what the index covers that must still be there
@@ -243,48 +243,29 @@ class StateFolderTaken(OSError):
     state."""
 
 
-def workspace_dir(cache_root: Path, workspace: Path, workflow_file: str) -> Path:
-    """The folder holding one workflow file's state, no-op snapshot and logs: state belongs to
-    a workflow file, so two files in one folder never read each other's records. It lies in
-    its workspace's folder (keyed by the workspace's absolute path), which holds the lock
-    (`lock_path`): one run at a time per workspace, whichever file it runs."""
-    return _keyed(_keyed(cache_root / "v1" / "workspaces", str(workspace)), workflow_file)
-
-
-def lock_path(state_dir: Path) -> Path:
-    """The workspace lock of the workflow file whose state is in `state_dir`."""
-    return state_dir.parent / "lock"
-
-
 def drop_legacy(state_dir: Path) -> None:
     """Remove the state that versions before per-file state kept in the workspace's folder
     itself (its records hold commands with substituted values in plain text). Call under the
     workspace lock, which is the same file those versions took."""
-    parent = state_dir.parent
-    legacy = [parent / n for n in ("state.jsonl", "state.marshal", "noop.marshal")]
+    parent = lock_file(state_dir).parent
+    legacy, folders = layout.legacy_state(parent)
     with contextlib.suppress(OSError):
-        legacy += parent.glob("state.bad-*.jsonl")
+        legacy += parent.glob(layout.BAD_JOURNAL_GLOB)
     for path in legacy:
         with contextlib.suppress(OSError):
             path.unlink()
-    for folder in ("logs", "values"):
-        if (parent / folder).is_dir():
+    for folder in folders:
+        if folder.is_dir():
             import shutil  # once per workflow file, on the first run that keeps state here
 
-            shutil.rmtree(parent / folder, ignore_errors=True)
-
-
-def _keyed(parent: Path, key: str) -> Path:
-    digest = hash_bytes(key.encode("utf-8", "surrogateescape"))[:16]
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(key).name)[:40]
-    return parent / f"{name}-{digest}"
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def load_secret(cache_root: Path, *, create: bool) -> bytes:
     """The per-cache random key for environment digests; a throwaway one when absent and
     `create` is false (a dry run on a fresh cache writes nothing), or when it cannot be
     written (then environment digests differ next time: those steps run again)."""
-    path = cache_root / "v1" / "secret"
+    path = layout.secret_file(cache_root)
     try:
         data = path.read_bytes()
         if len(data) >= 16:
@@ -309,19 +290,12 @@ def load_secret(cache_root: Path, *, create: bool) -> bytes:
 def _place_secret(path: Path, data: bytes) -> None:
     """Whole or not at all: written beside it, then linked in (never over another run's);
     a short one (a write that failed) is replaced."""
-    fd, tmp = temp_file(path.parent, ".secret-")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            if len(path.read_bytes()) >= 16:
-                raise
-            os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        atomic_write_bytes(path, data, mode=0o600, exclusive=True)
+    except FileExistsError:
+        if len(path.read_bytes()) >= 16:
+            raise
+        atomic_write_bytes(path, data, mode=0o600)
 
 
 class StateStore:
@@ -333,7 +307,7 @@ class StateStore:
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.path = directory / "state.jsonl"
+        self.path = layout.journal_file(directory)
         self._file: BinaryIO | None = None
         self.writable = True  # False once a write failed: nothing more is written this run
         self._appended = 0
@@ -413,12 +387,12 @@ class StateStore:
             return None
         with f:
             try:
-                payload = unsealed(mapped(self.dir / "state.marshal"))
+                payload = unframed(mapped(layout.index_file(self.dir)), STATE_INDEX, INDEX_FORMAT)
                 (size,) = _LENGTH.unpack_from(payload)
                 head = _LENGTH.size + size
-                fmt, ino, covered, check, lines, split = marshal.loads(payload[_LENGTH.size : head])
+                ino, covered, check, lines, split = marshal.loads(payload[_LENGTH.size : head])
                 records, stamps = payload[head : head + split], payload[head + split :]
-                if fmt != INDEX_FORMAT or ino != os.fstat(f.fileno()).st_ino:
+                if ino != os.fstat(f.fileno()).st_ino:
                     return None
                 f.seek(covered - len(check))
                 rest = f.read()
@@ -458,18 +432,19 @@ class StateStore:
             return  # a torn line: let the next load read the journal
         records = self._records.table(_record_tuple)
         stamps = self._stamps.table(tuple)
-        head = marshal.dumps((INDEX_FORMAT, ino, size, check, self._lines, len(records)))
-        index = self.dir / "state.marshal"
+        head = marshal.dumps((ino, size, check, self._lines, len(records)))
+        index = layout.index_file(self.dir)
         try:  # read in place: no copy to load it
             _fault("state.index")
-            write_sealed(index, [_LENGTH.pack(len(head)), head, records, stamps])
+            parts: list[bytes | bytearray] = [_LENGTH.pack(len(head)), head, records, stamps]
+            atomic_write_bytes(index, framed(STATE_INDEX, INDEX_FORMAT, parts), mode=0o600)
         except OSError as e:
             _failed(e, index)  # the next load reads the whole journal
         except ValueError:
             pass
 
     def _move_aside(self) -> Path:
-        bad = self.path.with_name(f"state.bad-{int(time.time())}.jsonl")
+        bad = layout.bad_journal_file(self.dir, int(time.time()))
         with contextlib.suppress(OSError):
             os.replace(self.path, bad)
         return bad
@@ -482,9 +457,9 @@ class StateStore:
             try:
                 _fault("state.lock")
                 ensure_private_dir(self.dir)
-                held.enter_context(exclusive_lock(lock_path(self.dir), wait=wait, on_wait=on_wait))
+                held.enter_context(exclusive_lock(lock_file(self.dir), wait=wait, on_wait=on_wait))
             except OSError as e:
-                self._stop_writing(e, lock_path(self.dir))
+                self._stop_writing(e, lock_file(self.dir))
             yield
 
     def _stop_writing(self, error: OSError, path: Path) -> None:

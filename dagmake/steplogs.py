@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dagmake.fsutil import ensure_private_dir
+from dagmake.layout import log_file, logs_dir, running_dir, values_dir, values_file
 
 READ_CHUNK = 1 << 20
-RUNNING = "+running"
 LOW_SPACE_BYTES = 16 << 20  # a disk with less free is as good as full for step logs
 
 
@@ -77,9 +77,9 @@ class _Folders:
     __slots__ = ("logs", "running", "values")
 
     def __init__(self, base: Path) -> None:
-        self.logs = ensure_private_dir(base / "logs")
-        self.running = ensure_private_dir(self.logs / RUNNING)
-        self.values = ensure_private_dir(base / "values")
+        self.logs = ensure_private_dir(logs_dir(base))
+        self.running = ensure_private_dir(running_dir(self.logs))
+        self.values = ensure_private_dir(values_dir(base))
         for name in os.listdir(self.running):  # a dead run's: nobody else may have them
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.running / name)
@@ -145,11 +145,11 @@ class Logs:
         """The folders for step logs and values (where steps would look for them)."""
         where = self._folders()
         if where is None:
-            return self._state_dir / "logs", self._state_dir / "values"
+            return logs_dir(self._state_dir), values_dir(self._state_dir)
         return where.logs, where.values
 
     def kept(self, step_id: str) -> Path:
-        return self.folders()[0] / f"{step_id}.log"
+        return log_file(self.folders()[0], step_id)
 
     def values(self, step_id: str) -> Path:
         """An empty place for the step's `$DAGMAKE_OUTPUT` (it appends to it): nothing from an
@@ -158,7 +158,7 @@ class Logs:
             where = self._folders()
             if where is None:
                 break
-            path = where.values / f"{step_id}.env"
+            path = values_file(where.values, step_id)
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -191,7 +191,7 @@ class Logs:
                 fd = os.open(path, flags, 0o600)
             except FileExistsError:
                 continue  # not ours: never opened again
-            return Capture(fd, path, where.logs / f"{step_id}.log")
+            return Capture(fd, path, log_file(where.logs, step_id))
 
     def keep(self, capture: Capture, lingering: bool = False) -> str | None:
         """Make what the command wrote the step's log (None: it wrote nothing, and no log from

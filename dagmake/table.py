@@ -9,7 +9,7 @@ Layout, in the machine's byte order (the file never leaves the machine's cache):
 
 A key's slot is found by linear probing from xxh3-64(key) modulo `slots` (a power of two, at
 least twice `count`). Entries come first so a table is written in one pass. Nothing here checks
-the bytes: callers seal the whole (`fsutil.write_sealed`).
+the bytes: callers frame the whole (`framing`).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pathlib import Path
 from dagmake import globs
 from dagmake.build import RunOptions, run_build
 from dagmake.errors import DagmakeError
+from dagmake.fsutil import Signature, stat_signature
 from dagmake.graph import Graph
 from dagmake.results import Reporter, RunSummary
 from dagmake.selection import selected_steps
@@ -26,12 +27,12 @@ POLL_S = 0.3
 SETTLE_S = 0.2
 MAX_RERUNS = 3  # runs in a row started by changes made during a run (a step writing its inputs)
 
-Signature = dict[str, tuple[int, int, int, int]]
+Signatures = dict[str, Signature]
 
 
-def snapshot(graph: Graph, chosen: list[str]) -> Signature:
-    """(mtime_ns, ctime_ns, size, inode) of every input of the chosen steps and of the
-    workflow file, by workspace-relative path. An input tree that cannot be listed (a FIFO in
+def snapshot(graph: Graph, chosen: list[str]) -> Signatures:
+    """The `fsutil.signature` of every input of the chosen steps and of the workflow file, by
+    workspace-relative path. An input tree that cannot be listed (a FIFO in
     it, a symlink leading out) is watched through its folders instead."""
     wf = graph.workflow
     patterns = [p for s in chosen for p in graph.step(s).inputs]
@@ -46,16 +47,13 @@ def snapshot(graph: Graph, chosen: list[str]) -> Signature:
     return sig
 
 
-def _stats(root: str, paths: list[str]) -> Signature:
-    sig: Signature = {}
+def _stats(root: str, paths: list[str]) -> Signatures:
+    sigs: Signatures = {}
     for rel in paths:
-        try:
-            st = os.stat(os.path.join(root, rel))
-        except (OSError, ValueError):
-            continue
-        # ctime too: a same-size rewrite with the mtime put back still moves it
-        sig[rel] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-    return sig
+        sig = stat_signature(os.path.join(root, rel))
+        if sig is not None:
+            sigs[rel] = sig
+    return sigs
 
 
 def watch(
@@ -84,7 +82,7 @@ def watch(
             announce(f"error: {e}")
             announce(f"waiting for {workflow_file.name} or an input to change; Ctrl-C to stop")
 
-            def take(paths: list[str] = inputs, at: str = root) -> Signature:
+            def take(paths: list[str] = inputs, at: str = root) -> Signatures:
                 return {**_stats(at, paths), **_stats(here, [workflow_file.name])}
 
             _wait_for_change(take, take(), announce)
@@ -106,12 +104,12 @@ def watch(
         _wait_for_change(_snapshots(graph, chosen), after, announce)
 
 
-def _snapshots(graph: Graph, chosen: list[str]) -> Callable[[], Signature]:
+def _snapshots(graph: Graph, chosen: list[str]) -> Callable[[], Signatures]:
     return lambda: snapshot(graph, chosen)
 
 
 def _wait_for_change(
-    take: Callable[[], Signature], before: Signature, announce: Callable[[str], None]
+    take: Callable[[], Signatures], before: Signatures, announce: Callable[[str], None]
 ) -> None:
     while True:
         time.sleep(POLL_S)
@@ -123,6 +121,6 @@ def _wait_for_change(
         return
 
 
-def _announce_changes(before: Signature, now: Signature, announce: Callable[[str], None]) -> None:
+def _announce_changes(before: Signatures, now: Signatures, announce: Callable[[str], None]) -> None:
     changed = sorted(p for p in set(now) | set(before) if now.get(p) != before.get(p))
     announce(f"changed: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")

@@ -237,7 +237,7 @@ def test_ab_runs_this_tree_and_the_ref_side_by_side(tmp_path: Path) -> None:
         assert res.returncode == 0 and res.stdout.startswith("dagmake, version"), res.stderr
     probe = "import dagmake, sys; print(dagmake.__file__)"
     python, _, code = old.version[:3]
-    code = code.replace("from dagmake.entry import main; main()", probe)
+    code = code.replace("from dagmake.fast.entry import main; main()", probe)
     where = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
     assert where.stdout.startswith(str(tmp_path / "ab-old"))
     res = {"dagmake@HEAD": {"cold_s": 2.0, "noop_s": 0.1}, "dagmake": {"cold_s": 1.0}}

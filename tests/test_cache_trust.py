@@ -122,8 +122,8 @@ def test_a_compiled_workflow_planted_in_an_untrusted_folder_is_not_run(ws: Works
     evil = ws.root.parent / "evil"
     evil.mkdir()
     (evil / "dagmake.yaml").write_text(BUILD.replace("tr a-z A-Z < src.txt", "echo EVIL"))
-    from dagmake.compiled import _encode
-    from dagmake.fsutil import write_sealed
+    from dagmake.fast.compiled import _encode
+    from dagmake.fsutil import atomic_write_bytes as write_sealed  # _encode frames it
     from dagmake.graph import build_graph
     from dagmake.spec import load_workflow
 

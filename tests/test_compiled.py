@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagmake.compiled import load_graph
+from dagmake.fast.compiled import load_graph
 from dagmake.graph import Graph
 
 WORKFLOW = """

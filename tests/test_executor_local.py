@@ -29,7 +29,7 @@ def test_a_build_with_cwd_steps_never_moves_this_process_out_of_its_folder(
     or opens a relative path, while steps with `cwd:` start, always finds the folder it was in:
     spawning a step must not step into the step's folder, even for a moment."""
     from dagmake.build import RunOptions, run_build
-    from dagmake.compiled import load_graph
+    from dagmake.fast.compiled import load_graph
     from dagmake.locations import cache_root
     from dagmake.report import make_reporter
 
@@ -160,9 +160,9 @@ class Bench:
     reads $DAGMAKE_OUTPUT."""
 
     def __init__(self, root: Path, flow: str, capacity: int = 2, grace_s: float = 0.5) -> None:
-        from dagmake.compiled import load_graph
         from dagmake.executors.local import LocalExecutor
         from dagmake.facts import Inspector
+        from dagmake.fast.compiled import load_graph
         from dagmake.fingerprint import Hasher
         from dagmake.locations import cache_root
         from dagmake.steplogs import Logs

@@ -316,7 +316,7 @@ def test_a_plain_no_op_is_answered_before_the_full_command_line_and_agrees_with_
 
 
 def test_the_quick_parser_declines_anything_it_does_not_fully_understand() -> None:
-    from dagmake.entry import _parse
+    from dagmake.fast.entry import _parse
 
     assert _parse(["-j2"]) == (None, (), {}, (), 2, False, False)
     assert _parse(["run", "--file=x.yaml", "-c", "a=1", "-j", "3", "--no-cache", "t1", "t2"]) == (
@@ -342,7 +342,7 @@ def _snapshot(ws: Workspace) -> tuple[Path, bytes]:
 def test_a_touched_file_is_hashed_once_then_trusted_by_stat_again(ws: Workspace) -> None:
     """After a touch (or a build that just wrote its files), the quick path must hash those
     files; it re-takes the snapshot so the runs after it are stat-only again."""
-    from dagmake import noop
+    from dagmake.fast import noop
 
     chain(ws)
     ws.ran()
@@ -364,7 +364,7 @@ def test_a_touched_file_is_hashed_once_then_trusted_by_stat_again(ws: Workspace)
 
 
 def test_a_snapshot_is_not_re_taken_over_a_run_that_came_in_between(ws: Workspace) -> None:
-    from dagmake import noop
+    from dagmake.fast import noop
     from dagmake.locations import read_workflow_bytes
 
     chain(ws)

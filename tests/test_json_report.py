@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import Workspace
 
-from dagmake import entry
+from dagmake.fast import entry
 from dagmake.model import Reason, ReasonKind, StepStatus
 from dagmake.results import RunSummary, Settled, StepResult
 

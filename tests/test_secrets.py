@@ -77,7 +77,7 @@ def test_state_an_earlier_version_kept_in_the_workspace_folder_is_removed(
 ) -> None:
     """Earlier versions kept one journal per folder, with commands in plain text, where the
     workspace's folder now holds only the lock and one folder per workflow file."""
-    from dagmake.state import workspace_dir
+    from dagmake.layout import workspace_dir
 
     ws.workflow(FLOW)
     ws.write("in.txt", "x\n")

@@ -3,7 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from dagmake.fingerprint import Components, FileStamp
-from dagmake.state import StateStore, StepRecord, load_secret, lock_path, workspace_dir
+from dagmake.layout import lock_file as lock_path
+from dagmake.layout import workspace_dir
+from dagmake.state import StateStore, StepRecord, load_secret
 
 
 def rec(sid: str, fp: str = "f" * 32) -> StepRecord:

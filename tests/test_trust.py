@@ -117,7 +117,7 @@ def test_trusting_the_snapshot_never_changes_a_decision(ws: Workspace, tmp_path:
 
 def snapshot(ws: Workspace) -> tuple[object, ...] | None:
     """The snapshot's content but for what differs between workspaces (stats, settled bits)."""
-    from dagmake import noop
+    from dagmake.fast import noop
 
     found = list(ws.cache.rglob("noop.marshal"))
     if not found:
@@ -162,12 +162,12 @@ def test_a_trust_taken_before_another_run_changed_the_state_is_not_used(ws: Work
     between, its word is worth nothing (checked under the workspace lock)."""
     import io
 
-    from dagmake import noop
     from dagmake.build import RunOptions, run_build
-    from dagmake.compiled import load_graph
+    from dagmake.fast import noop
+    from dagmake.fast.compiled import load_graph
+    from dagmake.layout import workspace_dir
     from dagmake.locations import cache_root, read_workflow_bytes
     from dagmake.report import make_reporter
-    from dagmake.state import workspace_dir
 
     project(ws)
     ws.ran()
@@ -228,7 +228,7 @@ def test_a_patch_rewrites_only_the_pieces_it_touches_and_equals_a_full_write(
     """The snapshot keeps paths' and steps' facts in pieces of `noop.PIECE`, and a patch
     re-encodes only the pieces its steps fall in: with more than one piece of each, an edit
     in the last piece and then in the first must leave what a full write leaves."""
-    from dagmake import noop
+    from dagmake.fast import noop
 
     n = noop.PIECE + 100
     ws.workflow(

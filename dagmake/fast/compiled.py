@@ -8,8 +8,8 @@ root: any edit, upgrade or move means a fresh parse. Stored with `marshal` as pl
 Each step, with its dependencies and dependents, is its own marshal bytes in a `table.Table`
 keyed by its id, decoded when first read, and so is the edge list: a run after a one-file edit
 reads the few steps it decides, not 5,000 (the load is about 2 ms instead of 40 ms). The file
-carries a digest of itself, checked when it is read, so a damaged copy is a miss at load, never
-an error when a step is first read mid-run.
+is framed (`framing`: format, version, length, a digest of it all), checked when it is read, so
+a damaged copy is a miss at load, never an error when a step is first read mid-run.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from typing import Any, overload
 import xxhash
 
 from dagmake import __version__, faults, softfail, table
-from dagmake.fsutil import ensure_private_dir, mapped, unsealed, write_sealed
+from dagmake.framing import COMPILED, framed, unframed
+from dagmake.fsutil import atomic_write_bytes, ensure_private_dir, mapped
 from dagmake.graph import Edge, Graph, build_graph
+from dagmake.layout import compiled_file
 from dagmake.locations import read_workflow_bytes
 from dagmake.model import CacheSettings, Location, Step, Workflow
 
-FORMAT = 5
+FORMAT = 6  # 6: framed (`framing`), the version in the frame
 
 
 def load_graph(
@@ -43,9 +45,9 @@ def load_graph(
     root = path.absolute().parent.resolve()
     h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{path}\0{root}\0".encode())
     h.update(data)
-    file = cache_root / "v1" / "workflows" / f"{h.hexdigest()}.marshal"
+    file = compiled_file(cache_root, h.hexdigest())
     with contextlib.suppress(Exception):  # anything odd about the copy: parse again
-        return _decode(unsealed(mapped(file)), path, root), _nothing
+        return _decode(unframed(mapped(file), COMPILED, FORMAT), path, root), _nothing
     from dagmake.spec import load_workflow  # YAML is imported only when there is YAML to read
 
     graph = build_graph(load_workflow(path, data=data))
@@ -54,7 +56,7 @@ def load_graph(
         try:
             faults.check("compiled.save")
             ensure_private_dir(file.parent)
-            write_sealed(file, _encode(graph))
+            atomic_write_bytes(file, _encode(graph), mode=0o600)
         except OSError as e:
             softfail.failed(e, file)  # the next run parses the YAML again
         except ValueError:
@@ -74,10 +76,10 @@ def _loc(loc: Location | None) -> tuple[str, int] | None:
 _LENGTH = struct.Struct("=I")
 
 
-def _encode(graph: Graph) -> list[bytes | bytearray]:
-    """The file's parts: the length of the head, the head (marshal), the steps' table. The
-    table is read in place from the mapped file (inside the head's marshal it was copied out
-    on every load, 1.3 MB at 5,000 steps)."""
+def _encode(graph: Graph) -> list[bytes | bytearray | memoryview]:
+    """The file's parts, framed: the length of the head, the head (marshal), the steps'
+    table. The table is read in place from the mapped file (inside the head's marshal it was
+    copied out on every load, 1.3 MB at 5,000 steps)."""
     wf = graph.workflow
     entries = [
         (s.id.encode("utf-8", "surrogateescape"), marshal.dumps((
@@ -91,21 +93,18 @@ def _encode(graph: Graph) -> list[bytes | bytearray]:
     ]  # fmt: skip
     edges = [(e.src, e.dst, e.implicit, e.via, _loc(e.location)) for e in graph.edges]
     head = marshal.dumps((
-        FORMAT,
         (wf.name, wf.description, wf.vars, wf.env, wf.cache.max_size_bytes, wf.cache.max_age_s),
         [s.id for s in wf.steps],
         graph.order,
         marshal.dumps(edges),
     ))  # fmt: skip
-    return [_LENGTH.pack(len(head)), head, table.build(entries)]
+    return framed(COMPILED, FORMAT, [_LENGTH.pack(len(head)), head, table.build(entries)])
 
 
 def _decode(payload: memoryview, path: Path, root: Path) -> Graph:
     (n,) = _LENGTH.unpack_from(payload)
     head = marshal.loads(payload[_LENGTH.size : _LENGTH.size + n])
-    version, (name, description, wvars, wenv, max_size, max_age), ids, order, edges = head
-    if version != FORMAT:
-        raise ValueError("old format")
+    (name, description, wvars, wenv, max_size, max_age), ids, order, edges = head
     entries = _Entries(ids, table.Table(payload[_LENGTH.size + n :]))
     workflow = Workflow(
         name=name,

@@ -45,26 +45,25 @@ import xxhash
 
 from dagmake import __version__
 from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, keyed_digest, settled
+from dagmake.framing import HEADER_SIZE, SNAPSHOT, framed, seal, unframed
 from dagmake.fsutil import (
-    SEAL_SIZE,
     LockHeld,
+    Signature,
     atomic_write_bytes,
     exclusive_lock,
     mapped,
-    sealed,
-    unsealed,
+    stat_signature,
 )
+from dagmake.layout import journal_file, lock_file, snapshot_file, workspace_dir
 from dagmake.locations import cache_root, find_workflow, read_workflow_bytes
-from dagmake.state import load_secret, lock_path, workspace_dir
+from dagmake.state import load_secret
 
 if TYPE_CHECKING:
     import mmap
 
-FORMAT = 8
-FILE_NAME = "noop.marshal"
-JOURNAL = "state.jsonl"  # the state's journal: the snapshot is only good for the state it saw
+FORMAT = 9  # 9: a stat is an `fsutil.Signature` (a folder's type too); framed (`framing`)
 
-Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+Stat = Signature  # size, mtime_ns, ctime_ns, inode (and the type, but for a regular file)
 
 
 class Entry(NamedTuple):
@@ -183,7 +182,7 @@ class Found(NamedTuple):
     # When files had to be hashed and matched: the snapshot re-taken with their new stats, so
     # the next run trusts them by stat again; else None.
     retaken: Parts | None
-    seal: bytes  # the snapshot's seal (a digest of it) as read: is it still the one? (`retake`)
+    seal: bytes  # the snapshot's `framing.seal` as read: is it still the one? (`retake`)
 
 
 def run_key(
@@ -203,14 +202,6 @@ def run_key(
         h.update(f"{k}={keyed_digest(secret, k, v)}\0".encode("utf-8", "surrogateescape"))
     h.update(workflow_bytes)
     return h.hexdigest()
-
-
-def _stat(path: str) -> Stat | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def look(
@@ -257,11 +248,11 @@ def check(state_dir: Path, key: str, root: Path, *, want_trust: bool = False) ->
 
 def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | None:
     try:
-        seen = mapped(state_dir / FILE_NAME)
+        seen = mapped(snapshot_file(state_dir))
         doc, stored = decode(seen)
     except (OSError, ValueError, EOFError, TypeError, struct.error):
         return None
-    if doc.version != FORMAT or doc.key != key:
+    if doc.key != key:
         return None
     name, steps, paths, stats, digests = doc.name, doc.steps, doc.paths, doc.stats, doc.digests
     settled, journal, owners, produced = doc.settled, doc.journal, doc.owners, doc.produced
@@ -272,15 +263,11 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
     changed: set[int] = set()
     hashed: list[tuple[int, Stat, bool]] = []
     prefix = os.path.join(base, "")
-    stat = os.stat
+    sig = stat_signature
     observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
     for i, (rel, then, digest, ok) in enumerate(zip(paths, stats, digests, settled, strict=True)):
         full = prefix + rel
-        try:
-            st = stat(full)
-            now: Stat | None = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        except OSError:
-            now = None
+        now = sig(full)
         if now == then and (ok or now is None):
             continue
         # Touched, or changed too close to when it was seen to trust its stat: the bytes decide.
@@ -316,12 +303,14 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
             new_stats[i], new_settled[i] = now, ok
         new = doc._replace(stats=new_stats, settled=new_settled)
         retaken = _dumps(new, stored, {i // PIECE for i, _, _ in hashed})
-    seal = bytes(seen[:SEAL_SIZE])
-    return Found(str(name), tuple(steps), dict(doc.skipped), len(changed), trust, retaken, seal)
+    return Found(
+        str(name), tuple(steps), dict(doc.skipped), len(changed), trust, retaken, seal(seen)
+    )
 
 
 def journal_stat(state_dir: Path) -> Stat | None:
-    return _stat(str(state_dir / JOURNAL))
+    """The state's journal's stat: a snapshot is only good for the state it saw."""
+    return stat_signature(str(journal_file(state_dir)))
 
 
 def _settled(st: Stat, observed_ns: int, fine: bool) -> bool:
@@ -334,11 +323,11 @@ def retake(state_dir: Path, found: Found) -> None:
     it changes anything) and the journal is unchanged. Never fails."""
     if found.retaken is None:
         return
-    with contextlib.suppress(OSError, LockHeld), exclusive_lock(lock_path(state_dir), wait=False):
-        with open(state_dir / FILE_NAME, "rb") as now:
-            if now.read(SEAL_SIZE) != found.seal:
+    with contextlib.suppress(OSError, LockHeld), exclusive_lock(lock_file(state_dir), wait=False):
+        with open(snapshot_file(state_dir), "rb") as now:
+            if now.read(HEADER_SIZE) != found.seal:
                 return
-        atomic_write_bytes(state_dir / FILE_NAME, found.retaken, mode=0o600)
+        atomic_write_bytes(snapshot_file(state_dir), found.retaken, mode=0o600)
 
 
 def _same_content(path: str, digest: str) -> bool:
@@ -480,9 +469,9 @@ def _save(state_dir: Path, parts: Parts) -> None:
 
     try:
         faults.check("noop.snapshot")
-        atomic_write_bytes(state_dir / FILE_NAME, parts, mode=0o600)
+        atomic_write_bytes(snapshot_file(state_dir), parts, mode=0o600)
     except OSError as e:
-        softfail.failed(e, state_dir / FILE_NAME)  # the next run decides in full
+        softfail.failed(e, snapshot_file(state_dir))  # the next run decides in full
     except ValueError:
         pass
 
@@ -525,7 +514,9 @@ def _dumps(
         else marshal.dumps(tuple(getattr(doc, f) for f in _STATIC), 2)
     )
     lengths = struct.pack(f"={len(pieces)}I", *map(len, pieces))
-    return sealed(
+    return framed(
+        SNAPSHOT,
+        FORMAT,
         [
             _LENGTH.pack(len(head)), head, _LENGTH.pack(len(static)), static,
             _LENGTH.pack(len(pieces)), lengths, *pieces,
@@ -536,7 +527,7 @@ def _dumps(
 def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, Stored]:
     """A snapshot file's fields, and its static part and pieces as stored. ValueError (or
     another) when it is damaged or not a snapshot."""
-    payload = unsealed(data)
+    payload = unframed(data, SNAPSHOT, FORMAT)
     (n,) = _LENGTH.unpack_from(payload)
     head = marshal.loads(payload[_LENGTH.size : _LENGTH.size + n])
     at = _LENGTH.size + n
@@ -587,12 +578,12 @@ def _fresh(
     entries: dict[str, Entry] = {}
     observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
     for rel, stamp in stamps.items():
-        now = _stat(os.path.join(base, rel))
+        now = stat_signature(os.path.join(base, rel))
         if stamp is None:
             if now is not None:
                 return None
             entries[rel] = Entry(None, None, True)
-        elif now != (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino):
+        elif now != stamp.signature():
             return None  # changed after the run looked at it: the next run must look again
         else:
             entries[rel] = Entry(now, stamp.digest, _settled(now, observed_ns, fine))
@@ -604,7 +595,7 @@ def _fresh(
                 folders_of[start] = _folders(root, [start])
                 for rel in folders_of[start]:
                     full = os.path.join(base, rel)
-                    st = _stat(full)
+                    st = stat_signature(full)
                     try:
                         listing: str | None = _listing(full)  # after the stat
                     except OSError:
@@ -634,7 +625,7 @@ def _links(step_ids: Sequence[str], deps: Mapping[str, Sequence[str]]) -> Links 
 
 def invalidate(state_dir: Path) -> None:
     with contextlib.suppress(OSError):
-        os.unlink(state_dir / FILE_NAME)
+        os.unlink(snapshot_file(state_dir))
 
 
 def _folders(root: Path, glob_roots: Iterable[tuple[str, bool]]) -> list[str]:

@@ -1,0 +1,171 @@
+"""Where everything lives on disk, named once: the folders and files under the cache root, and
+those of a workflow file's state folder. Nothing else spells a path; nothing here does I/O.
+
+    <root>/v1/                           VERSION_DIR
+      blobs/ab/<digest>                  the cache's contents (`blob_file`)
+      packs/ab                           the cache's manifests
+      entries/                           one file per manifest, before packs (only removed)
+      runs, last-prune, stats.json       the cache's upkeep (stats.json: before `runs`)
+      secret                             the per-cache key of environment digests
+      workflows/<key>.marshal            compiled workflows (`fast.compiled`)
+      workspaces/<ws>-<h>/               one per workspace: the lock, and
+        lock                             one run at a time per workspace
+        <file>-<h>/                      one per workflow file (`workspace_dir`):
+          state.jsonl, state.marshal     the journal and its index (`state`)
+          state.bad-<time>.jsonl         a corrupt journal, moved aside
+          noop.marshal                   the no-op snapshot (`fast.noop`)
+          logs/<step>.log, logs/+running/ step logs, and those being written (`steplogs`)
+          values/<step>.env              what steps wrote to $DAGMAKE_OUTPUT
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import xxhash
+
+VERSION_DIR = "v1"
+BLOBS = "blobs"
+PACKS = "packs"
+LEGACY_ENTRIES = "entries"
+RUNS = "runs"
+LAST_PRUNE = "last-prune"
+LEGACY_STATS = "stats.json"
+SECRET = "secret"
+WORKFLOWS = "workflows"
+WORKSPACES = "workspaces"
+LOCK = "lock"
+JOURNAL = "state.jsonl"
+INDEX = "state.marshal"
+BAD_JOURNAL_GLOB = "state.bad-*.jsonl"
+SNAPSHOT = "noop.marshal"
+LOGS = "logs"
+RUNNING = "+running"  # a step id cannot contain `+`: no kept log is ever this folder
+VALUES = "values"
+
+# the levels below the root whose contents are read as they are, so whose owner and mode the
+# trust check looks at (`locations.untrusted_because`)
+CHECKED_LEVELS = (
+    VERSION_DIR,
+    f"{VERSION_DIR}/{BLOBS}",
+    f"{VERSION_DIR}/{PACKS}",
+    f"{VERSION_DIR}/{WORKSPACES}",
+    f"{VERSION_DIR}/{WORKFLOWS}",
+)
+
+
+# -- under the cache root ------------------------------------------------------------------
+
+
+def version_dir(root: Path) -> Path:
+    return root / VERSION_DIR
+
+
+def blobs_dir(root: Path) -> Path:
+    return root / VERSION_DIR / BLOBS
+
+
+def blob_file(blobs: Path, digest: str) -> Path:
+    """A blob in `blobs` (`blobs_dir`): fanned out by its digest's first two characters."""
+    return blobs / digest[:2] / digest
+
+
+def packs_dir(root: Path) -> Path:
+    return root / VERSION_DIR / PACKS
+
+
+def legacy_entries_dir(root: Path) -> Path:
+    return root / VERSION_DIR / LEGACY_ENTRIES
+
+
+def runs_file(root: Path) -> Path:
+    return root / VERSION_DIR / RUNS
+
+
+def last_prune_file(root: Path) -> Path:
+    return root / VERSION_DIR / LAST_PRUNE
+
+
+def upkeep_files(root: Path) -> tuple[Path, ...]:
+    """What a `cache clear` removes beside the entries, in this order (stats.json before
+    `runs`: an older version's statistics)."""
+    v1 = root / VERSION_DIR
+    return v1 / RUNS, v1 / LEGACY_STATS, v1 / LAST_PRUNE
+
+
+def secret_file(root: Path) -> Path:
+    return root / VERSION_DIR / SECRET
+
+
+def compiled_file(root: Path, key: str) -> Path:
+    """The compiled copy of a workflow whose key (a hex digest) is `key`."""
+    return root / VERSION_DIR / WORKFLOWS / f"{key}.marshal"
+
+
+def workspace_dir(root: Path, workspace: Path, workflow_file: str) -> Path:
+    """The folder holding one workflow file's state, no-op snapshot and logs: state belongs to
+    a workflow file, so two files in one folder never read each other's records. It lies in
+    its workspace's folder (keyed by the workspace's absolute path), which holds the lock
+    (`lock_file`): one run at a time per workspace, whichever file it runs."""
+    return _keyed(_keyed(root / VERSION_DIR / WORKSPACES, str(workspace)), workflow_file)
+
+
+def _keyed(parent: Path, key: str) -> Path:
+    """`<readable part of the name>-<16 hex digits of xxh3-128 of the key>`."""
+    digest = xxhash.xxh3_128_hexdigest(key.encode("utf-8", "surrogateescape"))[:16]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(key).name)[:40]
+    return parent / f"{name}-{digest}"
+
+
+# -- in a state folder (`workspace_dir`) ---------------------------------------------------
+
+
+def lock_file(state_dir: Path) -> Path:
+    """The workspace lock of the workflow file whose state is in `state_dir`."""
+    return state_dir.parent / LOCK
+
+
+def journal_file(state_dir: Path) -> Path:
+    return state_dir / JOURNAL
+
+
+def index_file(state_dir: Path) -> Path:
+    return state_dir / INDEX
+
+
+def bad_journal_file(state_dir: Path, at_s: int) -> Path:
+    """Where a corrupt journal is moved aside at `at_s` (seconds since the epoch)."""
+    return state_dir / f"state.bad-{at_s}.jsonl"
+
+
+def snapshot_file(state_dir: Path) -> Path:
+    return state_dir / SNAPSHOT
+
+
+def legacy_state(workspace: Path) -> tuple[list[Path], list[Path]]:
+    """What versions before per-file state kept in a workspace's folder itself (`workspace`:
+    `lock_file(...).parent`): its files (the moved-aside journals too are found by
+    `BAD_JOURNAL_GLOB`) and its folders."""
+    files = [workspace / JOURNAL, workspace / INDEX, workspace / SNAPSHOT]
+    return files, [workspace / LOGS, workspace / VALUES]
+
+
+def logs_dir(base: Path) -> Path:
+    """Step logs in `base` (a state folder, or the temporary one a broken disk falls back to)."""
+    return base / LOGS
+
+
+def running_dir(logs: Path) -> Path:
+    return logs / RUNNING
+
+
+def values_dir(base: Path) -> Path:
+    return base / VALUES
+
+
+def log_file(logs: Path, step_id: str) -> Path:
+    return logs / f"{step_id}.log"
+
+
+def values_file(values: Path, step_id: str) -> Path:
+    return values / f"{step_id}.env"
