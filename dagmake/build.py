@@ -242,6 +242,7 @@ class _Run:
                 store_failed=lambda e, sid: softfail.failed(e, f"could not store '{sid}'"),
             )
         self._entries: dict[str, CacheEntry | None] = {}
+        self._keys: dict[str, str | None] = {}  # step -> the action key of its last decision
         self.results: dict[str, StepResult] = {}
         self.produced: dict[str, str | None] = {}  # step -> digest of what it produced
         self.values: dict[str, Mapping[str, str]] = {}
@@ -525,16 +526,17 @@ class _Run:
             resolved.facts,
             record,
             force=self.options.force,
-            cached=lambda fp: step.cache and self._entry(fp) is not None,
+            cached=lambda key: step.cache and self._entry(key) is not None,
         )
+        self._keys[sid] = decision.action_key  # what its result is stored under
         if decision.action is Action.UP_TO_DATE:
             assert record is not None
             self.produced[sid] = record.produced_digest()
             self.values[sid] = dict(record.values)
             return StepResult(sid, StepStatus.UP_TO_DATE)
         if decision.action is Action.RESTORE:
-            assert decision.fingerprint is not None
-            entry = self._entry(decision.fingerprint)
+            assert decision.action_key is not None
+            entry = self._entry(decision.action_key)
             assert entry is not None
             if self.dry:
                 self._produced_from_entry(sid, entry)
@@ -640,9 +642,10 @@ class _Run:
                 log_path.unlink()  # silent: no log, as after a run
         if log:
             self.reporter.step_output(step.id, log, replayed=True)
+        assert decision.fingerprint is not None
         record = StepRecord(
             step.id,
-            entry.key,
+            decision.fingerprint,
             decision.components,
             tuple(sorted(expected.items())),
             entry.values,
@@ -800,6 +803,9 @@ class _Run:
         from dagmake.cache import OutputFile, empty_folders
 
         assert self.cache is not None
+        key = self._keys.get(step.id)
+        if key is None:
+            return
         files: list[OutputFile] = []
         for path, digest in record.outputs:
             full = self.workflow.root / path
@@ -811,7 +817,7 @@ class _Run:
             files.append(OutputFile(path, digest, st.st_size, st.st_mode & 0o7777, link))
         folders = empty_folders(self.workflow.root, step.outputs)
         self.cache.store(
-            record.fingerprint, step.id, self.workflow.root, files, log_path,
+            key, step.id, self.workflow.root, files, log_path,
             dict(record.values), folders,
         )  # fmt: skip
 

@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "spec": {"errors", "model", "variables", "conditions", "globs", "units", "locations"},
     "graph": {"errors", "model", "globs"},
     "fingerprint": set(),
+    "digests": set(),
     "table": set(),
     "state": {"fingerprint", "fsutil", "table", "faults", "softfail"},
     "packs": {"fsutil", "faults"},
@@ -42,7 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     "cachekeep": {"cache", "fingerprint", "units"},
     "executor": {"errors", "faults"},
     "steplogs": {"fsutil"},
-    "plan": {"model", "fingerprint", "state"},
+    "plan": {"model", "fingerprint", "digests", "state"},
     "results": {"model"},
     "facts": {
         "conditions",
