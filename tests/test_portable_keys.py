@@ -10,8 +10,8 @@ from pathlib import Path
 
 from conftest import Workspace
 
+from dagmake.cache.packs import Packs
 from dagmake.digests import SHA256, XXH3_128, Digest, action_key, sha256, xxh3
-from dagmake.packs import Packs
 
 FLOW = """
 env:
