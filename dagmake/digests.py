@@ -12,7 +12,6 @@ The key is a SHA-256, so no value is in it in plain text.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
@@ -42,6 +41,8 @@ def xxh3(data: bytes) -> Digest:
 
 def sha256(data: bytes) -> Digest:
     """hashlib's SHA-256 (OpenSSL's, so about as fast as the machine allows)."""
+    import hashlib  # loading OpenSSL costs ~2 ms: not for a run that finds all up to date
+
     return Digest(SHA256, hashlib.sha256(data).hexdigest(), len(data))
 
 
@@ -81,4 +82,4 @@ def action_key(
         "tools": sorted(tools),
     }
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    return sha256(text.encode("ascii")).hex
