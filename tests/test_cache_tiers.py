@@ -98,6 +98,7 @@ class MemoryTier:
 class Project:
     def __init__(self, root: Path, cache: Path) -> None:
         self.root, self.cache = root, cache
+        self.served: dict[str, str] = {}  # key -> the tier a restore came from
         root.mkdir(parents=True)
         (root / "dagmake.yaml").write_text(FLOW)
         (root / "in.txt").write_text("small\n")
@@ -110,6 +111,7 @@ class Project:
         graph, _ = load_graph(self.root / "dagmake.yaml", cache_root())
         cache = Cache(cache_root(), CacheSettings(), warn=reporter.warning, below=[tier])
         summary = run_build(graph, RunOptions(), reporter, cache=cache)
+        self.served = {key: cache.tier_of(key) for key in tier.results}
         return summary, said.getvalue()
 
     def local_entries(self) -> dict[str, str]:
@@ -148,6 +150,7 @@ def test_a_result_only_a_lower_tier_holds_is_restored_and_fills_the_local_tier(
     assert "warning" not in said, said
     assert outputs_right(second)
     (key,) = tier.results
+    assert second.served == {key: "memory"}
     assert tier.used == [key]  # the real run marked the hit it restored
     assert second.local_entries() == {"gen": key}  # filled
     (blob,) = tier.blobs

@@ -59,6 +59,11 @@ class Cache:
         CacheCorrupt when only a broken one is found (`discard` it in a real run)."""
         return self.tiers.get(key)
 
+    def tier_of(self, key: str) -> str:
+        """The name of the tier that served `key` ("local" when none did): what a report says
+        of a restore ("cache": "local" / "remote")."""
+        return self.tiers.source(key).name
+
     def lookup(self, key: str) -> ActionResult | None:
         """`get`, then what a real run does with its answer: a broken entry is discarded with
         a warning, a hit marked used. (For maintenance and tests; the build loop asks `get`,
