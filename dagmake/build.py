@@ -17,7 +17,9 @@ from types import FrameType, MappingProxyType
 from typing import NamedTuple
 
 from dagmake import faults, softfail
-from dagmake.cache import CacheEntry, ResultCache, settings_from_env
+from dagmake.cache.base import ActionResult, CacheCorrupt
+from dagmake.cache.facade import Cache
+from dagmake.cache.local import settings_from_env
 from dagmake.errors import ConfigError, StateError, WorkspaceBusyError
 from dagmake.executors.base import Executor, Finished, Job, Outcome, Produced, describe
 from dagmake.executors.local import LocalExecutor
@@ -68,7 +70,11 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSummary:
+def run_build(
+    graph: Graph, options: RunOptions, reporter: Reporter, *, cache: Cache | None = None
+) -> RunSummary:
+    """`cache`: the result cache to use (default: the local one under the cache root, built
+    here); a dry run only reads it."""
     chosen = selected_steps(graph, options.targets, options.changed_files)
     trust = options.trust
     # A snapshot exists only for this same workflow text and context, which passed the whole
@@ -92,7 +98,9 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
         for w in loaded.warnings:
             reporter.warning(w)
         secret = load_secret(root, create=False)
-        return _Run(graph, options, reporter, loaded, store, secret, trust, dry=True).go(chosen)
+        return _Run(
+            graph, options, reporter, loaded, store, secret, trust, dry=True, cache=cache
+        ).go(chosen)
     softfail.begin(reporter.warning)
     try:
         store.make_dir()
@@ -122,7 +130,9 @@ def run_build(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumma
             store.open_for_append(loaded)
             try:
                 secret = load_secret(root, create=True)
-                run = _Run(graph, options, reporter, loaded, store, secret, trust, dry=False)
+                run = _Run(
+                    graph, options, reporter, loaded, store, secret, trust, dry=False, cache=cache
+                )
                 summary = run.go(chosen)
                 if options.noop_key is not None and store.writable and run.all_settled():
                     _snapshot(run, store.dir, options.noop_key, chosen)
@@ -201,6 +211,7 @@ class _Run:
         trust: noop.Trust | None,
         *,
         dry: bool,
+        cache: Cache | None = None,
     ) -> None:
         self.graph = graph
         self.trust = trust
@@ -213,17 +224,22 @@ class _Run:
         self.dry = dry
         self.hasher = Hasher(str(self.workflow.root), loaded.stamps)
         self.inspector = Inspector(self.workflow, options.context, self.hasher, secret)
-        self.cache: ResultCache | None = None
-        if options.use_cache:
+        self.cache: Cache | None = None
+        if not options.use_cache:
+            pass
+        elif cache is not None:  # the caller's; a query never writes through it
+            self.cache = cache.for_queries() if dry else cache
+        else:
             settings = settings_from_env(self.workflow.cache)
-            self.cache = ResultCache(
+            self.cache = Cache(
                 cache_root(),
                 settings,
                 warn=reporter.warning,
                 read_only=dry,
                 store_failed=lambda e, sid: softfail.failed(e, f"could not store '{sid}'"),
             )
-        self._entries: dict[str, CacheEntry | None] = {}
+        self._entries: dict[str, ActionResult | None] = {}
+        self._keys: dict[str, str | None] = {}  # step -> the action key of its last decision
         self.results: dict[str, StepResult] = {}
         self.produced: dict[str, str | None] = {}  # step -> digest of what it produced
         self.values: dict[str, Mapping[str, str]] = {}
@@ -281,9 +297,9 @@ class _Run:
                 self.cache.record_run(self.hits, self.misses)
         self.reporter.run_finished(summary)
         if not self.dry and self.cache is not None and self.cache.stored and self.cache.prune_due():
-            from dagmake import cachekeep  # hourly: a run needs it only then
+            from dagmake.cache import upkeep  # hourly: a run needs it only then
 
-            cachekeep.auto_prune(self.cache)
+            upkeep.auto_prune(self.cache)
         return summary
 
     def _narrow(self, chosen: list[str]) -> list[str]:
@@ -498,16 +514,17 @@ class _Run:
             resolved.facts,
             record,
             force=self.options.force,
-            cached=lambda fp: step.cache and self._entry(fp) is not None,
+            cached=lambda key: step.cache and self._entry(key) is not None,
         )
+        self._keys[sid] = decision.action_key  # what its result is stored under
         if decision.action is Action.UP_TO_DATE:
             assert record is not None
             self.produced[sid] = record.produced_digest()
             self.values[sid] = dict(record.values)
             return StepResult(sid, StepStatus.UP_TO_DATE)
         if decision.action is Action.RESTORE:
-            assert decision.fingerprint is not None
-            entry = self._entry(decision.fingerprint)
+            assert decision.action_key is not None
+            entry = self._entry(decision.action_key)
             assert entry is not None
             if self.dry:
                 self._produced_from_entry(sid, entry)
@@ -557,20 +574,30 @@ class _Run:
         reason = Reason(kind, f"'{blocker.dep}' {why}", step=blocker.dep)
         return StepResult(sid, StepStatus.SKIPPED, (reason,))
 
-    def _entry(self, fp: str) -> CacheEntry | None:
+    def _entry(self, key: str) -> ActionResult | None:
+        """The cache's entry for an action key (asked once per run). Asking writes nothing;
+        a broken entry is a miss with a warning, and a real run discards it."""
         if self.cache is None:
             return None
-        if fp not in self._entries:
-            self._entries[fp] = self.cache.lookup(fp)
-        return self._entries[fp]
+        if key not in self._entries:
+            try:
+                self._entries[key] = self.cache.get(key)
+            except CacheCorrupt as e:
+                self.reporter.warning(
+                    f"cache entry for '{e.step}' is unusable ({e}); running the step instead"
+                )
+                if not self.dry:
+                    self.cache.discard(key)
+                self._entries[key] = None
+        return self._entries[key]
 
-    def _produced_from_entry(self, sid: str, entry: CacheEntry) -> None:
+    def _produced_from_entry(self, sid: str, entry: ActionResult) -> None:
         outputs = {o.path: o.digest for o in entry.outputs}
         self.values[sid] = dict(entry.values)
         self.produced[sid] = outputs_digest(outputs, self.values[sid])
 
     def _restore(
-        self, step: Step, decision: Decision, entry: CacheEntry, resolved: Resolved
+        self, step: Step, decision: Decision, entry: ActionResult, resolved: Resolved
     ) -> StepResult | None:
         assert self.cache is not None and decision.components is not None
         started = time.monotonic()
@@ -587,6 +614,7 @@ class _Run:
             )
             return None
         self.hits += 1
+        self.cache.mark_used(entry.key)
         log = self.cache.read_log(entry)
         log_path = self.logs.kept(step.id)
         with contextlib.suppress(OSError):
@@ -596,9 +624,10 @@ class _Run:
                 log_path.unlink()  # silent: no log, as after a run
         if log:
             self.reporter.step_output(step.id, log, replayed=True)
+        assert decision.fingerprint is not None
         record = StepRecord(
             step.id,
-            entry.key,
+            decision.fingerprint,
             decision.components,
             tuple(sorted(expected.items())),
             entry.values,
@@ -615,7 +644,7 @@ class _Run:
             log_path=str(log_path) if log else None,
         )
 
-    def _restoring(self, sid: str, entry: CacheEntry) -> None:
+    def _restoring(self, sid: str, entry: ActionResult) -> None:
         """Before a restore changes the step's outputs, record that they are in flux: a restore
         killed midway leaves outputs of neither state (a folder may hold files of both), and the
         last record must not vouch for them. Every output it or the entry names counts as
@@ -744,9 +773,13 @@ class _Run:
         self.owned.setdefault(record.step_id, []).extend(p for p, _ in record.outputs)
 
     def _store(self, step: Step, record: StepRecord, log_path: Path) -> None:
-        from dagmake.cache import OutputFile, empty_folders
+        from dagmake.cache.base import OutputFile
+        from dagmake.cache.restore import empty_folders
 
         assert self.cache is not None
+        key = self._keys.get(step.id)
+        if key is None:
+            return
         files: list[OutputFile] = []
         for path, digest in record.outputs:
             full = self.workflow.root / path
@@ -758,7 +791,7 @@ class _Run:
             files.append(OutputFile(path, digest, st.st_size, st.st_mode & 0o7777, link))
         folders = empty_folders(self.workflow.root, step.outputs)
         self.cache.store(
-            record.fingerprint, step.id, self.workflow.root, files, log_path,
+            key, step.id, self.workflow.root, files, log_path,
             dict(record.values), folders,
         )  # fmt: skip
 

@@ -18,7 +18,7 @@ from dagmake import __version__
 from dagmake.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
-    from dagmake.cache import ResultCache
+    from dagmake.cache.facade import Cache
     from dagmake.graph import Graph
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -328,8 +328,9 @@ def cache_group(ctx: click.Context, workflow_file: Path | None) -> None:
     ctx.obj = workflow_file
 
 
-def _cache() -> ResultCache:
-    from dagmake.cache import ResultCache, settings_from_env
+def _cache() -> Cache:
+    from dagmake.cache.facade import Cache
+    from dagmake.cache.local import settings_from_env
     from dagmake.locations import cache_root, distrust_note
     from dagmake.model import CacheSettings
 
@@ -341,7 +342,7 @@ def _cache() -> ResultCache:
     note = distrust_note()
     if note is not None:
         _warn(note)
-    return ResultCache(root, settings_from_env(settings), warn=_warn)
+    return Cache(root, settings_from_env(settings), warn=_warn)
 
 
 def _warn(message: str) -> None:
@@ -352,9 +353,9 @@ def _warn(message: str) -> None:
 def cache_stats() -> None:
     """Entries, size, and hits/misses of the last runs."""
     with _error_boundary():
-        from dagmake import cachekeep
+        from dagmake.cache import upkeep
 
-        click.echo(cachekeep.format_stats(cachekeep.stats(_cache())))
+        click.echo(upkeep.format_stats(upkeep.stats(_cache())))
         sys.exit(EXIT_OK)
 
 
@@ -369,13 +370,13 @@ def cache_stats() -> None:
 def cache_prune(max_size: str | None, max_age: str | None, dry_run: bool) -> None:
     """Evict entries beyond the size and age limits."""
     with _error_boundary():
-        from dagmake import cachekeep
-        from dagmake.cache import parse_age, parse_size
+        from dagmake.cache import upkeep
+        from dagmake.cache.local import parse_age, parse_size
 
         size = parse_size(max_size) if max_size else None
         age = parse_age(max_age) if max_age else None
-        report = cachekeep.prune(_cache(), max_size_bytes=size, max_age_s=age, dry_run=dry_run)
-        click.echo(cachekeep.format_prune(report))
+        report = upkeep.prune(_cache(), max_size_bytes=size, max_age_s=age, dry_run=dry_run)
+        click.echo(upkeep.format_prune(report))
         sys.exit(EXIT_OK)
 
 
@@ -383,9 +384,9 @@ def cache_prune(max_size: str | None, max_age: str | None, dry_run: bool) -> Non
 def cache_clear() -> None:
     """Remove every cached result (workspace state is kept)."""
     with _error_boundary():
-        from dagmake import cachekeep
+        from dagmake.cache import upkeep
 
-        n = cachekeep.clear(_cache())
+        n = upkeep.clear(_cache())
         click.echo(f"removed {n} cache entries")
         sys.exit(EXIT_OK)
 
@@ -394,10 +395,10 @@ def cache_clear() -> None:
 def cache_verify() -> None:
     """Re-hash every stored file; remove corrupt ones and the entries naming them."""
     with _error_boundary():
-        from dagmake import cachekeep
+        from dagmake.cache import upkeep
 
-        report = cachekeep.verify(_cache())
-        click.echo(cachekeep.format_verify(report))
+        report = upkeep.verify(_cache())
+        click.echo(upkeep.format_verify(report))
         sys.exit(EXIT_OK if not report.corrupt else EXIT_FAILED)
 
 

@@ -105,6 +105,8 @@ class Inspector:
             declares_inputs=bool(step.inputs),
             sizes={p: (_size(self.hasher.previous.get(p)), s.size) for p, s in stamps},
             outputs=step.outputs,
+            script=script,
+            env_values=tuple(sorted(env.items())),
         )
         return Resolved(facts, script, env, tuple(stamps))
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
+from dagmake.digests import action_key
 from dagmake.fingerprint import Components, changed_values
 from dagmake.model import Reason, ReasonKind
 from dagmake.state import StepRecord
@@ -40,6 +41,10 @@ class Facts(NamedTuple):
     # (size at the last stamp, size now) per input, as evidence for `dagmake explain`
     sizes: Mapping[str, tuple[int | None, int | None]] = MappingProxyType({})
     outputs: tuple[str, ...] = ()  # the declared output patterns
+    # For the action key only, never kept: the command as the shell gets it and the declared
+    # environment, both with their real values (`command` and `env` above hold stand-ins).
+    script: str = ""
+    env_values: tuple[tuple[str, str], ...] = ()
 
 
 class Decision(NamedTuple):
@@ -47,9 +52,12 @@ class Decision(NamedTuple):
     action: Action
     reasons: tuple[Reason, ...]
     components: Components | None
-    fingerprint: str | None
+    fingerprint: str | None  # xxh3, with stand-ins: the state's, for local change detection
     # RUN only because a dependency will run and might change what it hands this step.
     conditional: bool = False
+    # SHA-256 of the real work (`digests.action_key`): what the cache is asked and keyed by.
+    # None when up to date (not needed) or a dependency's output is not known yet.
+    action_key: str | None = None
 
 
 def decide(
@@ -60,6 +68,7 @@ def decide(
     force: bool,
     cached: Callable[[str], bool],
 ) -> Decision:
+    """`cached(action key)`: does the cache hold a result for this exact work?"""
     unknown = [dep for dep, digest in facts.deps if digest is None]
     comps: Components | None = None
     fp: str | None = None
@@ -68,8 +77,16 @@ def decide(
         comps = Components(facts.command, facts.cwd, facts.env, facts.inputs, known, facts.outputs)
         fp = comps.fingerprint()
 
+    keyed: list[str | None] = []  # computed once, and only when needed
+
+    def key() -> str | None:
+        if not keyed:
+            keyed.append(key_of(facts))
+        return keyed[0]
+
     def make(action: Action, reasons: list[Reason], conditional: bool = False) -> Decision:
-        return Decision(step_id, action, tuple(reasons), comps, fp, conditional)
+        found = None if action is Action.UP_TO_DATE else key()
+        return Decision(step_id, action, tuple(reasons), comps, fp, conditional, found)
 
     if force:
         return make(Action.RUN, [Reason(ReasonKind.FORCED, "forced to run (-B/--force)")])
@@ -93,11 +110,31 @@ def decide(
         return make(Action.RUN, reasons + will, conditional=not reasons)
     if not reasons:
         return make(Action.UP_TO_DATE, [])
-    assert fp is not None
-    if cached(fp):
-        hit = Reason(ReasonKind.CACHE_HIT, f"a result for this exact state is cached ({fp[:12]})")
+    wanted = key()
+    assert wanted is not None
+    if cached(wanted):
+        shown = wanted[:12]
+        hit = Reason(ReasonKind.CACHE_HIT, f"a result for this exact state is cached ({shown})")
         return make(Action.RESTORE, [*reasons, hit])
     return make(Action.RUN, reasons)
+
+
+def key_of(facts: Facts) -> str | None:
+    """The step's action key (`digests.action_key`), None while a dependency's output is not
+    known. One function for the dry run and the real run, so both ask the cache the same."""
+    deps: list[tuple[str, str]] = []
+    for dep, digest in facts.deps:
+        if digest is None:
+            return None
+        deps.append((dep, digest))
+    return action_key(
+        command=facts.script,
+        env=dict(facts.env_values),
+        cwd=facts.cwd,
+        inputs=facts.inputs,
+        deps=deps,
+        outputs=facts.outputs,
+    )
 
 
 def _changes(record: StepRecord, facts: Facts) -> list[Reason]:

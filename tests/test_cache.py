@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from dagmake import cache as cache_mod
-from dagmake import cachekeep
-from dagmake.cache import OutputFile, ResultCache, parse_age, parse_size, settings_from_env
-from dagmake.cachekeep import PruneReport, VerifyReport, format_prune, format_verify
+from dagmake.cache import local as cache_mod
+from dagmake.cache import upkeep as cachekeep
+from dagmake.cache.base import OutputFile
+from dagmake.cache.facade import ResultCache
+from dagmake.cache.local import parse_age, parse_size, settings_from_env
+from dagmake.cache.upkeep import PruneReport, VerifyReport, format_prune, format_verify
 from dagmake.errors import ConfigError
 from dagmake.fingerprint import hash_bytes, hash_file
 from dagmake.model import CacheSettings

@@ -15,7 +15,7 @@ from typing import Any
 
 from conftest import Workspace
 
-from dagmake.packs import Packs
+from dagmake.cache.packs import Packs
 
 BUILD = """
 steps:

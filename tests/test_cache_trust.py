@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import Workspace
 
+from dagmake.cache.packs import Packs
 from dagmake.fingerprint import hash_bytes
-from dagmake.packs import Packs
 
 BUILD = """
 steps:

@@ -185,7 +185,8 @@ def test_an_empty_folder_output_comes_back_when_switching_states(ws: Workspace) 
 
 def test_an_empty_folder_output_in_a_manifest_is_checked() -> None:
     """The folders an entry names are paths like its files: one leading out is refused."""
-    from dagmake.cache import CacheCorrupt, parse_manifest
+    from dagmake.cache.base import CacheCorrupt
+    from dagmake.cache.local import parse_manifest
 
     doc = {
         "dagmake_cache": 1, "key": "ab" * 16, "step": "gen", "outputs": [], "values": [],

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagmake.packs import Packs
+from dagmake.cache.packs import Packs
 
 
 def packs(folder: Path) -> Packs:
@@ -58,7 +58,7 @@ def test_an_unfinished_last_line_is_not_read(tmp_path: Path) -> None:
 APPENDER = """
 import sys
 from pathlib import Path
-from dagmake.packs import Packs
+from dagmake.cache.packs import Packs
 p = Packs(Path(sys.argv[1]), lambda f: f.mkdir(parents=True, exist_ok=True))
 worker, count = int(sys.argv[2]), int(sys.argv[3])
 for n in range(count):
@@ -71,7 +71,7 @@ for n in range(count):
 COMPACTOR = """
 import sys
 from pathlib import Path
-from dagmake.packs import Packs
+from dagmake.cache.packs import Packs
 p = Packs(Path(sys.argv[1]), lambda f: f.mkdir(parents=True, exist_ok=True))
 import time
 while not Path(sys.argv[2]).exists():

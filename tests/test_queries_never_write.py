@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import Workspace
 
-from dagmake.packs import Packs
+from dagmake.cache.packs import Packs
 
 WORKFLOW = """
 steps:

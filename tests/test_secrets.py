@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from conftest import Workspace
+
+from dagmake.digests import xxh3
 
 FLOW = """
 vars:
@@ -40,6 +43,27 @@ def test_a_substituted_value_is_stored_nowhere_in_plain_text(ws: Workspace) -> N
     assert ws.ran("-c", f"token={first}") == []  # restored from the cache
     for needle in (first, second, "hunter2"):
         assert files_holding(ws.cache, needle.encode()) == [], needle
+
+
+def test_a_context_value_is_nowhere_in_plain_text_nor_as_a_plain_hash(ws: Workspace) -> None:
+    """The action key is a SHA-256 over the real values: neither the value nor a bare hash of
+    it is in the cache folder or the state (both live under the cache root)."""
+    ws.workflow(FLOW)
+    ws.write("in.txt", "x\n")
+    value = "tok-9f8e7d-plain"
+    assert ws.ran("-c", f"token={value}") == ["deploy"]
+    assert ws.ran("-c", "token=other") == ["deploy"]
+    assert ws.ran("-c", f"token={value}") == []  # restored: looked up by its action key
+    needles = [
+        value.encode(),
+        hashlib.sha256(value.encode()).hexdigest().encode(),
+        xxh3(value.encode()).hex.encode(),
+    ]
+    for p in ws.cache.rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            for needle in needles:
+                assert needle not in data, (p, needle)
 
 
 def test_explain_names_the_variable_that_changed_without_its_value(ws: Workspace) -> None:

@@ -1,6 +1,7 @@
-"""Keeping the result cache: its statistics, `prune` (the age and size limits, and blobs no
-entry names), `verify` (every blob rehashed) and `clear`, with their reports. A run needs
-none of this but the hourly prune, so `cache` loads it only then (see `cache.ResultCache`).
+"""Keeping the local tier of the result cache: its statistics, `prune` (the age and size
+limits, and blobs no entry names), `verify` (every blob rehashed) and `clear`, with their
+reports. A run needs none of this but the hourly prune, so the build loads it only then (see
+`LocalCache.prune_due`).
 """
 
 from __future__ import annotations
@@ -11,19 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from dagmake import units
-from dagmake.cache import (
-    HEX,
-    PRUNE_GRACE_S,
-    RUNS_FILE,
-    TMP_PREFIX,
-    CacheCorrupt,
-    CacheEntry,
-    ResultCache,
-    blob_digests,
-    inline_size,
-    parse_manifest,
-)
+from dagmake import layout, units
+from dagmake.cache.base import HEX, ActionResult, CacheCorrupt, blob_digests, inline_size
+from dagmake.cache.facade import Cache
+from dagmake.cache.local import PRUNE_GRACE_S, TMP_PREFIX, parse_manifest
 from dagmake.fingerprint import hash_file
 
 
@@ -49,17 +41,17 @@ class VerifyReport(NamedTuple):
     removed_entries: int
 
 
-def manifests(cache: ResultCache) -> Iterator[tuple[str, float, CacheEntry | None]]:
+def manifests(cache: Cache) -> Iterator[tuple[str, float, ActionResult | None]]:
     """(key, last use, entry) of every entry; entry None (and last use 0) when unreadable."""
-    for key, raw, used in cache.packs.entries():
+    for key, raw, used in cache.local.packs.entries():
         try:
-            entry: CacheEntry | None = parse_manifest(raw, key)
+            entry: ActionResult | None = parse_manifest(raw, key)
         except CacheCorrupt:
             entry = None
         yield key, 0.0 if entry is None else max(used, entry.created_at), entry
 
 
-def auto_prune(cache: ResultCache) -> None:
+def auto_prune(cache: Cache) -> None:
     """The hourly prune at the end of a run that stored something (`ResultCache.prune_due`):
     after the run's report, so a large cache never stalls a build in the middle."""
     try:
@@ -69,7 +61,7 @@ def auto_prune(cache: ResultCache) -> None:
 
 
 def prune(
-    cache: ResultCache,
+    cache: Cache,
     *,
     max_size_bytes: int | None = None,
     max_age_s: float | None = None,
@@ -83,7 +75,7 @@ def prune(
 
     now = time.time()
     cutoff = now - PRUNE_GRACE_S  # taken before listing: see `cache`'s module docstring
-    blob_sizes = {p.name: _size(p) for p in _files_under(cache.blobs) if HEX.match(p.name)}
+    blob_sizes = {p.name: _size(p) for p in _files_under(cache.local.blobs) if HEX.match(p.name)}
     listed = sorted(manifests(cache), key=lambda m: m[1])  # least recently used first
     refs: dict[str, int] = {}
     for _, _, entry in listed:
@@ -104,38 +96,38 @@ def prune(
     if not dry_run:
         # entries stored since the listing are not in `drop`: kept, and their blobs are
         # younger than `cutoff`
-        cache.packs.rewrite(lambda key, _raw, _used: key not in drop)
-        _remove_tree(cache.legacy)
+        cache.local.packs.rewrite(lambda key, _raw, _used: key not in drop)
+        _remove_tree(cache.local.legacy)
     freed = 0
     for digest, size in blob_sizes.items():
-        if refs.get(digest, 0) == 0 and _older_than(cache.blob_path(digest), cutoff):
+        if refs.get(digest, 0) == 0 and _older_than(cache.local.blob_path(digest), cutoff):
             freed += size
             if not dry_run:
-                _unlink_if_older(cache.blob_path(digest), cutoff)
+                _unlink_if_older(cache.local.blob_path(digest), cutoff)
     if not dry_run:
-        for path in _files_under(cache.blobs):
+        for path in _files_under(cache.local.blobs):
             if path.name.startswith(TMP_PREFIX):
                 _unlink_if_older(path, cutoff)  # left by a store that was killed
     left = sum(blob_sizes.values()) - freed
     return PruneReport(dry_run, len(drop), len(listed) - len(drop), freed, left)
 
 
-def clear(cache: ResultCache) -> int:
+def clear(cache: Cache) -> int:
     """Remove every entry and blob (never `workspaces/` or `secret`); the entry count."""
-    count = sum(1 for _ in cache.packs.entries())
-    cache.forget_folders()
-    for folder in (cache.packs.folder, cache.legacy, cache.blobs):
+    count = sum(1 for _ in cache.local.packs.entries())
+    cache.local.forget_folders()
+    for folder in (cache.local.packs.folder, cache.local.legacy, cache.local.blobs):
         _remove_tree(folder)
-    for name in (RUNS_FILE, "stats.json", "last-prune"):  # stats.json: before `runs`
+    for path in layout.upkeep_files(cache.local.dir.parent):
         with contextlib.suppress(OSError):
-            (cache.dir / name).unlink()
+            path.unlink()
     return count
 
 
-def verify(cache: ResultCache) -> VerifyReport:
+def verify(cache: Cache) -> VerifyReport:
     """Rehash every blob; remove corrupt blobs and the entries that name missing ones."""
     checked = corrupt = 0
-    for path in _files_under(cache.blobs):
+    for path in _files_under(cache.local.blobs):
         if not HEX.match(path.name):
             continue
         checked += 1
@@ -153,19 +145,19 @@ def verify(cache: ResultCache) -> VerifyReport:
     broken = {
         key
         for key, _, entry in manifests(cache)
-        if entry is None or not all(cache.blob_path(d).is_file() for d in blob_digests(entry))
+        if entry is None or not all(cache.local.blob_path(d).is_file() for d in blob_digests(entry))
     }
     if broken:
-        cache.packs.rewrite(lambda key, _raw, _used: key not in broken)
+        cache.local.packs.rewrite(lambda key, _raw, _used: key not in broken)
     return VerifyReport(checked, corrupt, len(broken))
 
 
-def stats(cache: ResultCache) -> CacheStats:
-    sizes = [_size(p) for p in _files_under(cache.blobs) if HEX.match(p.name)]
+def stats(cache: Cache) -> CacheStats:
+    sizes = [_size(p) for p in _files_under(cache.local.blobs) if HEX.match(p.name)]
     listed = list(manifests(cache))
     inline = sum(inline_size(entry) for _, _, entry in listed)
     return CacheStats(
-        cache.dir.parent, len(listed), len(sizes), sum(sizes) + inline, tuple(cache.runs())
+        cache.local.dir.parent, len(listed), len(sizes), sum(sizes) + inline, tuple(cache.runs())
     )
 
 

@@ -1,0 +1,205 @@
+"""The cache as the build loop sees it: the local tier, and any tiers below it (`tiers`), behind
+one object. Asking (`get`) writes nothing; only a real run restores, stores, marks a hit used
+and discards a broken entry, so a dry run (`read_only`) leaves the cache as it found it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import xxhash
+
+from dagmake.cache.base import ActionResult, CacheCorrupt, ContentStore, OutputFile, Tier
+from dagmake.cache.local import LocalCache
+from dagmake.cache.packs import Packs
+from dagmake.cache.restore import Blocked, restore_into
+from dagmake.cache.tiers import Tiers
+from dagmake.errors import ConfigError
+from dagmake.model import CacheSettings
+
+
+class Cache:
+    """`below`: tiers under the local one, highest first (a remote cache; a test's tier held
+    in memory). `read_only`: a query's cache (a dry run): it never writes, in any tier.
+    `store_failed`: told of a local store's OSError, instead of a warning (`softfail`)."""
+
+    def __init__(
+        self,
+        root: Path,
+        settings: CacheSettings,
+        warn: Callable[[str], None],
+        *,
+        read_only: bool = False,
+        store_failed: Callable[[OSError, str], None] | None = None,
+        below: Sequence[Tier] = (),
+    ) -> None:
+        self.local = LocalCache(
+            root, settings, warn, read_only=read_only, store_failed=store_failed
+        )
+        self.warn = warn
+        self.read_only = read_only
+        self.tiers = Tiers([self.local, *below], warn)
+        self._served: dict[str, ContentStore] = {}  # key -> where its restore read from
+
+    def for_queries(self) -> Cache:
+        """The same cache, for a query (a dry run): it never writes, in any tier."""
+        view = copy.copy(self)
+        view.read_only = True
+        view.tiers = Tiers(self.tiers.tiers, self.warn)
+        view._served = {}
+        return view
+
+    # -- asking (pure) ------------------------------------------------------------------
+
+    def get(self, key: str) -> ActionResult | None:
+        """The entry for `key` from the first tier that has it. Writes nothing. Raises
+        CacheCorrupt when only a broken one is found (`discard` it in a real run)."""
+        return self.tiers.get(key)
+
+    def tier_of(self, key: str) -> str:
+        """The name of the tier that served `key` ("local" when none did): what a report says
+        of a restore ("cache": "local" / "remote")."""
+        return self.tiers.source(key).name
+
+    def lookup(self, key: str) -> ActionResult | None:
+        """`get`, then what a real run does with its answer: a broken entry is discarded with
+        a warning, a hit marked used. (For maintenance and tests; the build loop asks `get`,
+        and marks a hit used only once it restored it.)"""
+        try:
+            entry = self.get(key)
+        except CacheCorrupt as e:
+            self.warn(f"cache entry for '{e.step}' is unusable ({e}); running the step instead")
+            self.discard(key)
+            return None
+        if entry is not None:
+            self.mark_used(key)
+        return entry
+
+    # -- a real run's writes ------------------------------------------------------------
+
+    def mark_used(self, key: str) -> None:
+        """A restored hit: its recency, in the tier that served it (for prune)."""
+        if self.read_only:
+            return
+        with contextlib.suppress(OSError):
+            self.tiers.source(key).mark_used(key)
+
+    def discard(self, key: str) -> None:
+        """Drop the broken entries found for `key` (in the tiers that held them)."""
+        if self.read_only:
+            return
+        for tier in self.tiers.broken(key) or [self.tiers.source(key)]:
+            if tier.writable:
+                with contextlib.suppress(OSError):
+                    tier.discard(key)
+
+    def restore(self, entry: ActionResult, workspace: Path, declared: Sequence[str] = ()) -> bool:
+        """Bring `entry` back into `workspace`, every byte verified (`restore.restore_into`);
+        a hit from a lower tier fills the tiers above first and is restored from the highest.
+        False (after a warning) if anything does not check out. Only an entry that is missing
+        or damaged is discarded; a write into the workspace that fails (a full disk, a folder
+        in the way, no permission) is not the entry's fault, and the entry is kept."""
+        assert not self.read_only, "a query never restores"
+        source = self.tiers.source(entry.key)
+        store = source
+        try:
+            if store is not self.local:
+                store = self.tiers.fill(entry)
+            self._served[entry.key] = store
+            restore_into(entry, workspace, declared, store)
+        except CacheCorrupt as e:
+            what = f"could not restore '{entry.step_id}' from the cache ({e})"
+            self.warn(what + "; running the step instead")
+            self._discard_in(entry.key, store, source)
+            return False
+        except (OSError, ValueError, ConfigError, Blocked) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self.warn(
+                f"could not restore '{entry.step_id}' from the cache ({why}); running the step "
+                "instead (the cached result is kept)"
+            )
+            return False
+        return True
+
+    def _discard_in(self, key: str, *tiers: Tier) -> None:
+        done: list[Tier] = []
+        for tier in tiers:
+            if tier.writable and not any(tier is d for d in done):
+                done.append(tier)
+                with contextlib.suppress(OSError):
+                    tier.discard(key)
+
+    def read_log(self, entry: ActionResult) -> bytes:
+        """The stored log, byte for byte; b"" when there is none or it does not verify."""
+        log = entry.log
+        if log is None:
+            return b""
+        if log.hex in entry.inline:
+            return entry.inline[log.hex]
+        store = self._served.get(entry.key) or self.tiers.source(entry.key)
+        try:
+            with store.read(log) as src:
+                data = src.read()
+        except (OSError, CacheCorrupt):
+            return b""
+        if xxhash.xxh3_128_hexdigest(data) != log.hex:
+            self.warn(f"cache: the stored log of '{entry.step_id}' is damaged; not replayed")
+            if not self.read_only:
+                store.remove(log)
+            return b""
+        return data
+
+    def store(
+        self,
+        key: str,
+        step_id: str,
+        workspace: Path,
+        files: list[OutputFile],
+        log_path: Path,
+        values: dict[str, str],
+        folders: Sequence[str] = (),
+    ) -> None:
+        """Keep a successful step's result in the local tier, then in every writable tier
+        below it. Never raises for I/O (see `LocalCache.store`)."""
+        if self.read_only:
+            return
+        result = self.local.store(key, step_id, workspace, files, log_path, values, folders)
+        if result is not None:
+            self.tiers.put_below(result, self.local)
+
+    # -- the local tier's own ---------------------------------------------------------------
+
+    @property
+    def stored(self) -> int:
+        return self.local.stored
+
+    @property
+    def settings(self) -> CacheSettings:
+        return self.local.settings
+
+    @property
+    def packs(self) -> Packs:
+        return self.local.packs
+
+    @property
+    def dir(self) -> Path:
+        return self.local.dir
+
+    def blob_path(self, digest: str) -> Path:
+        return self.local.blob_path(digest)
+
+    def record_run(self, hits: int, misses: int) -> None:
+        if not self.read_only:
+            self.local.record_run(hits, misses)
+
+    def runs(self) -> list[tuple[float, int, int]]:
+        return self.local.runs()
+
+    def prune_due(self) -> bool:
+        return not self.read_only and self.local.prune_due()
+
+
+ResultCache = Cache  # the name earlier versions (and their tests) use

@@ -1,0 +1,113 @@
+"""A cache made of tiers (local, then a remote one): an entry is taken from the first tier that
+has it, a hit from a lower tier fills the writable tiers above it, and a result is put into
+every writable tier. A tier that cannot be read costs one warning and is off for the rest of
+the run: a broken tier makes a run slower, never failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from dagmake.cache.base import ActionResult, CacheCorrupt, Tier
+
+_CHUNK = 1 << 20
+
+
+class Tiers:
+    """`tiers`: highest first (the local one). Remembers, for this run only, which tier served
+    each key and which held a broken entry for it; nothing here writes unless asked to."""
+
+    def __init__(self, tiers: Sequence[Tier], warn: Callable[[str], None]) -> None:
+        self.tiers = list(tiers)
+        self.warn = warn
+        self._source: dict[str, Tier] = {}
+        self._broken: dict[str, list[Tier]] = {}
+        self._off: list[Tier] = []  # failed this run
+        self._said: set[str] = set()  # tiers (by name) whose store failed, said once
+
+    def _live(self) -> list[Tier]:
+        return [t for t in self.tiers if not any(t is off for off in self._off)]
+
+    def fail(self, tier: Tier, error: OSError, doing: str) -> None:
+        """`tier` failed: one warning, and no more use of it in this run (not the local one,
+        whose own failures are soft already)."""
+        if tier is self.tiers[0]:
+            return
+        self._off.append(tier)
+        why = error.strerror or str(error) or type(error).__name__
+        self.warn(f"cache: could not {doing} the {tier.name} cache ({why}); going on without it")
+
+    def get(self, key: str) -> ActionResult | None:
+        """The entry from the first tier that has a whole one. Pure. Raises the first
+        CacheCorrupt when some tier holds a broken entry and none a good one."""
+        problem: CacheCorrupt | None = None
+        for tier in self._live():
+            try:
+                found = tier.get(key)
+            except CacheCorrupt as e:
+                self._broken.setdefault(key, []).append(tier)
+                problem = problem or e
+                continue
+            except OSError as e:
+                self.fail(tier, e, "read")
+                continue
+            if found is not None:
+                self._source[key] = tier
+                return found
+        if problem is not None:
+            raise problem
+        return None
+
+    def source(self, key: str) -> Tier:
+        """The tier that served `key` (the local one if none did)."""
+        return self._source.get(key, self.tiers[0])
+
+    def broken(self, key: str) -> list[Tier]:
+        return self._broken.get(key, [])
+
+    def fill(self, entry: ActionResult) -> Tier:
+        """Copy a hit from a lower tier into every writable tier above it; the highest tier
+        that now holds it whole. Raises CacheCorrupt when the source's bytes do not match
+        (nothing is put anywhere then)."""
+        source = self.source(entry.key)
+        best = source
+        above = self.tiers[: next(i for i, t in enumerate(self.tiers) if t is source)]
+        for tier in reversed(above):
+            if not tier.writable or any(tier is off for off in self._off):
+                continue
+            try:
+                copy(entry, source, tier)
+            except OSError as e:
+                self.fail(tier, e, "write to")
+                continue
+            best = tier
+        return best
+
+    def put_below(self, entry: ActionResult, source: Tier) -> None:
+        """Copy a result `source` holds into every other writable tier (a failing one costs
+        a warning once)."""
+        for tier in self._live():
+            if tier is source or not tier.writable:
+                continue
+            try:
+                copy(entry, source, tier)
+            except (OSError, CacheCorrupt) as e:
+                if tier.name not in self._said:
+                    self._said.add(tier.name)
+                    self.warn(
+                        f"cache: could not store '{entry.step_id}' in the {tier.name} cache ({e})"
+                    )
+
+
+def copy(entry: ActionResult, source: Tier, target: Tier) -> None:
+    """Every blob `entry` needs that `target` lacks, read from `source` and verified by
+    `target.write`; then the entry itself (written after every blob it names). Raises
+    CacheCorrupt when a blob's bytes do not match, OSError."""
+    for digest in sorted(target.missing(entry.blobs())):
+        with source.read(digest) as src:
+            if not target.write(digest, iter(lambda: src.read(_CHUNK), b"")):
+                source.remove(digest)
+                raise CacheCorrupt(
+                    f"stored file {digest.hex[:12]} does not match its digest", entry.step_id
+                )
+    target.put(entry)

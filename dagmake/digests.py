@@ -1,0 +1,85 @@
+"""Digests as a type (algorithm, hex, size) and the one action key. xxh3-128 serves local change
+detection (file stamps, the local blob store); SHA-256 names anything that may leave the
+machine: the action key a result is cached under (RELIABILITY 11).
+
+The action key is the same on every machine for the same work: the command as the shell gets
+it (real values substituted), the declared environment with its values, the working folder
+relative to the workspace, each input's workspace-relative path and content digest, each
+dependency's produced digest and the declared output patterns. It holds no absolute path, no
+user, host or mtime, nothing of this machine's undeclared environment and no per-cache secret.
+The key is a SHA-256, so no value is in it in plain text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+import xxhash
+
+XXH3_128 = "xxh3-128"
+SHA256 = "sha256"
+ACTION_KEY_VERSION = 1  # bump when what the key covers, or how it is written, changes
+SHELL = "/bin/sh"
+
+
+class Digest(NamedTuple):
+    """A content digest: which algorithm, its lowercase hex, and the content's size."""
+
+    algorithm: str
+    hex: str
+    size: int
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}/{self.size}"
+
+
+def xxh3(data: bytes) -> Digest:
+    return Digest(XXH3_128, xxhash.xxh3_128_hexdigest(data), len(data))
+
+
+def sha256(data: bytes) -> Digest:
+    """hashlib's SHA-256 (OpenSSL's, so about as fast as the machine allows)."""
+    import hashlib  # loading OpenSSL costs ~2 ms: not for a run that finds all up to date
+
+    return Digest(SHA256, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def of_xxh3(hex_digest: str, size: int) -> Digest:
+    """The Digest of a content known by its xxh3-128 hex (a stamp, a stored output)."""
+    return Digest(XXH3_128, hex_digest, size)
+
+
+def action_key(
+    *,
+    command: str,
+    env: Mapping[str, str],
+    cwd: str,
+    inputs: Iterable[tuple[str, str]],
+    deps: Iterable[tuple[str, str]],
+    outputs: Sequence[str],
+    tools: Iterable[tuple[str, str]] = (),
+    content: str = XXH3_128,
+) -> str:
+    """The SHA-256 (hex) of the canonical, versioned serialisation of one step's work.
+
+    `command`: the script as the shell gets it; `env`: the declared variables with their real
+    values; `cwd`: relative to the workspace (`""`: its root); `inputs`: (workspace-relative
+    path, content digest); `deps`: (step id, digest of what it produced); `outputs`: the
+    declared patterns; `tools`: (name, content digest), for `tools:` (issue 16); `content`:
+    the algorithm of those content digests."""
+    doc = {
+        "v": ACTION_KEY_VERSION,
+        "shell": SHELL,
+        "content": content,
+        "command": command,
+        "env": sorted(env.items()),
+        "cwd": cwd,
+        "inputs": sorted(inputs),
+        "deps": sorted(deps),
+        "outputs": list(outputs),
+        "tools": sorted(tools),
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return sha256(text.encode("ascii")).hex
