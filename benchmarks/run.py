@@ -488,8 +488,10 @@ def ab_tools(tmp: Path, ref: str) -> tuple[Tool, Tool]:
 
     def tool(name: str, tree: Path) -> Tool:
         compileall.compile_dir(str(tree / "dagmake"), quiet=1)
+        # the entry moved into dagmake/fast/ (issue 13): a ref from before has it at the top
+        entry = "dagmake.fast.entry" if (tree / "dagmake/fast/entry.py").is_file() else "dagmake.entry"
         head = [str(py), "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); "
-                "from dagmake.fast.entry import main; main()"]  # fmt: skip
+                f"from {entry} import main; main()"]  # fmt: skip
 
         def argv(dest: Path, j: int) -> list[str]:
             return [*head, "-f", str(dest / "dagmake.yaml"), "-j", str(j)]
