@@ -489,7 +489,8 @@ def ab_tools(tmp: Path, ref: str) -> tuple[Tool, Tool]:
     def tool(name: str, tree: Path) -> Tool:
         compileall.compile_dir(str(tree / "dagmake"), quiet=1)
         # the entry moved into dagmake/fast/ (issue 13): a ref from before has it at the top
-        entry = "dagmake.fast.entry" if (tree / "dagmake/fast/entry.py").is_file() else "dagmake.entry"
+        moved = (tree / "dagmake" / "fast" / "entry.py").is_file()
+        entry = "dagmake.fast.entry" if moved else "dagmake.entry"
         head = [str(py), "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); "
                 f"from {entry} import main; main()"]  # fmt: skip
 
