@@ -94,3 +94,10 @@ def test_digests_name_their_algorithm_and_size() -> None:
     )
     d = xxh3(b"abc")
     assert d.algorithm == XXH3_128 and len(d.hex) == 32 and d.size == 3
+
+
+def test_sha256_is_the_same_function_for_small_and_large_data() -> None:
+    import hashlib
+
+    for data in (b"", b"abc", b"x" * ((1 << 16) - 1), b"x" * (1 << 16), b"y" * (1 << 20)):
+        assert sha256(data) == Digest(SHA256, hashlib.sha256(data).hexdigest(), len(data))
