@@ -239,7 +239,6 @@ class _Run:
                 store_failed=lambda e, sid: softfail.failed(e, f"could not store '{sid}'"),
             )
         self._entries: dict[str, ActionResult | None] = {}
-        self._keys: dict[str, str | None] = {}  # step -> the action key of its last decision
         self.results: dict[str, StepResult] = {}
         self.produced: dict[str, str | None] = {}  # step -> digest of what it produced
         self.values: dict[str, Mapping[str, str]] = {}
@@ -250,7 +249,8 @@ class _Run:
         self.logs = Logs(store.dir, reporter.warning)
         self.owned: dict[str, list[str]] = {}  # each step's input and output paths
         self.decide: list[str] = []  # the steps this run decides (see `_narrow`)
-        self._unstored: collections.deque[tuple[Step, StepRecord, Path]] = collections.deque()
+        # (step, record, log, action key) of results to store when the loop is idle
+        self._unstored: collections.deque[tuple[Step, StepRecord, Path, str]] = collections.deque()
         self.plan = Plan((), {})  # `go` makes the real one, once it knows the steps to decide
 
     # -- the loop ------------------------------------------------------------------------
@@ -516,7 +516,6 @@ class _Run:
             force=self.options.force,
             cached=lambda key: step.cache and self._entry(key) is not None,
         )
-        self._keys[sid] = decision.action_key  # what its result is stored under
         if decision.action is Action.UP_TO_DATE:
             assert record is not None
             self.produced[sid] = record.produced_digest()
@@ -754,11 +753,12 @@ class _Run:
         )
         faults.check("record.commit")
         self._commit(record, job.resolved)
-        if self._cacheable(step):
+        key = job.decision.action_key
+        if self._cacheable(step) and key is not None:
             # stored when the loop is idle: nothing waits on the cache, and the store checks
             # each output's bytes against its digest, so a later change only cancels it
             kept = Path(log_path) if log_path else self.logs.kept(sid)
-            self._unstored.append((step, record, kept))
+            self._unstored.append((step, record, kept, key))
         return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
 
     def _commit(self, record: StepRecord, resolved: Resolved) -> None:
@@ -772,14 +772,11 @@ class _Run:
             self.committed.add(record.step_id)
         self.owned.setdefault(record.step_id, []).extend(p for p, _ in record.outputs)
 
-    def _store(self, step: Step, record: StepRecord, log_path: Path) -> None:
+    def _store(self, step: Step, record: StepRecord, log_path: Path, key: str) -> None:
         from dagmake.cache.base import OutputFile
         from dagmake.cache.restore import empty_folders
 
         assert self.cache is not None
-        key = self._keys.get(step.id)
-        if key is None:
-            return
         files: list[OutputFile] = []
         for path, digest in record.outputs:
             full = self.workflow.root / path
