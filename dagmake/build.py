@@ -17,7 +17,7 @@ from types import FrameType, MappingProxyType
 from typing import NamedTuple
 
 from dagmake import faults, softfail
-from dagmake.cache.base import ActionResult, CacheCorrupt
+from dagmake.cache.base import ActionResult
 from dagmake.cache.facade import Cache
 from dagmake.cache.local import settings_from_env
 from dagmake.errors import ConfigError, StateError, WorkspaceBusyError
@@ -579,15 +579,7 @@ class _Run:
         if self.cache is None:
             return None
         if key not in self._entries:
-            try:
-                self._entries[key] = self.cache.get(key)
-            except CacheCorrupt as e:
-                self.reporter.warning(
-                    f"cache entry for '{e.step}' is unusable ({e}); running the step instead"
-                )
-                if not self.dry:
-                    self.cache.discard(key)
-                self._entries[key] = None
+            self._entries[key] = self.cache.find(key)
         return self._entries[key]
 
     def _produced_from_entry(self, sid: str, entry: ActionResult) -> None:

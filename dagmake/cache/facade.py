@@ -64,16 +64,20 @@ class Cache:
         of a restore ("cache": "local" / "remote")."""
         return self.tiers.source(key).name
 
-    def lookup(self, key: str) -> ActionResult | None:
-        """`get`, then what a real run does with its answer: a broken entry is discarded with
-        a warning, a hit marked used. (For maintenance and tests; the build loop asks `get`,
-        and marks a hit used only once it restored it.)"""
+    def find(self, key: str) -> ActionResult | None:
+        """`get`, where a broken entry is a miss with a warning, and is discarded (by a real
+        run: a query's view discards nothing)."""
         try:
-            entry = self.get(key)
+            return self.get(key)
         except CacheCorrupt as e:
             self.warn(f"cache entry for '{e.step}' is unusable ({e}); running the step instead")
             self.discard(key)
             return None
+
+    def lookup(self, key: str) -> ActionResult | None:
+        """`find`, and a hit marked used. (For maintenance and tests; the build loop asks
+        `find`, and marks a hit used only once it restored it.)"""
+        entry = self.find(key)
         if entry is not None:
             self.mark_used(key)
         return entry
