@@ -173,15 +173,16 @@ def run_command(
 def explain_command(step: str, workflow_file: Path | None, context: tuple[str, ...]) -> None:
     """Print the full reasoning for one STEP: what changed, old and new, and what upstream did."""
     with _error_boundary():
-        from dagmake.build import RunOptions, run_build
+        from dagmake.build import RunOptions
         from dagmake.explain import explain_step
         from dagmake.report import PlainReporter
         from dagmake.variables import parse_context
+        from dagmake.wiring import build_here
 
         graph = _load(workflow_file)
         options = RunOptions(targets=(step,), dry_run=True, context=parse_context(context))
         quiet = PlainReporter(_discard(), compact=True)
-        summary = run_build(graph, options, quiet)
+        summary = build_here(graph, options, quiet)
         results = {r.step_id: r for r in summary.steps}
         click.echo(explain_step(results[step], results))
         sys.exit(EXIT_OK)
@@ -231,12 +232,13 @@ def graph_command(
 
 
 def _statuses(graph: Graph, targets: tuple[str, ...], context: tuple[str, ...]) -> dict[str, str]:
-    from dagmake.build import RunOptions, run_build
+    from dagmake.build import RunOptions
     from dagmake.report import PlainReporter
     from dagmake.variables import parse_context
+    from dagmake.wiring import build_here
 
     options = RunOptions(targets=targets, dry_run=True, context=parse_context(context))
-    summary = run_build(graph, options, PlainReporter(_discard(), compact=True))
+    summary = build_here(graph, options, PlainReporter(_discard(), compact=True))
     return {r.step_id: r.status.value for r in summary.steps}
 
 

@@ -68,7 +68,8 @@ def run(req: Request) -> int:
             reporter.run_finished(summary)
             write_reports(summary, req.json_out, req.report_path)
             return EXIT_OK
-    from dagmake.build import RunOptions, run_build
+    from dagmake.build import RunOptions
+    from dagmake.wiring import build_here
 
     graph, save_compiled = load_and_saver(req.workflow_file, data)
     files: tuple[str, ...] | None = None
@@ -90,7 +91,7 @@ def run(req: Request) -> int:
         noop_key=None if req.dry_run else key,
         trust=trust,
     )
-    summary = run_build(graph, options, reporter)
+    summary = build_here(graph, options, reporter)
     if not req.dry_run:
         save_compiled()
     write_reports(summary, req.json_out, req.report_path)

@@ -305,8 +305,9 @@ class StateStore:
     turns writing off for the rest of the run: the journal keeps what it had (at worst a torn
     last line, which a load ignores), and a step whose record was not written runs again."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, secret_root: Path | None = None) -> None:
         self.dir = directory
+        self.secret_root = secret_root  # the cache root whose key digests environment values
         self.path = layout.journal_file(directory)
         self._file: BinaryIO | None = None
         self.writable = True  # False once a write failed: nothing more is written this run
@@ -318,6 +319,13 @@ class StateStore:
         self._lines = 0
         self._behind: int | None = None  # lines the index lacked at load; None: not used
         self._behind_bytes = 0
+
+    def secret(self, *, create: bool) -> bytes:
+        """The key for environment digests (`load_secret`); without a `secret_root`, a
+        throwaway one (steps with declared environment values then run every time)."""
+        if self.secret_root is None:
+            return os.urandom(32)
+        return load_secret(self.secret_root, create=create)
 
     def make_dir(self) -> None:
         """Create the state folder (0700) for a real run. A file or a dangling link in its place

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dagmake import globs
-from dagmake.build import RunOptions, run_build
+from dagmake.build import RunOptions
 from dagmake.errors import DagmakeError
 from dagmake.fsutil import Signature, stat_signature
 from dagmake.graph import Graph
 from dagmake.results import Reporter, RunSummary
 from dagmake.selection import selected_steps
+from dagmake.wiring import build_here
 
 POLL_S = 0.3
 SETTLE_S = 0.2
@@ -77,7 +78,7 @@ def watch(
             chosen = selected_steps(graph, options.targets, options.changed_files)
             before = snapshot(graph, chosen)
             inputs = list(before)
-            summary = run_build(graph, options, reporter())
+            summary = build_here(graph, options, reporter())
         except DagmakeError as e:
             announce(f"error: {e}")
             announce(f"waiting for {workflow_file.name} or an input to change; Ctrl-C to stop")

@@ -25,6 +25,7 @@ from dagmake.locations import cache_root
 from dagmake.model import CacheSettings
 from dagmake.report import make_reporter
 from dagmake.results import RunSummary
+from dagmake.wiring import local_executor, local_state
 
 BIG = 10_000  # bytes: more than an entry keeps inline, so it travels as a blob
 FLOW = f"""
@@ -110,7 +111,15 @@ class Project:
         reporter = make_reporter(said, color="never")
         graph, _ = load_graph(self.root / "dagmake.yaml", cache_root())
         cache = Cache(cache_root(), CacheSettings(), warn=reporter.warning, below=[tier])
-        summary = run_build(graph, RunOptions(), reporter, cache=cache)
+        options = RunOptions()
+        summary = run_build(
+            graph,
+            options,
+            reporter,
+            state=local_state(graph),
+            cache=cache,
+            executor=local_executor(graph, options),
+        )
         self.served = {key: cache.tier_of(key) for key in tier.results}
         return summary, said.getvalue()
 
@@ -174,7 +183,15 @@ def test_a_dry_run_asks_every_tier_and_writes_none(
     graph, _ = load_graph(second.root / "dagmake.yaml", cache_root())
     cache = Cache(cache_root(), CacheSettings(), warn=reporter.warning, below=[tier])
     before = (dict(tier.results), dict(tier.blobs))
-    summary = run_build(graph, RunOptions(dry_run=True), reporter, cache=cache)
+    options = RunOptions(dry_run=True)
+    summary = run_build(
+        graph,
+        options,
+        reporter,
+        state=local_state(graph),
+        cache=cache,
+        executor=local_executor(graph, options),
+    )
     assert status(summary) == "would_restore", said.getvalue()
     assert (tier.results, tier.blobs) == before and tier.used == []
     assert second.local_entries() == {}
@@ -215,6 +232,8 @@ def test_a_lower_tier_that_cannot_be_read_costs_a_warning_never_a_failed_run(
 
 def test_the_build_loop_knows_the_cache_only_by_its_facade() -> None:
     """No tier, and no tier's type, is named in the loop: composing one changes nothing there."""
-    source = (Path(__file__).parent.parent / "dagmake" / "build.py").read_text()
-    for name in ("Tiers", "Tier", "LocalCache", "MemoryTier", "tiers", "below="):
-        assert name not in source, name
+    package = Path(__file__).parent.parent / "dagmake"
+    for module in ("build", "deciding", "restoring", "judging", "storing", "ledger"):
+        source = (package / f"{module}.py").read_text()
+        for name in ("Tiers", "Tier", "LocalCache", "MemoryTier", "tiers", "below="):
+            assert name not in source, (module, name)

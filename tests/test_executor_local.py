@@ -28,10 +28,11 @@ def test_a_build_with_cwd_steps_never_moves_this_process_out_of_its_folder(
     """Another thread (a Dask client's, a background upload's) that reads the process's folder,
     or opens a relative path, while steps with `cwd:` start, always finds the folder it was in:
     spawning a step must not step into the step's folder, even for a moment."""
-    from dagmake.build import RunOptions, run_build
+    from dagmake.build import RunOptions
     from dagmake.fast.compiled import load_graph
     from dagmake.locations import cache_root
     from dagmake.report import make_reporter
+    from dagmake.wiring import build_here
 
     steps = "".join(
         f"  - {{id: s{i}, run: 'pwd > here.txt', cwd: sub{i % 3}}}\n" for i in range(60)
@@ -57,7 +58,7 @@ def test_a_build_with_cwd_steps_never_moves_this_process_out_of_its_folder(
     watcher.start()
     try:
         graph, _ = load_graph(ws.root / "dagmake.yaml", cache_root())
-        summary = run_build(
+        summary = build_here(
             graph, RunOptions(parallel=4), make_reporter(io.StringIO(), color="never")
         )
     finally:

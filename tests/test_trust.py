@@ -162,12 +162,13 @@ def test_a_trust_taken_before_another_run_changed_the_state_is_not_used(ws: Work
     between, its word is worth nothing (checked under the workspace lock)."""
     import io
 
-    from dagmake.build import RunOptions, run_build
+    from dagmake.build import RunOptions
     from dagmake.fast import noop
     from dagmake.fast.compiled import load_graph
     from dagmake.layout import workspace_dir
     from dagmake.locations import cache_root, read_workflow_bytes
     from dagmake.report import make_reporter
+    from dagmake.wiring import build_here
 
     project(ws)
     ws.ran()
@@ -183,7 +184,7 @@ def test_a_trust_taken_before_another_run_changed_the_state_is_not_used(ws: Work
     assert ws.ran() == ["count", "lone"]  # another run: count's record is now for v2
     ws.write("cfg.txt", "v1\n")  # back: count's files are as the stale trust saw them
     graph, _ = load_graph(root / "dagmake.yaml", cache_root())
-    summary = run_build(
+    summary = build_here(
         graph, RunOptions(trust=found.trust), make_reporter(io.StringIO(), color="never")
     )
     statuses = {r.step_id: r.status.value for r in summary.steps}
