@@ -3,8 +3,8 @@ has the `Decider` settle each (skip, keep, restore, or run), starts those to run
 executor, and has the `Judge` settle each that ends. Owns the order of effects: outputs
 checked, then the state record, then the cache entry; and the one cleanup path.
 
-Every collaborator is handed in (`run_build`): the state store, the cache (local, or more levels), the
-executor (local, a fake, a cluster). `wiring` builds this machine's defaults."""
+Every collaborator is handed in (`run_build`): the state store, the cache (local, or more
+levels), the executor (local, a fake, a cluster). `wiring` builds this machine's defaults."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dagmake import softfail
 from dagmake.cache.facade import Cache
 from dagmake.deciding import Decider, ToRun
 from dagmake.errors import StateError, WorkspaceBusyError
-from dagmake.executors.base import Collect, Executor, Finished, Job, Produced
+from dagmake.executors.base import Collect, Executor, Finished, Job, Outcome, Produced
 from dagmake.facts import Inspector, read_values
 from dagmake.fast import snapshot
 from dagmake.fast.noop import Trust
@@ -30,7 +30,7 @@ from dagmake.graph import Graph
 from dagmake.interrupts import Interrupted, raising_interrupted, signals_held
 from dagmake.judging import Judge, Running
 from dagmake.ledger import Ledger
-from dagmake.model import StepStatus
+from dagmake.model import Reason, ReasonKind, StepStatus
 from dagmake.restoring import Restorer
 from dagmake.results import FAILING, Reporter, RunSummary, Settled, StepResult
 from dagmake.scheduler import Plan
@@ -56,6 +56,7 @@ class RunOptions(NamedTuple):
     kill_grace_s: float = 3.0
     noop_key: str | None = None  # with it, a run that finds all up to date leaves a snapshot
     trust: Trust | None = None  # steps the last snapshot vouches for (see `noop`)
+    fail_fast: bool = False  # after the first failure, start nothing new
 
 
 def run_build(
@@ -248,6 +249,7 @@ class _Run:
             chosen, self.graph.deps, capacity=executor.capacity, retries=retries
         )
         ledger, decider, unstored = self.ledger, self.decider, self.unstored
+        fail_fast = self.options.fail_fast
         pending: dict[str, ToRun] = {}  # decided to run, until settled
         running: dict[str, Running] = {}
 
@@ -255,14 +257,26 @@ class _Run:
             while (sid := plan.next_to_start()) is not None:
                 self._start(executor, running, sid, pending[sid], plan.attempt(sid))
 
+        def settle(result: StepResult) -> None:
+            ledger.finish(result)
+            plan.settled(result.step_id, result.status)
+            if fail_fast and result.status in FAILING:
+                why = Reason(
+                    ReasonKind.FAIL_FAST,
+                    f"'{result.step_id}' failed and --fail-fast starts no new step",
+                    step=result.step_id,
+                )
+                for sid in plan.halt():
+                    pending.pop(sid, None)
+                    ledger.finish(StepResult(sid, StepStatus.SKIPPED, (why,)))
+
         with raising_interrupted(), contextlib.closing(executor):
             try:
                 while not plan.done:
                     while (sid := plan.next_to_decide()) is not None:
                         outcome = decider.settle_for_run(sid, plan)
                         if isinstance(outcome, StepResult):
-                            ledger.finish(outcome)
-                            plan.settled(sid, outcome.status)
+                            settle(outcome)
                         else:
                             pending[sid] = outcome
                             plan.decided_to_run(sid)
@@ -278,7 +292,8 @@ class _Run:
                     # the machine stays busy while the finished steps are checked and stored.
                     for fin in done:
                         plan.ended(fin.key)
-                    fill()
+                    if not (fail_fast and any(_went_wrong(fin) for fin in done)):
+                        fill()  # (with --fail-fast, not before a failure is judged)
                     self._stream(executor)  # the finished steps' output before their results
                     self.reporter.tick()
                     for fin in done:
@@ -286,8 +301,7 @@ class _Run:
                         if result is None:  # retried: it is back in the plan's start queue
                             continue
                         del pending[fin.key]
-                        ledger.finish(result)
-                        plan.settled(fin.key, result.status)
+                        settle(result)
             except Interrupted as intr:
                 cancelled = plan.cancel()
                 self._stop(executor, running, intr.signum)
@@ -382,3 +396,8 @@ class _Run:
         """Pass on what the commands wrote: all of those that ended, and (every so often)
         what the running ones wrote since."""
         executor.stream(self.reporter.step_output)
+
+
+def _went_wrong(fin: Finished) -> bool:
+    """The job did not end well (the judge may still retry it)."""
+    return fin.outcome is not Outcome.EXITED or fin.exit_code != 0 or fin.outputs is None

@@ -123,6 +123,11 @@ def _context_option(f: F) -> F:
     "--no-wait", is_flag=True, help="If another run holds this workspace, exit 75 at once."
 )
 @click.option(
+    "--fail-fast",
+    is_flag=True,
+    help="After the first failure start no new step (the running ones finish).",
+)
+@click.option(
     "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True
 )
 def run_command(
@@ -138,6 +143,7 @@ def run_command(
     since: str | None,
     report_path: Path | None,
     no_wait: bool,
+    fail_fast: bool,
     color: str,
 ) -> None:
     """Bring TARGETs (default: every step) up to date, with what they depend on."""
@@ -160,6 +166,7 @@ def run_command(
                 since=since,
                 report_path=report_path,
                 no_wait=no_wait,
+                fail_fast=fail_fast,
                 color=color,
             )
         )

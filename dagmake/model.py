@@ -147,6 +147,7 @@ class ReasonKind(enum.Enum):
     DEPENDENCY_FAILED = "dependency_failed"
     DEPENDENCY_SKIPPED = "dependency_skipped"
     CONDITION_FALSE = "condition_false"
+    FAIL_FAST = "fail_fast"  # skipped: another step failed, and the run starts nothing new
     CACHE_HIT = "cache_hit"
     CACHE_CORRUPT = "cache_corrupt"
 

@@ -38,6 +38,7 @@ class Request(NamedTuple):
     since: str | None = None
     report_path: Path | None = None
     no_wait: bool = False
+    fail_fast: bool = False
     color: str = "auto"
     workflow_bytes: bytes | None = None  # the file as the quick path read it (`noop.look`)
 
@@ -90,6 +91,7 @@ def run(req: Request) -> int:
         changed_files=files,
         noop_key=None if req.dry_run else key,
         trust=trust,
+        fail_fast=req.fail_fast,
     )
     summary = build_here(graph, options, reporter)
     if not req.dry_run:

@@ -91,6 +91,7 @@ class Plan:
         "_capacity",
         "_dependents",
         "_deps",
+        "_halted",
         "_left",
         "_order",
         "_position",
@@ -147,6 +148,7 @@ class Plan:
         self._running: dict[str, None] = {}  # holding a slot (an ordered set)
         self._attempts: dict[str, int] = {}
         self._left = len(self._order)  # not settled yet
+        self._halted = False
 
     # -- what the loop asks ----------------------------------------------------------------
 
@@ -224,6 +226,8 @@ class Plan:
             return False
         if self._state[sid] is not _ENDED:
             self._refuse(sid, _ENDED)
+        if self._halted:
+            return False
         if self._attempts[sid] > self._retries.get(sid, 0):
             return False
         self._state[sid] = _QUEUED
@@ -250,9 +254,27 @@ class Plan:
         waiting = self._waiting
         for d in self._dependents.get(sid, ()):
             waiting[d] -= 1
-            if not waiting[d]:
+            if not waiting[d] and state[d] is _WAITING:  # (not one `halt` cancelled)
                 state[d] = _READY
                 heappush(self._ready, (self._position[d], d))
+
+    def halt(self) -> tuple[str, ...]:
+        """Start nothing new (fail fast): every step that is neither settled nor holding a
+        slot (nor just ended, to be settled) is cancelled and returned, in workflow order.
+        The running ones end and settle as usual, without another attempt."""
+        self._halted = True
+        state, running = self._state, self._running
+        left = tuple(
+            s
+            for s in self._order
+            if state[s] not in _SETTLED_OR_CANCELLED and s not in running and state[s] is not _ENDED
+        )
+        for sid in left:
+            state[sid] = _CANCELLED
+        self._ready.clear()
+        self._queue.clear()
+        self._left -= len(left)
+        return left
 
     def cancel(self) -> Cancelled:
         """End the run: every step not settled is cancelled, and none is handed out again.

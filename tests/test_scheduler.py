@@ -29,6 +29,7 @@ class Run(NamedTuple):
     executor: FakeExecutor
     plan: Plan
     cancelled: Cancelled | None
+    halted: tuple[str, ...] = ()
 
 
 def job(sid: str, attempt: int) -> Job:
@@ -44,6 +45,7 @@ def drive(
     retries: Mapping[str, int] | None = None,
     skip: frozenset[str] = frozenset(),
     cancel_after_starts: int | None = None,
+    fail_fast: bool = False,
 ) -> Run:
     """The build loop in miniature: decide every ready step (skip it when something blocks
     it or it is in `skip`, else queue it), fill the free slots, wait, judge, settle."""
@@ -53,6 +55,7 @@ def drive(
     blockers: dict[str, Blocker] = {}
     events: list[tuple[str, str]] = []
     cancelled = None
+    halted: tuple[str, ...] = ()
 
     def fill() -> None:
         while (sid := plan.next_to_start()) is not None:
@@ -60,9 +63,14 @@ def drive(
             ex.start(job(sid, plan.attempt(sid)))
 
     def settle(sid: str, status: StepStatus) -> None:
+        nonlocal halted
         events.append(("settle", sid))
         statuses[sid] = status
         plan.settled(sid, status)
+        if fail_fast and status in FAILING and not halted:
+            halted = plan.halt()
+            for left in halted:
+                statuses[left] = StepStatus.SKIPPED
 
     while not plan.done:
         while (sid := plan.next_to_decide()) is not None:
@@ -101,7 +109,7 @@ def drive(
                 timed_out = fin.outcome is Outcome.TIMED_OUT
                 settle(fin.key, StepStatus.TIMED_OUT if timed_out else StepStatus.FAILED)
     ex.close()
-    return Run(statuses, blockers, events, ex, plan, cancelled)
+    return Run(statuses, blockers, events, ex, plan, cancelled, halted)
 
 
 def durations(seconds: Mapping[str, float], failing: Sequence[str] = ()) -> Script:
@@ -273,6 +281,44 @@ def test_a_retry_waits_in_workflow_order_with_the_other_queued_steps() -> None:
 
 
 # -- cancellation -----------------------------------------------------------------------------
+
+
+def test_fail_fast_starts_nothing_after_a_failure_and_lets_the_running_steps_end() -> None:
+    order = [f"s{i}" for i in range(6)]
+    deps = {s: (order[1],) if s == "s5" else () for s in order}
+    seconds = {"s0": 1.0, "s1": 3.0, "s2": 5.0}
+    run = drive(
+        order, deps, durations(seconds, failing=["s0"]), capacity=3, retries={"s2": 2},
+        fail_fast=True,
+    )  # fmt: skip
+    # s0 fails at 1 s while s1 and s2 run; s3 took s0's slot before s0 was judged
+    assert run.executor.starts == ["s0", "s1", "s2", "s3"]
+    assert run.halted == ("s4", "s5")  # s5 waited on s1, which was still running
+    assert run.statuses == {
+        "s0": StepStatus.FAILED,
+        "s1": OK,
+        "s2": OK,
+        "s3": OK,
+        "s4": StepStatus.SKIPPED,
+        "s5": StepStatus.SKIPPED,
+    }
+    assert run.plan.done and run.plan.running == 0
+
+
+def test_after_halt_a_failed_attempt_is_not_retried() -> None:
+    plan = Plan(["a", "b"], {"a": (), "b": ()}, capacity=2, retries={"b": 3})
+    for _ in range(2):
+        sid = plan.next_to_decide()
+        assert sid is not None
+        plan.decided_to_run(sid)
+    assert (plan.next_to_start(), plan.next_to_start()) == ("a", "b")
+    plan.ended("a")
+    plan.settled("a", StepStatus.FAILED)
+    assert plan.halt() == ()  # b runs: it is left to end
+    plan.ended("b")
+    assert plan.retry("b") is False
+    plan.settled("b", StepStatus.FAILED)
+    assert plan.done
 
 
 def test_cancel_reports_the_running_steps_cancels_the_rest_and_starts_nothing() -> None:
