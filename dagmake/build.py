@@ -270,7 +270,7 @@ class _Run:
                     pending.pop(sid, None)
                     ledger.finish(StepResult(sid, StepStatus.SKIPPED, (why,)))
 
-        with raising_interrupted(), contextlib.closing(executor):
+        with raising_interrupted(), contextlib.closing(self.logs), contextlib.closing(executor):
             try:
                 while not plan.done:
                     while (sid := plan.next_to_decide()) is not None:

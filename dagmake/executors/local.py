@@ -141,7 +141,10 @@ class LocalExecutor:
         started = time.monotonic()
         with signals_held:
             try:
-                pid = self._spawn(job.command, cwd, env, capture.fd)
+                try:
+                    pid = self._spawn(job.command, cwd, env, capture.writer)
+                finally:
+                    capture.handed_over()
             except OSError as e:
                 why = e.strerror or str(e)
                 if isinstance(e, FileNotFoundError) and not os.path.isdir(cwd):
