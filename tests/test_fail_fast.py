@@ -27,8 +27,7 @@ steps:
 
 def statuses(out: str) -> dict[str, tuple[str, list[str]]]:
     return {
-        s["id"]: (s["status"], [r["kind"] for r in s["reasons"]])
-        for s in json.loads(out)["steps"]
+        s["id"]: (s["status"], [r["kind"] for r in s["reasons"]]) for s in json.loads(out)["steps"]
     }
 
 
