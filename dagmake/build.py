@@ -252,6 +252,7 @@ class _Run:
         # (step, record, log, action key) of results to store when the loop is idle
         self._unstored: collections.deque[tuple[Step, StepRecord, Path, str]] = collections.deque()
         self.plan = Plan((), {})  # `go` makes the real one, once it knows the steps to decide
+        self.stop_signal: int | None = None  # the signal that interrupted the run
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -290,6 +291,7 @@ class _Run:
             cache_hits=self.hits,
             cache_misses=self.misses,
             warnings=tuple(self.warnings),
+            stop_signal=self.stop_signal,
         )
         if not self.dry:
             self.store.put(None, self.hasher.fresh)
@@ -407,6 +409,7 @@ class _Run:
                         self._finish(result)
                         plan.settled(fin.key, result.status)
             except Interrupted as intr:
+                self.stop_signal = intr.signum
                 cancelled = plan.cancel()
                 self._stop(executor, running, intr.signum)
                 for sid in cancelled.steps:
@@ -439,7 +442,8 @@ class _Run:
         try:
             while self._unstored:
                 self._store(*self._unstored.popleft())
-        except Interrupted:
+        except Interrupted as intr:
+            self.stop_signal = intr.signum
             return False
         return True
 

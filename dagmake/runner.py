@@ -118,9 +118,9 @@ def error_boundary(passthrough: tuple[type[BaseException], ...] = ()) -> Iterato
     except DagmakeError as e:
         _say(f"dagmake: error: {e}")
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         _say("dagmake: interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(interrupted_exit(getattr(e, "signum", None)))
     except SystemExit:
         raise
     except BrokenPipeError:
@@ -190,8 +190,14 @@ def _result_from_snapshot(step_id: str, skipped: tuple[str, str, str | None] | N
 
 def _exit_code(summary: RunSummary) -> int:
     if summary.status == "interrupted":
-        return EXIT_INTERRUPTED
+        return interrupted_exit(summary.stop_signal)
     return EXIT_OK if summary.status == "succeeded" else EXIT_FAILED
+
+
+def interrupted_exit(signum: int | None) -> int:
+    """A shell's status for a run stopped by `signum`: 128 + it (143 after SIGTERM, 129 after
+    SIGHUP); 130 (SIGINT's) when it is not known."""
+    return 128 + signum if signum else EXIT_INTERRUPTED
 
 
 def write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
