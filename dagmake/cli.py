@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -28,6 +28,14 @@ class _DefaultToRun(click.Group):
     """`dagmake [OPTIONS] [TARGET...]` means `dagmake run [OPTIONS] [TARGET...]`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _json_usage_error(args):
+            return self._parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _json_usage_error([*ctx.protected_args, *ctx.args]):
+            return super().invoke(ctx)
+
+    def _parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] in ("--help", "-h", "--version"):
             return super().parse_args(ctx, args)
         i = 0
@@ -38,6 +46,20 @@ class _DefaultToRun(click.Group):
         else:
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+
+@contextmanager
+def _json_usage_error(args: list[str]) -> Iterator[None]:
+    """A command line click refuses, with `--json` in it, still writes the JSON error object
+    on stdout (click then says the usage error on stderr, exit 2)."""
+    try:
+        yield
+    except click.UsageError as e:
+        if "--json" in args:
+            from dagmake.runner import say_json_error
+
+            say_json_error(e.format_message())
+        raise
 
 
 _TAKES_VALUE = frozenset(
@@ -143,7 +165,7 @@ def run_command(
     """Bring TARGETs (default: every step) up to date, with what they depend on."""
     from dagmake import runner
 
-    with _error_boundary():
+    with _error_boundary(json_out=json_out):
         from dagmake.variables import parse_context
 
         code = runner.run(
@@ -445,10 +467,10 @@ def _complete_steps(ctx: click.Context, incomplete: str) -> list[Any]:
     ]
 
 
-def _error_boundary() -> AbstractContextManager[None]:
+def _error_boundary(*, json_out: bool = False) -> AbstractContextManager[None]:
     from dagmake.runner import error_boundary
 
-    return error_boundary(passthrough=(click.exceptions.Exit,))
+    return error_boundary(passthrough=(click.exceptions.Exit,), json_out=json_out)
 
 
 __all__ = ["EXIT_CONFIG", "main"]

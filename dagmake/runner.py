@@ -110,12 +110,17 @@ def load_and_saver(
 
 
 @contextmanager
-def error_boundary(passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
-    """The one place exceptions become messages and exit codes."""
+def error_boundary(
+    passthrough: tuple[type[BaseException], ...] = (), *, json_out: bool = False
+) -> Iterator[None]:
+    """The one place exceptions become messages and exit codes. With `json_out` (`--json`), an
+    error before the report was written also writes the JSON error object on stdout."""
     _tolerant_streams()
     try:
         yield
     except DagmakeError as e:
+        if json_out and not _report_written:
+            say_json_error(str(e))
         _say(f"dagmake: error: {e}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt as e:
@@ -133,6 +138,13 @@ def error_boundary(passthrough: tuple[type[BaseException], ...] = ()) -> Iterato
 
         traceback.print_exc()
         sys.exit(EXIT_BUG)
+
+
+def say_json_error(message: str) -> None:
+    """The JSON error object (`errors.error_document`) on stdout."""
+    from dagmake.errors import error_document
+
+    print(error_document(message), flush=True)
 
 
 def _tolerant_streams() -> None:
@@ -200,7 +212,11 @@ def interrupted_exit(signum: int | None) -> int:
     return 128 + signum if signum else EXIT_INTERRUPTED
 
 
+_report_written = False  # the report is on stdout: an error after it writes no second document
+
+
 def write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
+    global _report_written
     if not json_out and report_path is None:
         return
     from dagmake.results import own_cpu_s
@@ -208,6 +224,7 @@ def write_reports(summary: RunSummary, json_out: bool, report_path: Path | None)
     doc = summary.report_text(own_cpu_s())
     if json_out:
         print(doc, flush=True)
+        _report_written = True
     if report_path is not None:
         from dagmake.fsutil import atomic_write_bytes
 

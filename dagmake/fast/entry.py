@@ -74,7 +74,7 @@ def _dispatch() -> None:
             return
         from dagmake import runner
 
-        with runner.error_boundary():
+        with runner.error_boundary(json_out=reports.json_out):
             from dagmake.variables import parse_context
 
             sys.exit(
