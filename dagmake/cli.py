@@ -38,14 +38,67 @@ class _DefaultToRun(click.Group):
     def _parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] in ("--help", "-h", "--version"):
             return super().parse_args(ctx, args)
+        directory, args = _take_directory(args)
         i = 0
         while i < len(args) and args[i].startswith("-"):  # `dagmake -f x.yaml explain build`
             i += 2 if args[i] in _TAKES_VALUE else 1
         if i < len(args) and args[i] in self.commands:
             args = [args[i], *args[:i], *args[i + 1 :]]
+        elif not (ctx.resilient_parsing and i == len(args) == 0):
+            args = ["run", *args]  # (completing the first word: a command or a target)
+        return super().parse_args(ctx, [*directory, *args])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        """The first word: a command's name, or a step id (`dagmake [run] TARGET`)."""
+        found = super().shell_complete(ctx, incomplete)
+        if not incomplete.startswith("-"):
+            found.extend(_complete_steps(ctx, incomplete))
+        return found
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The group's own options, then `run`'s (what `dagmake [OPTIONS]` takes), then the
+        commands."""
+        click.Command.format_options(self, ctx, formatter)
+        run = self.commands["run"]
+        rows = [
+            row
+            for p in run.get_params(ctx)
+            if isinstance(p, click.Option)
+            and "--help" not in p.opts
+            and (row := p.get_help_record(ctx)) is not None
+        ]
+        with formatter.section("Run options (dagmake [OPTIONS] [TARGET...] is dagmake run)"):
+            formatter.write_dl(rows)
+        self.format_commands(ctx, formatter)
+
+
+def _take_directory(args: list[str]) -> tuple[list[str], list[str]]:
+    """`-C DIR` (`-CDIR`, `--directory DIR`, `--directory=DIR`), wherever it is before `--`,
+    taken out to go first: it is the group's option, and applies before anything else is
+    read (the last one given wins)."""
+    taken: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in ("-C", "--directory") and i + 1 < len(args):
+            taken = ["-C", args[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--directory="):
+            taken = ["-C", arg.partition("=")[2]]
+        elif arg.startswith("-C") and len(arg) > 2:
+            taken = ["-C", arg[2:]]
         else:
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
+            rest.append(arg)
+            if arg in _TAKES_VALUE and i + 1 < len(args):
+                rest.append(args[i + 1])
+                i += 1
+        i += 1
+    return taken, rest
 
 
 @contextmanager
@@ -63,12 +116,28 @@ def _json_usage_error(args: list[str]) -> Iterator[None]:
 
 
 _TAKES_VALUE = frozenset(
-    {"-f", "--file", "-j", "--parallel", "-c", "--context", "--since", "--report", "--color"}
-)
+    {"-f", "--file", "-j", "--parallel", "-c", "--context", "--since", "--report", "--color",
+     "-C", "--directory"}
+)  # fmt: skip
+
+
+def _change_directory(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        os.chdir(value)
 
 
 @click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dagmake")
+@click.option(
+    "-C",
+    "--directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    callback=_change_directory,
+    expose_value=False,
+    is_eager=True,
+    metavar="DIR",
+    help="Change to DIR first (before reading anything else).",
+)
 def main() -> None:
     """Run a workflow's steps that are out of date, in parallel, and say why.
 
@@ -106,9 +175,7 @@ def _context_option(f: F) -> F:
     "-j",
     "--parallel",
     type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="How many steps run at once.",
+    help="How many steps run at once [default: the CPUs this process may use; DAGMAKE_JOBS].",
 )
 @_context_option
 @click.option(
@@ -150,7 +217,7 @@ def _context_option(f: F) -> F:
 def run_command(
     targets: tuple[str, ...],
     workflow_file: Path | None,
-    parallel: int,
+    parallel: int | None,
     context: tuple[str, ...],
     dry_run: bool,
     force: bool,
@@ -300,13 +367,18 @@ def list_command(workflow_file: Path | None, json_out: bool, context: tuple[str,
     "targets", nargs=-1, metavar="[TARGET...]", shell_complete=lambda c, p, i: _complete_steps(c, i)
 )
 @_workflow_option
-@click.option("-j", "--parallel", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "-j",
+    "--parallel",
+    type=click.IntRange(min=1),
+    help="How many steps run at once [default: the CPUs this process may use; DAGMAKE_JOBS].",
+)
 @_context_option
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 def watch_command(
     targets: tuple[str, ...],
     workflow_file: Path | None,
-    parallel: int,
+    parallel: int | None,
     context: tuple[str, ...],
     no_cache: bool,
 ) -> None:
@@ -320,9 +392,11 @@ def watch_command(
 
         path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
 
+        from dagmake.runner import default_parallel
+
         options = RunOptions(
             targets=targets,
-            parallel=parallel,
+            parallel=parallel or default_parallel(),
             use_cache=not no_cache,
             context=parse_context(context),
         )

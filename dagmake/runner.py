@@ -28,7 +28,7 @@ class Request(NamedTuple):
 
     targets: tuple[str, ...] = ()
     workflow_file: Path | None = None
-    parallel: int = 4
+    parallel: int | None = None  # None: `default_parallel()`
     context: Mapping[str, str] = MappingProxyType({})
     dry_run: bool = False
     force: bool = False
@@ -80,7 +80,7 @@ def run(req: Request) -> int:
         files = (*(files or ()), *changed_files_since(req.since, graph.workflow.root))
     options = RunOptions(
         targets=targets,
-        parallel=req.parallel,
+        parallel=req.parallel or default_parallel(),
         force=req.force,
         dry_run=req.dry_run,
         use_cache=not req.no_cache,
@@ -95,6 +95,27 @@ def run(req: Request) -> int:
         save_compiled()
     write_reports(summary, req.json_out, req.report_path)
     return _exit_code(summary)
+
+
+def default_parallel() -> int:
+    """`-j`'s default: `DAGMAKE_JOBS` when set, else the CPUs this process may use (its
+    affinity: `taskset`, a container's cpuset), as ninja does."""
+    import os
+
+    raw = os.environ.get("DAGMAKE_JOBS", "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            from dagmake.errors import ConfigError
+
+            raise ConfigError(
+                f"DAGMAKE_JOBS={raw!r}: expected how many steps may run at once, a whole number "
+                "of at least 1 (or unset it: the default is the CPUs this process may use)"
+            )
+        return int(raw)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def load_and_saver(

@@ -86,3 +86,103 @@ def test_json_error_object_for_a_bad_command_line(ws: Workspace) -> None:
     assert "--no-such-option" in str(error["message"]), error
     error = json_error(ws, "-c", "novalue")
     assert "novalue" in str(error["message"]), error
+
+
+# -- -C, -j's default, --help, completion ---------------------------------------------------
+
+
+def test_dash_c_changes_to_the_folder_first(ws: Workspace, tmp_path: Path) -> None:
+    ws.workflow(
+        "steps:\n  - {id: a, run: 'pwd > where.txt', inputs: [in.txt], outputs: [where.txt]}\n"
+    )
+    ws.write("in.txt", "x")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = Workspace(elsewhere, ws.cache)
+    res = other.run("-C", str(ws.root))
+    assert res.code == 0, res.both
+    assert ws.read("where.txt").strip() == str(ws.root)
+    res = other.run("-C", str(ws.root))  # the no-op
+    assert res.code == 0 and "1 up to date" in res.out, res.both
+    res = other.run("list", "-C", str(ws.root))
+    assert res.code == 0 and res.out.startswith("a "), res.both
+    res = other.run(f"--directory={ws.root}", "explain", "a")
+    assert res.code == 0 and "up to date" in res.out, res.both
+    res = other.run("-C", str(ws.root / "missing"))
+    assert res.code == 2 and "missing" in res.err and "Traceback" not in res.err, res.both
+
+
+def parallel_seen(ws: Workspace, *args: str, **env: str) -> int:
+    """How many of 16 steps that each wait for a moment ran at once."""
+    steps = "".join(
+        f"  - {{id: s{i}, run: 'touch running/$DAGMAKE_STEP; sleep 0.4; ls running | wc -l "
+        ">> seen; rm running/$DAGMAKE_STEP'}\n"
+        for i in range(16)
+    )
+    ws.workflow("steps:\n" + steps)
+    (ws.root / "running").mkdir(exist_ok=True)
+    (ws.root / "seen").unlink(missing_ok=True)
+    res = ws.run(*args, **env)
+    assert res.code == 0, res.both
+    return max(int(n) for n in ws.read("seen").split())
+
+
+def test_jobs_default_to_the_cpus_this_process_may_use(ws: Workspace) -> None:
+    import os
+
+    cpus = len(os.sched_getaffinity(0))
+    assert parallel_seen(ws, "--json") <= cpus
+    assert parallel_seen(ws, DAGMAKE_JOBS="1") == 1
+    assert parallel_seen(ws, "-j", "3", DAGMAKE_JOBS="1") >= 2  # the option wins
+    res = ws.run(DAGMAKE_JOBS="zero")
+    assert res.code == 2 and "DAGMAKE_JOBS" in res.err and "Traceback" not in res.err, res.both
+
+
+def test_jobs_default_follows_the_affinity(ws: Workspace) -> None:
+    """Under `taskset -c 0` a run without -j runs one step at a time."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("taskset") is None:
+        import pytest
+
+        pytest.skip("no taskset")
+    steps = "".join(
+        f"  - {{id: s{i}, run: 'touch running/$DAGMAKE_STEP; sleep 0.3; ls running | wc -l "
+        ">> seen; rm running/$DAGMAKE_STEP'}\n"
+        for i in range(4)
+    )
+    ws.workflow("steps:\n" + steps)
+    (ws.root / "running").mkdir()
+    proc = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-m", "dagmake"],
+        cwd=ws.root, env=ws.env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert max(int(n) for n in ws.read("seen").split()) == 1
+
+
+def test_bare_help_lists_the_run_options(ws: Workspace) -> None:
+    res = ws.run("--help")
+    assert res.code == 0, res.both
+    for option in ("--dry-run", "--force", "--json", "--changed-files", "-C", "--parallel"):
+        assert option in res.out, option
+    assert "explain" in res.out and "cache" in res.out
+
+
+def complete(ws: Workspace, words: str) -> list[str]:
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    res = ws.run(_DAGMAKE_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=str(cword))
+    assert res.code == 0, res.both
+    return [line.split(",", 1)[1] for line in res.out.splitlines()]
+
+
+def test_command_names_and_step_ids_complete(ws: Workspace) -> None:
+    ws.workflow("steps:\n  - {id: extract, run: 'true'}\n  - {id: build, run: 'true'}\n")
+    assert complete(ws, "dagmake ex") == ["explain", "extract"]
+    assert complete(ws, "dagmake ca") == ["cache"]
+    assert complete(ws, "dagmake cache s") == ["stats"]
+    assert complete(ws, "dagmake explain b") == ["build"]
+    assert complete(ws, "dagmake run b") == ["build"]
+    assert complete(ws, "dagmake -j 2 b") == ["build"]
