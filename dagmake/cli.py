@@ -214,6 +214,14 @@ def _context_option(f: F) -> F:
 @click.option(
     "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True
 )
+@click.option(
+    "-q",
+    "--question",
+    is_flag=True,
+    help="Decide only, print nothing: exit 0 if every selected step is up to date, else 1.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Print each command as it starts.")
+@click.option("--quiet", is_flag=True, help="Print only failures and the summary.")
 def run_command(
     targets: tuple[str, ...],
     workflow_file: Path | None,
@@ -228,10 +236,15 @@ def run_command(
     report_path: Path | None,
     no_wait: bool,
     color: str,
+    question: bool,
+    verbose: bool,
+    quiet: bool,
 ) -> None:
     """Bring TARGETs (default: every step) up to date, with what they depend on."""
     from dagmake import runner
 
+    if verbose and quiet:
+        raise click.UsageError("-v/--verbose and --quiet contradict each other; give one")
     with _error_boundary(json_out=json_out):
         from dagmake.variables import parse_context
 
@@ -250,6 +263,8 @@ def run_command(
                 report_path=report_path,
                 no_wait=no_wait,
                 color=color,
+                question=question,
+                verbosity=1 if verbose else -1 if quiet else 0,
             )
         )
         sys.exit(code)

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TextIO
 
 from dagmake.explain import decision_text, dry_run_lines, reasons_text, status_word, summary_counts
@@ -39,10 +39,14 @@ class PlainReporter:
     with a `step | ` prefix (replayed output from the cache is marked); `compact` streams no step
     output and prints only failures' log tails and the summary."""
 
-    def __init__(self, stream: TextIO, *, color: bool = False, compact: bool = False) -> None:
+    def __init__(
+        self, stream: TextIO, *, color: bool = False, compact: bool = False, verbose: bool = False
+    ) -> None:
         self.out = stream
         self.color = color
         self.compact = compact
+        self.verbose = verbose  # -v: each command as it starts (`command_of` says it)
+        self.command_of: Callable[[str], str] | None = None
         self.total = 0
         self.started = 0
         self._numbers: dict[str, int] = {}  # a step keeps its [n/total] through restore/retries
@@ -101,6 +105,9 @@ class PlainReporter:
         )
         why = f": {safe(why)}" if why else ""
         self.write(f"[{number}/{self.total}] {verb} {safe(step_id)}{why}")
+        if self.verbose and attempt > 0 and self.command_of is not None:
+            for line in self.command_of(step_id).splitlines():
+                self.write(f"  $ {safe(line)}")
 
     def step_output(self, step_id: str, data: bytes, *, replayed: bool = False) -> None:
         """Whole lines as they come; what is left without an end waits for the rest of its
@@ -185,8 +192,8 @@ class TtyReporter(PlainReporter):
     """On a terminal: the same lines, plus a live block at the bottom with one line per
     running step and its elapsed time, redrawn in place."""
 
-    def __init__(self, stream: TextIO, *, color: bool) -> None:
-        super().__init__(stream, color=color)
+    def __init__(self, stream: TextIO, *, color: bool, verbose: bool = False) -> None:
+        super().__init__(stream, color=color, verbose=verbose)
         self.running: dict[str, float] = {}
         self.finished: set[str] = set()
         self.done = 0
@@ -343,15 +350,16 @@ def _piece_end(data: bytes) -> int:
     return cut
 
 
-def make_reporter(stream: TextIO, *, color: str = "auto") -> PlainReporter:
-    """Pick the console mode: compact under pre-commit, live on a terminal, plain otherwise."""
+def make_reporter(stream: TextIO, *, color: str = "auto", verbosity: int = 0) -> PlainReporter:
+    """Pick the console mode: compact under pre-commit or with `--quiet` (verbosity -1), live
+    on a terminal, plain otherwise; `-v` (verbosity 1) adds each command as it starts."""
     tty = stream.isatty() and os.environ.get("TERM") != "dumb"
     use_color = color == "always" or (color == "auto" and tty and "NO_COLOR" not in os.environ)
-    if os.environ.get("PRE_COMMIT") == "1":
+    if verbosity < 0 or (verbosity == 0 and os.environ.get("PRE_COMMIT") == "1"):
         return PlainReporter(stream, color=use_color, compact=True)
     if tty:
-        return TtyReporter(stream, color=use_color)
-    return PlainReporter(stream, color=use_color)
+        return TtyReporter(stream, color=use_color, verbose=verbosity > 0)
+    return PlainReporter(stream, color=use_color, verbose=verbosity > 0)
 
 
 def default_stream(json_mode: bool) -> TextIO:

@@ -20,7 +20,7 @@ from dagmake.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Dag
 if TYPE_CHECKING:
     from dagmake.fast.noop import Trust
     from dagmake.graph import Graph
-    from dagmake.results import RunSummary, StepResult
+    from dagmake.results import Reporter, RunSummary, StepResult
 
 
 class Request(NamedTuple):
@@ -39,6 +39,8 @@ class Request(NamedTuple):
     report_path: Path | None = None
     no_wait: bool = False
     color: str = "auto"
+    question: bool = False  # -q: decide only, say nothing; exit 0 when all is up to date
+    verbosity: int = 0  # -1 --quiet, 1 -v
     workflow_bytes: bytes | None = None  # the file as the quick path read it (`noop.look`)
 
 
@@ -51,7 +53,9 @@ def run(req: Request) -> int:
 
     if req.report_path is not None:
         _check_report_path(req.report_path)
-    reporter = make_reporter(default_stream(req.json_out), color=req.color)
+    if req.question:
+        return _question(req)
+    reporter = make_reporter(default_stream(req.json_out), color=req.color, verbosity=req.verbosity)
     context = dict(req.context)
     targets = req.targets
     key, trust, data = None, None, req.workflow_bytes
@@ -71,13 +75,9 @@ def run(req: Request) -> int:
     from dagmake.build import RunOptions, run_build
 
     graph, save_compiled = load_and_saver(req.workflow_file, data)
-    files: tuple[str, ...] | None = None
+    files = _changed(req, graph)
     if req.changed_files:
-        files, targets = _relative_to(graph.workflow.root, targets), ()
-    if req.since is not None:
-        from dagmake.gitfiles import changed_files_since
-
-        files = (*(files or ()), *changed_files_since(req.since, graph.workflow.root))
+        targets = ()
     options = RunOptions(
         targets=targets,
         parallel=req.parallel or default_parallel(),
@@ -90,11 +90,73 @@ def run(req: Request) -> int:
         noop_key=None if req.dry_run else key,
         trust=trust,
     )
+    if req.verbosity > 0:
+        reporter.command_of = _commands(graph, context)
     summary = run_build(graph, options, reporter)
     if not req.dry_run:
         save_compiled()
     write_reports(summary, req.json_out, req.report_path)
     return _exit_code(summary)
+
+
+def _question(req: Request) -> int:
+    """`-q`: the dry run, with nothing said but errors; 0 when no selected step would run or
+    be restored, else 1 (make's question mode)."""
+    import os
+
+    from dagmake.model import StepStatus
+    from dagmake.report import PlainReporter
+
+    with open(os.devnull, "w") as nowhere:
+        summary = _dry_run(req, PlainReporter(nowhere, compact=True))
+    write_reports(summary, req.json_out, req.report_path)
+    settled = (StepStatus.UP_TO_DATE, StepStatus.SKIPPED)
+    return EXIT_OK if all(s.status in settled for s in summary.steps) else EXIT_FAILED
+
+
+def _dry_run(req: Request, reporter: Reporter) -> RunSummary:
+    from dagmake.build import RunOptions, run_build
+
+    graph, _ = load_and_saver(req.workflow_file, req.workflow_bytes)
+    files = _changed(req, graph)
+    targets = () if req.changed_files else req.targets
+    options = RunOptions(
+        targets=targets,
+        force=req.force,
+        dry_run=True,
+        use_cache=not req.no_cache,
+        context=dict(req.context),
+        changed_files=files,
+    )
+    return run_build(graph, options, reporter)
+
+
+def _changed(req: Request, graph: Graph) -> tuple[str, ...] | None:
+    """The changed files `--changed-files` and `--since` name (None: neither was given)."""
+    files: tuple[str, ...] | None = None
+    if req.changed_files:
+        files = _relative_to(graph.workflow.root, req.targets)
+    if req.since is not None:
+        from dagmake.gitfiles import changed_files_since
+
+        files = (*(files or ()), *changed_files_since(req.since, graph.workflow.root))
+    return files
+
+
+def _commands(graph: Graph, context: Mapping[str, str]) -> Callable[[str], str]:
+    """For `-v`: a step's command as it runs, its variables substituted (a value another step
+    writes to $DAGMAKE_OUTPUT is shown as written, `${steps.a.k}`)."""
+    from dagmake import variables
+
+    def command_of(step_id: str) -> str:
+        step = graph.step(step_id)
+        try:
+            scope = variables.step_scope(graph.workflow, step, context)
+            return variables.substitute(step.run, scope, quote=True, where=step_id)
+        except DagmakeError:
+            return step.run
+
+    return command_of
 
 
 def default_parallel() -> int:

@@ -186,3 +186,64 @@ def test_command_names_and_step_ids_complete(ws: Workspace) -> None:
     assert complete(ws, "dagmake explain b") == ["build"]
     assert complete(ws, "dagmake run b") == ["build"]
     assert complete(ws, "dagmake -j 2 b") == ["build"]
+
+
+# -- -q, -v, --quiet ------------------------------------------------------------------------
+
+TWO_STEPS = """
+steps:
+  - id: gen
+    run: cp src.txt gen.txt
+    inputs: [src.txt]
+    outputs: [gen.txt]
+  - id: use
+    run: echo using; cat gen.txt > use.txt
+    inputs: [gen.txt]
+    outputs: [use.txt]
+    depends_on: [gen]
+"""
+
+
+def test_question_decides_only_and_says_nothing(ws: Workspace) -> None:
+    ws.workflow(TWO_STEPS)
+    ws.write("src.txt", "1\n")
+    res = ws.run("-q")
+    assert (res.code, res.out, res.err) == (1, "", ""), res.both
+    assert not (ws.root / "gen.txt").exists()  # nothing ran
+    assert ws.run().code == 0
+    res = ws.run("--question")
+    assert (res.code, res.out, res.err) == (0, "", ""), res.both
+    ws.write("src.txt", "2\n")
+    res = ws.run("-q", "use")
+    assert (res.code, res.out, res.err) == (1, "", ""), res.both
+    assert ws.read("gen.txt") == "1\n"
+    res = ws.run("-q", "nope")
+    assert res.code == 2 and "unknown step 'nope'" in res.err and res.out == "", res.both
+
+
+def test_verbose_prints_each_command_as_it_starts(ws: Workspace) -> None:
+    ws.workflow(
+        TWO_STEPS.replace("cp src.txt", "cp ${source}").replace(
+            "steps:", "vars:\n  source: src.txt\nsteps:"
+        )
+    )
+    ws.write("src.txt", "1\n")
+    res = ws.run("-v")
+    assert res.code == 0, res.both
+    lines = res.out.splitlines()
+    assert lines[0] == "[1/2] running gen: never run before", res.out
+    assert lines[1] == "  $ cp src.txt gen.txt", res.out
+    assert "  $ echo using; cat gen.txt > use.txt" in lines, res.out
+
+
+def test_quiet_prints_only_failures_and_the_summary(ws: Workspace) -> None:
+    ws.workflow(TWO_STEPS + "  - id: bad\n    run: echo broken-output; exit 3\n")
+    ws.write("src.txt", "1\n")
+    res = ws.run("--quiet")
+    assert res.code == 1, res.both
+    assert "running" not in res.out and "using" not in res.out, res.out
+    assert "gen succeeded" not in res.out, res.out
+    assert "bad failed" in res.out and "broken-output" in res.out, res.out
+    assert res.out.splitlines()[-1].startswith("dagmake: failed: "), res.out
+    res = ws.run("--quiet", "-v")
+    assert res.code == 2 and "Traceback" not in res.err, res.both
