@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 
 from dagmake import __version__
-from dagmake.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from dagmake.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, StateError
 
 if TYPE_CHECKING:
     from dagmake.cache.facade import Cache
@@ -425,6 +425,107 @@ def watch_command(
             )
         click.echo("dagmake: stopped watching", err=True)
         sys.exit(EXIT_OK)
+
+
+@main.command("clean")
+@click.argument(
+    "targets", nargs=-1, metavar="[TARGET...]", shell_complete=lambda c, p, i: _complete_steps(c, i)
+)
+@_workflow_option
+@click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
+def clean_command(targets: tuple[str, ...], workflow_file: Path | None, dry_run: bool) -> None:
+    """Remove the declared outputs of TARGETs (default: every step), with what they depend on,
+    and their records, so they run again. Only inside the workspace, never through a link
+    leading out of it."""
+    with _error_boundary():
+        from dagmake import clean
+        from dagmake.state import StateStore
+
+        graph = _load(workflow_file)
+        store = StateStore(_state_dir(graph))
+        recorded = set(store.load(write=False).records) if store.dir.is_dir() else set()
+        plan = clean.plan_clean(graph, targets, recorded)
+        for why in plan.refused:
+            click.echo(f"not removed: {why}")
+        verb = "would remove" if dry_run else "removed"
+        what = _counted(len(plan.paths), "path") + " and " + _counted(len(plan.records), "record")
+        if dry_run:
+            for removal in plan.paths:
+                click.echo(f"{verb} {removal.path}")
+            for sid in plan.records:
+                click.echo(f"would forget the record of '{sid}'")
+            click.echo(f"dagmake: clean -n: would remove {what}; nothing was changed")
+            sys.exit(EXIT_OK)
+        if plan.records:
+            _forget(store, plan.records)
+        failed = False
+        for removal in plan.paths:
+            trouble = clean.remove(graph.workflow.root, removal)
+            if trouble is not None:
+                failed = True
+                click.echo(f"dagmake: {trouble}", err=True)
+            else:
+                click.echo(f"{verb} {removal.path}")
+        if not plan.paths and not plan.records:
+            click.echo("dagmake: clean: nothing to remove")
+        else:
+            click.echo(f"dagmake: clean: {verb} {what}")
+        sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _state_dir(graph: Graph) -> Path:
+    from dagmake.layout import workspace_dir
+    from dagmake.locations import cache_root
+
+    return workspace_dir(cache_root(), graph.workflow.root, graph.workflow.path.name)
+
+
+def _forget(store: Any, step_ids: tuple[str, ...]) -> None:
+    """Drop these steps' records (under the workspace lock, as a run holds it) and the no-op
+    snapshot that vouched for them."""
+    from dagmake.fast import noop
+
+    with store.locked(
+        wait=True, on_wait=lambda holder: _warn(f"waiting for the run that holds it ({holder})")
+    ):
+        if not store.writable:
+            raise StateError(f"cannot change the state in {store.dir}; nothing was removed")
+        noop.invalidate(store.dir)
+        loaded = store.load()
+        for sid in step_ids:
+            loaded.records.pop(sid, None)
+        store.rewrite(loaded.records, loaded.stamps)
+
+
+@main.command("log")
+@click.argument("step", shell_complete=lambda c, p, i: _complete_steps(c, i))
+@_workflow_option
+def log_command(step: str, workflow_file: Path | None) -> None:
+    """Print STEP's last log, bytes as written (exit 1 when it has none)."""
+    with _error_boundary():
+        from dagmake import clean
+
+        graph = _load(workflow_file)
+        _select_one(graph, step)
+        data = clean.last_log(_state_dir(graph), step)
+        if data is None:
+            click.echo(f"dagmake: no log for '{step}' (it never ran, or printed nothing)", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        sys.exit(EXIT_OK)
+
+
+def _select_one(graph: Graph, step: str) -> None:
+    """An unknown step id is an error (exit 2) that suggests the closest."""
+    from dagmake.graph import select
+
+    select(graph, (step,))
 
 
 @main.group("cache")

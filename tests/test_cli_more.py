@@ -247,3 +247,109 @@ def test_quiet_prints_only_failures_and_the_summary(ws: Workspace) -> None:
     assert res.out.splitlines()[-1].startswith("dagmake: failed: "), res.out
     res = ws.run("--quiet", "-v")
     assert res.code == 2 and "Traceback" not in res.err, res.both
+
+
+# -- clean and log --------------------------------------------------------------------------
+
+CLEAN_FLOW = """
+steps:
+  - id: gen
+    run: mkdir -p build/sub && echo a > build/sub/a.o && echo g > gen.txt && echo log-of-gen
+    inputs: [src.txt]
+    outputs: [gen.txt, build]
+  - id: many
+    run: mkdir -p objs && echo 1 > objs/one.o && echo 2 > objs/two.o && echo keep > objs/k.c
+    inputs: [src.txt]
+    outputs: ["objs/*.o"]
+  - id: use
+    run: cat gen.txt > use.txt
+    inputs: [gen.txt]
+    outputs: [use.txt]
+    depends_on: [gen]
+"""
+
+
+def statuses(ws: Workspace, *args: str) -> dict[str, str]:
+    res = ws.run("--json", *args)
+    assert res.code == 0, res.both
+    return {s["id"]: s["status"] for s in json.loads(res.out)["steps"]}
+
+
+def test_clean_removes_the_declared_outputs_and_records(ws: Workspace) -> None:
+    ws.workflow(CLEAN_FLOW)
+    ws.write("src.txt", "x")
+    assert ws.run().code == 0
+    res = ws.run("clean", "-n")
+    assert res.code == 0, res.both
+    for path in ("gen.txt", "build/", "objs/one.o", "objs/two.o", "use.txt"):
+        assert f"would remove {path}\n" in res.out, res.out
+    assert "nothing was changed" in res.out
+    assert (ws.root / "gen.txt").exists() and (ws.root / "objs/one.o").exists()
+    assert set(statuses(ws, "--no-cache").values()) == {"up_to_date"}  # -n forgot nothing
+    res = ws.run("clean", "use")  # use, with what it depends on
+    assert res.code == 0, res.both
+    assert not (ws.root / "use.txt").exists() and not (ws.root / "gen.txt").exists()
+    assert not (ws.root / "build").exists()
+    assert (ws.root / "objs/one.o").exists()
+    assert res.out.splitlines()[-1] == "dagmake: clean: removed 3 paths and 2 records", res.out
+    # the records are gone: both run again (not restored from the cache: --no-cache)
+    assert statuses(ws, "--no-cache") == {"gen": "succeeded", "many": "up_to_date",
+                                           "use": "succeeded"}  # fmt: skip
+    assert ws.run("clean").code == 0
+    assert not (ws.root / "objs/one.o").exists() and (ws.root / "objs/k.c").exists()
+    assert ws.read("src.txt") == "x" and (ws.root / "dagmake.yaml").exists()
+    res = ws.run("clean")
+    assert res.out.splitlines()[-1] == "dagmake: clean: nothing to remove", res.out
+    res = ws.run("clean", "nope")
+    assert res.code == 2 and "unknown step 'nope'" in res.err, res.both
+
+
+def test_clean_never_removes_through_a_link_leading_out(ws: Workspace, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me")
+    (outside / "o.o").write_text("keep me too")
+    ws.workflow(
+        "steps:\n  - {id: a, run: 'true', outputs: [out/precious.txt, link.txt, 'out/*.o']}\n"
+    )
+    (ws.root / "out").symlink_to(outside)
+    (ws.root / "link.txt").symlink_to(outside / "precious.txt")
+    res = ws.run("clean")
+    assert res.code == 0, res.both
+    assert (outside / "precious.txt").read_text() == "keep me"
+    assert (outside / "o.o").read_text() == "keep me too"
+    assert "outside the workspace" in res.out, res.out
+
+
+def test_clean_makes_the_no_op_snapshot_look_again(ws: Workspace) -> None:
+    """A step with inputs and no outputs: clean forgets only its record, which the no-op
+    snapshot alone would not notice."""
+    ws.workflow("steps:\n  - {id: a, run: 'echo ran >> runs.txt', inputs: [in.txt]}\n")
+    ws.write("in.txt", "1")
+    assert ws.run().code == 0
+    assert "1 up to date" in ws.run().out  # the snapshot's answer
+    res = ws.run("clean")
+    assert res.out == "dagmake: clean: removed 0 paths and 1 record\n", res.both
+    assert statuses(ws, "--no-cache") == {"a": "succeeded"}
+    assert ws.read("runs.txt") == "ran\nran\n"
+
+
+def test_log_prints_the_last_log_as_written(ws: Workspace) -> None:
+    import subprocess
+    import sys
+
+    ws.workflow(
+        "steps:\n  - {id: a, run: 'printf \"one\\\\r\\\\n\\\\033[31mred\\\\377\"; exit 1'}\n"
+        "  - {id: quiet, run: 'true'}\n"
+    )
+    assert ws.run().code == 1
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagmake", "log", "a"], cwd=ws.root, env=ws.env(),
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"one\r\n\x1b[31mred\xff"
+    res = ws.run("log", "quiet")
+    assert res.code == 1 and res.out == "" and "no log" in res.err, res.both
+    res = ws.run("log", "nope")
+    assert res.code == 2 and "unknown step 'nope'" in res.err, res.both

@@ -20,7 +20,10 @@ _VALUE_OPTIONS = {"-j": None, "--parallel": None, "-f": "file", "--file": "file"
                   "-c": "context", "--context": "context", "-C": "dir",
                   "--directory": "dir"}  # fmt: skip
 _FLAG_OPTIONS = frozenset({"--no-cache", "--no-wait"})
-_COMMANDS = frozenset({"run", "explain", "graph", "list", "cache", "hook", "watch", "--help", "-h"})
+_COMMANDS = frozenset(
+    {"run", "explain", "graph", "list", "cache", "hook", "watch", "clean", "log", "init", "--help",
+     "-h"}
+)  # fmt: skip
 
 
 def main() -> NoReturn:
