@@ -198,6 +198,14 @@ def _context_option(f: F) -> F:
     ),
 )
 @click.option(
+    "--affected",
+    is_flag=True,
+    help=(
+        "Treat the arguments (or --since's files) as changed files: run the steps whose inputs "
+        "match one, and every step that depends on them."
+    ),
+)
+@click.option(
     "--since",
     metavar="REF",
     help="Run only the steps affected by files git reports changed since REF.",
@@ -232,6 +240,7 @@ def run_command(
     json_out: bool,
     no_cache: bool,
     changed_files: bool,
+    affected: bool,
     since: str | None,
     report_path: Path | None,
     no_wait: bool,
@@ -259,6 +268,7 @@ def run_command(
                 json_out=json_out,
                 no_cache=no_cache,
                 changed_files=changed_files,
+                affected=affected,
                 since=since,
                 report_path=report_path,
                 no_wait=no_wait,

@@ -35,6 +35,7 @@ class Request(NamedTuple):
     json_out: bool = False
     no_cache: bool = False
     changed_files: bool = False
+    affected: bool = False  # the targets are files: the steps they affect, and their dependents
     since: str | None = None
     report_path: Path | None = None
     no_wait: bool = False
@@ -59,7 +60,7 @@ def run(req: Request) -> int:
     context = dict(req.context)
     targets = req.targets
     key, trust, data = None, None, req.workflow_bytes
-    if not (req.force or req.changed_files or req.since):
+    if not (req.force or req.changed_files or req.affected or req.since):
         key, summary, trust, data = _fast_noop(
             req.workflow_file, targets, context, dry_run=req.dry_run, data=data
         )
@@ -75,9 +76,7 @@ def run(req: Request) -> int:
     from dagmake.build import RunOptions, run_build
 
     graph, save_compiled = load_and_saver(req.workflow_file, data)
-    files = _changed(req, graph)
-    if req.changed_files:
-        targets = ()
+    targets, files = _selection(req, graph)
     options = RunOptions(
         targets=targets,
         parallel=req.parallel or default_parallel(),
@@ -118,8 +117,7 @@ def _dry_run(req: Request, reporter: Reporter) -> RunSummary:
     from dagmake.build import RunOptions, run_build
 
     graph, _ = load_and_saver(req.workflow_file, req.workflow_bytes)
-    files = _changed(req, graph)
-    targets = () if req.changed_files else req.targets
+    targets, files = _selection(req, graph)
     options = RunOptions(
         targets=targets,
         force=req.force,
@@ -131,16 +129,24 @@ def _dry_run(req: Request, reporter: Reporter) -> RunSummary:
     return run_build(graph, options, reporter)
 
 
-def _changed(req: Request, graph: Graph) -> tuple[str, ...] | None:
-    """The changed files `--changed-files` and `--since` name (None: neither was given)."""
+def _selection(req: Request, graph: Graph) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """The run's targets, and the changed files that narrow them (None: no narrowing): the
+    files `--changed-files` or `--affected` gave as arguments and `--since` found. With
+    `--affected`, the targets are the steps the files affect and their dependents."""
     files: tuple[str, ...] | None = None
-    if req.changed_files:
-        files = _relative_to(graph.workflow.root, req.targets)
+    targets = req.targets
+    if req.changed_files or req.affected:
+        files, targets = _relative_to(graph.workflow.root, targets), ()
     if req.since is not None:
         from dagmake.gitfiles import changed_files_since
 
         files = (*(files or ()), *changed_files_since(req.since, graph.workflow.root))
-    return files
+    if req.affected and files is not None:
+        from dagmake.selection import affected_steps
+
+        targets = tuple(affected_steps(graph, files))
+        files = None if targets else ()  # (no target at all would be every step)
+    return targets, files
 
 
 def _commands(graph: Graph, context: Mapping[str, str]) -> Callable[[str], str]:

@@ -353,3 +353,32 @@ def test_log_prints_the_last_log_as_written(ws: Workspace) -> None:
     assert res.code == 1 and res.out == "" and "no log" in res.err, res.both
     res = ws.run("log", "nope")
     assert res.code == 2 and "unknown step 'nope'" in res.err, res.both
+
+
+# -- --affected -----------------------------------------------------------------------------
+
+AFFECTED_FLOW = """
+steps:
+  - {id: a, run: 'true', inputs: [a.txt]}
+  - {id: x, run: 'true', inputs: [x.txt]}
+  - {id: b, run: 'true', inputs: [b.txt], depends_on: [a]}
+  - {id: c, run: 'true', inputs: [c.txt], depends_on: [b, x]}
+  - {id: d, run: 'true', inputs: [d.txt]}
+"""
+
+
+def test_affected_selects_the_matching_steps_and_their_dependents(ws: Workspace) -> None:
+    ws.workflow(AFFECTED_FLOW)
+    for name in "axbcd":
+        ws.write(f"{name}.txt", name)
+    assert sorted(ws.ran()) == ["a", "b", "c", "d", "x"]
+    ws.write("a.txt", "changed")
+    assert ws.ran("--changed-files", "-B", "a.txt") == ["a"]
+    assert sorted(ws.ran("--affected", "-B", "a.txt")) == ["a", "b", "c", "x"]  # c needs x
+    assert sorted(ws.ran("--affected", "-B", "./b.txt", "d.txt")) == ["a", "b", "c", "d", "x"]
+    assert sorted(ws.ran("--affected", "-B", "x.txt")) == ["a", "b", "c", "x"]
+    assert sorted(ws.ran("--affected", "-B", "c.txt")) == ["a", "b", "c", "x"]
+    res = ws.run("--affected", "-B", "nothing.txt", "--json")
+    assert res.code == 0 and json.loads(res.out)["steps"] == [], res.both
+    res = ws.run("--affected", "-q", "-B", "d.txt")
+    assert res.code == 1, res.both
