@@ -117,7 +117,7 @@ def _json_usage_error(args: list[str]) -> Iterator[None]:
 
 _TAKES_VALUE = frozenset(
     {"-f", "--file", "-j", "--parallel", "-c", "--context", "--since", "--report", "--color",
-     "-C", "--directory"}
+     "-C", "--directory", "--trace"}
 )  # fmt: skip
 
 
@@ -217,6 +217,13 @@ def _context_option(f: F) -> F:
     help="Also write the JSON report to this file.",
 )
 @click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Write the run as Chrome trace-event JSON (a lane per slot; Perfetto reads it).",
+)
+@click.option(
     "--no-wait", is_flag=True, help="If another run holds this workspace, exit 75 at once."
 )
 @click.option(
@@ -243,6 +250,7 @@ def run_command(
     affected: bool,
     since: str | None,
     report_path: Path | None,
+    trace_path: Path | None,
     no_wait: bool,
     color: str,
     question: bool,
@@ -271,6 +279,7 @@ def run_command(
                 affected=affected,
                 since=since,
                 report_path=report_path,
+                trace_path=trace_path,
                 no_wait=no_wait,
                 color=color,
                 question=question,

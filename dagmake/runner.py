@@ -38,6 +38,7 @@ class Request(NamedTuple):
     affected: bool = False  # the targets are files: the steps they affect, and their dependents
     since: str | None = None
     report_path: Path | None = None
+    trace_path: Path | None = None  # --trace: the run as Chrome trace-event JSON
     no_wait: bool = False
     color: str = "auto"
     question: bool = False  # -q: decide only, say nothing; exit 0 when all is up to date
@@ -54,9 +55,16 @@ def run(req: Request) -> int:
 
     if req.report_path is not None:
         _check_report_path(req.report_path)
+    if req.trace_path is not None:
+        _check_report_path(req.trace_path, "--trace")
     if req.question:
         return _question(req)
     reporter = make_reporter(default_stream(req.json_out), color=req.color, verbosity=req.verbosity)
+    tracing = None
+    if req.trace_path is not None:
+        from dagmake.trace import Tracing
+
+        tracing = Tracing(reporter)
     context = dict(req.context)
     targets = req.targets
     key, trust, data = None, None, req.workflow_bytes
@@ -72,6 +80,8 @@ def run(req: Request) -> int:
                     reporter.step_finished(result)  # the skips, said as a full run says them
             reporter.run_finished(summary)
             write_reports(summary, req.json_out, req.report_path)
+            if tracing is not None and req.trace_path is not None:
+                tracing.write(req.trace_path)  # nothing ran: the lanes are empty
             return EXIT_OK
     from dagmake.build import RunOptions, run_build
 
@@ -91,10 +101,12 @@ def run(req: Request) -> int:
     )
     if req.verbosity > 0:
         reporter.command_of = _commands(graph, context)
-    summary = run_build(graph, options, reporter)
+    summary = run_build(graph, options, tracing if tracing is not None else reporter)
     if not req.dry_run:
         save_compiled()
     write_reports(summary, req.json_out, req.report_path)
+    if tracing is not None and req.trace_path is not None and not req.dry_run:
+        tracing.write(req.trace_path)
     return _exit_code(summary)
 
 
@@ -340,9 +352,9 @@ def write_up_to_date_report(
     )
 
 
-def _check_report_path(path: Path) -> None:
-    """Refuse a --report path whose folder is missing before anything runs (exit 2), rather
-    than after a successful run."""
+def _check_report_path(path: Path, option: str = "--report") -> None:
+    """Refuse a --report (or --trace) path whose folder is missing before anything runs
+    (exit 2), rather than after a successful run."""
     import os
 
     folder = path.absolute().parent
@@ -350,7 +362,7 @@ def _check_report_path(path: Path) -> None:
         from dagmake.errors import ConfigError
 
         raise ConfigError(
-            f"--report {path}: the folder '{path.parent}' does not exist; create it first"
+            f"{option} {path}: the folder '{path.parent}' does not exist; create it first"
         )
 
 

@@ -4,6 +4,7 @@ through the real CLI: exit statuses after a signal, the JSON error object, -C, -
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import time
@@ -382,3 +383,38 @@ def test_affected_selects_the_matching_steps_and_their_dependents(ws: Workspace)
     assert res.code == 0 and json.loads(res.out)["steps"] == [], res.both
     res = ws.run("--affected", "-q", "-B", "d.txt")
     assert res.code == 1, res.both
+
+
+# -- --trace --------------------------------------------------------------------------------
+
+
+def test_trace_is_chrome_trace_json_with_a_lane_per_slot(ws: Workspace) -> None:
+    steps = "".join(f"  - {{id: s{i}, run: 'sleep 0.1'}}\n" for i in range(6))
+    ws.workflow(
+        "steps:\n" + steps + "  - {id: flaky, run: 'test -e once || { touch once; exit 1; }', "
+        "retries: 1}\n  - {id: last, run: 'true', depends_on: [s0, s5]}\n"
+    )
+    res = ws.run("-j", "3", "--trace", "trace.json")
+    assert res.code == 0, res.both
+    doc = json.loads(ws.read("trace.json"))
+    events = doc["traceEvents"]
+    runs = [e for e in events if e["ph"] == "X"]
+    names = {e["tid"]: e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    assert sorted({e["name"] for e in runs}) == sorted(
+        [f"s{i}" for i in range(6)] + ["flaky", "last"]
+    )
+    assert [e["args"]["attempt"] for e in runs if e["name"] == "flaky"] == [1, 2]
+    by_lane: dict[int, list[dict[str, int]]] = {}
+    for e in runs:
+        assert isinstance(e["ts"], int) and isinstance(e["dur"], int) and e["pid"] > 0, e
+        assert e["tid"] in names, (e, names)
+        by_lane.setdefault(e["tid"], []).append(e)
+    assert 1 < len(by_lane) <= 3, by_lane.keys()
+    for lane in by_lane.values():
+        lane.sort(key=lambda e: e["ts"])
+        for a, b in itertools.pairwise(lane):
+            assert a["ts"] + a["dur"] <= b["ts"], (a, b)
+    sleepy = [e for e in runs if e["name"].startswith("s")]
+    assert all(e["dur"] >= 90_000 for e in sleepy), sleepy  # µs
+    res = ws.run("--trace", "missing/t.json")
+    assert res.code == 2 and "missing" in res.err, res.both
