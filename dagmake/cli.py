@@ -617,8 +617,7 @@ def cache_clear() -> None:
     with _error_boundary():
         from dagmake.cache import upkeep
 
-        n = upkeep.clear(_cache())
-        click.echo(f"removed {n} cache entries")
+        click.echo(upkeep.format_clear(upkeep.clear(_cache())))
         sys.exit(EXIT_OK)
 
 

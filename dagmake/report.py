@@ -100,11 +100,10 @@ class PlainReporter:
         why = reasons_text(reasons)
         if self.compact:
             return
-        verb = (
-            "restoring" if attempt == 0 else "running" if attempt == 1 else f"retrying ({attempt})"
-        )
+        verb = "restoring" if attempt == 0 else "running" if attempt == 1 else "retrying"
+        which = f" (attempt {attempt})" if attempt > 1 else ""
         why = f": {safe(why)}" if why else ""
-        self.write(f"[{number}/{self.total}] {verb} {safe(step_id)}{why}")
+        self.write(f"[{number}/{self.total}] {verb} {safe(step_id)}{which}{why}")
         if self.verbose and attempt > 0 and self.command_of is not None:
             for line in self.command_of(step_id).splitlines():
                 self.write(f"  $ {safe(line)}")
@@ -144,10 +143,14 @@ class PlainReporter:
             self._failed.append(result)
         if status is StepStatus.UP_TO_DATE or (self.compact and status not in FAILING):
             return
-        word = self._paint(status_word(status), _COLORS.get(status, "0"))
+        plain_word = status_word(status)
+        word = self._paint(plain_word, _COLORS.get(status, "0"))
         detail = safe(
             result.detail or (reasons_text(result.reasons) if status is StepStatus.SKIPPED else "")
         )
+        if detail.startswith(plain_word + " "):  # "timed out after 2.0s": said once
+            self.write(f"{safe(result.step_id)} {word}{detail[len(plain_word) :]}")
+            return
         took = f" in {_seconds(result.duration_s)}" if status in _TIMED else ""
         self.write(f"{safe(result.step_id)} {word}{took}" + (f": {detail}" if detail else ""))
 
@@ -167,9 +170,8 @@ class PlainReporter:
             return
         for result in self._failed:
             self.write_tail(result)
-        counts = summary_counts(summary)
-        hits = f", {summary.cache_hits} from cache" if summary.cache_hits else ""
-        line = f"dagmake: {summary.status}: {counts}{hits} in {_seconds(summary.duration_s)}"
+        counts = summary_counts(summary)  # (a restored step is the cache's hit: said once)
+        line = f"dagmake: {summary.status}: {counts} in {_seconds(summary.duration_s)}"
         code = "32" if summary.status == "succeeded" else "31"
         self.write(self._paint(line, code))
         self.flush()

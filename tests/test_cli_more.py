@@ -232,7 +232,7 @@ def test_verbose_prints_each_command_as_it_starts(ws: Workspace) -> None:
     res = ws.run("-v")
     assert res.code == 0, res.both
     lines = res.out.splitlines()
-    assert lines[0] == "[1/2] running gen: never run before", res.out
+    assert lines[0] == "[1/2] running gen: never succeeded before", res.out
     assert lines[1] == "  $ cp src.txt gen.txt", res.out
     assert "  $ echo using; cat gen.txt > use.txt" in lines, res.out
 
@@ -418,3 +418,98 @@ def test_trace_is_chrome_trace_json_with_a_lane_per_slot(ws: Workspace) -> None:
     assert all(e["dur"] >= 90_000 for e in sleepy), sleepy  # µs
     res = ws.run("--trace", "missing/t.json")
     assert res.code == 2 and "missing" in res.err, res.both
+
+
+# -- wording --------------------------------------------------------------------------------
+
+
+def test_the_summary_counts_every_step_that_ran(ws: Workspace) -> None:
+    ws.workflow(
+        "steps:\n  - {id: ok, run: 'true'}\n  - {id: ok2, run: 'true'}\n"
+        "  - {id: bad, run: 'exit 1'}\n  - {id: slow, run: 'sleep 5', timeout: 0.5s}\n"
+    )
+    res = ws.run()
+    assert res.code == 1, res.both
+    assert res.out.splitlines()[-1].startswith("dagmake: failed: 4 ran (1 failed, 1 timed out) in")
+
+
+def test_restored_steps_are_not_counted_again_as_from_cache(ws: Workspace) -> None:
+    ws.workflow("steps:\n  - {id: a, run: 'echo a > a.txt', inputs: [in.txt], outputs: [a.txt]}\n")
+    ws.write("in.txt", "1")
+    assert ws.run().code == 0
+    (ws.root / "a.txt").unlink()
+    res = ws.run()
+    assert res.code == 0, res.both
+    assert res.out.splitlines()[-1].startswith("dagmake: succeeded: 1 restored in "), res.out
+
+
+def test_a_failed_restore_keeps_the_step_number(ws: Workspace) -> None:
+    ws.workflow(
+        "steps:\n  - {id: a, run: 'head -c 9000 /dev/zero > a.bin', inputs: [in.txt], "
+        "outputs: [a.bin]}\n"
+    )
+    ws.write("in.txt", "1")
+    assert ws.run().code == 0
+    for blob in ws.cache.rglob("blobs/*/*"):
+        blob.chmod(0o644)
+        blob.write_bytes(b"junk")
+    (ws.root / "a.bin").unlink()
+    res = ws.run()
+    assert res.code == 0, res.both
+    numbered = [line.split("]")[0] + "]" for line in res.out.splitlines() if line.startswith("[")]
+    assert numbered == ["[1/1]", "[1/1]"], res.out
+    assert (
+        "[1/1] running a: output a.bin missing; the cached result could not be restored" in res.out
+    )
+
+
+def test_a_retry_says_which_attempt(ws: Workspace) -> None:
+    ws.workflow(
+        "steps:\n  - {id: flaky, run: 'test -e once || { touch once; exit 1; }', retries: 2}\n"
+    )
+    res = ws.run()
+    assert res.code == 0, res.both
+    assert "[1/1] retrying flaky (attempt 2): declares no inputs, so it always runs\n" in res.out
+
+
+def test_a_timeout_is_said_once(ws: Workspace) -> None:
+    ws.workflow("steps:\n  - {id: slow, run: 'sleep 5', timeout: 0.5s}\n")
+    res = ws.run()
+    assert res.code == 1, res.both
+    assert "slow timed out after 0.5s (its processes were killed)\n" in res.out, res.out
+    assert "timed out in" not in res.out
+
+
+def test_explain_does_not_say_never_run_for_a_step_that_failed(ws: Workspace) -> None:
+    ws.workflow("steps:\n  - {id: bad, run: 'exit 1', inputs: [in.txt]}\n")
+    ws.write("in.txt", "1")
+    assert ws.run().code == 1
+    assert ws.run().code == 1
+    res = ws.run("explain", "bad")
+    assert res.code == 0, res.both
+    assert "never run" not in res.out, res.out
+    assert res.out.splitlines()[0] == "bad: would run: never succeeded before", res.out
+
+
+def test_cache_stats_and_prune_agree_on_the_size(ws: Workspace) -> None:
+    ws.workflow(
+        "steps:\n  - {id: a, run: 'head -c 3000 /dev/zero > small.bin; "
+        "head -c 300000 /dev/zero > big.bin', inputs: [in.txt], outputs: [small.bin, big.bin]}\n"
+    )
+    ws.write("in.txt", "1")
+    assert ws.run().code == 0
+    stats = ws.run("cache", "stats").out
+    size = stats.split("stored files: ")[1].split("(")[1].split(")")[0]
+    prune = ws.run("cache", "prune").out
+    assert prune.strip().endswith(f"(kept 1 entry, {size})"), (stats, prune)
+
+
+def test_cache_clear_counts_what_it_removed(ws: Workspace) -> None:
+    ws.workflow("steps:\n  - {id: a, run: 'true'}\n")
+    blob = ws.cache / "v1" / "blobs" / "ab" / ("ab" + "0" * 30)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"x" * 2048)
+    res = ws.run("cache", "clear")
+    assert res.code == 0, res.both
+    assert res.out == "removed 0 entries and 1 stored file (2.0 KB)\n", res.out
+    assert not blob.exists()
