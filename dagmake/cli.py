@@ -547,6 +547,17 @@ def _select_one(graph: Graph, step: str) -> None:
     select(graph, (step,))
 
 
+@main.command("init")
+def init_command() -> None:
+    """Write a starter dagmake.yaml for the project found here (never over an existing one)."""
+    with _error_boundary():
+        from dagmake.starter import write_starter
+
+        path, starter = write_starter(Path.cwd())
+        click.echo(f"wrote {path.name} for {starter.kind}; run `dagmake` to run it")
+        sys.exit(EXIT_OK)
+
+
 @main.group("cache")
 @_workflow_option
 @click.pass_context

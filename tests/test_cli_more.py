@@ -513,3 +513,71 @@ def test_cache_clear_counts_what_it_removed(ws: Workspace) -> None:
     assert res.code == 0, res.both
     assert res.out == "removed 0 entries and 1 stored file (2.0 KB)\n", res.out
     assert not blob.exists()
+
+
+# -- init -----------------------------------------------------------------------------------
+
+
+def init_then_run_twice(ws: Workspace, kind: str, **env: str) -> str:
+    res = ws.run("init", **env)
+    assert res.code == 0, res.both
+    assert res.out == f"wrote dagmake.yaml for {kind}; run `dagmake` to run it\n", res.out
+    first = ws.run("--json", "--no-cache", **env)
+    assert first.code == 0, ws.read("dagmake.yaml") + first.both
+    ran = {s["id"]: s["status"] for s in json.loads(first.out)["steps"]}
+    assert ran and set(ran.values()) == {"succeeded"}, ran
+    second = ws.run("--json", "--no-cache", **env)
+    assert {s["status"] for s in json.loads(second.out)["steps"]} == {"up_to_date"}, second.out
+    return ws.read("dagmake.yaml")
+
+
+def test_init_for_a_python_project(ws: Workspace) -> None:
+    import os
+    import sys
+
+    ws.write("pyproject.toml", "[project]\nname = 'demo'\nversion = '0'\n")
+    ws.write("demo/__init__.py", "def add(a, b):\n    return a + b\n")
+    ws.write(
+        "tests/test_add.py", "from demo import add\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+    )
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # pytest's bin
+    text = init_then_run_twice(ws, "a Python project", PATH=path, PYTHONPATH=str(ws.root))
+    assert "pytest -q" in text and "compileall" in text
+
+
+def test_init_for_a_makefile_and_for_c_sources(ws: Workspace, tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    if shutil.which("make") is None or shutil.which("cc") is None:
+        pytest.skip("no make or cc")
+    ws.write("Makefile", "all: hello.txt\nhello.txt: in.c\n\tcp in.c hello.txt\n")
+    ws.write("in.c", "int x;\n")
+    assert 'run: "make"' in init_then_run_twice(ws, "a Makefile")
+    c = Workspace(tmp_path / "c", ws.cache)
+    c.write("src/lib.c", "int twice(int x) { return 2 * x; }\n")
+    c.write("src/lib.h", "int twice(int x);\n")
+    init_then_run_twice(c, "C sources")
+    assert (c.root / "build" / "lib.o").is_file()
+
+
+def test_init_never_writes_over_a_workflow(ws: Workspace) -> None:
+    ws.write("dagmake.yml", "steps: []\n")
+    res = ws.run("init")
+    assert res.code == 2 and "already exists" in res.err, res.both
+    assert ws.read("dagmake.yml") == "steps: []\n" and not (ws.root / "dagmake.yaml").exists()
+
+
+def test_init_in_an_unknown_folder_writes_an_example(ws: Workspace) -> None:
+    init_then_run_twice(ws, "no known project")
+
+
+def test_init_for_a_node_project_runs_its_scripts_in_order(ws: Workspace) -> None:
+    ws.write("package.json", json.dumps({"scripts": {"test": "jest", "build": "tsc"}}))
+    res = ws.run("init")
+    assert res.code == 0, res.both
+    text = ws.read("dagmake.yaml")
+    assert '  - id: build\n    run: "npm run build"' in text, text
+    assert '  - id: test\n    run: "npm run test"' in text and "depends_on: [build]" in text, text
+    assert ws.run("list").code == 0
