@@ -28,11 +28,12 @@ class _DefaultToRun(click.Group):
     """`dagmake [OPTIONS] [TARGET...]` means `dagmake run [OPTIONS] [TARGET...]`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["dagmake.args"] = list(args)
         with _json_usage_error(args):
             return self._parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
-        with _json_usage_error([*ctx.protected_args, *ctx.args]):
+        with _json_usage_error(ctx.meta.get("dagmake.args", [])):
             return super().invoke(ctx)
 
     def _parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
