@@ -189,6 +189,7 @@ class _Run:
         )
         self.judge = Judge(self.ledger, self.inspector, self.logs, cache, self.unstored)
         self.plan = Plan((), {})  # `go` makes the real one, once it knows the steps to decide
+        self.stop_signal: int | None = None  # the signal that interrupted the run
 
     def go(self, chosen: list[str]) -> RunSummary:
         started = time.monotonic()
@@ -226,6 +227,7 @@ class _Run:
             cache_hits=ledger.hits,
             cache_misses=ledger.misses,
             warnings=(),
+            stop_signal=self.stop_signal,
         )
         cache = self.cache
         if not self.dry:
@@ -303,6 +305,7 @@ class _Run:
                         del pending[fin.key]
                         settle(result)
             except Interrupted as intr:
+                self.stop_signal = intr.signum
                 cancelled = plan.cancel()
                 self._stop(executor, running, intr.signum)
                 for sid in cancelled.steps:
@@ -318,8 +321,10 @@ class _Run:
             finally:
                 if executor.running:  # the stop itself was cut short
                     executor.cancel(signal.SIGKILL)
-            if unstored is not None and not unstored.store_rest():
-                return "interrupted"  # Ctrl-C while storing the last results: heard
+            if unstored is not None:
+                self.stop_signal = unstored.store_rest()
+                if self.stop_signal is not None:
+                    return "interrupted"  # Ctrl-C while storing the last results: heard
         return "succeeded"
 
     def _stop(self, executor: Executor, running: dict[str, Running], signum: int | None) -> None:

@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
 from dagmake import __version__
-from dagmake.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from dagmake.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, StateError
 
 if TYPE_CHECKING:
     from dagmake.cache.facade import Cache
@@ -28,25 +28,117 @@ class _DefaultToRun(click.Group):
     """`dagmake [OPTIONS] [TARGET...]` means `dagmake run [OPTIONS] [TARGET...]`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["dagmake.args"] = list(args)
+        with _json_usage_error(args):
+            return self._parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _json_usage_error(ctx.meta.get("dagmake.args", [])):
+            return super().invoke(ctx)
+
+    def _parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] in ("--help", "-h", "--version"):
             return super().parse_args(ctx, args)
+        directory, args = _take_directory(args)
         i = 0
         while i < len(args) and args[i].startswith("-"):  # `dagmake -f x.yaml explain build`
             i += 2 if args[i] in _TAKES_VALUE else 1
         if i < len(args) and args[i] in self.commands:
             args = [args[i], *args[:i], *args[i + 1 :]]
+        elif not (ctx.resilient_parsing and i == len(args) == 0):
+            args = ["run", *args]  # (completing the first word: a command or a target)
+        return super().parse_args(ctx, [*directory, *args])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        """The first word: a command's name, or a step id (`dagmake [run] TARGET`)."""
+        found = super().shell_complete(ctx, incomplete)
+        if not incomplete.startswith("-"):
+            found.extend(_complete_steps(ctx, incomplete))
+        return found
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The group's own options, then `run`'s (what `dagmake [OPTIONS]` takes), then the
+        commands."""
+        click.Command.format_options(self, ctx, formatter)
+        run = self.commands["run"]
+        rows = [
+            row
+            for p in run.get_params(ctx)
+            if isinstance(p, click.Option)
+            and "--help" not in p.opts
+            and (row := p.get_help_record(ctx)) is not None
+        ]
+        with formatter.section("Run options (dagmake [OPTIONS] [TARGET...] is dagmake run)"):
+            formatter.write_dl(rows)
+        self.format_commands(ctx, formatter)
+
+
+def _take_directory(args: list[str]) -> tuple[list[str], list[str]]:
+    """`-C DIR` (`-CDIR`, `--directory DIR`, `--directory=DIR`), wherever it is before `--`,
+    taken out to go first: it is the group's option, and applies before anything else is
+    read (the last one given wins)."""
+    taken: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in ("-C", "--directory") and i + 1 < len(args):
+            taken = ["-C", args[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--directory="):
+            taken = ["-C", arg.partition("=")[2]]
+        elif arg.startswith("-C") and len(arg) > 2:
+            taken = ["-C", arg[2:]]
         else:
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
+            rest.append(arg)
+            if arg in _TAKES_VALUE and i + 1 < len(args):
+                rest.append(args[i + 1])
+                i += 1
+        i += 1
+    return taken, rest
+
+
+@contextmanager
+def _json_usage_error(args: list[str]) -> Iterator[None]:
+    """A command line click refuses, with `--json` in it, still writes the JSON error object
+    on stdout (click then says the usage error on stderr, exit 2)."""
+    try:
+        yield
+    except click.UsageError as e:
+        if "--json" in args:
+            from dagmake.runner import say_json_error
+
+            say_json_error(e.format_message())
+        raise
 
 
 _TAKES_VALUE = frozenset(
-    {"-f", "--file", "-j", "--parallel", "-c", "--context", "--since", "--report", "--color"}
-)
+    {"-f", "--file", "-j", "--parallel", "-c", "--context", "--since", "--report", "--color",
+     "-C", "--directory", "--trace"}
+)  # fmt: skip
+
+
+def _change_directory(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        os.chdir(value)
 
 
 @click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dagmake")
+@click.option(
+    "-C",
+    "--directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    callback=_change_directory,
+    expose_value=False,
+    is_eager=True,
+    metavar="DIR",
+    help="Change to DIR first (before reading anything else).",
+)
 def main() -> None:
     """Run a workflow's steps that are out of date, in parallel, and say why.
 
@@ -84,9 +176,7 @@ def _context_option(f: F) -> F:
     "-j",
     "--parallel",
     type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="How many steps run at once.",
+    help="How many steps run at once [default: the CPUs this process may use; DAGMAKE_JOBS].",
 )
 @_context_option
 @click.option(
@@ -109,6 +199,14 @@ def _context_option(f: F) -> F:
     ),
 )
 @click.option(
+    "--affected",
+    is_flag=True,
+    help=(
+        "Treat the arguments (or --since's files) as changed files: run the steps whose inputs "
+        "match one, and every step that depends on them."
+    ),
+)
+@click.option(
     "--since",
     metavar="REF",
     help="Run only the steps affected by files git reports changed since REF.",
@@ -118,6 +216,13 @@ def _context_option(f: F) -> F:
     "report_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the JSON report to this file.",
+)
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Write the run as Chrome trace-event JSON (a lane per slot; Perfetto reads it).",
 )
 @click.option(
     "--no-wait", is_flag=True, help="If another run holds this workspace, exit 75 at once."
@@ -130,26 +235,41 @@ def _context_option(f: F) -> F:
 @click.option(
     "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True
 )
+@click.option(
+    "-q",
+    "--question",
+    is_flag=True,
+    help="Decide only, print nothing: exit 0 if every selected step is up to date, else 1.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Print each command as it starts.")
+@click.option("--quiet", is_flag=True, help="Print only failures and the summary.")
 def run_command(
     targets: tuple[str, ...],
     workflow_file: Path | None,
-    parallel: int,
+    parallel: int | None,
     context: tuple[str, ...],
     dry_run: bool,
     force: bool,
     json_out: bool,
     no_cache: bool,
     changed_files: bool,
+    affected: bool,
     since: str | None,
     report_path: Path | None,
+    trace_path: Path | None,
     no_wait: bool,
     fail_fast: bool,
     color: str,
+    question: bool,
+    verbose: bool,
+    quiet: bool,
 ) -> None:
     """Bring TARGETs (default: every step) up to date, with what they depend on."""
     from dagmake import runner
 
-    with _error_boundary():
+    if verbose and quiet:
+        raise click.UsageError("-v/--verbose and --quiet contradict each other; give one")
+    with _error_boundary(json_out=json_out):
         from dagmake.variables import parse_context
 
         code = runner.run(
@@ -163,11 +283,15 @@ def run_command(
                 json_out=json_out,
                 no_cache=no_cache,
                 changed_files=changed_files,
+                affected=affected,
                 since=since,
                 report_path=report_path,
+                trace_path=trace_path,
                 no_wait=no_wait,
                 fail_fast=fail_fast,
                 color=color,
+                question=question,
+                verbosity=1 if verbose else -1 if quiet else 0,
             )
         )
         sys.exit(code)
@@ -287,13 +411,18 @@ def list_command(workflow_file: Path | None, json_out: bool, context: tuple[str,
     "targets", nargs=-1, metavar="[TARGET...]", shell_complete=lambda c, p, i: _complete_steps(c, i)
 )
 @_workflow_option
-@click.option("-j", "--parallel", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "-j",
+    "--parallel",
+    type=click.IntRange(min=1),
+    help="How many steps run at once [default: the CPUs this process may use; DAGMAKE_JOBS].",
+)
 @_context_option
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 def watch_command(
     targets: tuple[str, ...],
     workflow_file: Path | None,
-    parallel: int,
+    parallel: int | None,
     context: tuple[str, ...],
     no_cache: bool,
 ) -> None:
@@ -307,9 +436,11 @@ def watch_command(
 
         path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
 
+        from dagmake.runner import default_parallel
+
         options = RunOptions(
             targets=targets,
-            parallel=parallel,
+            parallel=parallel or default_parallel(),
             use_cache=not no_cache,
             context=parse_context(context),
         )
@@ -322,6 +453,118 @@ def watch_command(
                 lambda msg: click.echo(f"dagmake: {msg}", err=True),
             )
         click.echo("dagmake: stopped watching", err=True)
+        sys.exit(EXIT_OK)
+
+
+@main.command("clean")
+@click.argument(
+    "targets", nargs=-1, metavar="[TARGET...]", shell_complete=lambda c, p, i: _complete_steps(c, i)
+)
+@_workflow_option
+@click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
+def clean_command(targets: tuple[str, ...], workflow_file: Path | None, dry_run: bool) -> None:
+    """Remove the declared outputs of TARGETs (default: every step), with what they depend on,
+    and their records, so they run again. Only inside the workspace, never through a link
+    leading out of it."""
+    with _error_boundary():
+        from dagmake import clean
+        from dagmake.state import StateStore
+
+        graph = _load(workflow_file)
+        store = StateStore(_state_dir(graph))
+        recorded = set(store.load(write=False).records) if store.dir.is_dir() else set()
+        plan = clean.plan_clean(graph, targets, recorded)
+        for why in plan.refused:
+            click.echo(f"not removed: {why}")
+        verb = "would remove" if dry_run else "removed"
+        what = _counted(len(plan.paths), "path") + " and " + _counted(len(plan.records), "record")
+        if dry_run:
+            for removal in plan.paths:
+                click.echo(f"{verb} {removal.path}")
+            for sid in plan.records:
+                click.echo(f"would forget the record of '{sid}'")
+            click.echo(f"dagmake: clean -n: would remove {what}; nothing was changed")
+            sys.exit(EXIT_OK)
+        if plan.records:
+            _forget(store, plan.records)
+        failed = False
+        for removal in plan.paths:
+            trouble = clean.remove(graph.workflow.root, removal)
+            if trouble is not None:
+                failed = True
+                click.echo(f"dagmake: {trouble}", err=True)
+            else:
+                click.echo(f"{verb} {removal.path}")
+        if not plan.paths and not plan.records:
+            click.echo("dagmake: clean: nothing to remove")
+        else:
+            click.echo(f"dagmake: clean: {verb} {what}")
+        sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _state_dir(graph: Graph) -> Path:
+    from dagmake.layout import workspace_dir
+    from dagmake.locations import cache_root
+
+    return workspace_dir(cache_root(), graph.workflow.root, graph.workflow.path.name)
+
+
+def _forget(store: Any, step_ids: tuple[str, ...]) -> None:
+    """Drop these steps' records (under the workspace lock, as a run holds it) and the no-op
+    snapshot that vouched for them."""
+    from dagmake.fast import noop
+
+    with store.locked(
+        wait=True, on_wait=lambda holder: _warn(f"waiting for the run that holds it ({holder})")
+    ):
+        if not store.writable:
+            raise StateError(f"cannot change the state in {store.dir}; nothing was removed")
+        noop.invalidate(store.dir)
+        loaded = store.load()
+        for sid in step_ids:
+            loaded.records.pop(sid, None)
+        store.rewrite(loaded.records, loaded.stamps)
+
+
+@main.command("log")
+@click.argument("step", shell_complete=lambda c, p, i: _complete_steps(c, i))
+@_workflow_option
+def log_command(step: str, workflow_file: Path | None) -> None:
+    """Print STEP's last log, bytes as written (exit 1 when it has none)."""
+    with _error_boundary():
+        from dagmake import clean
+
+        graph = _load(workflow_file)
+        _select_one(graph, step)
+        data = clean.last_log(_state_dir(graph), step)
+        if data is None:
+            click.echo(f"dagmake: no log for '{step}' (it never ran, or printed nothing)", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        sys.exit(EXIT_OK)
+
+
+def _select_one(graph: Graph, step: str) -> None:
+    """An unknown step id is an error (exit 2) that suggests the closest."""
+    from dagmake.graph import select
+
+    select(graph, (step,))
+
+
+@main.command("init")
+def init_command() -> None:
+    """Write a starter dagmake.yaml for the project found here (never over an existing one)."""
+    with _error_boundary():
+        from dagmake.starter import write_starter
+
+        path, starter = write_starter(Path.cwd())
+        click.echo(f"wrote {path.name} for {starter.kind}; run `dagmake` to run it")
         sys.exit(EXIT_OK)
 
 
@@ -395,8 +638,7 @@ def cache_clear() -> None:
     with _error_boundary():
         from dagmake.cache import upkeep
 
-        n = upkeep.clear(_cache())
-        click.echo(f"removed {n} cache entries")
+        click.echo(upkeep.format_clear(upkeep.clear(_cache())))
         sys.exit(EXIT_OK)
 
 
@@ -454,10 +696,10 @@ def _complete_steps(ctx: click.Context, incomplete: str) -> list[Any]:
     ]
 
 
-def _error_boundary() -> AbstractContextManager[None]:
+def _error_boundary(*, json_out: bool = False) -> AbstractContextManager[None]:
     from dagmake.runner import error_boundary
 
-    return error_boundary(passthrough=(click.exceptions.Exit,))
+    return error_boundary(passthrough=(click.exceptions.Exit,), json_out=json_out)
 
 
 __all__ = ["EXIT_CONFIG", "main"]

@@ -46,6 +46,22 @@ class StateError(DagmakeError):
     exit_code = EXIT_FAILED
 
 
+def error_document(message: str) -> str:
+    """The JSON object `--json` writes on stdout for an error that stopped the run before it
+    started: `{"status": "error", "error": {"message", "file", "line"}}`, the file and line
+    read from the message's `file:line[:column]: ` start (null when it names none)."""
+    import json
+    import re
+
+    where = re.match(r"([^\n]+?):(\d+)(?::\d+)?: ", message)
+    error = {
+        "message": message,
+        "file": where.group(1) if where else None,
+        "line": int(where.group(2)) if where else None,
+    }
+    return json.dumps({"status": "error", "error": error}, indent=2)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`", did you mean 'x'?"` for the closest choice, or `""` when nothing is close."""
     import difflib  # only ever for an error message

@@ -60,6 +60,11 @@ def summary_counts(summary: RunSummary) -> str:
     )
     parts = []
     counts = summary.counts()
+    failing = [
+        f"{n} {status_word(status)}"
+        for status in (StepStatus.FAILED, StepStatus.TIMED_OUT)
+        if (n := counts.get(status, 0))
+    ]
     for status in order:
         n = counts.get(status, 0)
         if status is StepStatus.WOULD_RUN:  # "would run if a dependency changes" apart
@@ -68,9 +73,12 @@ def summary_counts(summary: RunSummary) -> str:
                 parts.append(f"{n - maybe} would run")
             if maybe:
                 parts.append(f"{maybe} might run")
-        elif n:
-            word = "ran" if status is StepStatus.SUCCEEDED else status_word(status)
-            parts.append(f"{n} {word}")
+        elif status is StepStatus.SUCCEEDED:  # every step whose command ran, failures said
+            ran = n + counts.get(StepStatus.FAILED, 0) + counts.get(StepStatus.TIMED_OUT, 0)
+            if ran:
+                parts.append(f"{ran} ran" + (f" ({', '.join(failing)})" if failing else ""))
+        elif n and status not in (StepStatus.FAILED, StepStatus.TIMED_OUT):
+            parts.append(f"{n} {status_word(status)}")
     return ", ".join(parts) if parts else "nothing to do"
 
 

@@ -96,7 +96,8 @@ def decide(
             [Reason(ReasonKind.NO_INPUTS, "declares no inputs, so it always runs")],
         )
     if record is None:
-        reasons = [Reason(ReasonKind.NEVER_RUN, "never run before")]
+        # (no record: it never ran, or never succeeded; failures are not recorded)
+        reasons = [Reason(ReasonKind.NEVER_RUN, "never succeeded before")]
     else:
         reasons = _changes(record, facts)
         if not reasons and fp is not None and fp != record.fingerprint:

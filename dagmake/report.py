@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TextIO
 
 from dagmake.explain import decision_text, dry_run_lines, reasons_text, status_word, summary_counts
@@ -39,10 +39,14 @@ class PlainReporter:
     with a `step | ` prefix (replayed output from the cache is marked); `compact` streams no step
     output and prints only failures' log tails and the summary."""
 
-    def __init__(self, stream: TextIO, *, color: bool = False, compact: bool = False) -> None:
+    def __init__(
+        self, stream: TextIO, *, color: bool = False, compact: bool = False, verbose: bool = False
+    ) -> None:
         self.out = stream
         self.color = color
         self.compact = compact
+        self.verbose = verbose  # -v: each command as it starts (`command_of` says it)
+        self.command_of: Callable[[str], str] | None = None
         self.total = 0
         self.started = 0
         self._numbers: dict[str, int] = {}  # a step keeps its [n/total] through restore/retries
@@ -96,11 +100,13 @@ class PlainReporter:
         why = reasons_text(reasons)
         if self.compact:
             return
-        verb = (
-            "restoring" if attempt == 0 else "running" if attempt == 1 else f"retrying ({attempt})"
-        )
+        verb = "restoring" if attempt == 0 else "running" if attempt == 1 else "retrying"
+        which = f" (attempt {attempt})" if attempt > 1 else ""
         why = f": {safe(why)}" if why else ""
-        self.write(f"[{number}/{self.total}] {verb} {safe(step_id)}{why}")
+        self.write(f"[{number}/{self.total}] {verb} {safe(step_id)}{which}{why}")
+        if self.verbose and attempt > 0 and self.command_of is not None:
+            for line in self.command_of(step_id).splitlines():
+                self.write(f"  $ {safe(line)}")
 
     def step_output(self, step_id: str, data: bytes, *, replayed: bool = False) -> None:
         """Whole lines as they come; what is left without an end waits for the rest of its
@@ -137,10 +143,14 @@ class PlainReporter:
             self._failed.append(result)
         if status is StepStatus.UP_TO_DATE or (self.compact and status not in FAILING):
             return
-        word = self._paint(status_word(status), _COLORS.get(status, "0"))
+        plain_word = status_word(status)
+        word = self._paint(plain_word, _COLORS.get(status, "0"))
         detail = safe(
             result.detail or (reasons_text(result.reasons) if status is StepStatus.SKIPPED else "")
         )
+        if detail.startswith(plain_word + " "):  # "timed out after 2.0s": said once
+            self.write(f"{safe(result.step_id)} {word}{detail[len(plain_word) :]}")
+            return
         took = f" in {_seconds(result.duration_s)}" if status in _TIMED else ""
         self.write(f"{safe(result.step_id)} {word}{took}" + (f": {detail}" if detail else ""))
 
@@ -160,9 +170,8 @@ class PlainReporter:
             return
         for result in self._failed:
             self.write_tail(result)
-        counts = summary_counts(summary)
-        hits = f", {summary.cache_hits} from cache" if summary.cache_hits else ""
-        line = f"dagmake: {summary.status}: {counts}{hits} in {_seconds(summary.duration_s)}"
+        counts = summary_counts(summary)  # (a restored step is the cache's hit: said once)
+        line = f"dagmake: {summary.status}: {counts} in {_seconds(summary.duration_s)}"
         code = "32" if summary.status == "succeeded" else "31"
         self.write(self._paint(line, code))
         self.flush()
@@ -185,8 +194,8 @@ class TtyReporter(PlainReporter):
     """On a terminal: the same lines, plus a live block at the bottom with one line per
     running step and its elapsed time, redrawn in place."""
 
-    def __init__(self, stream: TextIO, *, color: bool) -> None:
-        super().__init__(stream, color=color)
+    def __init__(self, stream: TextIO, *, color: bool, verbose: bool = False) -> None:
+        super().__init__(stream, color=color, verbose=verbose)
         self.running: dict[str, float] = {}
         self.finished: set[str] = set()
         self.done = 0
@@ -343,15 +352,16 @@ def _piece_end(data: bytes) -> int:
     return cut
 
 
-def make_reporter(stream: TextIO, *, color: str = "auto") -> PlainReporter:
-    """Pick the console mode: compact under pre-commit, live on a terminal, plain otherwise."""
+def make_reporter(stream: TextIO, *, color: str = "auto", verbosity: int = 0) -> PlainReporter:
+    """Pick the console mode: compact under pre-commit or with `--quiet` (verbosity -1), live
+    on a terminal, plain otherwise; `-v` (verbosity 1) adds each command as it starts."""
     tty = stream.isatty() and os.environ.get("TERM") != "dumb"
     use_color = color == "always" or (color == "auto" and tty and "NO_COLOR" not in os.environ)
-    if os.environ.get("PRE_COMMIT") == "1":
+    if verbosity < 0 or (verbosity == 0 and os.environ.get("PRE_COMMIT") == "1"):
         return PlainReporter(stream, color=use_color, compact=True)
     if tty:
-        return TtyReporter(stream, color=use_color)
-    return PlainReporter(stream, color=use_color)
+        return TtyReporter(stream, color=use_color, verbose=verbosity > 0)
+    return PlainReporter(stream, color=use_color, verbose=verbosity > 0)
 
 
 def default_stream(json_mode: bool) -> TextIO:

@@ -104,6 +104,7 @@ class RunSummary(NamedTuple):
     cache_hits: int = 0
     cache_misses: int = 0
     warnings: tuple[str, ...] = ()
+    stop_signal: int | None = None  # the signal that interrupted the run (its exit: 128 + it)
 
     def count(self, status: StepStatus) -> int:
         return self.counts().get(status, 0)

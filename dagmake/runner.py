@@ -20,7 +20,7 @@ from dagmake.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Dag
 if TYPE_CHECKING:
     from dagmake.fast.noop import Trust
     from dagmake.graph import Graph
-    from dagmake.results import RunSummary, StepResult
+    from dagmake.results import Reporter, RunSummary, StepResult
 
 
 class Request(NamedTuple):
@@ -28,18 +28,22 @@ class Request(NamedTuple):
 
     targets: tuple[str, ...] = ()
     workflow_file: Path | None = None
-    parallel: int = 4
+    parallel: int | None = None  # None: `default_parallel()`
     context: Mapping[str, str] = MappingProxyType({})
     dry_run: bool = False
     force: bool = False
     json_out: bool = False
     no_cache: bool = False
     changed_files: bool = False
+    affected: bool = False  # the targets are files: the steps they affect, and their dependents
     since: str | None = None
     report_path: Path | None = None
+    trace_path: Path | None = None  # --trace: the run as Chrome trace-event JSON
     no_wait: bool = False
     fail_fast: bool = False
     color: str = "auto"
+    question: bool = False  # -q: decide only, say nothing; exit 0 when all is up to date
+    verbosity: int = 0  # -1 --quiet, 1 -v
     workflow_bytes: bytes | None = None  # the file as the quick path read it (`noop.look`)
 
 
@@ -52,11 +56,20 @@ def run(req: Request) -> int:
 
     if req.report_path is not None:
         _check_report_path(req.report_path)
-    reporter = make_reporter(default_stream(req.json_out), color=req.color)
+    if req.trace_path is not None:
+        _check_report_path(req.trace_path, "--trace")
+    if req.question:
+        return _question(req)
+    reporter = make_reporter(default_stream(req.json_out), color=req.color, verbosity=req.verbosity)
+    tracing = None
+    if req.trace_path is not None:
+        from dagmake.trace import Tracing
+
+        tracing = Tracing(reporter)
     context = dict(req.context)
     targets = req.targets
     key, trust, data = None, None, req.workflow_bytes
-    if not (req.force or req.changed_files or req.since):
+    if not (req.force or req.changed_files or req.affected or req.since):
         key, summary, trust, data = _fast_noop(
             req.workflow_file, targets, context, dry_run=req.dry_run, data=data
         )
@@ -68,21 +81,17 @@ def run(req: Request) -> int:
                     reporter.step_finished(result)  # the skips, said as a full run says them
             reporter.run_finished(summary)
             write_reports(summary, req.json_out, req.report_path)
+            if tracing is not None and req.trace_path is not None:
+                tracing.write(req.trace_path)  # nothing ran: the lanes are empty
             return EXIT_OK
     from dagmake.build import RunOptions
     from dagmake.wiring import build_here
 
     graph, save_compiled = load_and_saver(req.workflow_file, data)
-    files: tuple[str, ...] | None = None
-    if req.changed_files:
-        files, targets = _relative_to(graph.workflow.root, targets), ()
-    if req.since is not None:
-        from dagmake.gitfiles import changed_files_since
-
-        files = (*(files or ()), *changed_files_since(req.since, graph.workflow.root))
+    targets, files = _selection(req, graph)
     options = RunOptions(
         targets=targets,
-        parallel=req.parallel,
+        parallel=req.parallel or default_parallel(),
         force=req.force,
         dry_run=req.dry_run,
         use_cache=not req.no_cache,
@@ -93,11 +102,104 @@ def run(req: Request) -> int:
         trust=trust,
         fail_fast=req.fail_fast,
     )
-    summary = build_here(graph, options, reporter)
+    if req.verbosity > 0:
+        reporter.command_of = _commands(graph, context)
+    summary = build_here(graph, options, tracing if tracing is not None else reporter)
     if not req.dry_run:
         save_compiled()
     write_reports(summary, req.json_out, req.report_path)
+    if tracing is not None and req.trace_path is not None and not req.dry_run:
+        tracing.write(req.trace_path)
     return _exit_code(summary)
+
+
+def _question(req: Request) -> int:
+    """`-q`: the dry run, with nothing said but errors; 0 when no selected step would run or
+    be restored, else 1 (make's question mode)."""
+    import os
+
+    from dagmake.model import StepStatus
+    from dagmake.report import PlainReporter
+
+    with open(os.devnull, "w") as nowhere:
+        summary = _dry_run(req, PlainReporter(nowhere, compact=True))
+    write_reports(summary, req.json_out, req.report_path)
+    settled = (StepStatus.UP_TO_DATE, StepStatus.SKIPPED)
+    return EXIT_OK if all(s.status in settled for s in summary.steps) else EXIT_FAILED
+
+
+def _dry_run(req: Request, reporter: Reporter) -> RunSummary:
+    from dagmake.build import RunOptions
+    from dagmake.wiring import build_here
+
+    graph, _ = load_and_saver(req.workflow_file, req.workflow_bytes)
+    targets, files = _selection(req, graph)
+    options = RunOptions(
+        targets=targets,
+        force=req.force,
+        dry_run=True,
+        use_cache=not req.no_cache,
+        context=dict(req.context),
+        changed_files=files,
+    )
+    return build_here(graph, options, reporter)
+
+
+def _selection(req: Request, graph: Graph) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """The run's targets, and the changed files that narrow them (None: no narrowing): the
+    files `--changed-files` or `--affected` gave as arguments and `--since` found. With
+    `--affected`, the targets are the steps the files affect and their dependents."""
+    files: tuple[str, ...] | None = None
+    targets = req.targets
+    if req.changed_files or req.affected:
+        files, targets = _relative_to(graph.workflow.root, targets), ()
+    if req.since is not None:
+        from dagmake.gitfiles import changed_files_since
+
+        files = (*(files or ()), *changed_files_since(req.since, graph.workflow.root))
+    if req.affected and files is not None:
+        from dagmake.selection import affected_steps
+
+        targets = tuple(affected_steps(graph, files))
+        files = None if targets else ()  # (no target at all would be every step)
+    return targets, files
+
+
+def _commands(graph: Graph, context: Mapping[str, str]) -> Callable[[str], str]:
+    """For `-v`: a step's command as it runs, its variables substituted (a value another step
+    writes to $DAGMAKE_OUTPUT is shown as written, `${steps.a.k}`)."""
+    from dagmake import variables
+
+    def command_of(step_id: str) -> str:
+        step = graph.step(step_id)
+        try:
+            scope = variables.step_scope(graph.workflow, step, context)
+            return variables.substitute(step.run, scope, quote=True, where=step_id)
+        except DagmakeError:
+            return step.run
+
+    return command_of
+
+
+def default_parallel() -> int:
+    """`-j`'s default: `DAGMAKE_JOBS` when set, else the CPUs this process may use (its
+    affinity: `taskset`, a container's cpuset), as ninja does."""
+    import os
+
+    raw = os.environ.get("DAGMAKE_JOBS", "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            from dagmake.errors import ConfigError
+
+            raise ConfigError(
+                f"DAGMAKE_JOBS={raw!r}: expected how many steps may run at once, a whole number "
+                "of at least 1 (or unset it: the default is the CPUs this process may use)"
+            )
+        return int(raw)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def load_and_saver(
@@ -113,17 +215,22 @@ def load_and_saver(
 
 
 @contextmanager
-def error_boundary(passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
-    """The one place exceptions become messages and exit codes."""
+def error_boundary(
+    passthrough: tuple[type[BaseException], ...] = (), *, json_out: bool = False
+) -> Iterator[None]:
+    """The one place exceptions become messages and exit codes. With `json_out` (`--json`), an
+    error before the report was written also writes the JSON error object on stdout."""
     _tolerant_streams()
     try:
         yield
     except DagmakeError as e:
+        if json_out and not _report_written:
+            say_json_error(str(e))
         _say(f"dagmake: error: {e}")
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         _say("dagmake: interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(interrupted_exit(getattr(e, "signum", None)))
     except SystemExit:
         raise
     except BrokenPipeError:
@@ -136,6 +243,13 @@ def error_boundary(passthrough: tuple[type[BaseException], ...] = ()) -> Iterato
 
         traceback.print_exc()
         sys.exit(EXIT_BUG)
+
+
+def say_json_error(message: str) -> None:
+    """The JSON error object (`errors.error_document`) on stdout."""
+    from dagmake.errors import error_document
+
+    print(error_document(message), flush=True)
 
 
 def _tolerant_streams() -> None:
@@ -193,11 +307,21 @@ def _result_from_snapshot(step_id: str, skipped: tuple[str, str, str | None] | N
 
 def _exit_code(summary: RunSummary) -> int:
     if summary.status == "interrupted":
-        return EXIT_INTERRUPTED
+        return interrupted_exit(summary.stop_signal)
     return EXIT_OK if summary.status == "succeeded" else EXIT_FAILED
 
 
+def interrupted_exit(signum: int | None) -> int:
+    """A shell's status for a run stopped by `signum`: 128 + it (143 after SIGTERM, 129 after
+    SIGHUP); 130 (SIGINT's) when it is not known."""
+    return 128 + signum if signum else EXIT_INTERRUPTED
+
+
+_report_written = False  # the report is on stdout: an error after it writes no second document
+
+
 def write_reports(summary: RunSummary, json_out: bool, report_path: Path | None) -> None:
+    global _report_written
     if not json_out and report_path is None:
         return
     from dagmake.results import own_cpu_s
@@ -205,6 +329,7 @@ def write_reports(summary: RunSummary, json_out: bool, report_path: Path | None)
     doc = summary.report_text(own_cpu_s())
     if json_out:
         print(doc, flush=True)
+        _report_written = True
     if report_path is not None:
         from dagmake.fsutil import atomic_write_bytes
 
@@ -231,9 +356,9 @@ def write_up_to_date_report(
     )
 
 
-def _check_report_path(path: Path) -> None:
-    """Refuse a --report path whose folder is missing before anything runs (exit 2), rather
-    than after a successful run."""
+def _check_report_path(path: Path, option: str = "--report") -> None:
+    """Refuse a --report (or --trace) path whose folder is missing before anything runs
+    (exit 2), rather than after a successful run."""
     import os
 
     folder = path.absolute().parent
@@ -241,7 +366,7 @@ def _check_report_path(path: Path) -> None:
         from dagmake.errors import ConfigError
 
         raise ConfigError(
-            f"--report {path}: the folder '{path.parent}' does not exist; create it first"
+            f"{option} {path}: the folder '{path.parent}' does not exist; create it first"
         )
 
 

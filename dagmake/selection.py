@@ -29,6 +29,21 @@ def selected_steps(
     return [s for s in chosen if s in wanted]
 
 
+def affected_steps(graph: Graph, changed_files: Sequence[str]) -> list[str]:
+    """`--affected`: the steps whose inputs match one of the files, and every step that
+    depends on them, directly or not (in run order; what those depend on is not included)."""
+    files = [f.replace(os.sep, "/").removeprefix("./") for f in changed_files]
+    hit = {
+        s
+        for s in graph.order
+        if any(globs.matches(p, f) for p in graph.step(s).inputs for f in files)
+    }
+    for sid in graph.order:  # in run order, every dependency comes first
+        if sid not in hit and any(d in hit for d in graph.deps[sid]):
+            hit.add(sid)
+    return [s for s in graph.order if s in hit]
+
+
 def preflight(
     graph: Graph,
     chosen: Sequence[str],

@@ -41,15 +41,15 @@ class StoreQueue:
     def store_one(self) -> None:
         self._store(*self._waiting.popleft())
 
-    def store_rest(self) -> bool:
-        """Store what the loop had no idle moment for; False when an interrupt came first
-        (what is left is not stored: every step's result is already recorded)."""
+    def store_rest(self) -> int | None:
+        """Store what the loop had no idle moment for; the signal of an interrupt that came
+        first (what is left is not stored: every step's result is already recorded)."""
         try:
             while self._waiting:
                 self._store(*self._waiting.popleft())
-        except Interrupted:
-            return False
-        return True
+        except Interrupted as intr:
+            return intr.signum
+        return None
 
     def _store(self, step: Step, record: StepRecord, log_path: Path, key: str) -> None:
         files: list[OutputFile] = []

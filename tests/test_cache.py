@@ -446,7 +446,7 @@ def test_clear_removes_entries_and_blobs_but_leaves_workspaces_and_secret(s: Set
     s.store(K1, "a.txt")
     s.store(K2, "a.txt")
 
-    assert cachekeep.clear(s.cache) == 2
+    assert cachekeep.clear(s.cache).entries == 2
     assert s.cache.lookup(K1) is None
     assert not (v1 / "blobs").exists()
     assert (v1 / "workspaces" / "abc" / "state.log").read_text() == "state"

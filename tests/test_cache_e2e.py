@@ -171,7 +171,7 @@ def test_cache_commands(ws: Workspace) -> None:
     assert "entries: 3" in stats.out
     assert ws.run("cache", "verify").out.startswith("checked ")
     assert "would remove 3 entries" in ws.run("cache", "prune", "--max-size", "0", "--dry-run").out
-    assert ws.run("cache", "clear").out == "removed 3 cache entries\n"
+    assert ws.run("cache", "clear").out.startswith("removed 3 entries and ")
     assert ws.run("cache", "stats").out.count("entries: 0") == 1
 
 

@@ -318,7 +318,7 @@ def test_a_plain_no_op_is_answered_before_the_full_command_line_and_agrees_with_
 def test_the_quick_parser_declines_anything_it_does_not_fully_understand() -> None:
     from dagmake.fast.entry import _parse
 
-    assert _parse(["-j2"]) == (None, (), {}, (), 2, False, False)
+    assert _parse(["-j2"]) == (None, (), {}, (), 2, False, False, None)
     assert _parse(["run", "--file=x.yaml", "-c", "a=1", "-j", "3", "--no-cache", "t1", "t2"]) == (
         Path("x.yaml"),
         ("t1", "t2"),
@@ -327,10 +327,12 @@ def test_the_quick_parser_declines_anything_it_does_not_fully_understand() -> No
         3,
         True,
         False,
+        None,
     )
     for argv in (["list"], ["-n"], ["--json"], ["-B"], ["--since", "HEAD"], ["-c", "novalue"],
                  ["--changed-files", "a"], ["-j"], ["-j0"], ["-j", "x"], ["--report", "r.json"],
-                 ["-f", "."]):  # fmt: skip
+                 ["-f", "."], ["-q"], ["-v"], ["--quiet"], ["--affected", "a"], ["clean"],
+                 ["log", "a"], ["--trace", "t.json"], ["-C", "/no/such/dir"]):  # fmt: skip
         assert _parse(argv) is None, argv
 
 

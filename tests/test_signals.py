@@ -73,7 +73,7 @@ def test_a_signal_in_the_middle_of_a_spawn_still_stops_that_step(
     wait_for(ws.root / "started")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err
     assert left_running(ws) == []
 
 
@@ -88,7 +88,7 @@ def test_a_signal_during_a_burst_of_spawns_leaves_no_step_running(
     wait_for(ws.root / "started")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err
     assert left_running(ws) == []
 
 
@@ -174,7 +174,7 @@ def test_closing_the_terminal_stops_the_steps(ws: Workspace, no_strays: None) ->
     wait_for(ws.root / "started")
     os.close(leader)
     proc.send_signal(signal.SIGHUP)
-    assert proc.wait(timeout=30) == 130
+    assert proc.wait(timeout=30) == 129
     assert left_running(ws) == []
 
 

@@ -493,7 +493,7 @@ class Soak(RuleBasedStateMachine):
             self.check_outputs(err)
             self.snapshots.append(self.inputs())
         elif sig != signal.SIGKILL:
-            assert code == 130, f"{sig.name}: exit {code}\n{out}{err}"
+            assert code == 128 + sig, f"{sig.name}: exit {code}\n{out}{err}"
             left = self.stop_steps()
             if left:
                 seen(f"steps outlived {sig.name}")

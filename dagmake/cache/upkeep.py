@@ -108,20 +108,29 @@ def prune(
         for path in _files_under(cache.local.blobs):
             if path.name.startswith(TMP_PREFIX):
                 _unlink_if_older(path, cutoff)  # left by a store that was killed
-    left = sum(blob_sizes.values()) - freed
-    return PruneReport(dry_run, len(drop), len(listed) - len(drop), freed, left)
+    # sizes as `stats` counts them: blobs, and the small files kept inside entries
+    inline_freed = sum(inline_size(entry) for key, _, entry in listed if key in drop)
+    inline_kept = sum(inline_size(entry) for _, _, entry in listed) - inline_freed
+    left = sum(blob_sizes.values()) - freed + inline_kept
+    return PruneReport(dry_run, len(drop), len(listed) - len(drop), freed + inline_freed, left)
 
 
-def clear(cache: Cache) -> int:
-    """Remove every entry and blob (never `workspaces/` or `secret`); the entry count."""
-    count = sum(1 for _ in cache.local.packs.entries())
+class ClearReport(NamedTuple):
+    entries: int
+    blobs: int
+    size_bytes: int  # as `stats` counts it
+
+
+def clear(cache: Cache) -> ClearReport:
+    """Remove every entry and blob (never `workspaces/` or `secret`); what was removed."""
+    before = stats(cache)
     cache.local.forget_folders()
     for folder in (cache.local.packs.folder, cache.local.legacy, cache.local.blobs):
         _remove_tree(folder)
     for path in layout.upkeep_files(cache.local.dir.parent):
         with contextlib.suppress(OSError):
             path.unlink()
-    return count
+    return ClearReport(before.entries, before.blobs, before.size_bytes)
 
 
 def verify(cache: Cache) -> VerifyReport:
@@ -197,6 +206,11 @@ def format_prune(r: PruneReport) -> str:
         f"removed {_entries(r.removed_entries)}, freed {freed} "
         f"(kept {_entries(r.kept_entries)}, {kept})"
     )
+
+
+def format_clear(r: ClearReport) -> str:
+    files = f"{r.blobs} stored file" + ("" if r.blobs == 1 else "s")
+    return f"removed {_entries(r.entries)} and {files} ({units.format_size(r.size_bytes)})"
 
 
 def format_verify(r: VerifyReport) -> str:

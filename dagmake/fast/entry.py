@@ -1,8 +1,8 @@
 """The console script. Answers that should cost little more than Python's start-up come before
 click (and most of dagmake) is imported: `dagmake --version`; a plain `dagmake [run] [-j N]
-[-f FILE] [-c K=V] [--no-cache] [--no-wait] [--json] [--report FILE] [TARGET...]` whose no-op
-snapshot says nothing changed (see `noop`), its report included; and the same plain run when
-there is work to do, handed to `runner` without loading click. Anything else, or any doubt,
+[-f FILE] [-c K=V] [-C DIR] [--no-cache] [--no-wait] [--json] [--report FILE] [TARGET...]`
+whose no-op snapshot says nothing changed (see `noop`), its report included; and the same plain
+run when there is work to do, handed to `runner` without loading click. Anything else, or any doubt,
 goes to the full command line in `cli`, which gives the same answer more slowly.
 """
 
@@ -17,9 +17,13 @@ from typing import NamedTuple, NoReturn
 from dagmake import __version__
 
 _VALUE_OPTIONS = {"-j": None, "--parallel": None, "-f": "file", "--file": "file",
-                  "-c": "context", "--context": "context"}  # fmt: skip
+                  "-c": "context", "--context": "context", "-C": "dir",
+                  "--directory": "dir"}  # fmt: skip
 _FLAG_OPTIONS = frozenset({"--no-cache", "--no-wait"})
-_COMMANDS = frozenset({"run", "explain", "graph", "list", "cache", "hook", "watch", "--help", "-h"})
+_COMMANDS = frozenset(
+    {"run", "explain", "graph", "list", "cache", "hook", "watch", "clean", "log", "init", "--help",
+     "-h"}
+)  # fmt: skip
 
 
 def main() -> NoReturn:
@@ -69,12 +73,14 @@ def _dispatch() -> None:
     plain = None if split is None else _parse(split[0])
     if split is not None and plain is not None:
         reports = split[1]
+        if plain.directory is not None:
+            os.chdir(plain.directory)
         answered, data = _quick_noop(plain, reports)
         if answered:
             return
         from dagmake import runner
 
-        with runner.error_boundary():
+        with runner.error_boundary(json_out=reports.json_out):
             from dagmake.variables import parse_context
 
             sys.exit(
@@ -104,9 +110,10 @@ class Plain(NamedTuple):
     targets: tuple[str, ...]
     context: dict[str, str]
     context_args: tuple[str, ...]  # as given, for the full parser's checks
-    parallel: int = 4
+    parallel: int | None = None  # None: the run's default
     no_cache: bool = False
     no_wait: bool = False
+    directory: str | None = None  # -C DIR
 
 
 class Reports(NamedTuple):
@@ -151,7 +158,8 @@ def _parse(argv: list[str]) -> Plain | None:
     targets: list[str] = []
     context: dict[str, str] = {}
     context_args: list[str] = []
-    parallel = 4
+    parallel: int | None = None
+    directory: str | None = None
     flags: set[str] = set()
     i = 0
     while i < len(args):
@@ -176,8 +184,10 @@ def _parse(argv: list[str]) -> Plain | None:
             kind = _VALUE_OPTIONS[arg]
             if kind == "file":
                 workflow = Path(value)
-                if workflow.is_dir():
+            elif kind == "dir":
+                if not os.path.isdir(value):
                     return None  # the full parser says what is wrong
+                directory = value
             elif kind == "context":
                 key, sep, val = value.partition("=")
                 if not sep or not key or not key.replace("_", "a").isalnum():
@@ -194,6 +204,8 @@ def _parse(argv: list[str]) -> Plain | None:
             return None
         targets.append(arg)
         i += 1
+    if workflow is not None and (Path(directory or ".") / workflow).is_dir():
+        return None  # the full parser says what is wrong
     return Plain(
         workflow,
         tuple(targets),
@@ -202,6 +214,7 @@ def _parse(argv: list[str]) -> Plain | None:
         parallel,
         "--no-cache" in flags,
         "--no-wait" in flags,
+        directory,
     )
 
 
