@@ -263,14 +263,9 @@ class _Run:
             ledger.finish(result)
             plan.settled(result.step_id, result.status)
             if fail_fast and result.status in FAILING:
-                why = Reason(
-                    ReasonKind.FAIL_FAST,
-                    f"'{result.step_id}' failed and --fail-fast starts no new step",
-                    step=result.step_id,
-                )
                 for sid in plan.halt():
                     pending.pop(sid, None)
-                    ledger.finish(StepResult(sid, StepStatus.SKIPPED, (why,)))
+                    ledger.finish(self._halted(sid, result.step_id))
 
         with raising_interrupted(), contextlib.closing(self.logs), contextlib.closing(executor):
             try:
@@ -326,6 +321,31 @@ class _Run:
                 if self.stop_signal is not None:
                     return "interrupted"  # Ctrl-C while storing the last results: heard
         return "succeeded"
+
+    def _halted(self, sid: str, failed: str) -> StepResult:
+        """A step --fail-fast keeps from starting after `failed` failed: skipped as a failed
+        dependency's dependent when it is one (dependencies are settled first), else for
+        the fail-fast alone."""
+        results = self.ledger.results
+        for d in self.graph.deps[sid]:
+            done = results.get(d)
+            if done is None:
+                continue
+            if done.status in FAILING:
+                why = Reason(ReasonKind.DEPENDENCY_FAILED, f"'{d}' failed", step=d)
+                return StepResult(sid, StepStatus.SKIPPED, (why,))
+            if (
+                done.status is StepStatus.SKIPPED
+                and done.reasons
+                and done.reasons[0].kind in _POISONING
+            ):
+                message = f"'{d}' was skipped because a dependency failed"
+                why = Reason(ReasonKind.DEPENDENCY_FAILED, message, step=d)
+                return StepResult(sid, StepStatus.SKIPPED, (why,))
+        message = f"'{failed}' failed and --fail-fast starts no new step"
+        return StepResult(
+            sid, StepStatus.SKIPPED, (Reason(ReasonKind.FAIL_FAST, message, step=failed),)
+        )
 
     def _stop(self, executor: Executor, running: dict[str, Running], signum: int | None) -> None:
         """Stop every running step: `signum` to its group (SIGTERM after SIGHUP or an error),
@@ -401,6 +421,10 @@ class _Run:
         """Pass on what the commands wrote: all of those that ended, and (every so often)
         what the running ones wrote since."""
         executor.stream(self.reporter.step_output)
+
+
+# a dependency skipped for this has its dependents skipped as a failed one's are
+_POISONING = frozenset({ReasonKind.DEPENDENCY_FAILED})
 
 
 def _went_wrong(fin: Finished) -> bool:

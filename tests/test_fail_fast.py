@@ -22,6 +22,12 @@ steps:
   - id: after-slow
     run: echo after > after.txt
     depends_on: [slow]
+  - id: after-bad
+    run: echo never > never.txt
+    depends_on: [bad]
+  - id: after-after-bad
+    run: echo never > never.txt
+    depends_on: [after-bad]
 """
 
 
@@ -40,9 +46,12 @@ def test_fail_fast_starts_no_new_step_after_a_failure(ws: Workspace) -> None:
     assert got["slow"][0] == "succeeded"  # it was running: it finished
     assert got["later"] == ("skipped", ["fail_fast"])
     assert got["after-slow"] == ("skipped", ["fail_fast"])
+    assert got["after-bad"] == ("skipped", ["dependency_failed"])  # as without --fail-fast
+    assert got["after-after-bad"] == ("skipped", ["dependency_failed"])
     reason = json.loads(res.out)["steps"][2]["reasons"][0]
     assert reason["message"] == "'bad' failed and --fail-fast starts no new step"
     assert not (ws.root / "later.txt").exists() and not (ws.root / "after.txt").exists()
+    assert not (ws.root / "never.txt").exists()
     assert ws.ran("-j", "2") == ["bad", "later", "after-slow"]  # slow's result was recorded
 
 
@@ -51,9 +60,10 @@ def test_without_fail_fast_a_failure_stops_only_its_dependents(ws: Workspace) ->
     res = ws.run("--json", "-j", "2")
     assert res.code == 1, res.both
     got = statuses(res.out)
-    assert [got[s][0] for s in ("bad", "slow", "later", "after-slow")] == [
+    assert [got[s][0] for s in ("bad", "slow", "later", "after-slow", "after-bad")] == [
         "failed",
         "succeeded",
         "succeeded",
         "succeeded",
+        "skipped",
     ]
