@@ -406,7 +406,7 @@ class _Run:
             executor.start(job)
             running[sid] = Running(step, decision, resolved, attempt)
         # (after the start: what the executor had to say about the step's log comes first)
-        self.reporter.step_started(sid, decision.reasons, attempt)
+        self.reporter.step_started(sid, decision.reasons, attempt, command=job.command)
 
     def _collect(self, job: Job, values_file: Path) -> Produced:
         """For the executor, after a job exited 0: the digest of every output (the hasher

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TextIO
 
 from dagmake.explain import decision_text, dry_run_lines, reasons_text, status_word, summary_counts
@@ -45,8 +45,7 @@ class PlainReporter:
         self.out = stream
         self.color = color
         self.compact = compact
-        self.verbose = verbose  # -v: each command as it starts (`command_of` says it)
-        self.command_of: Callable[[str], str] | None = None
+        self.verbose = verbose  # -v: each command as it starts
         self.total = 0
         self.started = 0
         self._numbers: dict[str, int] = {}  # a step keeps its [n/total] through restore/retries
@@ -92,7 +91,9 @@ class PlainReporter:
         self.expected = dict(durations_s)
         self.parallel = max(1, parallel)
 
-    def step_started(self, step_id: str, reasons: tuple[Reason, ...], attempt: int) -> None:
+    def step_started(
+        self, step_id: str, reasons: tuple[Reason, ...], attempt: int, *, command: str = ""
+    ) -> None:
         number = self._numbers.get(step_id)
         if number is None:
             self.started += 1
@@ -104,8 +105,8 @@ class PlainReporter:
         which = f" (attempt {attempt})" if attempt > 1 else ""
         why = f": {safe(why)}" if why else ""
         self.write(f"[{number}/{self.total}] {verb} {safe(step_id)}{which}{why}")
-        if self.verbose and attempt > 0 and self.command_of is not None:
-            for line in self.command_of(step_id).splitlines():
+        if self.verbose and attempt > 0:
+            for line in command.splitlines():
                 self.write(f"  $ {safe(line)}")
 
     def step_output(self, step_id: str, data: bytes, *, replayed: bool = False) -> None:
@@ -208,9 +209,11 @@ class TtyReporter(PlainReporter):
         super().write(line)
         self._draw()
 
-    def step_started(self, step_id: str, reasons: tuple[Reason, ...], attempt: int) -> None:
+    def step_started(
+        self, step_id: str, reasons: tuple[Reason, ...], attempt: int, *, command: str = ""
+    ) -> None:
         self.running.setdefault(step_id, time.monotonic())
-        super().step_started(step_id, reasons, attempt)
+        super().step_started(step_id, reasons, attempt, command=command)
 
     def step_finished(self, result: StepResult) -> None:
         self.running.pop(result.step_id, None)

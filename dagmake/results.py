@@ -192,7 +192,10 @@ class Reporter(Protocol):
     def expect(self, durations_s: Mapping[str, float], parallel: int) -> None:
         """How long each selected step took last time (for an ETA); steps never run are absent."""
 
-    def step_started(self, step_id: str, reasons: tuple[Reason, ...], attempt: int) -> None: ...
+    def step_started(
+        self, step_id: str, reasons: tuple[Reason, ...], attempt: int, *, command: str = ""
+    ) -> None:
+        """`attempt` 0: a restore; else the command's attempt, `command` what the shell runs."""
 
     def step_output(self, step_id: str, data: bytes, *, replayed: bool = False) -> None: ...
 

@@ -102,8 +102,6 @@ def run(req: Request) -> int:
         trust=trust,
         fail_fast=req.fail_fast,
     )
-    if req.verbosity > 0:
-        reporter.command_of = _commands(graph, context)
     summary = build_here(graph, options, tracing if tracing is not None else reporter)
     if not req.dry_run:
         save_compiled()
@@ -163,22 +161,6 @@ def _selection(req: Request, graph: Graph) -> tuple[tuple[str, ...], tuple[str, 
         targets = tuple(affected_steps(graph, files))
         files = None if targets else ()  # (no target at all would be every step)
     return targets, files
-
-
-def _commands(graph: Graph, context: Mapping[str, str]) -> Callable[[str], str]:
-    """For `-v`: a step's command as it runs, its variables substituted (a value another step
-    writes to $DAGMAKE_OUTPUT is shown as written, `${steps.a.k}`)."""
-    from dagmake import variables
-
-    def command_of(step_id: str) -> str:
-        step = graph.step(step_id)
-        try:
-            scope = variables.step_scope(graph.workflow, step, context)
-            return variables.substitute(step.run, scope, quote=True, where=step_id)
-        except DagmakeError:
-            return step.run
-
-    return command_of
 
 
 def default_parallel() -> int:

@@ -44,12 +44,14 @@ class Tracing:
         self.parallel = parallel
         self.inner.expect(durations_s, parallel)
 
-    def step_started(self, step_id: str, reasons: tuple[Reason, ...], attempt: int) -> None:
+    def step_started(
+        self, step_id: str, reasons: tuple[Reason, ...], attempt: int, *, command: str = ""
+    ) -> None:
         now = self._now_us()
         if step_id in self._open:  # a retry: the attempt before ended by now
             self._close(step_id, now, "retried", None)
         self._open[step_id] = (now, attempt)
-        self.inner.step_started(step_id, reasons, attempt)
+        self.inner.step_started(step_id, reasons, attempt, command=command)
 
     def step_output(self, step_id: str, data: bytes, *, replayed: bool = False) -> None:
         self.inner.step_output(step_id, data, replayed=replayed)

@@ -581,3 +581,19 @@ def test_init_for_a_node_project_runs_its_scripts_in_order(ws: Workspace) -> Non
     assert '  - id: build\n    run: "npm run build"' in text, text
     assert '  - id: test\n    run: "npm run test"' in text and "depends_on: [build]" in text, text
     assert ws.run("list").code == 0
+
+
+def test_verbose_shows_the_command_as_run_with_values_from_other_steps(ws: Workspace) -> None:
+    ws.workflow(
+        """
+        steps:
+          - id: a
+            run: echo version=7 >> "$DAGMAKE_OUTPUT"
+          - id: b
+            run: echo "got ${steps.a.version}"
+            depends_on: [a]
+        """
+    )
+    res = ws.run("-v", "-j", "1")
+    assert res.code == 0, res.both
+    assert '  $ echo "got 7"' in res.out.splitlines(), res.out  # as the shell got it
