@@ -260,3 +260,47 @@ def test_shell_completion_offers_step_ids_from_the_workflow(ws: Workspace) -> No
     assert res.out.splitlines() == ["plain,lint"]
     res = ws.run(_DAGMAKE_COMPLETE="bash_complete", COMP_WORDS="dagmake explain pa", COMP_CWORD="2")
     assert res.out.splitlines() == ["plain,package"]
+
+
+@pytest.mark.skipif(
+    shutil.which("pre-commit") is None
+    and not (Path(sys.executable).parent / "pre-commit").exists(),
+    reason="pre-commit is not installed",
+)
+def test_under_the_real_pre_commit_steps_see_the_projects_own_venv_not_the_hooks(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """pre-commit runs a `language: python` hook with its private venv first on PATH (and as
+    VIRTUAL_ENV): steps must get the PATH the user committed with, so a Python project's
+    `python` and `pytest` are its own venv's."""
+    venv = ws.root / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ws.workflow(
+        """
+        steps:
+          - id: which
+            run: python which.py > which.txt
+            outputs: [which.txt]
+        """
+    )
+    ws.write("which.py", "import os, sys\nprint(sys.prefix)\nprint(os.getenv('VIRTUAL_ENV'))\n")
+    git(ws.root, "init", "-q")
+    git(ws.root, "add", ".")
+    exe = str(Path(sys.executable).parent / "pre-commit")
+    env = ws.env(
+        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+        PATH=f"{venv / 'bin'}:{os.environ['PATH']}",  # the project's venv, activated
+        VIRTUAL_ENV=str(venv),
+    )
+    res = subprocess.run(
+        [exe, "try-repo", str(REPO), "dagmake", "--verbose", "--all-files"],
+        cwd=ws.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    prefix, virtual_env = ws.read("which.txt").splitlines()
+    assert Path(prefix).resolve() == venv.resolve()
+    assert Path(virtual_env).resolve() == venv.resolve()

@@ -391,3 +391,26 @@ def test_close_kills_a_job_that_ignores_the_stop_signal_after_the_grace(bench_ro
     took = time.monotonic() - started
     assert 0.3 <= took < 5, took
     assert gone(shell)
+
+
+def test_the_hook_venv_is_taken_off_path_only_under_pre_commit_and_when_dagmake_runs_from_it(
+    tmp_path: Path,
+) -> None:
+    from dagmake.executors.local import outside_hook_venv
+
+    hook, user = tmp_path / "hook-env", tmp_path / "project" / ".venv"
+    for venv in (hook, user):
+        (venv / "bin").mkdir(parents=True)
+        (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    path = f"{hook}/bin:{user}/bin:/usr/bin"
+    under = {"PRE_COMMIT": "1", "VIRTUAL_ENV": str(hook), "PATH": path}
+    assert outside_hook_venv(dict(under), str(hook)) == {
+        "PRE_COMMIT": "1",
+        "VIRTUAL_ENV": str(user),
+        "PATH": f"{user}/bin:/usr/bin",
+    }
+    no_venv = dict(under, PATH=f"{hook}/bin:/usr/bin")
+    assert outside_hook_venv(no_venv, str(hook)) == {"PRE_COMMIT": "1", "PATH": "/usr/bin"}
+    assert outside_hook_venv(dict(under), "/elsewhere") == under  # installed elsewhere
+    plain = {"VIRTUAL_ENV": str(hook), "PATH": path}
+    assert outside_hook_venv(dict(plain), str(hook)) == plain  # not under pre-commit
