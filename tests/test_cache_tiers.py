@@ -104,14 +104,17 @@ class Project:
         (root / "dagmake.yaml").write_text(FLOW)
         (root / "in.txt").write_text("small\n")
 
-    def build(self, tier: MemoryTier, monkeypatch: pytest.MonkeyPatch) -> tuple[RunSummary, str]:
-        """One real run of the build loop, its cache the local tier with `tier` below it."""
+    def build(
+        self, tier: MemoryTier, monkeypatch: pytest.MonkeyPatch, *, dry_run: bool = False
+    ) -> tuple[RunSummary, str]:
+        """One real run of the build loop (or a dry run), its cache the local tier with `tier`
+        below it."""
         monkeypatch.setenv("DAGMAKE_CACHE_DIR", str(self.cache))
         said = io.StringIO()
         reporter = make_reporter(said, color="never")
         graph, _ = load_graph(self.root / "dagmake.yaml", cache_root())
         cache = Cache(cache_root(), CacheSettings(), warn=reporter.warning, below=[tier])
-        options = RunOptions()
+        options = RunOptions(dry_run=dry_run)
         summary = run_build(
             graph,
             options,
@@ -177,22 +180,9 @@ def test_a_dry_run_asks_every_tier_and_writes_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tier: MemoryTier
 ) -> None:
     second = Project(tmp_path / "second", tmp_path / "cache-second")
-    monkeypatch.setenv("DAGMAKE_CACHE_DIR", str(second.cache))
-    said = io.StringIO()
-    reporter = make_reporter(said, color="never")
-    graph, _ = load_graph(second.root / "dagmake.yaml", cache_root())
-    cache = Cache(cache_root(), CacheSettings(), warn=reporter.warning, below=[tier])
     before = (dict(tier.results), dict(tier.blobs))
-    options = RunOptions(dry_run=True)
-    summary = run_build(
-        graph,
-        options,
-        reporter,
-        state=local_state(graph),
-        cache=cache,
-        executor=local_executor(graph, options),
-    )
-    assert status(summary) == "would_restore", said.getvalue()
+    summary, said = second.build(tier, monkeypatch, dry_run=True)
+    assert status(summary) == "would_restore", said
     assert (tier.results, tier.blobs) == before and tier.used == []
     assert second.local_entries() == {}
     assert not (second.root / "big.txt").exists()
