@@ -80,10 +80,16 @@ def select(graph: Graph, targets: Sequence[str]) -> list[str]:
     """The targets and everything they depend on, in run order; none named: every step."""
     if not targets:
         return list(graph.order)
+    groups = dict(graph.workflow.templates)
+    named: list[str] = []
     for t in targets:
-        if t not in graph.deps:
-            raise ConfigError(f"unknown step '{t}'{did_you_mean(t, graph.deps)}")
-    wanted = ancestors(graph, targets) | set(targets)
+        if t in groups:
+            named.extend(groups[t])  # a for_each/matrix definition: every instance
+        elif t not in graph.deps:
+            raise ConfigError(f"unknown step '{t}'{did_you_mean(t, [*groups, *graph.deps])}")
+        else:
+            named.append(t)
+    wanted = ancestors(graph, named) | set(named)
     return [s for s in graph.order if s in wanted]
 
 

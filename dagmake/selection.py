@@ -81,10 +81,12 @@ class _Outputs:
 
 def glob_roots(graph: Graph, sid: str) -> list[tuple[str, bool]]:
     """Folders whose listing decides what the step's inputs are, or which files its output
-    patterns match (a file added there makes the step dirty: `plan`)."""
+    patterns match (a file added there makes the step dirty: `plan`), or, for an instance of
+    a for_each glob, which instances there are (a file added there makes a new one)."""
     roots: list[tuple[str, bool]] = []
     step = graph.step(sid)
-    for pattern in (*step.inputs, *step.outputs):
+    for pattern in (*step.inputs, *step.outputs, *step.watch):
+        pattern = pattern.removeprefix("!")
         if globs.is_glob(pattern):
             roots.append((globs.literal_prefix(pattern), True))
         elif os.path.isdir(os.path.join(graph.workflow.root, pattern)):

@@ -31,7 +31,7 @@ from dagmake.layout import compiled_file
 from dagmake.locations import read_workflow_bytes
 from dagmake.model import CacheSettings, Location, Step, Workflow
 
-FORMAT = 6  # 6: framed (`framing`), the version in the frame
+FORMAT = 7  # 7: template instances (their bindings, the globs they were matched from)
 
 
 def load_graph(
@@ -85,7 +85,8 @@ def _encode(graph: Graph) -> list[bytes | bytearray | memoryview]:
         (s.id.encode("utf-8", "surrogateescape"), marshal.dumps((
             (s.id, s.run, _loc(s.location), s.depends_on,
              tuple(_loc(x) for x in s.depends_on_locations), s.inputs, s.outputs,
-             s.description, s.timeout_s, s.retries, s.env, s.cwd, s.condition, s.cache),
+             s.description, s.timeout_s, s.retries, s.env, s.cwd, s.condition, s.cache,
+             s.template, s.bindings, s.watch),
             graph.deps[s.id],
             graph.dependents[s.id],
         )))
@@ -93,7 +94,8 @@ def _encode(graph: Graph) -> list[bytes | bytearray | memoryview]:
     ]  # fmt: skip
     edges = [(e.src, e.dst, e.implicit, e.via, _loc(e.location)) for e in graph.edges]
     head = marshal.dumps((
-        (wf.name, wf.description, wf.vars, wf.env, wf.cache.max_size_bytes, wf.cache.max_age_s),
+        (wf.name, wf.description, wf.vars, wf.env, wf.cache.max_size_bytes, wf.cache.max_age_s,
+         wf.templates, wf.globbed, wf.fixed),
         [s.id for s in wf.steps],
         graph.order,
         marshal.dumps(edges),
@@ -104,7 +106,15 @@ def _encode(graph: Graph) -> list[bytes | bytearray | memoryview]:
 def _decode(payload: memoryview, path: Path, root: Path) -> Graph:
     (n,) = _LENGTH.unpack_from(payload)
     head = marshal.loads(payload[_LENGTH.size : _LENGTH.size + n])
-    (name, description, wvars, wenv, max_size, max_age), ids, order, edges = head
+    (name, description, wvars, wenv, max_size, max_age, tmpl, globbed, fixed), ids, order, edges = (
+        head
+    )
+    if globbed:
+        from dagmake import globs
+
+        for pattern, matched in globbed:  # a for_each glob matches other files now: stale
+            if tuple(globs.expand([pattern], root)) != matched:
+                raise ValueError("the for_each globs match other files now")
     entries = _Entries(ids, table.Table(payload[_LENGTH.size + n :]))
     workflow = Workflow(
         name=name,
@@ -116,15 +126,19 @@ def _decode(payload: memoryview, path: Path, root: Path) -> Graph:
         env=wenv,
         cache=CacheSettings(max_size, max_age),
         ids=ids,
+        templates=tmpl,
+        globbed=globbed,
+        fixed=fixed,
     )
     return Graph(workflow, order, _Links(entries, 1), _Links(entries, 2), _Edges(edges))
 
 
 def _step(fields: tuple[Any, ...]) -> Step:
-    i, run, loc, deps, dlocs, ins, outs, desc, timeout, retries, env, cwd, cond, cache = fields
+    (i, run, loc, deps, dlocs, ins, outs, desc, timeout, retries, env, cwd, cond, cache, tmpl,
+     bindings, watch) = fields  # fmt: skip
     loc_ = Location._make  # positional construction: twice as fast as by keyword
     return Step._make((i, run, loc_(loc), deps, tuple(map(loc_, dlocs)), ins, outs, desc,
-                       timeout, retries, env, cwd, cond, cache))  # fmt: skip
+                       timeout, retries, env, cwd, cond, cache, tmpl, bindings, watch))  # fmt: skip
 
 
 _Entry = tuple[Step, tuple[str, ...], tuple[str, ...]]  # a step, its deps, its dependents
