@@ -183,7 +183,8 @@ def explain_command(step: str, workflow_file: Path | None, context: tuple[str, .
         quiet = PlainReporter(_discard(), compact=True)
         summary = run_build(graph, options, quiet)
         results = {r.step_id: r for r in summary.steps}
-        click.echo(explain_step(results[step], results))
+        shown = dict(graph.workflow.templates).get(step, (step,))  # a definition: each instance
+        click.echo("\n".join(explain_step(results[s], results) for s in shown))
         sys.exit(EXIT_OK)
 
 

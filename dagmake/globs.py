@@ -124,7 +124,12 @@ def expand(patterns: Iterable[str], root: Path, leftovers: list[str] | None = No
     is not entered: everything below it is found by the walk that is. A pattern that matches
     nothing contributes nothing. A restore's temp file
     is never matched (a restore killed midway leaves one); `leftovers` collects those seen.
+    A pattern starting with `!` removes the paths it matches from what the others found.
     """
+    patterns = list(patterns)
+    excluded = [p[1:] for p in patterns if p.startswith("!")]
+    if excluded:
+        patterns = [p for p in patterns if not p.startswith("!")]
     found: set[str] = set()
     root_s = str(root)
     prefix = os.path.join(root_s, "")
@@ -155,7 +160,21 @@ def expand(patterns: Iterable[str], root: Path, leftovers: list[str] | None = No
             continue
         real = _real(root_s, real_root, base, os.path.islink(full)) if base else real_root
         _walk(root_s, real_root, base, real, pattern, found, leftovers)
+    if excluded:
+        return sorted(f for f in found if not any(matches(x, f) for x in excluded))
     return sorted(found)
+
+
+def selects(patterns: Iterable[str], path: str) -> bool:
+    """Does this list of patterns (`!` ones removing) take `path`?"""
+    hit = False
+    for p in patterns:
+        if p.startswith("!"):
+            if hit and matches(p[1:], path):
+                return False
+        elif not hit and matches(p, path):
+            hit = True
+    return hit
 
 
 def _walk(
@@ -319,6 +338,8 @@ def write_problems(patterns: Iterable[str], root: Path) -> list[str]:
     root_s = str(root)
     real_root = _real_root(root_s)
     for pattern in patterns:
+        if pattern.startswith("!"):
+            continue
         target = literal_prefix(pattern) if is_glob(pattern) else pattern
         try:
             if target:

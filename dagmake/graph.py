@@ -171,6 +171,8 @@ def _check_duplicate_outputs(steps: Sequence[Step]) -> None:
     glob_outputs: list[tuple[str, Step]] = []
     for step in steps:
         for out in step.outputs:
+            if out.startswith("!"):
+                continue
             if globs.is_glob(out):
                 glob_outputs.append((out, step))
                 continue
@@ -208,6 +210,8 @@ def _implicit_edges(steps: Sequence[Step]) -> list[tuple[str, str, str]]:
     glob_out: list[tuple[str, str]] = []
     for step in steps:
         for out in step.outputs:
+            if out.startswith("!"):
+                continue
             if globs.is_glob(out):
                 glob_out.append((out, step.id))
             else:
@@ -216,6 +220,8 @@ def _implicit_edges(steps: Sequence[Step]) -> list[tuple[str, str, str]]:
     found: list[tuple[str, str, str]] = []
     for step in steps:
         for pattern in step.inputs:
+            if pattern.startswith("!"):
+                continue
             for producer, via in _producers(pattern, literal_out, sorted_literals, glob_out):
                 if producer != step.id:
                     found.append((producer, step.id, via))

@@ -336,6 +336,14 @@ def check_workflow(
 ) -> None:
     """Fail before anything runs if a reference cannot resolve: an unknown name, or a
     `${steps.x.k}` whose step is not one this step depends on."""
+    written = dict(workflow.vars)
+    for name in workflow.fixed:
+        if name in context and context[name] != written.get(name):
+            raise ConfigError(
+                f"-c/--context {name}=...: '{name}' is used in for_each, inputs, outputs, cwd or "
+                "depends_on, which are fixed when the workflow is read; change it under vars: "
+                "(or use another variable for the command)"
+            )
     base = _base_scope(workflow, context)
     for name, value in workflow.env:
         where = f"{workflow.path.name}: env.{name}"
