@@ -107,7 +107,35 @@ def overlap(a: str, b: str) -> bool:
     if not is_glob(a) or not is_glob(b):
         return matches(a, b) or matches(b, a)
     pa, pb = literal_prefix(a), literal_prefix(b)
-    return _under(pa, pb) or _under(pb, pa)
+    if not (_under(pa, pb) or _under(pb, pa)):
+        return False
+    # A path both match has, at each position before either's first `**`, a name that both
+    # patterns' parts there match: `dist/*.whl` and `dist/*.tar.gz` share no such name.
+    for x, y in zip(a.split("/"), b.split("/"), strict=False):
+        if x == "**" or y == "**":
+            break
+        if not _parts_may_meet(x, y):
+            return False
+    return True
+
+
+def _parts_may_meet(x: str, y: str) -> bool:
+    """Could one name match both pattern parts? Exact when one is literal; otherwise by their
+    literal heads and tails (`*.whl` and `*.tar.gz` cannot meet; `a*` and `*b` may)."""
+    if not is_glob(x) or not is_glob(y):
+        lit, pat = (x, y) if not is_glob(x) else (y, x)
+        return _regex(pat).match(lit) is not None
+    hx, hy = _head(x), _head(y)
+    tx, ty = _tail(x), _tail(y)
+    return (hx.startswith(hy) or hy.startswith(hx)) and (tx.endswith(ty) or ty.endswith(tx))
+
+
+def _head(part: str) -> str:
+    return part[: min(i for i in (part.find(c) for c in "*?[") if i >= 0)]
+
+
+def _tail(part: str) -> str:
+    return part[max(part.rfind(c) for c in "*?]") + 1 :]
 
 
 def _under(path: str, folder: str) -> bool:
