@@ -439,7 +439,8 @@ def _complete_steps(ctx: click.Context, incomplete: str) -> list[Any]:
         graph = _load(ctx.params.get("workflow_file"))
     except Exception:
         return []
-    return [
+    groups = [CompletionItem(t) for t, _ in graph.workflow.templates if t.startswith(incomplete)]
+    return groups + [
         CompletionItem(s.id, help=s.description or None)
         for s in graph.workflow.steps
         if s.id.startswith(incomplete)

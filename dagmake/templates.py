@@ -51,7 +51,8 @@ def needed(steps: Sequence[Step], templates: Sequence[Template | None]) -> bool:
     for s in steps:
         if any("${" in p for p in (*s.inputs, *s.outputs, *s.depends_on, s.cwd)):
             return True
-        if "${item" in s.run or "${matrix." in s.run or ("outputs" in s.run and "${" in s.run):
+        run = s.run
+        if "${" in run and any(w in run for w in ("item", "matrix.", "inputs", "outputs")):
             return True
     return False
 

@@ -262,3 +262,22 @@ def test_template_mistakes_are_errors_with_file_and_line(
     assert res.code == 2, res.both
     assert res.err.startswith(f"dagmake: error: {message}"), res.err
     assert "Traceback" not in res.err
+
+
+def test_a_plain_step_reads_its_own_inputs_and_outputs(ws: Workspace) -> None:
+    ws.write("a.txt", "1\n")
+    ws.workflow("""
+        steps:
+          - id: cat
+            run: cat ${inputs} > ${outputs}
+            inputs: [a.txt]
+            outputs: [b.txt]
+        """)
+    assert ws.ran() == ["cat"]
+    assert ws.read("b.txt") == "1\n"
+
+
+def test_completion_offers_definitions_and_instances(ws: Workspace) -> None:
+    c_project(ws)
+    res = ws.run(_DAGMAKE_COMPLETE="bash_complete", COMP_WORDS="dagmake run comp", COMP_CWORD="2")
+    assert res.out.split() == ["plain,compile", "plain,compile[src/a.c]", "plain,compile[src/b.c]"]
