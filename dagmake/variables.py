@@ -99,13 +99,13 @@ def _resolve_env(
     }
 
 
-_scopes: dict[tuple[int, tuple[tuple[str, str], ...]], dict[str, Value]] = {}
+_scopes: dict[tuple[object, ...], dict[str, Value]] = {}
 
 
 def _base_scope(workflow: Workflow, context: Mapping[str, str]) -> dict[str, Value]:
-    """`vars` under `--context`, each var's own references resolved (once per workflow and
+    """`vars` under `--context`, each var's own references resolved (once per vars and
     context: every step asks)."""
-    memo = (id(workflow), tuple(context.items()))
+    memo = (workflow.path.name, workflow.vars, tuple(context.items()))
     scope = _scopes.get(memo)
     if scope is None:
         if len(_scopes) > 8:
