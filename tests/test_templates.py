@@ -281,3 +281,42 @@ def test_completion_offers_definitions_and_instances(ws: Workspace) -> None:
     c_project(ws)
     res = ws.run(_DAGMAKE_COMPLETE="bash_complete", COMP_WORDS="dagmake run comp", COMP_CWORD="2")
     assert res.out.split() == ["plain,compile", "plain,compile[src/a.c]", "plain,compile[src/b.c]"]
+
+
+def test_list_and_dry_run_see_a_new_file_without_a_run_in_between(ws: Workspace) -> None:
+    c_project(ws)
+    ws.ran()
+    ws.write("src/c.c", "int c;\n")
+    listed = json.loads(ws.run("list", "--json").out)
+    assert [s["id"] for s in listed] == [
+        "compile[src/a.c]", "compile[src/b.c]", "compile[src/c.c]", "link",
+    ]  # fmt: skip
+    assert statuses(ws, "-n") == {"compile[src/a.c]": "up_to_date",
+                                  "compile[src/b.c]": "up_to_date",
+                                  "compile[src/c.c]": "would_run", "link": "would_run"}  # fmt: skip
+    (ws.root / "src/c.c").unlink()
+    (ws.root / "src/b.c").unlink()
+    assert statuses(ws, "-n") == {"compile[src/a.c]": "up_to_date", "link": "would_run"}
+
+
+def test_instances_of_one_definition_writing_one_file_are_refused(ws: Workspace) -> None:
+    c_project(ws)
+    ws.workflow(C_PROJECT.replace('outputs: ["build/${item.stem}.o"]', "outputs: [build/all.o]"))
+    res = ws.run()
+    assert res.code == 2, res.both
+    assert (
+        "steps 'compile[src/a.c]' and 'compile[src/b.c]' both declare output 'build/all.o'"
+        in res.err
+    ), res.err
+
+
+def test_item_parts() -> None:
+    from dagmake.templates import item_bindings
+
+    assert item_bindings("src/lib/a.tar.gz") == {
+        "item": "src/lib/a.tar.gz", "item.name": "a.tar.gz", "item.stem": "a.tar",
+        "item.dir": "src/lib",
+    }  # fmt: skip
+    assert item_bindings(".bashrc")["item.stem"] == ".bashrc"
+    assert item_bindings("top.c")["item.dir"] == "."
+    assert item_bindings("3.11")["item.stem"] == "3"
