@@ -178,6 +178,8 @@ ALLOWED: dict[str, set[str]] = {
     "selection": {"globs", "variables", "errors", "graph", "model"},
     "fast.compiled": {
         "globs",
+        "fast.noop",
+        "fingerprint",
         "framing",
         "fsutil",
         "layout",
