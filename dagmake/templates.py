@@ -96,12 +96,20 @@ def expand(
                 )
             known[inst.id] = inst.location
         if template is not None:
-            if step.id in known:
-                raise ConfigError(f"{where(i)}: duplicate step id '{step.id}'")
+            first = next((s for s in steps[:i] if s.id == step.id), None)
+            if first is not None:
+                raise ConfigError(
+                    f"{step.location}: duplicate step id '{step.id}' "
+                    f"(first defined at line {first.location.line})"
+                )
             groups[step.id] = tuple(s.id for s in group)
     for i, (step, template) in enumerate(zip(steps, templates, strict=True)):
         if template is None and step.id in groups:
-            raise ConfigError(f"{where(i)}: duplicate step id '{step.id}' (also a for_each/matrix)")
+            first = next(s for s in steps if s.id == step.id)
+            raise ConfigError(
+                f"{step.location}: duplicate step id '{step.id}' "
+                f"(first defined at line {first.location.line})"
+            )
     outputs_of = {s.id: _out(s) for group in made for s in group}
     for sid, ids in groups.items():
         outputs_of[sid] = tuple(o for x in ids for o in outputs_of[x])
@@ -261,7 +269,13 @@ def _instance(
     outputs = _dedup(sub(p, f"outputs[{j}]", True) for j, p in enumerate(step.outputs))
     cwd = sub(step.cwd, "cwd", True, False) if step.cwd else ""
     deps = tuple(sub(d, f"depends_on[{j}]", False) for j, d in enumerate(step.depends_on))
+    description = step.description
+    if bindings and "${" in description:
+        description = variables.substitute(
+            description, scope, quote=False, where=f"{at}.description"
+        )
     return step._replace(
+        description=description,
         id=new_id,
         inputs=inputs,
         outputs=outputs,

@@ -320,3 +320,35 @@ def test_item_parts() -> None:
     assert item_bindings(".bashrc")["item.stem"] == ".bashrc"
     assert item_bindings("top.c")["item.dir"] == "."
     assert item_bindings("3.11")["item.stem"] == "3"
+
+
+def test_env_if_and_description_read_the_instance(ws: Workspace) -> None:
+    ws.workflow("""
+        steps:
+          - id: t
+            matrix: {mode: [debug, release]}
+            description: tests in ${matrix.mode} mode
+            env: {MODE: "m-${matrix.mode}"}
+            if: ${matrix.mode} != "release"
+            run: echo "$MODE" > out-${matrix.mode}
+            outputs: ["out-${matrix.mode}"]
+        """)
+    assert statuses(ws) == {"t[mode=debug]": "succeeded", "t[mode=release]": "skipped"}
+    assert ws.read("out-debug") == "m-debug\n"
+    listed = json.loads(ws.run("list", "--json").out)
+    assert listed[0]["description"] == "tests in debug mode"
+
+
+def test_a_definition_id_used_twice_is_refused(ws: Workspace) -> None:
+    ws.workflow("""
+        steps:
+          - id: t
+            for_each: [a]
+            run: x
+          - id: t
+            matrix: {k: [b]}
+            run: x
+        """)
+    res = ws.run()
+    assert res.code == 2, res.both
+    assert "dagmake.yaml:6: duplicate step id 't' (first defined at line 3)" in res.err
