@@ -103,7 +103,7 @@ def expand(
                     f"(first defined at line {first.location.line})"
                 )
             groups[step.id] = tuple(s.id for s in group)
-    for i, (step, template) in enumerate(zip(steps, templates, strict=True)):
+    for step, template in zip(steps, templates, strict=True):
         if template is None and step.id in groups:
             first = next(s for s in steps if s.id == step.id)
             raise ConfigError(
