@@ -517,6 +517,7 @@ class _Reader:
         items = self.sequence(steps_node, "steps")
         if not items:
             raise self.fail(steps_node, "steps", "the list is empty; add at least one step")
+        vars_where = f"{self.loc(top['vars'][0])}: vars" if "vars" in top else f"{self.shown}"
         made = [self.step(item, i, defaults) for i, item in enumerate(items)]
         steps = [s for s, _ in made]
         kinds = [t for _, t in made]
@@ -530,11 +531,12 @@ class _Reader:
                 wvars,
                 lambda i: f"{steps[i].location}: steps[{i}]",
                 self.checked_path,
+                vars_where,
             )
             steps = expanded.steps
         else:
             self.check_ids(steps, items)
-            variables.resolve_vars(wvars, {}, f"{self.shown}: vars")  # a cycle fails now
+            variables.resolve_vars(wvars, {}, vars_where)  # a cycle fails now
         return Workflow(
             name=name,
             path=path,

@@ -64,12 +64,12 @@ def expand(
     wvars: Sequence[tuple[str, Value]],
     where: Callable[[int], str],
     check_path: Callable[[str, str, bool], str],
+    vars_where: str,
 ) -> Expanded:
     """The instances of every definition, in file order. `where(i)` is `file:line: steps[i]`
     for messages; `check_path(value, where, glob_ok)` validates a substituted path as the
-    reader validates a written one (and returns it normalized)."""
-    shown = where(0).split(":")[0] if steps else ""
-    base = variables.resolve_vars(wvars, {}, f"{shown}: vars")
+    reader validates a written one (and returns it normalized); `vars_where` names `vars:`."""
+    base = variables.resolve_vars(wvars, {}, vars_where)
     fixed: set[str] = set()
     globbed: list[tuple[str, tuple[str, ...]]] = []
     made: list[list[Step]] = []

@@ -69,7 +69,7 @@ def test_a_cycle_of_vars_is_an_error_that_names_it(ws: Workspace) -> None:
     res = ws.run()
     assert res.code == 2, res.both
     assert (
-        "dagmake.yaml: vars: the variables use each other in a cycle: a -> b -> c -> a; "
+        "dagmake.yaml:2: vars: the variables use each other in a cycle: a -> b -> c -> a; "
         "give one of them a plain value" in res.err
     ), res.err
 
