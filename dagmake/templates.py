@@ -258,7 +258,9 @@ def _instance(
                     f"not in {key.split('[')[0]}"
                 )
             if ref.name.startswith("outputs:"):
-                return text  # whole-entry ${outputs:X}: `_link` replaces it
+                if key.startswith("inputs[") and ref.text == text.strip():
+                    return ref.text  # a whole entry: `_link` puts every output there
+                raise ConfigError(f"{w}: '{text}': ${{outputs:X}} must be a whole inputs entry")
             if ref.name not in bindings:
                 fixed.add(ref.name)
         out = variables.substitute(text, scope, quote=False, where=w)
@@ -331,13 +333,8 @@ def _link(
                 locs.append(loc)
     inputs: list[str] = []
     for j, p in enumerate(inst.inputs):
-        if "${" in p:
-            refs = variables.references(p, f"{at}.inputs[{j}]")
-            if len(refs) != 1 or not refs[0].name.startswith("outputs:") or refs[0].text != p:
-                raise ConfigError(
-                    f"{at}.inputs[{j}]: '{p}': ${{outputs:X}} must be the whole entry"
-                )
-            found = outs(refs[0].name[8:], f"{at}.inputs[{j}]")
+        if p.startswith("${outputs:") and p.endswith("}"):  # kept whole by `_instance`
+            found = outs(p[10:-1].strip(), f"{at}.inputs[{j}]")
             inputs.extend(x for x in found if x not in inputs)
         elif p not in inputs:
             inputs.append(p)

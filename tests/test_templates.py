@@ -352,3 +352,24 @@ def test_a_definition_id_used_twice_is_refused(ws: Workspace) -> None:
     res = ws.run()
     assert res.code == 2, res.both
     assert "dagmake.yaml:6: duplicate step id 't' (first defined at line 3)" in res.err
+
+
+def test_a_file_name_holding_dollar_brace_is_an_ordinary_item(ws: Workspace) -> None:
+    ws.write("src/a${b}.c", "x\n")
+    c_project(ws, "c")
+    assert ws.ran() == ["compile[src/a${b}.c]", "compile[src/c.c]", "link"]
+    assert ws.read("build/a${b}.o").endswith("src/a${b}.c\n")
+
+
+def test_outputs_of_inside_a_longer_path_is_refused(ws: Workspace) -> None:
+    ws.write(
+        "dagmake.yaml",
+        "steps:\n  - id: a\n    run: x\n    outputs: [o]\n"
+        "  - id: b\n    run: x\n    inputs: ['x/${outputs:a}']\n",
+    )
+    res = ws.run()
+    assert res.code == 2, res.both
+    assert (
+        "dagmake.yaml:5: steps[1].inputs[0]: 'x/${outputs:a}': ${outputs:X} must be a whole "
+        "inputs entry" in res.err
+    ), res.err
