@@ -83,7 +83,7 @@ def _translate_part(part: str) -> str:
             if j >= n:
                 res.append(r"\[")
             else:
-                body = part[i:j].replace("\\", "\\\\")
+                body = part[i:j].replace("\\", "\\\\").replace("[", "\\[")
                 i = j + 1
                 if body[:1] in "!^":
                     body = "^" + body[1:]
@@ -91,6 +91,11 @@ def _translate_part(part: str) -> str:
         else:
             res.append(re.escape(c))
     return "".join(res)
+
+
+def escape(name: str) -> str:
+    """`name` as a pattern matching only itself (`a[1].c` -> `a[[]1].c`)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def matches(pattern: str, path: str) -> bool:

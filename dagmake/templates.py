@@ -246,6 +246,15 @@ def _instance(
     """The step with this instance's bindings in its paths, cwd and depends_on (`run`, `env`
     and `if` read them from its scope when planned)."""
     scope = {**base, **bindings}
+    # in a path, an item's `*`, `?` and `[` are its own characters, not wildcards
+    path_scope = {
+        **scope,
+        **{
+            k: globs.escape(v)
+            for k, v in bindings.items()
+            if k.startswith("item") and isinstance(v, str)
+        },
+    }
 
     def sub(text: str, key: str, path: bool, glob_ok: bool = True) -> str:
         if "${" not in text:
@@ -263,7 +272,7 @@ def _instance(
                 raise ConfigError(f"{w}: '{text}': ${{outputs:X}} must be a whole inputs entry")
             if ref.name not in bindings:
                 fixed.add(ref.name)
-        out = variables.substitute(text, scope, quote=False, where=w)
+        out = variables.substitute(text, path_scope if path else scope, quote=False, where=w)
         return check_path(out, w, glob_ok) if path else out
 
     new_id = f"{step.id}[{suffix}]" if template is not None else step.id

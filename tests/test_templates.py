@@ -373,3 +373,13 @@ def test_outputs_of_inside_a_longer_path_is_refused(ws: Workspace) -> None:
         "dagmake.yaml:5: steps[1].inputs[0]: 'x/${outputs:a}': ${outputs:X} must be a whole "
         "inputs entry" in res.err
     ), res.err
+
+
+def test_an_item_with_wildcard_characters_names_only_itself(ws: Workspace) -> None:
+    ws.write("src/a[1].c", "one\n")
+    ws.write("src/a1.c", "plain\n")
+    c_project(ws, "z")
+    assert ws.ran() == ["compile[src/a1.c]", "compile[src/a[1].c]", "compile[src/z.c]", "link"]
+    assert ws.read("build/a[1].o").endswith("src/a[1].c\n")
+    ws.write("src/a1.c", "edited\n")
+    assert ws.ran() == ["compile[src/a1.c]", "link"]
