@@ -139,7 +139,7 @@ def _instances(
     items: list[str | None] = [None]
     fe = template.for_each
     if fe is not None:
-        where = f"{fe.location}: steps.{step.id}.for_each"
+        where = f"{fe.location}: {at.split(': ', 1)[1]}.for_each"
         pattern = fe.glob
         values: tuple[str, ...] = fe.items
         if fe.var is not None:
@@ -159,6 +159,11 @@ def _instances(
                 fixed.add(ref.name)
             pattern = variables.substitute(pattern, base, quote=False, where=where)
             matched = tuple(globs.expand([pattern], root))
+            if not matched and not globs.is_glob(pattern):
+                raise ConfigError(
+                    f"{where}: '{pattern}' is no glob and no file; to give values, write a "
+                    f"list: [{', '.join(pattern.split()) or '...'}]"
+                )
             globbed.append((pattern, matched))
             values = matched
         items = list(values)

@@ -249,8 +249,13 @@ def test_graph_list_and_changed_files_know_instances(ws: Workspace) -> None:
             "dagmake.yaml:8: steps[1].depends_on: 'compile' depends on itself",
         ),
         (
+            "steps:\n  - id: c\n    for_each: a b c\n    run: x\n",
+            "dagmake.yaml:3: steps[0].for_each: 'a b c' is no glob and no file; to give values, "
+            "write a list: [a, b, c]",
+        ),
+        (
             "steps:\n  - id: c\n    for_each: ${nope}\n    run: x\n",
-            "dagmake.yaml:3: steps.c.for_each: unknown variable 'nope'",
+            "dagmake.yaml:3: steps[0].for_each: unknown variable 'nope'",
         ),
     ],
 )
