@@ -56,29 +56,31 @@ def _time(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 
 def measure(n: int, reps: int) -> dict[str, dict[str, float]]:
+    """Medians per form and figure; the forms take turns within each round (the machine's
+    load changes over a run: one form timed after the other would measure that too)."""
     exe = dagmake_exe()
-    out: dict[str, dict[str, float]] = {}
+    forms = ("by hand", "for_each")
+    times: dict[str, dict[str, list[float]]] = {f: {} for f in forms}
     with tempfile.TemporaryDirectory() as tmp:
-        for form in ("by hand", "for_each"):
+        places: dict[str, tuple[Path, dict[str, str]]] = {}
+        for form in forms:
             dest = Path(tmp) / form.replace(" ", "_")
             generate(dest, n, templated=form == "for_each")
             env = {**os.environ, "DAGMAKE_CACHE_DIR": str(dest / ".cache")}
             subprocess.run([*exe, "-j", "4"], cwd=dest, env=env, check=True, capture_output=True)
             subprocess.run(exe, cwd=dest, env=env, check=True, capture_output=True)
-            noop, edit, dry = [], [], []
-            for r in range(reps):
-                noop.append(_time(exe, dest, env))
+            places[form] = (dest, env)
+        for r in range(reps):
+            for form in forms if r % 2 == 0 else forms[::-1]:
+                dest, env = places[form]
+                got = times[form]
+                got.setdefault("no-op", []).append(_time(exe, dest, env))
                 (dest / "src" / "s7.txt").write_text(f"edit {r}\n")
-                edit.append(_time(exe, dest, env))
+                got.setdefault("one-file edit", []).append(_time(exe, dest, env))
                 (dest / "src" / "s7.txt").write_text(f"again {r}\n")
-                dry.append(_time([*exe, "-n"], dest, env))
+                got.setdefault("dry run", []).append(_time([*exe, "-n"], dest, env))
                 subprocess.run(exe, cwd=dest, env=env, check=True, capture_output=True)
-            out[form] = {
-                "no-op": statistics.median(noop),
-                "one-file edit": statistics.median(edit),
-                "dry run": statistics.median(dry),
-            }
-    return out
+    return {f: {k: statistics.median(v) for k, v in times[f].items()} for f in forms}
 
 
 def main(argv: list[str] | None = None) -> int:
