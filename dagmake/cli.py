@@ -315,7 +315,8 @@ def explain_command(step: str, workflow_file: Path | None, context: tuple[str, .
         quiet = PlainReporter(_discard(), compact=True)
         summary = build_here(graph, options, quiet)
         results = {r.step_id: r for r in summary.steps}
-        click.echo(explain_step(results[step], results))
+        shown = dict(graph.workflow.templates).get(step, (step,))  # a definition: each instance
+        click.echo("\n".join(explain_step(results[s], results) for s in shown))
         sys.exit(EXIT_OK)
 
 
@@ -689,7 +690,8 @@ def _complete_steps(ctx: click.Context, incomplete: str) -> list[Any]:
         graph = _load(ctx.params.get("workflow_file"))
     except Exception:
         return []
-    return [
+    groups = [CompletionItem(t) for t, _ in graph.workflow.templates if t.startswith(incomplete)]
+    return groups + [
         CompletionItem(s.id, help=s.description or None)
         for s in graph.workflow.steps
         if s.id.startswith(incomplete)

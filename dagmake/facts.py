@@ -121,7 +121,7 @@ class Inspector:
         for path in recorded:
             now[path] = self.hasher.digest(path)
         for out in step.outputs:
-            if globs.is_glob(out) or out in now:
+            if globs.is_glob(out) or out in now or out.startswith("!"):
                 continue
             if not os.path.lexists(os.path.join(self.root, out)):
                 now[out] = None
@@ -145,6 +145,8 @@ class Inspector:
         found = set(files)
         problems: list[str] = []
         for out in step.outputs:
+            if out.startswith("!"):
+                continue
             if globs.is_glob(out):
                 if not any(globs.matches(out, f) for f in files):
                     problems.append(f"declared output pattern '{out}' matched no file")

@@ -83,7 +83,7 @@ def _translate_part(part: str) -> str:
             if j >= n:
                 res.append(r"\[")
             else:
-                body = part[i:j].replace("\\", "\\\\")
+                body = part[i:j].replace("\\", "\\\\").replace("[", "\\[")
                 i = j + 1
                 if body[:1] in "!^":
                     body = "^" + body[1:]
@@ -91,6 +91,11 @@ def _translate_part(part: str) -> str:
         else:
             res.append(re.escape(c))
     return "".join(res)
+
+
+def escape(name: str) -> str:
+    """`name` as a pattern matching only itself (`a[1].c` -> `a[[]1].c`)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def matches(pattern: str, path: str) -> bool:
@@ -107,7 +112,35 @@ def overlap(a: str, b: str) -> bool:
     if not is_glob(a) or not is_glob(b):
         return matches(a, b) or matches(b, a)
     pa, pb = literal_prefix(a), literal_prefix(b)
-    return _under(pa, pb) or _under(pb, pa)
+    if not (_under(pa, pb) or _under(pb, pa)):
+        return False
+    # A path both match has, at each position before either's first `**`, a name that both
+    # patterns' parts there match: `dist/*.whl` and `dist/*.tar.gz` share no such name.
+    for x, y in zip(a.split("/"), b.split("/"), strict=False):
+        if x == "**" or y == "**":
+            break
+        if not _parts_may_meet(x, y):
+            return False
+    return True
+
+
+def _parts_may_meet(x: str, y: str) -> bool:
+    """Could one name match both pattern parts? Exact when one is literal; otherwise by their
+    literal heads and tails (`*.whl` and `*.tar.gz` cannot meet; `a*` and `*b` may)."""
+    if not is_glob(x) or not is_glob(y):
+        lit, pat = (x, y) if not is_glob(x) else (y, x)
+        return _regex(pat).match(lit) is not None
+    hx, hy = _head(x), _head(y)
+    tx, ty = _tail(x), _tail(y)
+    return (hx.startswith(hy) or hy.startswith(hx)) and (tx.endswith(ty) or ty.endswith(tx))
+
+
+def _head(part: str) -> str:
+    return part[: min(i for i in (part.find(c) for c in "*?[") if i >= 0)]
+
+
+def _tail(part: str) -> str:
+    return part[max(part.rfind(c) for c in "*?]") + 1 :]
 
 
 def _under(path: str, folder: str) -> bool:
@@ -124,7 +157,12 @@ def expand(patterns: Iterable[str], root: Path, leftovers: list[str] | None = No
     is not entered: everything below it is found by the walk that is. A pattern that matches
     nothing contributes nothing. A restore's temp file
     is never matched (a restore killed midway leaves one); `leftovers` collects those seen.
+    A pattern starting with `!` removes the paths it matches from what the others found.
     """
+    patterns = list(patterns)
+    excluded = [p[1:] for p in patterns if p.startswith("!")]
+    if excluded:
+        patterns = [p for p in patterns if not p.startswith("!")]
     found: set[str] = set()
     root_s = str(root)
     prefix = os.path.join(root_s, "")
@@ -155,7 +193,21 @@ def expand(patterns: Iterable[str], root: Path, leftovers: list[str] | None = No
             continue
         real = _real(root_s, real_root, base, os.path.islink(full)) if base else real_root
         _walk(root_s, real_root, base, real, pattern, found, leftovers)
+    if excluded:
+        return sorted(f for f in found if not any(matches(x, f) for x in excluded))
     return sorted(found)
+
+
+def selects(patterns: Iterable[str], path: str) -> bool:
+    """Does this list of patterns (`!` ones removing) take `path`?"""
+    hit = False
+    for p in patterns:
+        if p.startswith("!"):
+            if hit and matches(p[1:], path):
+                return False
+        elif not hit and matches(p, path):
+            hit = True
+    return hit
 
 
 def _walk(
@@ -319,6 +371,8 @@ def write_problems(patterns: Iterable[str], root: Path) -> list[str]:
     root_s = str(root)
     real_root = _real_root(root_s)
     for pattern in patterns:
+        if pattern.startswith("!"):
+            continue
         target = literal_prefix(pattern) if is_glob(pattern) else pattern
         try:
             if target:

@@ -80,10 +80,16 @@ def select(graph: Graph, targets: Sequence[str]) -> list[str]:
     """The targets and everything they depend on, in run order; none named: every step."""
     if not targets:
         return list(graph.order)
+    groups = dict(graph.workflow.templates)
+    named: list[str] = []
     for t in targets:
-        if t not in graph.deps:
-            raise ConfigError(f"unknown step '{t}'{did_you_mean(t, graph.deps)}")
-    wanted = ancestors(graph, targets) | set(targets)
+        if t in groups:
+            named.extend(groups[t])  # a for_each/matrix definition: every instance
+        elif t not in graph.deps:
+            raise ConfigError(f"unknown step '{t}'{did_you_mean(t, [*groups, *graph.deps])}")
+        else:
+            named.append(t)
+    wanted = ancestors(graph, named) | set(named)
     return [s for s in graph.order if s in wanted]
 
 
@@ -165,12 +171,14 @@ def _check_duplicate_outputs(steps: Sequence[Step]) -> None:
     glob_outputs: list[tuple[str, Step]] = []
     for step in steps:
         for out in step.outputs:
+            if out.startswith("!"):
+                continue
             if globs.is_glob(out):
                 glob_outputs.append((out, step))
                 continue
             other = literal_owner.get(out)
             if other is not None and other.id != step.id:
-                _duplicate(out, other, step)
+                _duplicate(out, other, out, step)
             literal_owner[out] = step
     # A literal output inside another step's folder output.
     for out, step in literal_owner.items():
@@ -179,20 +187,25 @@ def _check_duplicate_outputs(steps: Sequence[Step]) -> None:
             parent = parent.rsplit("/", 1)[0]
             other = literal_owner.get(parent)
             if other is not None and other.id != step.id:
-                _duplicate(out, other, step)
+                _duplicate(parent, other, out, step)
     for i, (out, step) in enumerate(glob_outputs):
         for lit, other in literal_owner.items():
             if other.id != step.id and globs.overlap(out, lit):
-                _duplicate(lit, other, step)
+                _duplicate(lit, other, out, step)
         for out2, other in glob_outputs[i + 1 :]:
             if other.id != step.id and globs.overlap(out, out2):
-                _duplicate(out2, step, other)
+                _duplicate(out, step, out2, other)
 
 
-def _duplicate(path: str, a: Step, b: Step) -> None:
+def _duplicate(path_a: str, a: Step, path_b: str, b: Step) -> None:
+    """Two steps declare outputs that may name one file: said at the later step, naming its
+    own output, and where and as what the earlier one declares it."""
+    if a.location.line > b.location.line:
+        path_a, a, path_b, b = path_b, b, path_a, a
+    as_what = "" if path_a == path_b else f", as '{path_a}'"
     raise ConfigError(
-        f"{b.location}: steps '{a.id}' and '{b.id}' both declare output '{path}' "
-        f"('{a.id}' at line {a.location.line}); each file must have one producer"
+        f"{b.location}: steps '{a.id}' and '{b.id}' both declare output '{path_b}' "
+        f"('{a.id}' at line {a.location.line}{as_what}); each file must have one producer"
     )
 
 
@@ -202,6 +215,8 @@ def _implicit_edges(steps: Sequence[Step]) -> list[tuple[str, str, str]]:
     glob_out: list[tuple[str, str]] = []
     for step in steps:
         for out in step.outputs:
+            if out.startswith("!"):
+                continue
             if globs.is_glob(out):
                 glob_out.append((out, step.id))
             else:
@@ -210,6 +225,8 @@ def _implicit_edges(steps: Sequence[Step]) -> list[tuple[str, str, str]]:
     found: list[tuple[str, str, str]] = []
     for step in steps:
         for pattern in step.inputs:
+            if pattern.startswith("!"):
+                continue
             for producer, via in _producers(pattern, literal_out, sorted_literals, glob_out):
                 if producer != step.id:
                     found.append((producer, step.id, via))

@@ -164,8 +164,18 @@ def values_dir(base: Path) -> Path:
 
 
 def log_file(logs: Path, step_id: str) -> Path:
-    return logs / f"{step_id}.log"
+    return logs / f"{file_name(step_id)}.log"
 
 
 def values_file(values: Path, step_id: str) -> Path:
-    return values / f"{step_id}.env"
+    return values / f"{file_name(step_id)}.env"
+
+
+def file_name(step_id: str) -> str:
+    """A step id as a file name: a plain id as it is; an instance's (`compile[src/a.c]`) with
+    `/` and `%` percent-encoded, and, when that is too long for a name, shortened with a
+    digest of it."""
+    name = step_id.replace("%", "%25").replace("/", "%2F")  # a plain id: itself
+    if len(name.encode("utf-8", "surrogateescape")) > 200:
+        name = name[:120] + "~" + xxhash.xxh3_128_hexdigest(name.encode("utf-8", "surrogateescape"))
+    return name

@@ -17,6 +17,9 @@ DEFAULT_CACHE_MAX_SIZE = 5 * 1024**3
 DEFAULT_CACHE_MAX_AGE_S = 30 * 86400.0
 
 
+Value = str | tuple[str, ...]  # a variable's value: text, or a list (separate words in `run`)
+
+
 class Location(NamedTuple):
     """Where something was written: the workflow file as the user named it, 1-based line."""
 
@@ -48,6 +51,13 @@ class Step(NamedTuple):
     cwd: str = ""
     condition: str | None = None
     cache: bool = True
+    # An instance of a `for_each`/`matrix` definition (`templates`): the definition's id, the
+    # values its references read (`${item}`, `${matrix.K}`, `${inputs}`, `${outputs:X}`), and
+    # the for_each globs whose matches decide which instances exist (the no-op snapshot
+    # watches their folders).
+    template: str = ""
+    bindings: tuple[tuple[str, Value], ...] = ()
+    watch: tuple[str, ...] = ()
 
 
 class CacheSettings(NamedTuple):
@@ -64,7 +74,8 @@ class Workflow:
     Treated as immutable; a plain class only because it also indexes its steps by id."""
 
     __slots__ = (
-        "cache", "description", "env", "name", "path", "positions", "root", "steps", "vars"
+        "cache", "description", "env", "fixed", "globbed", "name", "path", "positions", "root",
+        "steps", "templates", "vars",
     )  # fmt: skip
 
     def __init__(
@@ -74,13 +85,21 @@ class Workflow:
         root: Path,
         steps: Sequence[Step],
         description: str = "",
-        vars: tuple[tuple[str, str], ...] = (),
+        vars: tuple[tuple[str, Value], ...] = (),
         env: tuple[tuple[str, str], ...] = (),
         cache: CacheSettings = DEFAULT_CACHE,
         ids: Sequence[str] | None = None,
+        templates: tuple[tuple[str, tuple[str, ...]], ...] = (),
+        globbed: tuple[tuple[str, tuple[str, ...]], ...] = (),
+        fixed: tuple[str, ...] = (),
     ) -> None:
         """`steps` may decode each step when first read (the compiled workflow); then `ids`,
-        the steps' ids in order, spares decoding them all to index them."""
+        the steps' ids in order, spares decoding them all to index them.
+
+        `templates`: each for_each/matrix definition's id and its instances' ids; `globbed`:
+        each for_each glob and the files it matched when read (a different match now means
+        the expansion is stale); `fixed`: the vars the expansion read (in inputs, outputs,
+        cwd, for_each), which `--context` cannot change."""
         self.name = name
         self.path = path
         self.root = root
@@ -89,12 +108,15 @@ class Workflow:
         self.vars = vars
         self.env = env
         self.cache = cache
+        self.templates = templates
+        self.globbed = globbed
+        self.fixed = fixed
         ids = ids if ids is not None else [s.id for s in steps]
         self.positions = {sid: i for i, sid in enumerate(ids)}
 
     def _fields(self) -> tuple[object, ...]:
         return (self.name, self.path, self.root, tuple(self.steps), self.description, self.vars,
-                self.env, self.cache)  # fmt: skip
+                self.env, self.cache, self.templates, self.globbed, self.fixed)  # fmt: skip
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Workflow) and self._fields() == other._fields()

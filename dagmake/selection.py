@@ -22,9 +22,7 @@ def selected_steps(
     if changed_files is None:
         return chosen
     files = [f.replace(os.sep, "/").removeprefix("./") for f in changed_files]
-    hit = [
-        s for s in chosen if any(globs.matches(p, f) for p in graph.step(s).inputs for f in files)
-    ]
+    hit = [s for s in chosen if any(globs.selects(graph.step(s).inputs, f) for f in files)]
     wanted = set(hit) | ancestors(graph, hit)
     return [s for s in chosen if s in wanted]
 
@@ -60,6 +58,8 @@ def preflight(
     for sid in chosen:
         step = graph.step(sid)
         for i, pattern in enumerate(step.inputs):
+            if pattern.startswith("!"):
+                continue
             if globs.is_glob(pattern):
                 globs.expand([pattern], workflow.root)  # a symlink leading out is an error now
                 continue
@@ -83,7 +83,7 @@ class _Outputs:
     outputs (few, in practice) by matching."""
 
     def __init__(self, steps: Sequence[Step]) -> None:
-        outs = [o for s in steps for o in s.outputs]
+        outs = [o for s in steps for o in s.outputs if not o.startswith("!")]
         self.literal = {o for o in outs if not globs.is_glob(o)}
         self.patterns = [o for o in outs if globs.is_glob(o)]
 
@@ -96,10 +96,12 @@ class _Outputs:
 
 def glob_roots(graph: Graph, sid: str) -> list[tuple[str, bool]]:
     """Folders whose listing decides what the step's inputs are, or which files its output
-    patterns match (a file added there makes the step dirty: `plan`)."""
+    patterns match (a file added there makes the step dirty: `plan`), or, for an instance of
+    a for_each glob, which instances there are (a file added there makes a new one)."""
     roots: list[tuple[str, bool]] = []
     step = graph.step(sid)
-    for pattern in (*step.inputs, *step.outputs):
+    for pattern in (*step.inputs, *step.outputs, *step.watch):
+        pattern = pattern.removeprefix("!")
         if globs.is_glob(pattern):
             roots.append((globs.literal_prefix(pattern), True))
         elif os.path.isdir(os.path.join(graph.workflow.root, pattern)):

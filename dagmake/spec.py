@@ -19,10 +19,11 @@ from typing import Any
 
 import yaml
 
-from dagmake import conditions, units, variables
+from dagmake import conditions, templates, units, variables
 from dagmake.errors import ConfigError, did_you_mean
 from dagmake.locations import read_workflow_bytes
-from dagmake.model import DEFAULT_TIMEOUT_S, CacheSettings, Location, Step, Workflow
+from dagmake.model import DEFAULT_TIMEOUT_S, CacheSettings, Location, Step, Value, Workflow
+from dagmake.templates import ForEach, Template
 
 TOP_KEYS = ("name", "description", "vars", "env", "defaults", "cache", "steps")
 STEP_KEYS = (
@@ -38,6 +39,8 @@ STEP_KEYS = (
     "cwd",
     "if",
     "cache",
+    "for_each",
+    "matrix",
 )
 DEFAULT_KEYS = ("timeout", "retries", "env", "cwd", "cache")
 CACHE_KEYS = ("max_size", "max_age")
@@ -306,6 +309,8 @@ class _Reader:
                 first = out[name][0].line
                 raise self.fail(k, key, f"duplicate key '{name}' (first given on line {first})")
             if allowed is not None and name not in allowed:
+                if name.startswith("x-") and allowed in (TOP_KEYS, STEP_KEYS):
+                    continue  # an extension key, for YAML anchors: ignored
                 raise self.fail(
                     k,
                     key,
@@ -367,6 +372,76 @@ class _Reader:
             pairs.append((name, self.text(v, f"{key}.{name}")))
         return tuple(pairs)
 
+    def var_map(self, node: Node) -> tuple[tuple[str, Value], ...]:
+        """`vars:`: each value text, or a list of texts (separate words in `run`)."""
+        if isinstance(node, _Scalar) and node.tag == _NULL:
+            return ()
+        pairs: list[tuple[str, Value]] = []
+        for name, (k, v) in self.mapping(node, "vars", None).items():
+            if not _VAR_NAME.match(name):
+                raise self.fail(k, f"vars.{name}", f"'{name}' is not a valid variable name")
+            if isinstance(v, _Sequence):
+                items = self.sequence(v, f"vars.{name}")
+                pairs.append(
+                    (name, tuple(self.text(x, f"vars.{name}[{j}]") for j, x in enumerate(items)))
+                )
+            else:
+                pairs.append((name, self.text(v, f"vars.{name}")))
+        return tuple(pairs)
+
+    def template(self, fields: dict[str, tuple[Node, Node]], key: str) -> Template | None:
+        """A step's `for_each:` and `matrix:`, or None for a plain step."""
+        if "for_each" not in fields and "matrix" not in fields:
+            return None
+        for_each = None
+        if "for_each" in fields:
+            node = fields["for_each"][1]
+            where = f"{key}.for_each"
+            if isinstance(node, _Sequence):
+                items = tuple(
+                    self.text(x, f"{where}[{j}]", allow_empty=False).strip()
+                    for j, x in enumerate(self.sequence(node, where))
+                )
+                if not items:
+                    raise self.fail(node, where, "the list is empty; give at least one item")
+                for_each = ForEach(None, items, None, self.loc(node))
+            else:
+                text = self.text(node, where, allow_empty=False).strip()
+                refs = variables.references(text, f"{self.loc(node)}: {where}")
+                if len(refs) == 1 and refs[0].text == text and refs[0].step is None:
+                    for_each = ForEach(None, (), refs[0].name, self.loc(node))
+                else:
+                    pattern = self.path(node, where, glob_ok=True)
+                    for_each = ForEach(pattern, (), None, self.loc(node))
+        matrix: list[tuple[str, tuple[str, ...]]] = []
+        if "matrix" in fields:
+            node = fields["matrix"][1]
+            where = f"{key}.matrix"
+            pairs = self.mapping(node, where, None)
+            if not pairs:
+                raise self.fail(node, where, "is empty; give each key a list of values")
+            for name, (k, v) in pairs.items():
+                if not _ID.match(name) or "=" in name:
+                    raise self.fail(k, f"{where}.{name}", "a matrix key is a plain name")
+                values = tuple(
+                    self.text(x, f"{where}.{name}[{j}]", allow_empty=False).strip()
+                    for j, x in enumerate(self.sequence(v, f"{where}.{name}"))
+                )
+                if not values:
+                    raise self.fail(v, f"{where}.{name}", "is empty; give it at least one value")
+                matrix.append((name, values))
+        return Template(for_each, tuple(matrix))
+
+    def checked_path(self, value: str, where: str, glob_ok: bool) -> str:
+        """A path after substitution, validated as a written one."""
+        node = _Scalar(_STR, value, 0)
+        file_line, _, key = where.partition(": ")
+        try:
+            return self.path(node, "", glob_ok=glob_ok)
+        except ConfigError as e:
+            problem = str(e).split(": ", 1)[1] if ": " in str(e) else str(e)
+            raise ConfigError(f"{file_line}: {key}: {problem}") from None
+
     def boolean(self, node: Node, key: str) -> bool:
         value = self.text(node, key).strip().lower()
         if node.tag == _BOOL and value in ("true", "false"):
@@ -389,6 +464,8 @@ class _Reader:
 
     def path(self, node: Node, key: str, *, glob_ok: bool) -> str:
         raw = self.text(node, key, allow_empty=False).strip()
+        if glob_ok and raw.startswith("!") and len(raw) > 1:  # an exclusion
+            return "!" + self.path(_Scalar(node.tag, raw[1:], node.line), key, glob_ok=True)
         value = raw.replace("\\", "/") if os.sep == "\\" else raw
         while value.startswith("./"):
             value = value[2:]
@@ -426,9 +503,7 @@ class _Reader:
         description = (
             self.text(top["description"][1], "description") if "description" in top else ""
         )
-        wvars = (
-            self.string_map(top["vars"][1], "vars", _VAR_NAME, "variable") if "vars" in top else ()
-        )
+        wvars = self.var_map(top["vars"][1]) if "vars" in top else ()
         wenv = (
             self.string_map(top["env"][1], "env", _ENV_NAME, "environment variable")
             if "env" in top
@@ -442,8 +517,26 @@ class _Reader:
         items = self.sequence(steps_node, "steps")
         if not items:
             raise self.fail(steps_node, "steps", "the list is empty; add at least one step")
-        steps = [self.step(item, i, defaults) for i, item in enumerate(items)]
-        self.check_ids(steps, items)
+        vars_where = f"{self.loc(top['vars'][0])}: vars" if "vars" in top else f"{self.shown}"
+        made = [self.step(item, i, defaults) for i, item in enumerate(items)]
+        steps = [s for s, _ in made]
+        kinds = [t for _, t in made]
+        expanded = None
+        if templates.needed(steps, kinds):
+            self.check_ids([s for s, t in made if t is None], items, check_deps=False)
+            expanded = templates.expand(
+                steps,
+                kinds,
+                root,
+                wvars,
+                lambda i: f"{steps[i].location}: steps[{i}]",
+                self.checked_path,
+                vars_where,
+            )
+            steps = expanded.steps
+        else:
+            self.check_ids(steps, items)
+            variables.resolve_vars(wvars, {}, vars_where)  # a cycle fails now
         return Workflow(
             name=name,
             path=path,
@@ -453,6 +546,9 @@ class _Reader:
             vars=wvars,
             env=wenv,
             cache=cache,
+            templates=expanded.templates if expanded else (),
+            globbed=expanded.globbed if expanded else (),
+            fixed=expanded.fixed if expanded else (),
         )
 
     def cache_settings(self, node: Node) -> CacheSettings:
@@ -466,7 +562,9 @@ class _Reader:
             age = self.quantity(fields["max_age"][1], "cache.max_age", units.parse_age)
         return CacheSettings(max_size_bytes=size, max_age_s=age)
 
-    def step(self, node: Node, index: int, defaults: dict[str, tuple[Node, Node]]) -> Step:
+    def step(
+        self, node: Node, index: int, defaults: dict[str, tuple[Node, Node]]
+    ) -> tuple[Step, Template | None]:
         key = f"steps[{index}]"
         if not isinstance(node, _Mapping):
             raise self.fail(
@@ -549,7 +647,7 @@ class _Reader:
             cwd=cwd,
             condition=condition,
             cache=cache,
-        )
+        ), self.template(fields, key)
 
     def paths(self, node: Node | None, key: str) -> tuple[str, ...]:
         if node is None:
@@ -568,7 +666,7 @@ class _Reader:
                 out.append(p)
         return tuple(out)
 
-    def check_ids(self, steps: list[Step], items: list[Node]) -> None:
+    def check_ids(self, steps: list[Step], items: list[Node], *, check_deps: bool = True) -> None:
         seen: dict[str, Location] = {}
         for step in steps:
             if step.id in seen:
@@ -577,6 +675,8 @@ class _Reader:
                     f"(first defined at line {seen[step.id].line})"
                 )
             seen[step.id] = step.location
+        if not check_deps:
+            return
         for i, step in enumerate(steps):
             for dep, loc in zip(step.depends_on, step.depends_on_locations, strict=True):
                 if dep == step.id:

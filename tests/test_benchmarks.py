@@ -244,3 +244,22 @@ def test_ab_runs_this_tree_and_the_ref_side_by_side(tmp_path: Path) -> None:
     text = bench.render_ab(res, "dagmake@HEAD", "dagmake", 500, 3)
     assert "| cold -j2 (s) | 2.000 | 1.000 | 0.50x |" in text
     assert "| no-op (s) | 0.100 | - | - |" in text
+
+
+def test_the_for_each_benchmark_compares_the_same_steps(tmp_path: Path) -> None:
+    from benchmarks import templates
+    from dagmake.graph import build_graph
+    from dagmake.spec import load_workflow
+    from dagmake.variables import step_scope, substitute
+
+    made = {}
+    for templated in (False, True):
+        dest = tmp_path / str(templated)
+        templates.generate(dest, 12, templated=templated)
+        wf = build_graph(load_workflow(dest / "dagmake.yaml")).workflow
+        made[templated] = sorted(
+            (s.inputs, s.outputs, substitute(s.run, step_scope(wf, s, {}), quote=True, where=""))
+            for s in wf.steps
+        )
+    assert made[False] == made[True]
+    assert len(made[True]) == 12

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dagmake.fast import compiled
 from dagmake.fast.compiled import load_graph
 from dagmake.graph import Graph
 
@@ -57,3 +58,38 @@ def test_the_compiled_copy_is_the_parsed_graph(tmp_path: Path) -> None:
     assert fields(compiled) == fields(parsed)
     assert compiled.step("pack.two_b").retries == 2
     assert compiled.deps["last"] == ("gen", "pack.two_b")
+
+
+def test_a_compiled_copy_follows_the_files_a_for_each_glob_matches(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    import pytest
+
+    from dagmake.fingerprint import FINE_MARGIN_NS, fine_timestamps
+
+    root = tmp_path / "w"
+    (root / "src").mkdir(parents=True)
+    (root / "src/a.c").write_text("a")
+    path = root / "dagmake.yaml"
+    path.write_text(
+        "steps:\n  - id: c\n    for_each: 'src/*.c'\n    run: x\n    inputs: ['${item}']\n"
+    )
+    if not fine_timestamps(str(tmp_path)):
+        pytest.skip("needs a filesystem with sub-second timestamps")
+    time.sleep(2 * FINE_MARGIN_NS / 1e9)  # settled: the folder's stat can vouch for the matches
+    cache = tmp_path / "cache"
+    graph, save = load_graph(path, cache)
+    save()
+    assert list(graph.order) == ["c[src/a.c]"]
+    assert list((cache).rglob("*.globs")), "the folders' stats were kept"
+    graph, save = load_graph(path, cache)
+    assert save is compiled._nothing and list(graph.order) == ["c[src/a.c]"]
+    (root / "src/b.c").write_text("b")
+    graph, save = load_graph(path, cache)
+    assert list(graph.order) == ["c[src/a.c]", "c[src/b.c]"]  # parsed again
+    (root / "src/a.c").unlink()
+    (root / "src/b.c").unlink()
+    graph, _ = load_graph(path, cache)
+    assert list(graph.order) == []

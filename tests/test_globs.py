@@ -71,3 +71,29 @@ def test_folder_symlink_loops_are_not_followed(tmp_path: Path) -> None:
 )
 def test_overlap(a: str, b: str, expected: bool) -> None:
     assert globs.overlap(a, b) is expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("dist/*.whl", "dist/*.tar.gz", False),
+        ("dist/*.whl", "dist/app-*", True),
+        ("dist/a*", "dist/*b", True),
+        ("dist/x/*.whl", "dist/y/*.whl", False),
+        ("dist/**/*.whl", "dist/*.tar.gz", True),  # dist/x.tar.gz/y.whl: conservative
+        ("out/*/a.txt", "out/*/b.txt", False),
+        ("out/*", "out/*/b.txt", True),
+        ("src/[ab].c", "src/*.h", False),
+    ],
+)
+def test_overlap_of_two_globs(a: str, b: str, expected: bool) -> None:
+    assert globs.overlap(a, b) is expected
+    assert globs.overlap(b, a) is expected
+
+
+def test_a_bang_pattern_removes_matches(tmp_path: Path) -> None:
+    for name in ("a.py", "test_a.py", "b.txt"):
+        (tmp_path / name).write_text("x")
+    assert globs.expand(["*.py", "!test_*.py"], tmp_path) == ["a.py"]
+    assert globs.selects(["*.py", "!test_*.py"], "a.py")
+    assert not globs.selects(["*.py", "!test_*.py"], "test_a.py")

@@ -106,3 +106,40 @@ def test_ten_thousand_step_chain_needs_no_recursion() -> None:
     cyclic = [step("s0", 1, ("s9999",)), *steps[1:]]
     with pytest.raises(CycleError):
         build_graph(wf(*cyclic))
+
+
+def test_different_globs_in_one_folder_do_not_overlap() -> None:
+    build_graph(
+        wf(
+            Step("wheel", "x", Location("f", 1), outputs=("dist/*.whl",)),
+            Step("sdist", "x", Location("f", 2), outputs=("dist/*.tar.gz",)),
+            Step("docs", "x", Location("f", 3), outputs=("dist/html/*.html",)),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "path"),
+    [
+        ("dist/*.whl", "dist/app-*", "dist/app-*"),
+        ("dist/*", "dist/*.tar.gz", "dist/*.tar.gz"),
+        ("dist/**/*.whl", "dist/x/*.whl", "dist/x/*.whl"),
+        ("dist/a.whl", "dist/*.whl", "dist/*.whl"),
+        ("dist/*.whl", "dist/a.whl", "dist/a.whl"),
+        ("dist", "dist/*.whl", "dist/*.whl"),
+    ],
+)
+def test_a_real_overlap_names_both_steps_each_with_its_own_line(
+    first: str, second: str, path: str
+) -> None:
+    with pytest.raises(ConfigError) as e:
+        build_graph(
+            wf(
+                Step("one", "x", Location("f", 1), outputs=(first,)),
+                Step("two", "x", Location("f", 7), outputs=(second,)),
+            )
+        )
+    assert str(e.value) == (
+        f"f:7: steps 'one' and 'two' both declare output '{path}' ('one' at line 1, as "
+        f"'{first}'); each file must have one producer"
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import marshal
 import struct
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -31,7 +32,7 @@ from dagmake.layout import compiled_file
 from dagmake.locations import read_workflow_bytes
 from dagmake.model import CacheSettings, Location, Step, Workflow
 
-FORMAT = 6  # 6: framed (`framing`), the version in the frame
+FORMAT = 7  # 7: template instances (their bindings, the globs they were matched from)
 
 
 def load_graph(
@@ -46,8 +47,10 @@ def load_graph(
     h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{path}\0{root}\0".encode())
     h.update(data)
     file = compiled_file(cache_root, h.hexdigest())
+    side = file.parent / f"{file.stem}.globs"
     with contextlib.suppress(Exception):  # anything odd about the copy: parse again
-        return _decode(unframed(mapped(file), COMPILED, FORMAT), path, root), _nothing
+        graph, held = _decode(unframed(mapped(file), COMPILED, FORMAT), path, root, side)
+        return graph, (_nothing if held else lambda: _save_folders(graph.workflow, root, side))
     from dagmake.spec import load_workflow  # YAML is imported only when there is YAML to read
 
     graph = build_graph(load_workflow(path, data=data))
@@ -56,17 +59,64 @@ def load_graph(
         try:
             faults.check("compiled.save")
             ensure_private_dir(file.parent)
+            side.unlink(missing_ok=True)  # it vouched for the globs of the copy replaced here
             atomic_write_bytes(file, _encode(graph), mode=0o600)
         except OSError as e:
             softfail.failed(e, file)  # the next run parses the YAML again
+            return
         except ValueError:
-            pass
+            return
+        if graph.workflow.globbed:
+            _save_folders(graph.workflow, root, side)
 
     return graph, save
 
 
 def _nothing() -> None:
     pass
+
+
+Folders = tuple[tuple[str, tuple[int, ...] | None], ...]
+
+
+def _save_folders(workflow: Workflow, root: Path, side: Path) -> None:
+    """Beside the compiled copy, the folders its for_each globs walk, each with its stat, when
+    every stat was settled and the globs, matched again after the stats were taken, still find
+    what the copy holds: while those stats stay the same, so do the matches (a file added or
+    removed changes its folder's stat), and a load need not match the globs again. Best
+    effort: without it, a load matches the globs."""
+    from dagmake import globs
+    from dagmake.fast.noop import folders_walked
+    from dagmake.fingerprint import fine_timestamps, settled
+    from dagmake.fsutil import stat_signature
+
+    observed_ns = time.time_ns()  # before the stats: a conservative "when" for each
+    rels = folders_walked(root, [(globs.literal_prefix(p), True) for p, _ in workflow.globbed])
+    stats = tuple((rel, stat_signature(str(root / rel))) for rel in rels)
+    fine = fine_timestamps(str(root))
+    if not all(st is not None and settled(st[1], st[2], observed_ns, fine) for _, st in stats):
+        return
+    if any(tuple(globs.expand([p], root)) != matched for p, matched in workflow.globbed):
+        return
+    with contextlib.suppress(OSError, ValueError):
+        atomic_write_bytes(side, framed(COMPILED, FORMAT, [marshal.dumps(stats)]), mode=0o600)
+
+
+def _globs_hold(globbed: tuple[tuple[str, tuple[str, ...]], ...], root: Path, side: Path) -> bool:
+    """Do the for_each globs still match what they matched when the workflow was read? True:
+    the folders they walk are as `_save_folders` saw them. False: matched again, the same.
+    ValueError: they match other files now."""
+    from dagmake.fsutil import stat_signature
+
+    with contextlib.suppress(Exception):
+        folders: Folders = marshal.loads(unframed(mapped(side), COMPILED, FORMAT))
+        if all(stat_signature(str(root / rel)) == st for rel, st in folders):
+            return True
+    from dagmake import globs
+
+    if any(tuple(globs.expand([p], root)) != matched for p, matched in globbed):
+        raise ValueError("the for_each globs match other files now: parse again")
+    return False
 
 
 def _loc(loc: Location | None) -> tuple[str, int] | None:
@@ -85,7 +135,8 @@ def _encode(graph: Graph) -> list[bytes | bytearray | memoryview]:
         (s.id.encode("utf-8", "surrogateescape"), marshal.dumps((
             (s.id, s.run, _loc(s.location), s.depends_on,
              tuple(_loc(x) for x in s.depends_on_locations), s.inputs, s.outputs,
-             s.description, s.timeout_s, s.retries, s.env, s.cwd, s.condition, s.cache),
+             s.description, s.timeout_s, s.retries, s.env, s.cwd, s.condition, s.cache,
+             s.template, s.bindings, s.watch),
             graph.deps[s.id],
             graph.dependents[s.id],
         )))
@@ -93,7 +144,8 @@ def _encode(graph: Graph) -> list[bytes | bytearray | memoryview]:
     ]  # fmt: skip
     edges = [(e.src, e.dst, e.implicit, e.via, _loc(e.location)) for e in graph.edges]
     head = marshal.dumps((
-        (wf.name, wf.description, wf.vars, wf.env, wf.cache.max_size_bytes, wf.cache.max_age_s),
+        (wf.name, wf.description, wf.vars, wf.env, wf.cache.max_size_bytes, wf.cache.max_age_s,
+         wf.templates, wf.globbed, wf.fixed),
         [s.id for s in wf.steps],
         graph.order,
         marshal.dumps(edges),
@@ -101,10 +153,14 @@ def _encode(graph: Graph) -> list[bytes | bytearray | memoryview]:
     return framed(COMPILED, FORMAT, [_LENGTH.pack(len(head)), head, table.build(entries)])
 
 
-def _decode(payload: memoryview, path: Path, root: Path) -> Graph:
+def _decode(payload: memoryview, path: Path, root: Path, side: Path) -> tuple[Graph, bool]:
+    """The graph, and whether nothing is left to save (False: the for_each globs were matched
+    again, and `_save_folders` may spare the next load that)."""
     (n,) = _LENGTH.unpack_from(payload)
     head = marshal.loads(payload[_LENGTH.size : _LENGTH.size + n])
-    (name, description, wvars, wenv, max_size, max_age), ids, order, edges = head
+    fields, ids, order, edges = head
+    name, description, wvars, wenv, max_size, max_age, tmpl, globbed, fixed = fields
+    held = not globbed or _globs_hold(globbed, root, side)
     entries = _Entries(ids, table.Table(payload[_LENGTH.size + n :]))
     workflow = Workflow(
         name=name,
@@ -116,15 +172,19 @@ def _decode(payload: memoryview, path: Path, root: Path) -> Graph:
         env=wenv,
         cache=CacheSettings(max_size, max_age),
         ids=ids,
+        templates=tmpl,
+        globbed=globbed,
+        fixed=fixed,
     )
-    return Graph(workflow, order, _Links(entries, 1), _Links(entries, 2), _Edges(edges))
+    return Graph(workflow, order, _Links(entries, 1), _Links(entries, 2), _Edges(edges)), held
 
 
 def _step(fields: tuple[Any, ...]) -> Step:
-    i, run, loc, deps, dlocs, ins, outs, desc, timeout, retries, env, cwd, cond, cache = fields
+    (i, run, loc, deps, dlocs, ins, outs, desc, timeout, retries, env, cwd, cond, cache, tmpl,
+     bindings, watch) = fields  # fmt: skip
     loc_ = Location._make  # positional construction: twice as fast as by keyword
     return Step._make((i, run, loc_(loc), deps, tuple(map(loc_, dlocs)), ins, outs, desc,
-                       timeout, retries, env, cwd, cond, cache))  # fmt: skip
+                       timeout, retries, env, cwd, cond, cache, tmpl, bindings, watch))  # fmt: skip
 
 
 _Entry = tuple[Step, tuple[str, ...], tuple[str, ...]]  # a step, its deps, its dependents

@@ -592,7 +592,7 @@ def _fresh(
     for sid, roots in glob_roots.items():
         for start in roots:
             if start not in folders_of:
-                folders_of[start] = _folders(root, [start])
+                folders_of[start] = folders_walked(root, [start])
                 for rel in folders_of[start]:
                     full = os.path.join(base, rel)
                     st = stat_signature(full)
@@ -628,7 +628,7 @@ def invalidate(state_dir: Path) -> None:
         os.unlink(snapshot_file(state_dir))
 
 
-def _folders(root: Path, glob_roots: Iterable[tuple[str, bool]]) -> list[str]:
+def folders_walked(root: Path, glob_roots: Iterable[tuple[str, bool]]) -> list[str]:
     """Every folder a glob from these roots walks, folder links inside the workspace followed
     as `globs.expand` follows them (and, as there, not a link back into the walk's own path)."""
     found: list[str] = []
