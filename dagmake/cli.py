@@ -130,6 +130,18 @@ def _context_option(f: F) -> F:
 @click.option(
     "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True
 )
+@click.option(
+    "--remote-cache",
+    "remote_cache",
+    metavar="URL",
+    help="A shared cache (Bazel's HTTP protocol) below the local one [env: DAGMAKE_REMOTE_CACHE].",
+)
+@click.option(
+    "--remote-cache-read-only",
+    is_flag=True,
+    help="Restore from the remote cache, never upload [env: DAGMAKE_REMOTE_CACHE_READ_ONLY=1].",
+)
+@click.option("--no-remote-cache", is_flag=True, help="This run uses the local cache only.")
 def run_command(
     targets: tuple[str, ...],
     workflow_file: Path | None,
@@ -145,6 +157,9 @@ def run_command(
     no_wait: bool,
     fail_fast: bool,
     color: str,
+    remote_cache: str | None,
+    remote_cache_read_only: bool,
+    no_remote_cache: bool,
 ) -> None:
     """Bring TARGETs (default: every step) up to date, with what they depend on."""
     from dagmake import runner
@@ -168,6 +183,9 @@ def run_command(
                 no_wait=no_wait,
                 fail_fast=fail_fast,
                 color=color,
+                remote_cache=remote_cache,
+                remote_cache_read_only=remote_cache_read_only,
+                no_remote_cache=no_remote_cache,
             )
         )
         sys.exit(code)

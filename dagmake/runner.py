@@ -41,6 +41,9 @@ class Request(NamedTuple):
     fail_fast: bool = False
     color: str = "auto"
     workflow_bytes: bytes | None = None  # the file as the quick path read it (`noop.look`)
+    remote_cache: str | None = None  # --remote-cache URL (else DAGMAKE_REMOTE_CACHE)
+    remote_cache_read_only: bool = False
+    no_remote_cache: bool = False
 
 
 def run(req: Request) -> int:
@@ -70,7 +73,7 @@ def run(req: Request) -> int:
             write_reports(summary, req.json_out, req.report_path)
             return EXIT_OK
     from dagmake.build import RunOptions
-    from dagmake.wiring import build_here
+    from dagmake.wiring import RemoteChoice, build_here
 
     graph, save_compiled = load_and_saver(req.workflow_file, data)
     files: tuple[str, ...] | None = None
@@ -93,7 +96,8 @@ def run(req: Request) -> int:
         trust=trust,
         fail_fast=req.fail_fast,
     )
-    summary = build_here(graph, options, reporter)
+    remote = RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
+    summary = build_here(graph, options, reporter, remote)
     if not req.dry_run:
         save_compiled()
     write_reports(summary, req.json_out, req.report_path)
