@@ -156,8 +156,9 @@ http {{
 
 class Own(http.server.ThreadingHTTPServer):
     """An in-memory Bazel HTTP cache: `store` by path ("ac/<key>", "cas/<sha>"); `counts` of
-    (method, "ac"|"cas"); `delay_s` before each answer; `need`: the Authorization header it
-    demands; `refuse_puts`: answer PUT with that status; `seen`: every Authorization header."""
+    (method, "ac"|"cas"); `delay_s` before each answer (`put_delay_s`: each PUT's); `need`:
+    the Authorization header it demands; `refuse_puts`: answer PUT with that status; `seen`:
+    every Authorization header."""
 
     daemon_threads = True
 
@@ -166,6 +167,7 @@ class Own(http.server.ThreadingHTTPServer):
         self.store: dict[str, bytes] = {}
         self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
         self.delay_s = 0.0
+        self.put_delay_s = 0.0  # before answering a PUT (an upload that hangs)
         self.need: str | None = None
         self.refuse_puts: int | None = None
         self.seen: list[str] = []
@@ -243,6 +245,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self._begin()
         if path is None:
             return
+        if self.server.put_delay_s:
+            self.server.wake.wait(self.server.put_delay_s)
         if self.server.refuse_puts is not None:
             self._answer(self.server.refuse_puts)
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -364,6 +365,55 @@ def test_a_closed_port_is_a_warning_and_a_normal_run(tmp_path: Path) -> None:
     res, first = run(machine(tmp_path, "a"), url)
     assert [first[s]["status"] for s in STEPS] == ["succeeded", "succeeded"]
     assert res.err.count("warning") == 1, res.err
+
+
+def test_ctrl_c_during_an_upload_stops_the_run_promptly(tmp_path: Path, own: rs.Own) -> None:
+    own.put_delay_s = 30.0  # every upload hangs
+    a = machine(tmp_path, "a")
+    proc = a.popen(DAGMAKE_REMOTE_CACHE=own.url, DAGMAKE_REMOTE_CACHE_TIMEOUT="30")
+    deadline = time.monotonic() + 20
+    while own.total("PUT") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert own.total("PUT") == 1, proc.communicate(timeout=60)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5, err  # not the 30 s the server would take
+    assert proc.returncode == 130, err
+    assert not [p for p in own.store if p.startswith("ac/")]  # no entry without its blobs
+
+
+def test_three_workspaces_uploading_at_once_leave_a_cache_a_fourth_restores(
+    tmp_path: Path, server: rs.Process
+) -> None:
+    writers = [machine(tmp_path, name) for name in ("a", "b", "c")]
+    env = {"DAGMAKE_REMOTE_CACHE": server.url, "DAGMAKE_REMOTE_CACHE_TIMEOUT": "10"}
+    procs = [m.popen("--json", **env) for m in writers]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "warning" not in err, err
+    d = machine(tmp_path, "d")
+    res, restored = run(d, server.url)
+    assert [restored[s].get("cache") for s in STEPS] == ["remote", "remote"], res.both
+    assert tree(d.root / "out") == tree(writers[0].root / "out")
+
+
+def test_a_large_output_travels_through_the_server(tmp_path: Path, nginx: rs.Process) -> None:
+    flow = """
+steps:
+  - id: big
+    run: head -c 50000000 /dev/urandom > big.bin
+    inputs: [in.txt]
+    outputs: [big.bin]
+"""
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    for m in (a, b):
+        m.write("dagmake.yaml", flow)
+    run(a, nginx.url)
+    res, second = run(b, nginx.url)
+    assert second["big"].get("cache") == "remote", res.both
+    assert (b.root / "big.bin").read_bytes() == (a.root / "big.bin").read_bytes()
 
 
 # -- credentials -----------------------------------------------------------------------------

@@ -7,8 +7,8 @@ Fields used (numbers as in remote_execution.proto):
     Digest        1 hash (string), 2 size_bytes (int64)
     OutputFile    1 path, 2 digest, 4 is_executable, 5 contents (inline bytes)
     OutputSymlink 1 path, 2 target
-    ActionResult  2 output_files, 4 exit_code, 6 stdout_digest, 10 output_file_symlinks
-                  (read only), 12 output_symlinks
+    ActionResult  2 output_files, 4 exit_code, 5 stdout_raw (inline bytes), 6 stdout_digest,
+                  10 output_file_symlinks (read only), 12 output_symlinks
 
 Any other field is skipped on reading, as protobuf does; `decode` raises ValueError for bytes
 that are not such a message (a truncated field, a wrong wire type, bad UTF-8).
@@ -45,6 +45,7 @@ class Result(NamedTuple):
     symlinks: tuple[Symlink, ...] = ()
     exit_code: int = 0
     stdout: Blob | None = None
+    stdout_raw: bytes | None = None  # the log's bytes, carried in the entry
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -90,6 +91,8 @@ def encode(result: Result) -> bytes:
             body += _bytes(5, f.contents)
         out += _bytes(2, body)
     out += _int(4, result.exit_code)
+    if result.stdout_raw is not None:
+        out += _bytes(5, result.stdout_raw)
     if result.stdout is not None:
         out += _bytes(6, _digest(result.stdout))
     for s in result.symlinks:
@@ -200,4 +203,5 @@ def decode(data: bytes) -> Result:
     code = _last_int(top, 4)
     if code >= 1 << 63:
         code -= 1 << 64
-    return Result(tuple(files), tuple(symlinks), code, _read_digest(_last_bytes(top, 6)))
+    stdout = _read_digest(_last_bytes(top, 6))
+    return Result(tuple(files), tuple(symlinks), code, stdout, _last_bytes(top, 5))

@@ -11,14 +11,18 @@ What an entry holds, for a step with outputs `out/a.bin` and a link `out/latest`
     stdout_digest    the step's log
     exit_code        0
 
-`.dagmake/result-v1.json` (the reserved name, `META_PATH`) is dagmake's own manifest, as the
-local tier keeps it (`local.manifest_bytes`, without inline bytes): each output's xxh3-128
-digest, size and mode, the values, the empty folders, the log's xxh3 digest. It is also a blob
-in `cas/`, so a server that checks entries (bazel-remote) finds every blob an entry names; a
-step with an output of that name is not uploaded. Reading an entry checks that the manifest
-and the REAPI fields agree, path by path (sizes, modes, link targets); every blob downloaded is
-checked against its SHA-256 here and against its xxh3-128 where the local tier writes it. A
-malformed entry, or one naming an absolute or `..` path, is a miss with a warning.
+Small contents (those the local tier keeps inline, up to 4 KiB) are also carried in the entry
+(`OutputFile.contents`, `stdout_raw`; still blobs in `cas/` as well), so restoring a step
+costs one request for the entry and one per larger blob. `.dagmake/result-v1.json` (the
+reserved name, `META_PATH`) is dagmake's own manifest, as the local tier keeps it
+(`local.manifest_bytes`, without inline bytes): each output's xxh3-128 digest, size and mode,
+the values, the empty folders, the log's xxh3 digest. It is also a blob in `cas/`, so a server
+that checks entries (bazel-remote) finds every blob an entry names; a step with an output of
+that name is not uploaded. Reading an entry checks that the manifest and the REAPI fields
+agree, path by path (sizes, modes, link targets, inline bytes against both digests); every
+blob downloaded is checked against its SHA-256 here and against its xxh3-128 where the local
+tier writes it. A malformed entry, or one naming an absolute or `..` path, is a miss with a
+warning.
 
 Failures: a connect or read timeout (`timeout_s`), a refused connection or an error answer
 after two retries (on 5xx and dropped connections) turn the tier off for the rest of the run;
@@ -155,10 +159,16 @@ class _Http:
                 import ssl
 
                 conn = http.client.HTTPSConnection(
-                    e.host, e.port, timeout=connect_s, context=ssl.create_default_context()
+                    e.host,
+                    e.port,
+                    timeout=connect_s,
+                    context=ssl.create_default_context(),
+                    blocksize=_CHUNK,
                 )
             else:
-                conn = http.client.HTTPConnection(e.host, e.port, timeout=connect_s)
+                conn = http.client.HTTPConnection(
+                    e.host, e.port, timeout=connect_s, blocksize=_CHUNK
+                )
             conn.connect()
             if conn.sock is not None:
                 conn.sock.settimeout(self.timeout_s)
@@ -251,6 +261,7 @@ class RemoteTier:
         self.http = _Http(endpoint, token, timeout_s)
         self.warn = warn
         self.off = False  # the server failed this run: every call is a quiet miss
+        self._why: Down | None = None  # how it failed
         self._sha: dict[str, reapi.Blob] = {}  # xxh3 hex -> the content's SHA-256 digest
         self._there: set[str] = set()  # xxh3 hexes known to be on the server
         self.bytes_down = 0
@@ -265,6 +276,7 @@ class RemoteTier:
         self.off = True
         self.http.close()
         error.strerror = f"{error.strerror}; not used for the rest of this run"
+        self._why = error
         return error
 
     def _send(
@@ -321,6 +333,7 @@ class RemoteTier:
         if len(files) + 1 != len(result.files) or len(links) != len(result.symlinks):
             raise ValueError("a path named twice")
         shas: dict[str, reapi.Blob] = {}
+        carried: list[tuple[str, reapi.Blob, bytes | None]] = []  # (xxh3, sha, inline bytes)
         for out in entry.outputs:
             if out.link is not None:
                 if links.pop(out.path, None) != out.link:
@@ -335,6 +348,7 @@ class RemoteTier:
             ):
                 raise CacheCorrupt(f"its output {out.path} does not match", entry.step_id)
             shas[out.digest] = f.digest
+            carried.append((out.digest, f.digest, f.contents))
         if files or links:
             raise CacheCorrupt("it names outputs its manifest does not", entry.step_id)
         if entry.log_digest is not None:
@@ -342,8 +356,19 @@ class RemoteTier:
             if log is None or not _SHA64.match(log.hash) or log.size != entry.log_size:
                 raise CacheCorrupt("its log does not match", entry.step_id)
             shas[entry.log_digest] = log
+            carried.append((entry.log_digest, log, result.stdout_raw))
+        inline: dict[str, bytes] = {}
+        for hex_digest, blob, data in carried:
+            if data is None:
+                continue
+            if _sha256(data) != blob or xxhash.xxh3_128_hexdigest(data) != hex_digest:
+                raise CacheCorrupt(
+                    f"stored file {hex_digest[:12]} in the remote entry does not match its digest",
+                    entry.step_id,
+                )
+            inline[hex_digest] = data
         self._sha.update(shas)
-        return entry
+        return entry._replace(inline=inline)
 
     def put(self, result: ActionResult) -> None:
         """Upload `result`: the blobs it carries inline and its manifest, then the entry
@@ -366,7 +391,8 @@ class RemoteTier:
         for out in result.outputs:
             if out.link is None:
                 blob = self._sha.get(out.digest) or _known_empty(out.digest, out.size)
-                files.append(reapi.File(out.path, blob, bool(out.mode & 0o111)))
+                contents = result.inline.get(out.digest)  # small: in the entry too
+                files.append(reapi.File(out.path, blob, bool(out.mode & 0o111), contents))
         files.append(reapi.File(META_PATH, meta_digest, False, meta))
         stdout = None
         if result.log_digest is not None:
@@ -379,6 +405,7 @@ class RemoteTier:
                 tuple(reapi.Symlink(o.path, o.link) for o in result.outputs if o.link is not None),
                 0,
                 stdout,
+                None if result.log_digest is None else result.inline.get(result.log_digest),
             )
         )
         self._put(f"ac/{result.key}", io.BytesIO(entry), len(entry))
@@ -407,8 +434,9 @@ class RemoteTier:
         blob = self._sha.get(digest.hex)
         if blob is None:
             raise CacheCorrupt(f"stored file {digest.hex[:12]} is not named by a remote entry")
-        if self.off:
-            raise Down(errno.EIO, f"{self.endpoint.shown} is not used for the rest of this run")
+        if self.off:  # (between asking for an entry and reading it): why it went off
+            why = self._why.strerror if self._why is not None else "off"
+            raise Down(errno.EIO, why)
         return self._download_file(blob, digest.hex)
 
     def write(self, digest: Digest, chunks: Iterable[bytes]) -> bool:
