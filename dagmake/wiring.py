@@ -64,10 +64,11 @@ def local_cache(
 ) -> Cache:
     """The local result cache under the cache root (read only for a dry run), with the shared
     remote one below it when one is configured."""
-    below = remote_tiers(remote, read_only=options.dry_run)
+    settings = settings_from_env(graph.workflow.cache)
+    below = remote_tiers(remote, read_only=options.dry_run, max_download=settings.max_size_bytes)
     return Cache(
         cache_root(),
-        settings_from_env(graph.workflow.cache),
+        settings,
         warn=reporter.warning,
         read_only=options.dry_run,
         store_failed=lambda e, sid: softfail.failed(e, f"could not store '{sid}'"),
@@ -79,7 +80,11 @@ _YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 def remote_tiers(
-    choice: RemoteChoice, *, read_only: bool, env: Mapping[str, str] = os.environ
+    choice: RemoteChoice,
+    *,
+    read_only: bool,
+    max_download: int = 1 << 40,
+    env: Mapping[str, str] = os.environ,
 ) -> list[Tier]:
     """The remote tier the command line or the environment names (DAGMAKE_REMOTE_CACHE,
     DAGMAKE_REMOTE_CACHE_TOKEN, DAGMAKE_REMOTE_CACHE_READ_ONLY, DAGMAKE_REMOTE_CACHE_TIMEOUT),
@@ -111,6 +116,7 @@ def remote_tiers(
             token=token,
             read_only=read_only or choice.read_only or flag in _YES,
             timeout_s=timeout,
+            max_download=max_download,
         )
     ]
 

@@ -309,6 +309,33 @@ def test_a_malformed_entry_or_one_naming_a_path_outside_is_a_miss(
     assert not (tmp_path / "escape.txt").exists()
 
 
+def test_a_blob_gone_from_the_server_is_a_miss_with_a_warning(
+    tmp_path: Path, wsgidav: rs.Process
+) -> None:
+    """A server that evicts (bazel-remote's LRU) can hold an entry whose blob is gone."""
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, wsgidav.url)
+    big = (a.root / "out" / "big.txt").read_bytes()
+    wsgidav.blob(hashlib.sha256(big).hexdigest()).unlink()
+    res, second = run(b, wsgidav.url)
+    assert second["gen"]["status"] == "succeeded", res.both
+    assert f"stored file {xxh3(big).hex[:12]} is missing on the remote cache" in res.err
+    assert res.err.count("warning") == 1, res.err
+    assert (b.root / "out" / "big.txt").read_bytes() == big
+
+
+def test_an_entry_larger_than_the_local_cache_may_keep_is_not_downloaded(
+    tmp_path: Path, own: rs.Own
+) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, own.url)
+    own.counts.clear()
+    res, second = run(b, own.url, DAGMAKE_CACHE_MAX_SIZE="100KB")  # big.txt is 168,894 bytes
+    assert second["gen"]["status"] == "succeeded", res.both
+    assert "larger than the local cache may keep" in res.err, res.err
+    assert own.counts[("GET", "cas")] == 0
+
+
 def test_a_server_that_dies_between_runs_costs_one_warning(
     tmp_path: Path, wsgidav: rs.Process
 ) -> None:

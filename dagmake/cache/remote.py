@@ -43,7 +43,7 @@ import re
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import xxhash
@@ -243,7 +243,9 @@ class _Http:
 
 class RemoteTier:
     """The remote tier (`base.Tier`). `read_only`: never uploads (a dry run's, or
-    `--remote-cache-read-only`'s). `timeout_s`: for each connect and each read."""
+    `--remote-cache-read-only`'s). `timeout_s`: for each connect and each read.
+    `max_download`: the most an entry may name in all (the local cache's size limit: what
+    could not be kept there is not downloaded)."""
 
     name = "remote"
 
@@ -254,12 +256,12 @@ class RemoteTier:
         token: str | None = None,
         read_only: bool = False,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        warn: Callable[[str], None] | None = None,
+        max_download: int = 1 << 40,
     ) -> None:
         self.endpoint = endpoint
+        self.max_download = max_download  # bytes: an entry naming more is not taken
         self.writable = not read_only
         self.http = _Http(endpoint, token, timeout_s)
-        self.warn = warn
         self.off = False  # the server failed this run: every call is a quiet miss
         self._why: Down | None = None  # how it failed
         self._sha: dict[str, reapi.Blob] = {}  # xxh3 hex -> the content's SHA-256 digest
@@ -351,6 +353,12 @@ class RemoteTier:
             carried.append((out.digest, f.digest, f.contents))
         if files or links:
             raise CacheCorrupt("it names outputs its manifest does not", entry.step_id)
+        total = sum(o.size for o in entry.outputs if o.link is None) + entry.log_size
+        if total > self.max_download:
+            raise CacheCorrupt(
+                f"its outputs ({total} bytes) are larger than the local cache may keep",
+                entry.step_id,
+            )
         if entry.log_digest is not None:
             log = result.stdout
             if log is None or not _SHA64.match(log.hash) or log.size != entry.log_size:
