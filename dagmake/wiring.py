@@ -87,9 +87,10 @@ def remote_tiers(
     env: Mapping[str, str] = os.environ,
 ) -> list[Tier]:
     """The remote tier the command line or the environment names (DAGMAKE_REMOTE_CACHE,
-    DAGMAKE_REMOTE_CACHE_TOKEN, DAGMAKE_REMOTE_CACHE_READ_ONLY, DAGMAKE_REMOTE_CACHE_TIMEOUT),
-    or none. `read_only`: a dry run's (it never uploads). Raises ConfigError for a setting
-    that is not valid (the message never holds a credential)."""
+    DAGMAKE_REMOTE_CACHE_TOKEN, DAGMAKE_REMOTE_CACHE_READ_ONLY, DAGMAKE_REMOTE_CACHE_TIMEOUT;
+    without a token or `user:pass@`, the host's entry in `$NETRC` or `~/.netrc`), or none.
+    `read_only`: a dry run's (it never uploads). Raises ConfigError for a setting that is not
+    valid (the message never holds a credential)."""
     url = choice.url or env.get("DAGMAKE_REMOTE_CACHE", "").strip()
     if choice.off or not url:
         return []
@@ -109,7 +110,10 @@ def remote_tiers(
             f"the default is {remote.DEFAULT_TIMEOUT_S:g}"
         )
     token = env.get("DAGMAKE_REMOTE_CACHE_TOKEN", "").strip() or None
-    endpoint = remote.parse_endpoint(url, token=token is not None)
+    netrc_file = env.get("NETRC") or os.path.join(env.get("HOME") or "~", ".netrc")
+    endpoint = remote.parse_endpoint(
+        url, token=token is not None, netrc_file=os.path.expanduser(netrc_file)
+    )
     return [
         remote.RemoteTier(
             endpoint,

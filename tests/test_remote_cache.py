@@ -62,6 +62,7 @@ def run(m: Workspace, url: str | None, *args: str, **env: str) -> tuple[Result, 
     if url is not None:
         env.setdefault("DAGMAKE_REMOTE_CACHE", url)
     env.setdefault("DAGMAKE_REMOTE_CACHE_TIMEOUT", "10")  # a loaded CI machine is slow
+    env.setdefault("NETRC", str(m.root / "no-netrc"))  # never the user's own
     res = m.run("--json", *args, **env)
     assert res.code == 0, res.both
     return res, {s["id"]: s for s in json.loads(res.out)["steps"]}
@@ -238,7 +239,8 @@ def test_a_server_that_refuses_uploads_costs_one_warning_and_reads_still_work(
     assert third["gen"]["status"] == "succeeded"
     assert res.err.count("warning") == 1, res.err
     assert (
-        f"{ro.url} refused an upload (HTTP 403); uploading is off for the rest of this run"
+        f"warning: cache: could not store 'gen' in the remote cache ({ro.url} refused an upload "
+        "(HTTP 403); uploading is off for the rest of this run)"
     ) in res.err
 
 
@@ -496,6 +498,27 @@ def test_basic_credentials_in_the_url_work_and_are_never_shown(tmp_path: Path) -
         assert "SECRET" not in res.both and "WRONG" not in res.both and "ci:" not in res.both
     for path, data in everything_written(a.root, b.root, a.cache, b.cache, wrong.cache):
         assert b"SECRET" not in data, path
+
+
+def test_credentials_from_netrc_are_used_and_never_shown(tmp_path: Path) -> None:
+    server = rs.wsgidav(tmp_path / "dav", users={"ci": "pa55-SECRET"})
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login ci password pa55-SECRET\n")
+    netrc.chmod(0o600)
+    try:
+        a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+        res_a, _ = run(a, server.url, NETRC=str(netrc))
+        res_b, second = run(b, server.url, NETRC=str(netrc))
+    finally:
+        server.stop()
+    assert [second[s].get("cache") for s in STEPS] == ["remote", "remote"], res_b.both
+    for res in (res_a, res_b):
+        assert "SECRET" not in res.both and "warning" not in res.both, res.both
+    netrc.write_text("machine 127.0.0.1 login ci password pa55-SECRET\nbogus x\n")
+    c = machine(tmp_path, "c")
+    res = c.run(DAGMAKE_REMOTE_CACHE=server.url, NETRC=str(netrc))
+    assert res.code == 2 and f"{netrc} line 2: cannot read it" in res.err, res.both
+    assert "SECRET" not in res.both
 
 
 def test_credentials_over_plain_http_to_another_host_are_refused() -> None:

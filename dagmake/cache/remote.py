@@ -28,8 +28,9 @@ Failures: a connect or read timeout (`timeout_s`), a refused connection or an er
 after two retries (on 5xx and dropped connections) turn the tier off for the rest of the run;
 the error raised says so once (the tiers or the facade turn it into the run's one warning),
 and from then on every call is a quiet miss. A server that refuses an upload (401, 403, 405)
-turns uploading off. Credentials (`user:pass@` in the URL, or a bearer token) go only into the
-Authorization header; every message names the URL without them (`Endpoint.shown`).
+turns uploading off. Credentials (`user:pass@` in the URL, a bearer token, or the host's
+netrc entry) go only into the Authorization header; every message names the URL without them
+(`Endpoint.shown`).
 """
 
 from __future__ import annotations
@@ -84,10 +85,11 @@ def redact(url: str) -> str:
     return re.sub(r"(//)[^/@]*@", r"\1***@", url)
 
 
-def parse_endpoint(url: str, *, token: bool = False) -> Endpoint:
+def parse_endpoint(url: str, *, token: bool = False, netrc_file: str | None = None) -> Endpoint:
     """The server `url` names. Raises ConfigError (naming it without credentials) for one
-    that is not http(s)://host[:port][/prefix], and for credentials (in it, or a `token`)
-    that would go over plain http:// to a host other than this machine."""
+    that is not http(s)://host[:port][/prefix], and for credentials (in it, a `token`, or
+    the host's entry in `netrc_file` when neither is given) that would go over plain http://
+    to a host other than this machine."""
     where = "the remote cache URL (--remote-cache, DAGMAKE_REMOTE_CACHE)"
     try:
         parts = urllib.parse.urlsplit(url.strip())
@@ -111,6 +113,8 @@ def parse_endpoint(url: str, *, token: bool = False) -> Endpoint:
         netloc += f":{port}"
     base = parts.path.rstrip("/")
     shown = f"{parts.scheme}://{netloc}{base}"
+    if basic is None and not token and netrc_file is not None:
+        basic = _from_netrc(netrc_file, host)
     if parts.scheme == "http" and (basic is not None or token) and not _loopback(host):
         raise ConfigError(
             f"{where} '{shown}' is plain http:// to another machine: the credentials would "
@@ -118,6 +122,26 @@ def parse_endpoint(url: str, *, token: bool = False) -> Endpoint:
         )
     default = 443 if parts.scheme == "https" else 80
     return Endpoint(parts.scheme, host, port or default, base, basic, shown)
+
+
+def _from_netrc(path: str, host: str) -> str | None:
+    """ "login:password" for `host` from a netrc file (`~/.netrc`, or `$NETRC`), if any."""
+    import netrc
+
+    try:
+        found = netrc.netrc(path).authenticators(host)
+    except FileNotFoundError:
+        return None
+    except (netrc.NetrcParseError, OSError) as e:
+        line = f" line {e.lineno}" if isinstance(e, netrc.NetrcParseError) else ""
+        raise ConfigError(
+            f"{path}{line}: cannot read it for the remote cache's credentials; fix it, or "
+            "give them in DAGMAKE_REMOTE_CACHE_TOKEN"
+        ) from None
+    if found is None:
+        return None
+    login, _, password = found
+    return f"{login}:{password or ''}"
 
 
 def _loopback(host: str) -> bool:
@@ -129,7 +153,14 @@ def _loopback(host: str) -> bool:
         return False
 
 
-class Down(OSError):
+class RemoteError(OSError):
+    """The server failed a request; said as its message alone (no "[Errno 5]")."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+class Down(RemoteError):
     """The server failed: the tier is off for the rest of the run."""
 
 
@@ -490,13 +521,13 @@ class RemoteTier:
             return
         if answer.status in _REFUSED_UPLOAD:
             self.writable = False
-            raise OSError(
+            raise RemoteError(
                 errno.EACCES,
                 f"{self.endpoint.shown} refused an upload (HTTP {answer.status}); "
                 "uploading is off for the rest of this run",
             )
         shown = self.endpoint.shown
-        raise OSError(errno.EIO, f"{shown} answered an upload with HTTP {answer.status}")
+        raise RemoteError(errno.EIO, f"{shown} answered an upload with HTTP {answer.status}")
 
     def _download(self, blob: reapi.Blob, limit: int) -> bytes:
         if blob.size > limit:
