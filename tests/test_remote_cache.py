@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -519,6 +520,25 @@ def test_credentials_from_netrc_are_used_and_never_shown(tmp_path: Path) -> None
     res = c.run(DAGMAKE_REMOTE_CACHE=server.url, NETRC=str(netrc))
     assert res.code == 2 and f"{netrc} line 2: cannot read it" in res.err, res.both
     assert "SECRET" not in res.both
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl to make a certificate")
+def test_https_verifies_the_server_certificate(tmp_path: Path) -> None:
+    cert, key = rs.self_signed(tmp_path)
+    server = rs.Own(tls=(cert, key))
+    try:
+        a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+        token = {"DAGMAKE_REMOTE_CACHE_TOKEN": "tok-SECRET"}
+        res, first = run(a, server.url, **token)  # signed by nobody: refused, one warning
+        assert first["gen"]["status"] == "succeeded"
+        assert res.err.count("warning") == 1 and "CERTIFICATE_VERIFY_FAILED" in res.err, res.err
+        assert server.seen == []  # no request, so the token never left
+        run(a, server.url, "-B", SSL_CERT_FILE=str(cert), **token)  # trusted: uploads
+        res, second = run(b, server.url, SSL_CERT_FILE=str(cert), **token)
+        assert [second[s].get("cache") for s in STEPS] == ["remote", "remote"], res.both
+        assert "SECRET" not in res.both
+    finally:
+        server.stop()
 
 
 def test_credentials_over_plain_http_to_another_host_are_refused() -> None:
