@@ -508,7 +508,9 @@ class RemoteTier:
             return  # the empty blob: every server has it (REAPI)
         if ask and blob.size > HEAD_ABOVE:
             answer = self._send("HEAD", f"cas/{blob.hash}")
-            self.http.drain(answer)
+            answer.read()  # nothing: an answer to HEAD has no body, whatever its length says
+            if answer.will_close:
+                self.http.close()
             if answer.status == 200:
                 return
         self._put(f"cas/{blob.hash}", body, blob.size)
