@@ -243,6 +243,18 @@ def _context_option(f: F) -> F:
 )
 @click.option("-v", "--verbose", is_flag=True, help="Print each command as it starts.")
 @click.option("--quiet", is_flag=True, help="Print only failures and the summary.")
+@click.option(
+    "--remote-cache",
+    "remote_cache",
+    metavar="URL",
+    help="A shared cache (Bazel's HTTP protocol) below the local one [env: DAGMAKE_REMOTE_CACHE].",
+)
+@click.option(
+    "--remote-cache-read-only",
+    is_flag=True,
+    help="Restore from the remote cache, never upload [env: DAGMAKE_REMOTE_CACHE_READ_ONLY=1].",
+)
+@click.option("--no-remote-cache", is_flag=True, help="This run uses the local cache only.")
 def run_command(
     targets: tuple[str, ...],
     workflow_file: Path | None,
@@ -263,6 +275,9 @@ def run_command(
     question: bool,
     verbose: bool,
     quiet: bool,
+    remote_cache: str | None,
+    remote_cache_read_only: bool,
+    no_remote_cache: bool,
 ) -> None:
     """Bring TARGETs (default: every step) up to date, with what they depend on."""
     from dagmake import runner
@@ -292,6 +307,9 @@ def run_command(
                 color=color,
                 question=question,
                 verbosity=1 if verbose else -1 if quiet else 0,
+                remote_cache=remote_cache,
+                remote_cache_read_only=remote_cache_read_only,
+                no_remote_cache=no_remote_cache,
             )
         )
         sys.exit(code)

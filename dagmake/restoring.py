@@ -71,4 +71,5 @@ class Restorer:
             decision.reasons,
             duration_s=time.monotonic() - started,
             log_path=str(log_path) if log else None,
+            cache=self.cache.tier_of(entry.key),
         )

@@ -25,6 +25,7 @@ class StepResult(NamedTuple):
     log_path: str | None = None
     detail: str = ""  # one line: "exit code 1", "timed out after 5s", "declared output x missing"
     conditional: bool = False  # dry run: would run only if a dependency changes its outputs
+    cache: str | None = None  # restored: the cache tier it came from ("local", "remote")
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"id": self.step_id, "status": self.status.value}
@@ -38,6 +39,8 @@ class StepResult(NamedTuple):
             out["detail"] = self.detail
         if self.log_path is not None:
             out["log"] = self.log_path
+        if self.cache is not None:
+            out["cache"] = self.cache
         return out
 
 

@@ -45,6 +45,9 @@ class Request(NamedTuple):
     question: bool = False  # -q: decide only, say nothing; exit 0 when all is up to date
     verbosity: int = 0  # -1 --quiet, 1 -v
     workflow_bytes: bytes | None = None  # the file as the quick path read it (`noop.look`)
+    remote_cache: str | None = None  # --remote-cache URL (else DAGMAKE_REMOTE_CACHE)
+    remote_cache_read_only: bool = False
+    no_remote_cache: bool = False
 
 
 def run(req: Request) -> int:
@@ -85,7 +88,7 @@ def run(req: Request) -> int:
                 tracing.write(req.trace_path)  # nothing ran: the lanes are empty
             return EXIT_OK
     from dagmake.build import RunOptions
-    from dagmake.wiring import build_here
+    from dagmake.wiring import RemoteChoice, build_here
 
     graph, save_compiled = load_and_saver(req.workflow_file, data)
     targets, files = _selection(req, graph)
@@ -102,7 +105,8 @@ def run(req: Request) -> int:
         trust=trust,
         fail_fast=req.fail_fast,
     )
-    summary = build_here(graph, options, tracing if tracing is not None else reporter)
+    remote = RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
+    summary = build_here(graph, options, tracing if tracing is not None else reporter, remote)
     if not req.dry_run:
         save_compiled()
     write_reports(summary, req.json_out, req.report_path)
@@ -128,7 +132,7 @@ def _question(req: Request) -> int:
 
 def _dry_run(req: Request, reporter: Reporter) -> RunSummary:
     from dagmake.build import RunOptions
-    from dagmake.wiring import build_here
+    from dagmake.wiring import RemoteChoice, build_here
 
     graph, _ = load_and_saver(req.workflow_file, req.workflow_bytes)
     targets, files = _selection(req, graph)
@@ -140,7 +144,8 @@ def _dry_run(req: Request, reporter: Reporter) -> RunSummary:
         context=dict(req.context),
         changed_files=files,
     )
-    return build_here(graph, options, reporter)
+    remote = RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
+    return build_here(graph, options, reporter, remote)
 
 
 def _selection(req: Request, graph: Graph) -> tuple[tuple[str, ...], tuple[str, ...] | None]:

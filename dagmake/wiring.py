@@ -4,10 +4,16 @@ cache tier or a cluster executor is wired here, never in the loop."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from typing import NamedTuple
+
 from dagmake import softfail
 from dagmake.build import ExecutorFactory, RunOptions, run_build
+from dagmake.cache.base import Tier
 from dagmake.cache.facade import Cache
 from dagmake.cache.local import settings_from_env
+from dagmake.errors import ConfigError
 from dagmake.executors.base import Collect, Executor
 from dagmake.executors.local import LocalExecutor
 from dagmake.graph import Graph
@@ -18,7 +24,21 @@ from dagmake.state import StateStore
 from dagmake.steplogs import Logs
 
 
-def build_here(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSummary:
+class RemoteChoice(NamedTuple):
+    """The command line's say on the shared remote cache (the environment fills the rest,
+    `remote_tiers`; the workflow file has none)."""
+
+    url: str | None = None  # --remote-cache
+    read_only: bool = False  # --remote-cache-read-only
+    off: bool = False  # --no-remote-cache
+
+
+NO_CHOICE = RemoteChoice()
+
+
+def build_here(
+    graph: Graph, options: RunOptions, reporter: Reporter, remote: RemoteChoice = NO_CHOICE
+) -> RunSummary:
     """`run_build` with this machine's state, cache and executor."""
     note = distrust_note()  # the cache root is not safe to use: a stand-in is
     if note is not None:
@@ -28,7 +48,7 @@ def build_here(graph: Graph, options: RunOptions, reporter: Reporter) -> RunSumm
         options,
         reporter,
         state=local_state(graph),
-        cache=local_cache(graph, options, reporter) if options.use_cache else None,
+        cache=local_cache(graph, options, reporter, remote) if options.use_cache else None,
         executor=local_executor(graph, options),
     )
 
@@ -39,15 +59,70 @@ def local_state(graph: Graph) -> StateStore:
     return StateStore(workspace_dir(root, workflow.root, workflow.path.name), secret_root=root)
 
 
-def local_cache(graph: Graph, options: RunOptions, reporter: Reporter) -> Cache:
-    """The local result cache under the cache root (read only for a dry run)."""
+def local_cache(
+    graph: Graph, options: RunOptions, reporter: Reporter, remote: RemoteChoice = NO_CHOICE
+) -> Cache:
+    """The local result cache under the cache root (read only for a dry run), with the shared
+    remote one below it when one is configured."""
+    settings = settings_from_env(graph.workflow.cache)
+    below = remote_tiers(remote, read_only=options.dry_run, max_download=settings.max_size_bytes)
     return Cache(
         cache_root(),
-        settings_from_env(graph.workflow.cache),
+        settings,
         warn=reporter.warning,
         read_only=options.dry_run,
         store_failed=lambda e, sid: softfail.failed(e, f"could not store '{sid}'"),
+        below=below,
     )
+
+
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def remote_tiers(
+    choice: RemoteChoice,
+    *,
+    read_only: bool,
+    max_download: int = 1 << 40,
+    env: Mapping[str, str] = os.environ,
+) -> list[Tier]:
+    """The remote tier the command line or the environment names (DAGMAKE_REMOTE_CACHE,
+    DAGMAKE_REMOTE_CACHE_TOKEN, DAGMAKE_REMOTE_CACHE_READ_ONLY, DAGMAKE_REMOTE_CACHE_TIMEOUT;
+    without a token or `user:pass@`, the host's entry in `$NETRC` or `~/.netrc`), or none.
+    `read_only`: a dry run's (it never uploads). Raises ConfigError for a setting that is not
+    valid (the message never holds a credential)."""
+    url = choice.url or env.get("DAGMAKE_REMOTE_CACHE", "").strip()
+    if choice.off or not url:
+        return []
+    from dagmake.cache import remote  # only now: a run without one never loads http.client
+
+    flag = env.get("DAGMAKE_REMOTE_CACHE_READ_ONLY", "").strip().lower()
+    if flag not in _YES + _NO:
+        raise ConfigError(f"DAGMAKE_REMOTE_CACHE_READ_ONLY={flag!r} is not a yes or no; use 1 or 0")
+    text = env.get("DAGMAKE_REMOTE_CACHE_TIMEOUT", "").strip()
+    try:
+        timeout = float(text) if text else remote.DEFAULT_TIMEOUT_S
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= 600:
+        raise ConfigError(
+            f"DAGMAKE_REMOTE_CACHE_TIMEOUT={text!r} is not a number of seconds (0 to 600]; "
+            f"the default is {remote.DEFAULT_TIMEOUT_S:g}"
+        )
+    token = env.get("DAGMAKE_REMOTE_CACHE_TOKEN", "").strip() or None
+    netrc_file = env.get("NETRC") or os.path.join(env.get("HOME") or "~", ".netrc")
+    endpoint = remote.parse_endpoint(
+        url, token=token is not None, netrc_file=os.path.expanduser(netrc_file)
+    )
+    return [
+        remote.RemoteTier(
+            endpoint,
+            token=token,
+            read_only=read_only or choice.read_only or flag in _YES,
+            timeout_s=timeout,
+            max_download=max_download,
+        )
+    ]
 
 
 def local_executor(graph: Graph, options: RunOptions) -> ExecutorFactory:

@@ -60,6 +60,8 @@ ALLOWED: dict[str, set[str]] = {
         "units",
     },
     "cache.tiers": {"cache.base"},
+    "cache.reapi": set(),
+    "cache.remote": {"cache.base", "cache.local", "cache.reapi", "digests", "errors"},
     "cache.facade": {
         "cache.base",
         "cache.local",
@@ -175,8 +177,11 @@ ALLOWED: dict[str, set[str]] = {
     },
     "wiring": {
         "build",
+        "cache.base",
         "cache.facade",
         "cache.local",
+        "cache.remote",
+        "errors",
         "executors.base",
         "executors.local",
         "graph",

@@ -145,21 +145,8 @@ class LocalCache:
         again, so a prune running now spares them). Raises OSError."""
         for digest in blob_digests(result):
             os.utime(self.blob_path(digest))  # FileNotFoundError: a blob is missing, no entry
-        doc: dict[str, object] = {
-            "dagmake_cache": FORMAT,
-            "key": result.key,
-            "step": result.step_id,
-            "outputs": [[f.path, f.digest, f.size, f.mode, f.link] for f in result.outputs],
-            "values": sorted([k, v] for k, v in result.values),
-            "log": None if result.log_digest is None else [result.log_digest, result.log_size],
-            "created_at": result.created_at,
-        }
-        if result.folders:
-            doc["folders"] = sorted(result.folders)
-        if result.inline:
-            doc["inline"] = {d: _b64encode(b) for d, b in result.inline.items()}
         faults.check("cache.store.manifest")
-        self.packs.add(result.key, json.dumps(doc).encode())
+        self.packs.add(result.key, manifest_bytes(result))
 
     def mark_used(self, key: str) -> None:
         self.packs.used(key)
@@ -373,6 +360,25 @@ def _touch(path: Path) -> bool:
 
 
 # -- manifests ----------------------------------------------------------------------------
+
+
+def manifest_bytes(result: ActionResult, *, inline: bool = True) -> bytes:
+    """`result` as a manifest (what `parse_manifest` reads back); `inline`: with the bytes it
+    carries (a remote tier keeps those as blobs)."""
+    doc: dict[str, object] = {
+        "dagmake_cache": FORMAT,
+        "key": result.key,
+        "step": result.step_id,
+        "outputs": [[f.path, f.digest, f.size, f.mode, f.link] for f in result.outputs],
+        "values": sorted([k, v] for k, v in result.values),
+        "log": None if result.log_digest is None else [result.log_digest, result.log_size],
+        "created_at": result.created_at,
+    }
+    if result.folders:
+        doc["folders"] = sorted(result.folders)
+    if inline and result.inline:
+        doc["inline"] = {d: _b64encode(b) for d, b in result.inline.items()}
+    return json.dumps(doc).encode()
 
 
 def parse_manifest(raw: bytes, key: str) -> ActionResult:

@@ -1,0 +1,621 @@
+"""The shared remote cache (issue 14), against real servers on 127.0.0.1: WsgiDAV and nginx's
+WebDAV module as Bazel documents it, and a threaded server of the tests' own that counts
+requests, sleeps or demands credentials. Two "machines" are two workspaces with two local cache
+folders; everything goes through the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import remote_servers as rs
+from conftest import Result, Workspace
+
+from dagmake.cache import reapi
+from dagmake.cache.base import ActionResult, CacheCorrupt, OutputFile
+from dagmake.cache.remote import META_PATH, RemoteTier, parse_endpoint
+from dagmake.digests import xxh3
+from dagmake.errors import ConfigError
+
+BIG_LINES = 30000  # seq 1 30000: 168,894 bytes, a blob (more than a manifest keeps inline)
+FLOW = """
+steps:
+  - id: gen
+    run: |
+      echo "generating"
+      rm -rf out && mkdir -p out/empty
+      seq 1 30000 > out/big.txt
+      cat in.txt > out/small.txt
+      printf '#!/bin/sh\\necho hi\\n' > out/tool.sh && chmod 755 out/tool.sh
+      ln -s big.txt out/latest
+      echo "answer=42" >> "$DAGMAKE_OUTPUT"
+    inputs: [in.txt]
+    outputs: [out]
+  - id: use
+    depends_on: [gen]
+    run: echo ${steps.gen.answer} > use.txt && wc -l < out/big.txt >> use.txt
+    inputs: [out/big.txt]
+    outputs: [use.txt]
+"""
+STEPS = ("gen", "use")
+
+
+def machine(tmp_path: Path, name: str) -> Workspace:
+    """Another checkout with another local cache folder."""
+    m = Workspace(tmp_path / name, tmp_path / f"cache-{name}")
+    m.root.mkdir()
+    m.write("dagmake.yaml", FLOW)
+    m.write("in.txt", "small\n")
+    return m
+
+
+def run(m: Workspace, url: str | None, *args: str, **env: str) -> tuple[Result, dict[str, dict]]:
+    if url is not None:
+        env.setdefault("DAGMAKE_REMOTE_CACHE", url)
+    env.setdefault("DAGMAKE_REMOTE_CACHE_TIMEOUT", "10")  # a loaded CI machine is slow
+    env.setdefault("NETRC", str(m.root / "no-netrc"))  # never the user's own
+    res = m.run("--json", *args, **env)
+    assert res.code == 0, res.both
+    return res, {s["id"]: s for s in json.loads(res.out)["steps"]}
+
+
+def tree(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every path under `root`: (mode, bytes or link text); folders too."""
+    found: dict[str, tuple[int, bytes]] = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            data = os.readlink(path).encode()
+        elif stat.S_ISDIR(st.st_mode):
+            data = b"<dir>"
+        else:
+            data = path.read_bytes()
+        found[str(path.relative_to(root))] = (st.st_mode, data)
+    return found
+
+
+@pytest.fixture
+def wsgidav(tmp_path: Path) -> Iterator[rs.Process]:
+    server = rs.wsgidav(tmp_path / "wsgidav")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[rs.Process]:
+    server = rs.nginx(tmp_path / "nginx")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own() -> Iterator[rs.Own]:
+    server = rs.Own()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["wsgidav", "nginx"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[rs.Process]:
+    make = rs.wsgidav if request.param == "wsgidav" else rs.nginx
+    s = make(tmp_path / request.param)
+    yield s
+    s.stop()
+
+
+# -- two machines share results ------------------------------------------------------------
+
+
+def test_machine_b_restores_what_machine_a_uploaded_byte_for_byte(
+    tmp_path: Path, server: rs.Process
+) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    _, first = run(a, server.url)
+    assert [first[s]["status"] for s in STEPS] == ["succeeded", "succeeded"]
+    assert len(list((server.root / "ac").iterdir())) == 2
+
+    res, second = run(b, server.url)
+    assert [second[s]["status"] for s in STEPS] == ["restored", "restored"], res.both
+    assert [second[s].get("cache") for s in STEPS] == ["remote", "remote"]
+    assert "warning" not in res.err, res.err
+    assert "gen (cached) | generating" in res.err  # the log replayed
+    assert tree(b.root / "out") == tree(a.root / "out")  # modes, link, empty folder included
+    assert b.read("use.txt") == a.read("use.txt") == f"42\n{BIG_LINES}\n"
+
+    # the hit filled b's local cache: a third checkout on b restores with the server gone
+    server.stop()
+    c = Workspace(tmp_path / "c", b.cache)
+    c.root.mkdir()
+    c.write("dagmake.yaml", FLOW)
+    c.write("in.txt", "small\n")
+    res, third = run(c, server.url)
+    assert [third[s].get("cache") for s in STEPS] == ["local", "local"], res.both
+    assert "warning" not in res.err  # nothing was asked of the server: no step missed locally
+    assert tree(c.root / "out") == tree(a.root / "out")
+
+
+def test_what_is_written_is_an_reapi_action_result_whose_blobs_are_all_there(
+    tmp_path: Path, wsgidav: rs.Process
+) -> None:
+    """What bazel-remote checks of an entry: an ActionResult whose paths are relative, whose
+    digests are SHA-256 of blobs already in cas/ (it names nothing that is not there)."""
+    run(machine(tmp_path, "a"), wsgidav.url)
+    cas = wsgidav.root / "cas"
+    for entry in (wsgidav.root / "ac").iterdir():
+        result = reapi.decode(entry.read_bytes())
+        assert result.exit_code == 0
+        named = [f.digest for f in result.files]
+        if result.stdout is not None:
+            named.append(result.stdout)
+        for blob in named:
+            if blob.size:
+                data = (cas / blob.hash).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == blob.hash and len(data) == blob.size
+        assert all(not f.path.startswith("/") and ".." not in f.path for f in result.files)
+        assert sum(f.path == META_PATH for f in result.files) == 1
+    gen = [reapi.decode(e.read_bytes()) for e in (wsgidav.root / "ac").iterdir()]
+    paths = {f.path for r in gen for f in r.files}
+    assert {"out/big.txt", "out/small.txt", "out/tool.sh", "use.txt"} <= paths
+    assert any(f.path == "out/tool.sh" and f.executable for r in gen for f in r.files)
+    assert [s for r in gen for s in r.symlinks] == [reapi.Symlink("out/latest", "big.txt")]
+
+
+def test_a_cold_restore_asks_one_entry_and_each_blob_once(tmp_path: Path, own: rs.Own) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, own.url)
+    uploads = dict(own.counts)
+    own.counts.clear()
+    res, second = run(b, own.url)
+    assert [second[s].get("cache") for s in STEPS] == ["remote", "remote"], res.both
+    # per step: GET ac/<key> (the manifest, small outputs and the log are carried in it),
+    # then one GET per larger blob: big.txt alone
+    assert own.counts == {("GET", "ac"): 2, ("GET", "cas"): 1}, own.counts
+    assert own.total("PUT") == own.total("HEAD") == 0
+    # uploads: each blob once (HEAD first for the big one), the manifests, then the entries
+    assert uploads[("PUT", "ac")] == 2
+    assert uploads[("HEAD", "cas")] == 1  # big.txt; small ones are PUT without asking
+
+
+def test_an_uploaded_blob_the_server_has_is_not_sent_again(tmp_path: Path, own: rs.Own) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, own.url)
+    puts = own.total("PUT")
+    run(b, own.url, "--no-remote-cache")  # b runs both steps itself, uploads nothing
+    assert own.total("PUT") == puts
+    own.counts.clear()
+    b.write("in.txt", "other\n")  # gen's key changes; big.txt is the same bytes
+    run(b, own.url)
+    assert own.counts[("HEAD", "cas")] == 1
+    big = hashlib.sha256(b"".join(f"{i}\n".encode() for i in range(1, BIG_LINES + 1)))
+    assert f"cas/{big.hexdigest()}" in own.store  # HEAD said so: not PUT again
+    assert own.counts[("PUT", "cas")] < puts
+
+
+# -- who writes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_read_only_restores_and_never_uploads(tmp_path: Path, own: rs.Own, how: str) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, own.url)
+    entries = dict(own.store)
+    own.counts.clear()
+    args = ("--remote-cache-read-only",) if how == "flag" else ()
+    env = {"DAGMAKE_REMOTE_CACHE_READ_ONLY": "1"} if how == "env" else {}
+    _, second = run(b, own.url, *args, **env)
+    assert [second[s]["status"] for s in STEPS] == ["restored", "restored"]
+    b.write("in.txt", "changed\n")
+    _, third = run(b, own.url, *args, **env)
+    assert third["gen"]["status"] == "succeeded"  # ran: nothing anywhere for this state
+    assert own.total("PUT") == 0 and own.store == entries
+
+
+def test_a_server_that_refuses_uploads_costs_one_warning_and_reads_still_work(
+    tmp_path: Path,
+) -> None:
+    writable = rs.nginx(tmp_path / "rw")
+    try:
+        run(machine(tmp_path, "a"), writable.url)
+    finally:
+        writable.stop()
+    ro = rs.nginx(tmp_path / "rw", read_only=True)  # the same files, GET and HEAD only
+    try:
+        b = machine(tmp_path, "b")
+        res, second = run(b, ro.url)
+        assert [second[s].get("cache") for s in STEPS] == ["remote", "remote"], res.both
+        b.write("in.txt", "changed\n")
+        res, third = run(b, ro.url)
+    finally:
+        ro.stop()
+    assert third["gen"]["status"] == "succeeded"
+    assert res.err.count("warning") == 1, res.err
+    assert (
+        f"warning: cache: could not store 'gen' in the remote cache ({ro.url} refused an upload "
+        "(HTTP 403); uploading is off for the rest of this run)"
+    ) in res.err
+
+
+def test_a_dry_run_reads_the_remote_and_never_writes(tmp_path: Path, own: rs.Own) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    res, plan = run(a, own.url, "-n")
+    assert [plan[s]["status"] for s in STEPS] == ["would_run", "would_run"], res.both
+    assert own.total("PUT") == 0 and own.store == {}
+    run(a, own.url)
+    own.counts.clear()
+    _, plan = run(b, own.url, "-n")
+    assert plan["gen"]["status"] == "would_restore"
+    assert own.total("PUT") == 0 and own.total("HEAD") == 0
+    assert not (b.root / "out").exists()
+    assert not (b.cache / "v1" / "blobs").exists()  # nothing filled locally either
+
+
+# -- a server that lies, fails or hangs ----------------------------------------------------
+
+
+def test_a_tampered_blob_on_the_server_is_a_miss_with_a_warning_and_the_step_runs(
+    tmp_path: Path, server: rs.Process
+) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, server.url)
+    big = (a.root / "out" / "big.txt").read_bytes()
+    sha = hashlib.sha256(big).hexdigest()
+    server.blob(sha).write_bytes(b"9" * len(big))  # the same size, other bytes
+    res, second = run(b, server.url)
+    assert second["gen"]["status"] == "succeeded", res.both  # ran, never a wrong restore
+    assert (
+        f"could not restore 'gen' from the cache (stored file {xxh3(big).hex[:12]} on the "
+        "remote cache does not match its SHA-256); running the step instead"
+    ) in res.err
+    assert (b.root / "out" / "big.txt").read_bytes() == big
+    assert second["use"]["status"] == "restored"  # its own entry is sound
+
+
+def test_a_malformed_entry_or_one_naming_a_path_outside_is_a_miss(
+    tmp_path: Path, own: rs.Own
+) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, own.url)
+    keys = [p for p in own.store if p.startswith("ac/")]
+    for path in keys:
+        result = reapi.decode(own.store[path])
+        if any(f.path == "use.txt" for f in result.files):
+            own.store[path] = b"\xff\xff not a message"
+        else:  # gen's: its manifest names ../escape instead of out/small.txt
+            meta = next(f for f in result.files if f.path == META_PATH)
+            assert meta.contents is not None
+            bad = meta.contents.replace(b'"out/small.txt"', b'"../escape.txt"')
+            files = tuple(
+                f._replace(
+                    contents=bad, digest=reapi.Blob(hashlib.sha256(bad).hexdigest(), len(bad))
+                )
+                if f.path == META_PATH
+                else f._replace(path="../escape.txt")
+                if f.path == "out/small.txt"
+                else f
+                for f in result.files
+            )
+            own.store[path] = reapi.encode(result._replace(files=files))
+    res, second = run(b, own.url)
+    assert [second[s]["status"] for s in STEPS] == ["succeeded", "succeeded"], res.both
+    assert "a path outside the workspace" in res.err, res.err
+    assert "the remote cache's entry is malformed" in res.err, res.err
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_a_blob_gone_from_the_server_is_a_miss_with_a_warning(
+    tmp_path: Path, wsgidav: rs.Process
+) -> None:
+    """A server that evicts (bazel-remote's LRU) can hold an entry whose blob is gone."""
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, wsgidav.url)
+    big = (a.root / "out" / "big.txt").read_bytes()
+    wsgidav.blob(hashlib.sha256(big).hexdigest()).unlink()
+    res, second = run(b, wsgidav.url)
+    assert second["gen"]["status"] == "succeeded", res.both
+    assert f"stored file {xxh3(big).hex[:12]} is missing on the remote cache" in res.err
+    assert res.err.count("warning") == 1, res.err
+    assert (b.root / "out" / "big.txt").read_bytes() == big
+
+
+def test_an_entry_larger_than_the_local_cache_may_keep_is_not_downloaded(
+    tmp_path: Path, own: rs.Own
+) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, own.url)
+    own.counts.clear()
+    res, second = run(b, own.url, DAGMAKE_CACHE_MAX_SIZE="100KB")  # big.txt is 168,894 bytes
+    assert second["gen"]["status"] == "succeeded", res.both
+    assert "larger than the local cache may keep" in res.err, res.err
+    assert own.counts[("GET", "cas")] == 0
+
+
+def test_a_server_that_dies_between_runs_costs_one_warning(
+    tmp_path: Path, wsgidav: rs.Process
+) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, wsgidav.url)
+    wsgidav.stop()
+    started = time.monotonic()
+    res, second = run(b, wsgidav.url)
+    took = time.monotonic() - started
+    assert [second[s]["status"] for s in STEPS] == ["succeeded", "succeeded"], res.both
+    assert res.err.count("warning") == 1, res.err
+    assert (
+        f"warning: cache: could not read the remote cache ({wsgidav.url} refused the "
+        "connection; not used for the rest of this run); going on without it"
+    ) in res.err
+    assert took < 30
+
+
+def test_a_server_killed_during_a_run_costs_one_warning(tmp_path: Path, own: rs.Own) -> None:
+    """The server answers lookups (misses), then is gone when the results are uploaded."""
+    slow_flow = FLOW.replace('echo "generating"', 'echo "generating"; sleep 1')
+    a = machine(tmp_path, "a")
+    a.write("dagmake.yaml", slow_flow)
+    proc = a.popen("--json", DAGMAKE_REMOTE_CACHE=own.url, DAGMAKE_REMOTE_CACHE_TIMEOUT="10")
+    deadline = time.monotonic() + 20
+    while own.counts[("GET", "ac")] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    own.stop()  # while gen runs
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    steps = {s["id"]: s["status"] for s in json.loads(out)["steps"]}
+    assert steps == {"gen": "succeeded", "use": "succeeded"}
+    assert err.count("warning") == 1, err
+    assert "not used for the rest of this run" in err, err
+
+
+def test_a_hanging_server_costs_a_bounded_delay_and_one_warning(
+    tmp_path: Path, own: rs.Own
+) -> None:
+    own.delay_s = 30.0  # accepts, reads the request, answers nothing for 30 s
+    a = machine(tmp_path, "a")
+    started = time.monotonic()
+    res, first = run(a, own.url, DAGMAKE_REMOTE_CACHE_TIMEOUT="0.5")
+    took = time.monotonic() - started
+    assert [first[s]["status"] for s in STEPS] == ["succeeded", "succeeded"], res.both
+    assert res.err.count("warning") == 1, res.err
+    assert f"({own.url} did not answer in 0.5s; not used for the rest of this run)" in res.err
+    assert own.total("GET") == 1  # then off: no second request, no upload
+    assert took < 10, took  # one timeout, not one per step (the server sleeps 30 s)
+
+
+def test_a_closed_port_is_a_warning_and_a_normal_run(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{rs.free_port()}"
+    res, first = run(machine(tmp_path, "a"), url)
+    assert [first[s]["status"] for s in STEPS] == ["succeeded", "succeeded"]
+    assert res.err.count("warning") == 1, res.err
+
+
+def test_ctrl_c_during_an_upload_stops_the_run_promptly(tmp_path: Path, own: rs.Own) -> None:
+    own.put_delay_s = 30.0  # every upload hangs
+    a = machine(tmp_path, "a")
+    proc = a.popen(DAGMAKE_REMOTE_CACHE=own.url, DAGMAKE_REMOTE_CACHE_TIMEOUT="30")
+    deadline = time.monotonic() + 20
+    while own.total("PUT") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert own.total("PUT") == 1, proc.communicate(timeout=60)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5, err  # not the 30 s the server would take
+    assert proc.returncode == 130, err
+    assert not [p for p in own.store if p.startswith("ac/")]  # no entry without its blobs
+
+
+def test_three_workspaces_uploading_at_once_leave_a_cache_a_fourth_restores(
+    tmp_path: Path, server: rs.Process
+) -> None:
+    writers = [machine(tmp_path, name) for name in ("a", "b", "c")]
+    env = {"DAGMAKE_REMOTE_CACHE": server.url, "DAGMAKE_REMOTE_CACHE_TIMEOUT": "10"}
+    procs = [m.popen("--json", **env) for m in writers]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "warning" not in err, err
+    d = machine(tmp_path, "d")
+    res, restored = run(d, server.url)
+    assert [restored[s].get("cache") for s in STEPS] == ["remote", "remote"], res.both
+    assert tree(d.root / "out") == tree(writers[0].root / "out")
+
+
+def test_a_large_output_travels_through_the_server(tmp_path: Path, nginx: rs.Process) -> None:
+    flow = """
+steps:
+  - id: big
+    run: head -c 50000000 /dev/urandom > big.bin
+    inputs: [in.txt]
+    outputs: [big.bin]
+"""
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    for m in (a, b):
+        m.write("dagmake.yaml", flow)
+    run(a, nginx.url)
+    res, second = run(b, nginx.url)
+    assert second["big"].get("cache") == "remote", res.both
+    assert (b.root / "big.bin").read_bytes() == (a.root / "big.bin").read_bytes()
+
+
+# -- credentials -----------------------------------------------------------------------------
+
+
+def everything_written(*roots: Path) -> Iterator[tuple[Path, bytes]]:
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                yield path, path.read_bytes()
+
+
+def test_a_bearer_token_is_sent_and_never_written_or_printed(tmp_path: Path, own: rs.Own) -> None:
+    token = "tok-SECRET-4242"
+    own.need = f"Bearer {token}"
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    report = tmp_path / "report.json"
+    res_a, _ = run(a, own.url, "--report", str(report), DAGMAKE_REMOTE_CACHE_TOKEN=token)
+    res_b, second = run(b, own.url, DAGMAKE_REMOTE_CACHE_TOKEN=token)
+    assert [second[s].get("cache") for s in STEPS] == ["remote", "remote"], res_b.both
+    assert set(own.seen) == {f"Bearer {token}"}
+    for text in (res_a.both, res_b.both):
+        assert token not in text
+    for path, data in everything_written(a.root, b.root, a.cache, b.cache, report):
+        assert token.encode() not in data, path
+
+    own.need = "Bearer another"  # a wrong token: refused, one warning, never printed
+    b.write("in.txt", "changed\n")
+    res, third = run(b, own.url, DAGMAKE_REMOTE_CACHE_TOKEN=token)
+    assert third["gen"]["status"] == "succeeded"
+    assert res.err.count("warning") == 1 and "refused access (HTTP 401)" in res.err, res.err
+    assert token not in res.both
+
+
+def test_basic_credentials_in_the_url_work_and_are_never_shown(tmp_path: Path) -> None:
+    server = rs.wsgidav(tmp_path / "dav", users={"ci": "pa55-SECRET"})
+    try:
+        url = server.url.replace("http://", "http://ci:pa55-SECRET@")
+        a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+        res_a, _ = run(a, url)
+        res_b, second = run(b, url)
+        assert [second[s].get("cache") for s in STEPS] == ["remote", "remote"], res_b.both
+        anonymous = machine(tmp_path, "c")
+        res_c, third = run(anonymous, server.url)  # no credentials: refused, one warning
+        wrong = machine(tmp_path, "d")
+        res_d, _ = run(wrong, url.replace("SECRET", "WRONG"))
+    finally:
+        server.stop()
+    assert third["gen"]["status"] == "succeeded"
+    assert f"{server.url} refused access (HTTP 401)" in res_c.err, res_c.err
+    assert "refused access (HTTP 401)" in res_d.err, res_d.err
+    for res in (res_a, res_b, res_c, res_d):
+        assert "SECRET" not in res.both and "WRONG" not in res.both and "ci:" not in res.both
+    for path, data in everything_written(a.root, b.root, a.cache, b.cache, wrong.cache):
+        assert b"SECRET" not in data, path
+
+
+def test_credentials_from_netrc_are_used_and_never_shown(tmp_path: Path) -> None:
+    server = rs.wsgidav(tmp_path / "dav", users={"ci": "pa55-SECRET"})
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login ci password pa55-SECRET\n")
+    netrc.chmod(0o600)
+    try:
+        a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+        res_a, _ = run(a, server.url, NETRC=str(netrc))
+        res_b, second = run(b, server.url, NETRC=str(netrc))
+    finally:
+        server.stop()
+    assert [second[s].get("cache") for s in STEPS] == ["remote", "remote"], res_b.both
+    for res in (res_a, res_b):
+        assert "SECRET" not in res.both and "warning" not in res.both, res.both
+    netrc.write_text("machine 127.0.0.1 login ci password pa55-SECRET\nbogus x\n")
+    c = machine(tmp_path, "c")
+    res = c.run(DAGMAKE_REMOTE_CACHE=server.url, NETRC=str(netrc))
+    assert res.code == 2 and f"{netrc} line 2: cannot read it" in res.err, res.both
+    assert "SECRET" not in res.both
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl to make a certificate")
+def test_https_verifies_the_server_certificate(tmp_path: Path) -> None:
+    cert, key = rs.self_signed(tmp_path)
+    server = rs.Own(tls=(cert, key))
+    try:
+        a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+        token = {"DAGMAKE_REMOTE_CACHE_TOKEN": "tok-SECRET"}
+        res, first = run(a, server.url, **token)  # signed by nobody: refused, one warning
+        assert first["gen"]["status"] == "succeeded"
+        assert res.err.count("warning") == 1 and "CERTIFICATE_VERIFY_FAILED" in res.err, res.err
+        assert server.seen == []  # no request, so the token never left
+        run(a, server.url, "-B", SSL_CERT_FILE=str(cert), **token)  # trusted: uploads
+        res, second = run(b, server.url, SSL_CERT_FILE=str(cert), **token)
+        assert [second[s].get("cache") for s in STEPS] == ["remote", "remote"], res.both
+        assert "SECRET" not in res.both
+    finally:
+        server.stop()
+
+
+def test_credentials_over_plain_http_to_another_host_are_refused() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_endpoint("http://ci:pa55@cache.example.com/x")
+    assert "pa55" not in str(e.value) and "use https://" in str(e.value)
+    with pytest.raises(ConfigError):
+        parse_endpoint("http://cache.example.com/x", token=True)
+    assert parse_endpoint("https://ci:pa55@cache.example.com/x/").shown == (
+        "https://cache.example.com/x"
+    )
+    assert parse_endpoint("http://ci:pa55@127.0.0.1:8080").basic == "ci:pa55"
+
+
+def test_a_bad_remote_setting_is_exit_2_naming_it_without_credentials(ws: Workspace) -> None:
+    ws.workflow(FLOW)
+    ws.write("in.txt", "x\n")
+    res = ws.run("--remote-cache", "ftp://u:SECRET@host/x")
+    assert res.code == 2, res.both
+    assert "is not an http:// or https:// URL" in res.err and "SECRET" not in res.both
+    assert not (ws.root / "out").exists()
+    res = ws.run(DAGMAKE_REMOTE_CACHE="http://127.0.0.1:1", DAGMAKE_REMOTE_CACHE_TIMEOUT="soon")
+    assert res.code == 2 and "DAGMAKE_REMOTE_CACHE_TIMEOUT='soon'" in res.err, res.both
+
+
+def test_no_remote_cache_turns_it_off(tmp_path: Path, own: rs.Own) -> None:
+    _, first = run(machine(tmp_path, "a"), own.url, "--no-remote-cache")
+    assert first["gen"]["status"] == "succeeded"
+    assert sum(own.counts.values()) == 0
+
+
+def test_a_plain_run_does_not_load_http_client(ws: Workspace) -> None:
+    """Start-up without a remote cache stays as it was: neither the remote tier nor
+    http.client is imported (`-X importtime` lists every module a process imports)."""
+    ws.workflow(FLOW)
+    ws.write("in.txt", "x\n")
+    env = ws.env()
+    env.pop("DAGMAKE_REMOTE_CACHE", None)
+    for args in (["-n"], []):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "dagmake", *args],
+            cwd=ws.root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+        assert "dagmake.wiring" in imported or not args  # the probe sees the run's imports
+        assert "http.client" not in imported and "dagmake.cache.remote" not in imported
+
+
+# -- the message format, by itself -----------------------------------------------------------
+
+
+def test_reapi_messages_round_trip_and_garbage_is_refused() -> None:
+    blob = reapi.Blob("ab" * 32, 5)
+    result = reapi.Result(
+        (reapi.File("a/b", blob, True), reapi.File("c", reapi.Blob("cd" * 32, 0), False, b"")),
+        (reapi.Symlink("l", "a/b"),),
+        0,
+        blob,
+    )
+    assert reapi.decode(reapi.encode(result)) == result
+    big = reapi.Result((reapi.File("x" * 300, reapi.Blob("ef" * 32, 1 << 40)),), (), -1, None)
+    assert reapi.decode(reapi.encode(big)) == big
+    for garbage in (b"\x12", b"\x12\x05ab", b"\x0b", b"\x12\x02\x0a\xff"):
+        with pytest.raises(ValueError):
+            reapi.decode(garbage)
+
+
+def test_an_output_with_the_reserved_name_is_not_uploaded(own: rs.Own) -> None:
+    tier = RemoteTier(parse_endpoint(own.url))
+    entry = ActionResult(
+        "ab" * 32, "s", (OutputFile(META_PATH, xxh3(b"x").hex, 1, 0o644),), (), None, 0, 0.0,
+        {xxh3(b"x").hex: b"x"},
+    )  # fmt: skip
+    with pytest.raises(CacheCorrupt, match="reserves"):
+        tier.put(entry)
+    assert own.total("PUT") == 0
