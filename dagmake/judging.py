@@ -14,7 +14,7 @@ from dagmake.facts import Inspector, Resolved
 from dagmake.fingerprint import outputs_digest
 from dagmake.ledger import Ledger
 from dagmake.model import Step, StepStatus
-from dagmake.plan import Decision
+from dagmake.plan import Decision, key_of
 from dagmake.results import StepResult
 from dagmake.scheduler import Plan
 from dagmake.state import StepRecord
@@ -99,11 +99,28 @@ class Judge:
                 "so it will run again next time"
             )
             return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
-        comps = job.decision.components
-        assert comps is not None and job.decision.fingerprint is not None
+        comps, fp = job.decision.components, job.decision.fingerprint
+        key = job.decision.action_key
+        assert comps is not None and fp is not None
+        if step.depfile:  # what it read besides its declared inputs becomes part of its record
+            found = self.inspector.discover(
+                step, job.resolved, outputs, time.time_ns() - int(fin.duration_s * 1e9)
+            )
+            if found.problem is not None:
+                return StepResult(sid, StepStatus.FAILED, detail=found.problem, **base)  # type: ignore[arg-type]
+            if found.moved is not None:
+                reporter.warning(
+                    f"input {found.moved} changed while '{sid}' ran; its result is not "
+                    "recorded, so it will run again next time"
+                )
+                return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
+            comps = comps._replace(discovered=found.inputs)
+            fp = comps.fingerprint()
+            # stored under what it read: a later lookup with the same files finds it
+            key = key_of(job.resolved.facts._replace(discovered=found.inputs))
         record = StepRecord(
             sid,
-            job.decision.fingerprint,
+            fp,
             comps,
             tuple(sorted(outputs.items())),
             tuple(sorted(values.items())),
@@ -112,7 +129,6 @@ class Judge:
         )
         faults.check("record.commit")
         ledger.commit(record, job.resolved)
-        key = job.decision.action_key
         if self.unstored is not None and cacheable(self.cache, step) and key is not None:
             kept = Path(log_path) if log_path else self.logs.kept(sid)
             self.unstored.add(step, record, kept, key)
