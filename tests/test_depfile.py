@@ -50,7 +50,10 @@ def test_what_gcc_writes_with_md_lists_system_headers(tmp_path: Path) -> None:
 
 
 def test_continuations_several_targets_and_phony_rules() -> None:
-    text = "a.o a.d: src/a.c \\\n  include/x.h \\\n include/y\\ z.h\ninclude/x.h:\n\ninclude/y\\ z.h:\n"
+    text = (
+        "a.o a.d: src/a.c \\\n  include/x.h \\\n include/y\\ z.h\n"
+        "include/x.h:\n\ninclude/y\\ z.h:\n"
+    )
     assert parse(text) == ["src/a.c", "include/x.h", "include/y z.h"]
 
 

@@ -16,7 +16,9 @@ COMPILE = """
 steps:
   - id: compile
     for_each: "src/*.c"
-    run: mkdir -p build && gcc -Iinclude -MMD -MP -MF build/${item.stem}.d -c ${item} -o build/${item.stem}.o
+    run: >-
+      mkdir -p build &&
+      gcc -Iinclude -MMD -MP -MF build/${item.stem}.d -c ${item} -o build/${item.stem}.o
     inputs: ["${item}"]
     outputs: ["build/${item.stem}.o"]
     depfile: build/${item.stem}.d
@@ -133,11 +135,12 @@ def test_a_depfile_that_was_not_written_fails_the_step(ws: Workspace) -> None:
 def test_paths_outside_the_workspace_and_the_declared_inputs_are_left_out(ws: Workspace) -> None:
     outside = ws.root.parent / "elsewhere.h"
     outside.write_text("x\n")
+    rule = f"out.txt: in.txt sub/../h.txt {outside}\\\\\\n  {ws.root}/g.txt\\n"
     ws.workflow(
         f"""
         steps:
           - id: make
-            run: "cat in.txt > out.txt && printf 'out.txt: in.txt sub/../h.txt {outside}\\\\\\n  {ws.root}/g.txt\\n' > out.d"
+            run: "cat in.txt > out.txt && printf '{rule}' > out.d"
             inputs: [in.txt]
             outputs: [out.txt]
             depfile: out.d
