@@ -8,6 +8,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Workspace
 
 TOOL_FLOW = """
@@ -125,3 +127,28 @@ def test_an_unrelated_variable_changes_nothing(ws: Workspace) -> None:
     ws.write("in.txt", "x\n")
     assert ws.ran(CFLAGS="-O2", UNRELATED="1") == ["build"]
     assert ws.ran(CFLAGS="-O2", UNRELATED="2") == []
+
+
+def test_the_no_op_snapshot_holds_with_tools_and_follows_path_and_passed_values(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answered from the snapshot alone (a tool's absolute path is stat'ed where it is), and
+    keyed by PATH (which executable a name is) and the passed variables' values."""
+    from dagmake.fast import noop
+
+    ws.workflow(TOOL_FLOW.replace("tools: [mytool]", "tools: [mytool]\n    pass_env: [CFLAGS]"))
+    ws.write("in.txt", "x\n")
+    tool(ws, "bin", "v1")
+    tool(ws, "other", "v9")
+    path = on_path(ws, "bin", "other")
+    assert ws.ran(PATH=path, CFLAGS="-O2") == ["first", "gen"]
+    ws.ran(PATH=path, CFLAGS="-O2")  # settles the snapshot's stats
+    monkeypatch.setenv("PATH", path)
+    monkeypatch.setenv("CFLAGS", "-O2")
+    found = noop.look(ws.root / "dagmake.yaml", (), {})[2]
+    assert found is not None and found.changed == 0
+    monkeypatch.setenv("CFLAGS", "-O3")
+    assert noop.look(ws.root / "dagmake.yaml", (), {})[2] is None
+    monkeypatch.setenv("CFLAGS", "-O2")
+    monkeypatch.setenv("PATH", on_path(ws, "other", "bin"))
+    assert noop.look(ws.root / "dagmake.yaml", (), {})[2] is None

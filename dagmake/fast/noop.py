@@ -286,7 +286,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
     sig = stat_signature
     observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
     for i, (rel, then, digest, ok) in enumerate(zip(paths, stats, digests, settled, strict=True)):
-        full = prefix + rel
+        full = rel if rel.startswith("/") else prefix + rel  # absolute: a step's `tools`
         now = sig(full)
         if now == then and (ok or now is None):
             continue
