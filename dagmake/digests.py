@@ -5,8 +5,11 @@ machine: the action key a result is cached under (RELIABILITY 11).
 The action key is the same on every machine for the same work: the command as the shell gets
 it (real values substituted), the declared environment with its values, the working folder
 relative to the workspace, each input's workspace-relative path and content digest, each
-dependency's produced digest and the declared output patterns. It holds no absolute path, no
-user, host or mtime, nothing of this machine's undeclared environment and no per-cache secret.
+dependency's produced digest and the declared output patterns; for a step with `tools:`,
+`depfile:` or `pass_env:`, each tool's content digest, each discovered input's path and digest
+(the record's before a run, the run's own depfile's when it is stored) and the passed values.
+It holds no absolute path, no user, host or mtime, nothing of this machine's undeclared
+environment and no per-cache secret.
 The key is a SHA-256, so no value is in it in plain text.
 """
 

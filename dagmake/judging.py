@@ -81,6 +81,12 @@ class Judge:
                 detail="; ".join(fin.problems) or "its outputs were not collected",
                 **base,  # type: ignore[arg-type]
             )
+        found = None
+        if step.depfile:  # what it read besides its declared inputs becomes part of its record
+            started_ns = time.time_ns() - int(fin.duration_s * 1e9)
+            found = self.inspector.discover(step, job.resolved, fin.outputs, started_ns)
+            if found.problem is not None:
+                return StepResult(sid, StepStatus.FAILED, detail=found.problem, **base)  # type: ignore[arg-type]
         for line in fin.bad_values:
             reporter.warning(
                 f"'{sid}' wrote a line to $DAGMAKE_OUTPUT that is not key=value: {line!r}"
@@ -93,6 +99,8 @@ class Judge:
         # (it reads this workspace: fine for the local loop; a remote executor's Finished
         # would have to carry its inputs' digests as the job found them)
         moved = self.inspector.inputs_moved(step, job.resolved, outputs)
+        if not moved and found is not None and found.moved is not None:
+            moved = [found.moved]  # first seen in the depfile, and newer than the run's start
         if moved:
             reporter.warning(
                 f"input {moved[0]} changed while '{sid}' ran; its result is not recorded, "
@@ -102,21 +110,9 @@ class Judge:
         comps, fp = job.decision.components, job.decision.fingerprint
         key = job.decision.action_key
         assert comps is not None and fp is not None
-        if step.depfile:  # what it read besides its declared inputs becomes part of its record
-            found = self.inspector.discover(
-                step, job.resolved, outputs, time.time_ns() - int(fin.duration_s * 1e9)
-            )
-            if found.problem is not None:
-                return StepResult(sid, StepStatus.FAILED, detail=found.problem, **base)  # type: ignore[arg-type]
-            if found.moved is not None:
-                reporter.warning(
-                    f"input {found.moved} changed while '{sid}' ran; its result is not "
-                    "recorded, so it will run again next time"
-                )
-                return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
+        if found is not None:  # stored under what it read: a lookup with those files finds it
             comps = comps._replace(discovered=found.inputs)
             fp = comps.fingerprint()
-            # stored under what it read: a later lookup with the same files finds it
             key = key_of(job.resolved.facts._replace(discovered=found.inputs))
         record = StepRecord(
             sid,
