@@ -171,3 +171,37 @@ def test_an_up_to_date_run_never_reads_the_depfiles(ws: Workspace) -> None:
     assert ws.ran() == ["compile[src/two.c]"]  # the full decision of the other: still not read
     ws.write("include/a.h", "#define A 9\n")
     assert ws.ran() == ["compile[src/one.c]"]  # it ran and rewrote its depfile
+
+
+def test_steps_without_the_new_keys_keep_their_fingerprints_and_keys() -> None:
+    """Old records stay valid: the new fields join the documents only when used."""
+    from dagmake.digests import ACTION_KEY_VERSION, SHELL, action_key, sha256
+    from dagmake.fingerprint import FINGERPRINT_VERSION, Components, canonical, hash_bytes
+
+    c = Components("cc -c a.c", "", (("E", "d"),), (("a.c", "x"),), (("dep", "y"),), ("a.o",))
+    old_doc = {"v": FINGERPRINT_VERSION, "shell": "/bin/sh", "command": c.command, "cwd": "",
+               "env": c.env, "inputs": c.inputs, "deps": c.deps, "outputs": c.outputs}  # fmt: skip
+    assert c.fingerprint() == hash_bytes(canonical(old_doc))
+    assert c._replace(discovered=(("a.h", "z"),)).fingerprint() != c.fingerprint()
+    key = action_key(command="cc", env={}, cwd="", inputs=[], deps=[], outputs=[])
+    doc = {"v": ACTION_KEY_VERSION, "shell": SHELL, "content": "xxh3-128", "command": "cc",
+           "env": [], "cwd": "", "inputs": [], "deps": [], "outputs": [], "tools": []}  # fmt: skip
+    assert key == sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hex
+    with_depfile = action_key(
+        command="cc", env={}, cwd="", inputs=[], deps=[], outputs=[], discovered=[]
+    )
+    assert with_depfile != key  # a depfile step that read nothing more is other work
+
+
+def test_a_record_keeps_its_discovered_inputs_through_the_journal_and_the_index() -> None:
+    from dagmake.fingerprint import Components
+    from dagmake.state import StepRecord, _record, _record_tuple
+
+    comps = Components("c", "", (), (("a.c", "1"),), (), ("a.o",), (("a.h", "2"),),
+                       (("cc", "3"),), (("CFLAGS", "4"),))  # fmt: skip
+    rec = StepRecord("s", "fp", comps, (("a.o", "5"),), seen=(("old.h",), ("a.h", "b.h")))
+    again = StepRecord.from_json(json.loads(json.dumps(rec.to_json())))
+    assert again == rec
+    import marshal
+
+    assert _record(marshal.dumps(_record_tuple(rec))) == rec
