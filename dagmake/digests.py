@@ -5,8 +5,11 @@ machine: the action key a result is cached under (RELIABILITY 11).
 The action key is the same on every machine for the same work: the command as the shell gets
 it (real values substituted), the declared environment with its values, the working folder
 relative to the workspace, each input's workspace-relative path and content digest, each
-dependency's produced digest and the declared output patterns. It holds no absolute path, no
-user, host or mtime, nothing of this machine's undeclared environment and no per-cache secret.
+dependency's produced digest and the declared output patterns; for a step with `tools:`,
+`depfile:` or `pass_env:`, each tool's content digest, each discovered input's path and digest
+(the record's before a run, the run's own depfile's when it is stored) and the passed values.
+It holds no absolute path, no user, host or mtime, nothing of this machine's undeclared
+environment and no per-cache secret.
 The key is a SHA-256, so no value is in it in plain text.
 """
 
@@ -83,6 +86,8 @@ def action_key(
     deps: Iterable[tuple[str, str]],
     outputs: Sequence[str],
     tools: Iterable[tuple[str, str]] = (),
+    discovered: Iterable[tuple[str, str]] | None = None,
+    passed: Mapping[str, str | None] | None = None,
     content: str = XXH3_128,
 ) -> str:
     """The SHA-256 (hex) of the canonical, versioned serialisation of one step's work.
@@ -90,9 +95,15 @@ def action_key(
     `command`: the script as the shell gets it; `env`: the declared variables with their real
     values; `cwd`: relative to the workspace (`""`: its root); `inputs`: (workspace-relative
     path, content digest); `deps`: (step id, digest of what it produced); `outputs`: the
-    declared patterns; `tools`: (name, content digest), for `tools:` (issue 16); `content`:
-    the algorithm of those content digests."""
-    doc = {
+    declared patterns; `tools`: (name, content digest of the executable), for `tools:`;
+    `discovered`: for a step with a `depfile:`, (workspace-relative path, content digest) of
+    each input its dependency file listed (None: the step has no depfile; an empty list is a
+    depfile step that read nothing more); `passed`: the `pass_env:` variables with their real
+    values (None: unset), as `env`; `content`: the algorithm of the content digests.
+
+    The last two fields are in the document only when used, so the keys of steps without
+    them are what they were."""
+    doc: dict[str, object] = {
         "v": ACTION_KEY_VERSION,
         "shell": SHELL,
         "content": content,
@@ -104,5 +115,9 @@ def action_key(
         "outputs": list(outputs),
         "tools": sorted(tools),
     }
+    if discovered is not None:
+        doc["discovered"] = sorted(discovered)
+    if passed:
+        doc["passed"] = sorted(passed.items())
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return sha256(text.encode("ascii")).hex

@@ -117,8 +117,10 @@ def _evidence(reason: Reason, upstream: Mapping[str, StepResult]) -> list[str]:
         out.append(f"      now:  {reason.new}")
     elif kind is ReasonKind.INPUT_ADDED:
         out.append(f"      content {_short(reason.new)} (new)")
-    elif kind is ReasonKind.INPUT_REMOVED:
+    elif kind is ReasonKind.INPUT_REMOVED and reason.old is not None:
         out.append(f"      was {_short(reason.old)}")
+    elif kind is ReasonKind.TOOL_CHANGED:
+        out.append(f"      content {_short(reason.old)} -> {_short(reason.new)}")
     elif kind is ReasonKind.ENV_CHANGED:
         out.append("      (values are never shown or stored; only that it differs)")
     elif kind in (ReasonKind.DEPENDENCY_CHANGED, ReasonKind.DEPENDENCY_WILL_RUN):

@@ -5,11 +5,12 @@ Reads the filesystem (through the Hasher) but never writes."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from dagmake import globs, variables
+from dagmake.errors import ConfigError
 from dagmake.fingerprint import FileStamp, Hasher, keyed_digest, stand_in
 from dagmake.fsutil import read_small
 from dagmake.model import Step, Workflow
@@ -43,6 +44,7 @@ class Inspector:
         self.secret = secret
         self.root = str(workflow.root)
         self._conditions: dict[str, conditions.Condition] = {}
+        self._tools: dict[tuple[str, str], str | None] = {}
 
     def where(self, step: Step, key: str) -> str:
         index = self.workflow.position(step)
@@ -95,20 +97,86 @@ class Inspector:
             stamp = self.hasher.stamp(path)
             if stamp is not None:
                 stamps.append((path, stamp))
+        declared = tuple((p, s.digest) for p, s in stamps)
+        discovered: tuple[tuple[str, str], ...] = ()
+        alternates: list[tuple[tuple[str, str], ...]] = []
+        if step.depfile and record is not None:
+            discovered, _ = self._stamped(record.components.discovered, stamps)
+            for seen in record.seen:
+                pairs, complete = self._stamped(((p, "") for p in seen), [])  # not watched
+                if complete:
+                    alternates.append(pairs)
+        passed = tuple((n, os.environ.get(n)) for n in step.pass_env)
+        sizes = {p: (_size(self.hasher.previous.get(p)), s.size) for p, s in stamps}
         facts = Facts(
             command=recorded,  # what the state keeps: never a substituted value
             cwd=step.cwd,
             env=env_digests,
-            inputs=tuple((p, s.digest) for p, s in stamps),
+            inputs=declared,
             deps=deps,
             outputs_now=self.outputs_now(step, record),
             declares_inputs=bool(step.inputs),
-            sizes={p: (_size(self.hasher.previous.get(p)), s.size) for p, s in stamps},
+            sizes=sizes,
             outputs=step.outputs,
             script=script,
             env_values=tuple(sorted(env.items())),
+            depfile=step.depfile,
+            discovered=discovered,
+            alternates=tuple(alternates),
+            tools=self.tools(step, env, stamps) if step.tools else (),
+            passed=tuple((n, "" if v is None else keyed_digest(secret, n, v)) for n, v in passed),
+            passed_values=passed,
         )
         return Resolved(facts, script, env, tuple(stamps))
+
+    def _stamped(
+        self, listed: Iterable[tuple[str, str]], stamps: list[tuple[str, FileStamp]]
+    ) -> tuple[tuple[tuple[str, str], ...], bool]:
+        """The current digest of each listed path that exists (its stamp joins `stamps`, so
+        the run re-checks it and the no-op snapshot watches it), and whether all do."""
+        out: list[tuple[str, str]] = []
+        complete = True
+        for path, _ in listed:
+            stamp = self.hasher.stamp(path)
+            if stamp is None:
+                complete = False
+                continue
+            stamps.append((path, stamp))
+            out.append((path, stamp.digest))
+        return tuple(out), complete
+
+    def tools(
+        self, step: Step, env: Mapping[str, str], stamps: list[tuple[str, FileStamp]]
+    ) -> tuple[tuple[str, str], ...]:
+        """(name, content digest) of each of the step's `tools`, found on the PATH it runs
+        with; the executable's stamp joins `stamps` (a no-op stats it, a change is seen)."""
+        out: list[tuple[str, str]] = []
+        for name in step.tools:
+            path = self.tool_path(step, name, env)
+            stamp = self.hasher.stamp(path)
+            if stamp is None:
+                raise ConfigError(f"{self.where(step, 'tools')}: tool '{name}' vanished ({path})")
+            stamps.append((path, stamp))
+            out.append((name, stamp.digest))
+        return tuple(out)
+
+    def tool_path(self, step: Step, name: str, env: Mapping[str, str]) -> str:
+        """The absolute path of `name` on the step's PATH (its declared one, else this
+        process's); a ConfigError naming the step when there is none."""
+        search = env.get("PATH", os.environ.get("PATH", os.defpath))
+        key = (name, search)
+        if key not in self._tools:
+            import shutil  # only for steps that declare tools
+
+            found = shutil.which(name, path=search)
+            self._tools[key] = None if found is None else os.path.abspath(found)
+        path = self._tools[key]
+        if path is None:
+            raise ConfigError(
+                f"{self.where(step, 'tools')}: tool '{name}' is not on the step's PATH "
+                f"({search}); install it, or fix PATH (in env:, or where dagmake runs)"
+            )
+        return path
 
     def outputs_now(self, step: Step, record: StepRecord | None) -> dict[str, str | None]:
         """Current digest of each output the last run produced, None for each declared literal
@@ -160,6 +228,39 @@ class Inspector:
                 digests[path] = digest
         return digests, problems
 
+    def discover(
+        self, step: Step, resolved: Resolved, outputs: Mapping[str, str], started_ns: int
+    ) -> Discovered:
+        """After a successful run: the step's `depfile`, read, and each prerequisite inside
+        the workspace with its digest now (one stamped before the run was re-checked by
+        `inputs_moved`; one first seen now must not be newer than the run's start). Declared
+        inputs, outputs and the depfile itself are left out; a listed file that does not
+        exist (or is no regular file) is too."""
+        from dagmake import depfile  # only after a run of a step with a depfile
+
+        try:
+            text = read_small(os.path.join(self.root, step.depfile))
+            listed = depfile.parse(text.decode("utf-8", "surrogateescape"))
+        except FileNotFoundError:
+            return Discovered((), f"its depfile {step.depfile} was not written")
+        except depfile.DepfileError as e:
+            return Discovered((), f"its depfile {step.depfile} is not a dependency file: {e}")
+        except OSError as e:
+            return Discovered((), f"its depfile {step.depfile} could not be read: {e.strerror}")
+        skip = {p for p, _ in resolved.facts.inputs} | set(outputs) | {step.depfile}
+        known = {p for p, _ in resolved.input_stamps}
+        found: list[tuple[str, str]] = []
+        for path in depfile.inside(listed, self.root, step.cwd):
+            if path in skip:
+                continue
+            stamp = self.hasher.stamp(path)
+            if stamp is None:
+                continue
+            if path not in known and max(stamp.mtime_ns, stamp.ctime_ns) >= started_ns:
+                return Discovered((), moved=path)
+            found.append((path, stamp.digest))
+        return Discovered(tuple(sorted(found)))
+
     def inputs_moved(self, step: Step, resolved: Resolved, outputs: Mapping[str, str]) -> list[str]:
         """Inputs that changed while the step ran (its own outputs excepted)."""
         return [
@@ -167,6 +268,14 @@ class Inspector:
             for path, stamp in resolved.input_stamps
             if path not in outputs and self.hasher.changed_since(path, stamp)
         ]
+
+
+class Discovered(NamedTuple):
+    """What a successful run's dependency file says it read (`Inspector.discover`)."""
+
+    inputs: tuple[tuple[str, str], ...]  # (workspace-relative path, digest), the declared left out
+    problem: str | None = None  # the file is missing or unreadable: the step failed
+    moved: str | None = None  # a listed file changed after the step started: not recorded
 
 
 def _size(stamp: FileStamp | None) -> int | None:

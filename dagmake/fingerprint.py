@@ -256,9 +256,15 @@ class Components(NamedTuple):
     inputs: tuple[tuple[str, str], ...]
     deps: tuple[tuple[str, str], ...]
     outputs: tuple[str, ...] = ()
+    # Discovered inputs (`depfile:`): (path, digest) as the last run's dependency file listed
+    # them; tools (`tools:`): (name, digest of the executable found); passed environment
+    # (`pass_env:`): (name, keyed digest of the value, or "" when unset).
+    discovered: tuple[tuple[str, str], ...] = ()
+    tools: tuple[tuple[str, str], ...] = ()
+    passed: tuple[tuple[str, str], ...] = ()
 
     def fingerprint(self) -> str:
-        doc = {
+        doc: dict[str, object] = {
             "v": FINGERPRINT_VERSION,
             "shell": SHELL,
             "command": self.command,
@@ -268,6 +274,13 @@ class Components(NamedTuple):
             "deps": self.deps,
             "outputs": self.outputs,
         }
+        # only when used: the fingerprints of steps without them stay what they were
+        if self.discovered:
+            doc["discovered"] = self.discovered
+        if self.tools:
+            doc["tools"] = self.tools
+        if self.passed:
+            doc["passed"] = self.passed
         return hash_bytes(canonical(doc))
 
 

@@ -14,7 +14,7 @@ from dagmake.facts import Inspector, Resolved
 from dagmake.fingerprint import outputs_digest
 from dagmake.ledger import Ledger
 from dagmake.model import Step, StepStatus
-from dagmake.plan import Decision
+from dagmake.plan import Decision, key_of
 from dagmake.results import StepResult
 from dagmake.scheduler import Plan
 from dagmake.state import StepRecord
@@ -81,6 +81,12 @@ class Judge:
                 detail="; ".join(fin.problems) or "its outputs were not collected",
                 **base,  # type: ignore[arg-type]
             )
+        found = None
+        if step.depfile:  # what it read besides its declared inputs becomes part of its record
+            started_ns = time.time_ns() - int(fin.duration_s * 1e9)
+            found = self.inspector.discover(step, job.resolved, fin.outputs, started_ns)
+            if found.problem is not None:
+                return StepResult(sid, StepStatus.FAILED, detail=found.problem, **base)  # type: ignore[arg-type]
         for line in fin.bad_values:
             reporter.warning(
                 f"'{sid}' wrote a line to $DAGMAKE_OUTPUT that is not key=value: {line!r}"
@@ -93,17 +99,24 @@ class Judge:
         # (it reads this workspace: fine for the local loop; a remote executor's Finished
         # would have to carry its inputs' digests as the job found them)
         moved = self.inspector.inputs_moved(step, job.resolved, outputs)
+        if not moved and found is not None and found.moved is not None:
+            moved = [found.moved]  # first seen in the depfile, and newer than the run's start
         if moved:
             reporter.warning(
                 f"input {moved[0]} changed while '{sid}' ran; its result is not recorded, "
                 "so it will run again next time"
             )
             return StepResult(sid, StepStatus.SUCCEEDED, **base)  # type: ignore[arg-type]
-        comps = job.decision.components
-        assert comps is not None and job.decision.fingerprint is not None
+        comps, fp = job.decision.components, job.decision.fingerprint
+        key = job.decision.action_key
+        assert comps is not None and fp is not None
+        if found is not None:  # stored under what it read: a lookup with those files finds it
+            comps = comps._replace(discovered=found.inputs)
+            fp = comps.fingerprint()
+            key = key_of(job.resolved.facts._replace(discovered=found.inputs))
         record = StepRecord(
             sid,
-            job.decision.fingerprint,
+            fp,
             comps,
             tuple(sorted(outputs.items())),
             tuple(sorted(values.items())),
@@ -112,7 +125,6 @@ class Judge:
         )
         faults.check("record.commit")
         ledger.commit(record, job.resolved)
-        key = job.decision.action_key
         if self.unstored is not None and cacheable(self.cache, step) and key is not None:
             kept = Path(log_path) if log_path else self.logs.kept(sid)
             self.unstored.add(step, record, kept, key)

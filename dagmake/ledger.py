@@ -13,7 +13,7 @@ from dagmake.fingerprint import Hasher, outputs_digest
 from dagmake.graph import Graph
 from dagmake.model import ReasonKind, StepStatus
 from dagmake.results import Reporter, StepResult
-from dagmake.state import Lazy, StateStore, StepRecord
+from dagmake.state import SEEN_SETS, Lazy, StateStore, StepRecord
 
 
 class Ledger:
@@ -61,13 +61,15 @@ class Ledger:
     def commit(self, record: StepRecord, resolved: Resolved) -> None:
         """The record comes last: only after the outputs were checked (RELIABILITY 1)."""
         fresh = self.hasher.fresh
-        paths = [p for p, _ in resolved.input_stamps] + [p for p, _ in record.outputs]
+        found = [p for p, _ in record.components.discovered]  # from its depfile
+        paths = [p for p, _ in resolved.input_stamps] + found + [p for p, _ in record.outputs]
         stamps = {p: fresh.pop(p) for p in paths if p in fresh}
+        record = _remember_seen(record, self.records.get(record.step_id))
         recorded = self.store.put(record, stamps)
         self.records[record.step_id] = record
         if recorded:  # else it runs again next time, and no snapshot may say otherwise
             self.committed.add(record.step_id)
-        self.owned.setdefault(record.step_id, []).extend(p for p, _ in record.outputs)
+        self.owned.setdefault(record.step_id, []).extend(found + [p for p, _ in record.outputs])
 
     def in_flux(self, sid: str, entry: ActionResult) -> None:
         """Before a restore changes the step's outputs, record that they are in flux: a restore
@@ -109,3 +111,14 @@ class Ledger:
             if sid not in self.committed:
                 return False
         return True
+
+
+def _remember_seen(record: StepRecord, last: StepRecord | None) -> StepRecord:
+    """The record with its earlier discovered-input sets (`StepRecord.seen`): the last
+    record's set first, then what that one remembered, each once, never its own."""
+    if last is None or not (last.components.discovered or last.seen):
+        return record
+    mine = tuple(p for p, _ in record.components.discovered)
+    earlier = (tuple(p for p, _ in last.components.discovered), *last.seen)
+    kept = [s for s in dict.fromkeys(earlier) if s and s != mine][:SEEN_SETS]
+    return record._replace(seen=tuple(kept))

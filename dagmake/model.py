@@ -58,6 +58,12 @@ class Step(NamedTuple):
     template: str = ""
     bindings: tuple[tuple[str, Value], ...] = ()
     watch: tuple[str, ...] = ()
+    # Discovered inputs, tools and the environment (SPEC): the dependency file the step
+    # writes (workspace-relative), the executables whose content counts, the ambient
+    # variables whose values count.
+    depfile: str = ""
+    tools: tuple[str, ...] = ()
+    pass_env: tuple[str, ...] = ()
 
 
 class CacheSettings(NamedTuple):
@@ -157,6 +163,7 @@ class ReasonKind(enum.Enum):
     FORCED = "forced"
     COMMAND_CHANGED = "command_changed"
     ENV_CHANGED = "env_changed"
+    TOOL_CHANGED = "tool_changed"
     CWD_CHANGED = "cwd_changed"
     INPUT_CHANGED = "input_changed"
     INPUT_ADDED = "input_added"

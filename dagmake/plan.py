@@ -45,6 +45,17 @@ class Facts(NamedTuple):
     # environment, both with their real values (`command` and `env` above hold stand-ins).
     script: str = ""
     env_values: tuple[tuple[str, str], ...] = ()
+    # `depfile:` (`depfile`: its path, "" for none): the current digest of each input the
+    # record's last dependency file listed (one that is gone is absent), and of each earlier
+    # set the record remembers (`StepRecord.seen`), complete ones only, for the cache.
+    depfile: str = ""
+    discovered: tuple[tuple[str, str], ...] = ()
+    alternates: tuple[tuple[tuple[str, str], ...], ...] = ()
+    # `tools:` (name, digest of the executable found) and `pass_env:` (name, keyed digest;
+    # the real values, None when unset, for the action key only)
+    tools: tuple[tuple[str, str], ...] = ()
+    passed: tuple[tuple[str, str], ...] = ()
+    passed_values: tuple[tuple[str, str | None], ...] = ()
 
 
 class Decision(NamedTuple):
@@ -74,7 +85,10 @@ def decide(
     fp: str | None = None
     if not unknown:
         known = tuple((d, g) for d, g in facts.deps if g is not None)
-        comps = Components(facts.command, facts.cwd, facts.env, facts.inputs, known, facts.outputs)
+        comps = Components(
+            facts.command, facts.cwd, facts.env, facts.inputs, known, facts.outputs,
+            facts.discovered, facts.tools, facts.passed,
+        )  # fmt: skip
         fp = comps.fingerprint()
 
     keyed: list[str | None] = []  # computed once, and only when needed
@@ -117,6 +131,15 @@ def decide(
         shown = wanted[:12]
         hit = Reason(ReasonKind.CACHE_HIT, f"a result for this exact state is cached ({shown})")
         return make(Action.RESTORE, [*reasons, hit])
+    for alternate in facts.alternates:  # the results of earlier discovered-input sets
+        other = key_of(facts._replace(discovered=alternate))
+        if other is not None and comps is not None and cached(other):
+            shown = other[:12]
+            hit = Reason(ReasonKind.CACHE_HIT, f"a result for this exact state is cached ({shown})")
+            theirs = comps._replace(discovered=alternate)  # what the restored result read
+            return Decision(
+                step_id, Action.RESTORE, (*reasons, hit), theirs, theirs.fingerprint(), False, other
+            )
     return make(Action.RUN, reasons)
 
 
@@ -135,6 +158,9 @@ def key_of(facts: Facts) -> str | None:
         inputs=facts.inputs,
         deps=deps,
         outputs=facts.outputs,
+        tools=facts.tools,
+        discovered=facts.discovered if facts.depfile else None,
+        passed=dict(facts.passed_values),
     )
 
 
@@ -184,6 +210,60 @@ def _changes(record: StepRecord, facts: Facts) -> list[Reason]:
             )
             reasons.append(
                 Reason(ReasonKind.ENV_CHANGED, f"environment variable {name} {what}", name=name)
+            )
+    old_tools, new_tools = dict(old.tools), dict(facts.tools)
+    for name in sorted(old_tools.keys() | new_tools.keys()):
+        if old_tools.get(name) != new_tools.get(name):
+            if name not in old_tools:
+                what = "is new"
+            elif name not in new_tools:
+                what = "is no longer used"
+            else:
+                what = "changed (the executable's content)"
+            reasons.append(
+                Reason(
+                    ReasonKind.TOOL_CHANGED, f"tool {name} {what}", name=name,
+                    old=old_tools.get(name), new=new_tools.get(name),
+                )
+            )  # fmt: skip
+    old_passed, new_passed = dict(old.passed), dict(facts.passed)
+    for name in sorted(old_passed.keys() | new_passed.keys()):
+        if old_passed.get(name) != new_passed.get(name):
+            reasons.append(
+                Reason(
+                    ReasonKind.ENV_CHANGED,
+                    f"environment variable {name} (pass_env) changed",
+                    name=name,
+                )
+            )
+    if old.discovered and not facts.depfile:
+        reasons.append(
+            Reason(ReasonKind.INPUT_REMOVED, "no depfile any more: its discovered inputs are gone")
+        )
+    new_found = dict(facts.discovered)
+    for path, was in old.discovered if facts.depfile else ():
+        listed_now = new_found.get(path)
+        if listed_now is None:
+            reasons.append(
+                Reason(
+                    ReasonKind.INPUT_REMOVED,
+                    f"discovered input {path} is gone (its depfile listed it)",
+                    path=path,
+                    old=was,
+                )
+            )
+        elif listed_now != was:
+            sizes = facts.sizes.get(path, (None, None))
+            reasons.append(
+                Reason(
+                    ReasonKind.INPUT_CHANGED,
+                    f"input {path} changed (from the depfile)",
+                    path=path,
+                    old=was,
+                    new=listed_now,
+                    old_size=sizes[0],
+                    new_size=sizes[1],
+                )
             )
     old_in, new_in = dict(old.inputs), dict(facts.inputs)
     for path in sorted(old_in.keys() | new_in.keys()):

@@ -55,8 +55,12 @@ def preflight(
         variables.check_workflow(workflow, context, lambda s: ancestors(graph, [s]))
     produced: _Outputs | None = None  # built at the first missing input: it reads every step
     root = str(workflow.root)
+    found: dict[tuple[str, str], bool] = {}
     for sid in chosen:
         step = graph.step(sid)
+        if step.tools:
+            _check_tools(workflow.position(step), step, variables.step_environment(
+                workflow, step, context), found)  # fmt: skip
         for i, pattern in enumerate(step.inputs):
             if pattern.startswith("!"):
                 continue
@@ -75,6 +79,24 @@ def preflight(
                 ) from None
             if not stat.S_ISREG(mode) or "/" in pattern:  # a folder on the way may lead out
                 globs.expand([pattern], workflow.root)
+
+
+def _check_tools(
+    index: int, step: Step, env: Mapping[str, str], found: dict[tuple[str, str], bool]
+) -> None:
+    """Each of the step's `tools` must be on the PATH it runs with (its declared one, else
+    this process's: what `facts.Inspector.tool_path` resolves)."""
+    search = env.get("PATH", os.environ.get("PATH", os.defpath))
+    for j, name in enumerate(step.tools):
+        if (name, search) not in found:
+            import shutil  # only for steps that declare tools
+
+            found[(name, search)] = shutil.which(name, path=search) is not None
+        if not found[(name, search)]:
+            raise ConfigError(
+                f"{step.location}: steps[{index}].tools[{j}]: '{name}' is not on the step's "
+                f"PATH ({search}); install it, or set PATH in the step's env:"
+            )
 
 
 class _Outputs:

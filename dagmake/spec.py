@@ -41,8 +41,11 @@ STEP_KEYS = (
     "cache",
     "for_each",
     "matrix",
+    "depfile",
+    "tools",
+    "pass_env",
 )
-DEFAULT_KEYS = ("timeout", "retries", "env", "cwd", "cache")
+DEFAULT_KEYS = ("timeout", "retries", "env", "cwd", "cache", "tools", "pass_env")
 CACHE_KEYS = ("max_size", "max_age")
 MAX_NODES = 2_000_000  # an alias bomb expands past this long before memory runs out
 MAX_DEPTH = 200  # values nested deeper than this are no workflow (and would meet Python's stack)
@@ -50,6 +53,7 @@ MAX_ID_LENGTH = 200  # a step id names files (`<id>.log`, their temp names): und
 
 _ID = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_TOOL = re.compile(r"[A-Za-z0-9_.+-]+\Z")  # a command name, looked up on PATH
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
@@ -627,6 +631,11 @@ class _Reader:
             condition = self.text(cond_node, f"{key}.if", allow_empty=False).strip()
             conditions.parse(condition, f"{self.loc(cond_node)}: {key}.if")
         cache = self.boolean(n, f"{key}.cache") if (n := field("cache")) is not None else True
+        depfile = ""
+        if (n := field("depfile")) is not None:
+            depfile = self.path(n, f"{key}.depfile", glob_ok=False)
+        tools = self.names(field("tools"), f"{key}.tools", _TOOL, "tool name")
+        pass_env = self.names(field("pass_env"), f"{key}.pass_env", _ENV_NAME, "variable name")
         description = (
             self.text(fields["description"][1], f"{key}.description")
             if "description" in fields
@@ -647,7 +656,26 @@ class _Reader:
             cwd=cwd,
             condition=condition,
             cache=cache,
+            depfile=depfile,
+            tools=tools,
+            pass_env=pass_env,
         ), self.template(fields, key)
+
+    def names(
+        self, node: Node | None, key: str, pattern: re.Pattern[str], what: str
+    ) -> tuple[str, ...]:
+        """A list of distinct names (`tools`, `pass_env`), each matching `pattern`."""
+        if node is None:
+            return ()
+        out: list[str] = []
+        for j, item in enumerate(self.sequence(node, key)):
+            name = self.text(item, f"{key}[{j}]", allow_empty=False).strip()
+            if not pattern.match(name):
+                raise self.fail(item, f"{key}[{j}]", f"'{name}' is not a {what}")
+            if name in out:
+                raise self.fail(item, f"{key}[{j}]", f"'{name}' is listed twice")
+            out.append(name)
+        return tuple(out)
 
     def paths(self, node: Node | None, key: str) -> tuple[str, ...]:
         if node is None:

@@ -48,8 +48,9 @@ from dagmake.layout import lock_file
 from dagmake.table import Table, build
 
 STATE_VERSION = 1
+SEEN_SETS = 4  # earlier discovered-input sets a record remembers (`StepRecord.seen`)
 _HEADER = {"dagmake_state": STATE_VERSION}
-INDEX_FORMAT = 8  # 7: records hold the declared outputs; 8: framed (`framing`)
+INDEX_FORMAT = 9  # 7: records hold the declared outputs; 8: framed (`framing`); 9: depfiles
 INDEX_LAG = 64  # journal lines the index may fall behind before a run rewrites it
 INDEX_LAG_BYTES = 256 << 10  # or bytes (one line can hold the stamps of 10,000 files)
 _CHECK = 64  # bytes before the end of what the index covers that must still be there
@@ -66,6 +67,9 @@ class StepRecord(NamedTuple):
     values: tuple[tuple[str, str], ...] = ()
     duration_s: float = 0.0
     finished_at: float = 0.0
+    # Earlier sets of discovered inputs (paths only, newest first, at most `SEEN_SETS`): the
+    # cache is also asked for the result of each, so a revert finds its earlier result.
+    seen: tuple[tuple[str, ...], ...] = ()
 
     def produced_digest(self) -> str:
         return outputs_digest(dict(self.outputs), dict(self.values))
@@ -85,12 +89,16 @@ class StepRecord(NamedTuple):
             "values": self.values,
             "dur": round(self.duration_s, 4),
             "at": round(self.finished_at, 3),
+            **({"disc": c.discovered} if c.discovered else {}),
+            **({"tools": c.tools} if c.tools else {}),
+            **({"penv": c.passed} if c.passed else {}),
+            **({"seen": self.seen} if self.seen else {}),
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, object]) -> StepRecord:
         def pairs(key: str) -> tuple[tuple[str, str], ...]:
-            raw = d[key]
+            raw = d[key] if key in ("env", "in", "deps", "out", "values") else d.get(key, ())
             assert isinstance(raw, list | tuple)
             return tuple((str(a), str(b)) for a, b in raw)
 
@@ -103,7 +111,12 @@ class StepRecord(NamedTuple):
             pairs("in"),
             pairs("deps"),
             tuple(str(p) for p in decl),
+            pairs("disc"),
+            pairs("tools"),
+            pairs("penv"),
         )
+        seen = d.get("seen", ())
+        assert isinstance(seen, list | tuple)
         return cls(
             step_id=str(d["id"]),
             fingerprint=str(d["fp"]),
@@ -112,6 +125,7 @@ class StepRecord(NamedTuple):
             values=pairs("values"),
             duration_s=float(d.get("dur", 0.0)),  # type: ignore[arg-type]
             finished_at=float(d.get("at", 0.0)),  # type: ignore[arg-type]
+            seen=tuple(tuple(str(p) for p in paths) for paths in seen),
         )
 
 
@@ -211,13 +225,13 @@ class Lazy(MutableMapping[str, V]):
 
 
 def _record(blob: bytes) -> StepRecord:
-    sid, fp, comps, outs, values, dur, at = marshal.loads(blob)
-    return StepRecord._make((sid, fp, Components._make(comps), outs, values, dur, at))
+    sid, fp, comps, outs, values, dur, at, seen = marshal.loads(blob)
+    return StepRecord._make((sid, fp, Components._make(comps), outs, values, dur, at, seen))
 
 
 def _record_tuple(r: StepRecord) -> tuple[object, ...]:
     return (r.step_id, r.fingerprint, tuple(r.components), r.outputs, r.values, r.duration_s,
-            r.finished_at)  # fmt: skip
+            r.finished_at, r.seen)  # fmt: skip
 
 
 def _stamp(blob: bytes) -> FileStamp:

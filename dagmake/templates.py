@@ -49,7 +49,7 @@ def needed(steps: Sequence[Step], templates: Sequence[Template | None]) -> bool:
     if any(t is not None for t in templates):
         return True
     for s in steps:
-        if any("${" in p for p in (*s.inputs, *s.outputs, *s.depends_on, s.cwd)):
+        if any("${" in p for p in (*s.inputs, *s.outputs, *s.depends_on, s.cwd, s.depfile)):
             return True
         run = s.run
         if "${" in run and any(w in run for w in ("item", "matrix.", "inputs", "outputs")):
@@ -201,7 +201,7 @@ def _check_item_refs(step: Step, template: Template | None, at: str) -> None:
     """`${item...}` and `${matrix.K}` must name what this step's template gives."""
     texts = [
         ("run", step.run), *(("inputs", p) for p in step.inputs),
-        *(("outputs", p) for p in step.outputs), ("cwd", step.cwd),
+        *(("outputs", p) for p in step.outputs), ("cwd", step.cwd), ("depfile", step.depfile),
         *(("depends_on", d) for d in step.depends_on), *(("env", v) for _, v in step.env),
         ("if", step.condition or ""), ("description", step.description),
     ]  # fmt: skip
@@ -284,6 +284,7 @@ def _instance(
     inputs = _dedup(sub(p, f"inputs[{j}]", True) for j, p in enumerate(step.inputs))
     outputs = _dedup(sub(p, f"outputs[{j}]", True) for j, p in enumerate(step.outputs))
     cwd = sub(step.cwd, "cwd", True, False) if step.cwd else ""
+    depfile = sub(step.depfile, "depfile", True, False) if step.depfile else ""
     deps = tuple(sub(d, f"depends_on[{j}]", False) for j, d in enumerate(step.depends_on))
     description = step.description
     if bindings and "${" in description:
@@ -296,6 +297,7 @@ def _instance(
         inputs=inputs,
         outputs=outputs,
         cwd="" if cwd == "." else cwd,
+        depfile=depfile,
         depends_on=deps,
         template=step.id if template is not None else "",
         bindings=tuple(bindings.items()),

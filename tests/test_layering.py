@@ -88,7 +88,10 @@ ALLOWED: dict[str, set[str]] = {
     "steplogs": {"fsutil", "layout"},
     "plan": {"model", "fingerprint", "digests", "state"},
     "results": {"model"},
+    "depfile": set(),
     "facts": {
+        "depfile",
+        "errors",
         "conditions",
         "globs",
         "variables",

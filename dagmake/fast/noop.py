@@ -195,13 +195,32 @@ def run_key(
 ) -> str:
     """`file` is the workflow's resolved folder plus its name, so a run from a subfolder (which
     finds the same file by another path) shares the snapshot. Context values count by their
-    keyed digest (`secret`: the cache's key), so the key is no plain hash of a value."""
+    keyed digest (`secret`: the cache's key), so the key is no plain hash of a value; so do
+    the ambient variables the workflow reads (`ambient`)."""
     h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{file}\0{root}\0".encode())
     h.update(b"\0".join(t.encode() for t in targets) + b"\1")
     for k, v in sorted(context.items()):
         h.update(f"{k}={keyed_digest(secret, k, v)}\0".encode("utf-8", "surrogateescape"))
     h.update(workflow_bytes)
+    for name, value in ambient(workflow_bytes):
+        h.update(f"\0{name}={keyed_digest(secret, name, value)}".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
+
+
+def ambient(workflow_bytes: bytes) -> list[tuple[str, str]]:
+    """The variables of this process's environment a run of this workflow reads besides what
+    it declares: with `pass_env:`, every one whose name is a word of the file (a superset of
+    those it names, found without parsing it); with `tools:`, PATH (it says which executable
+    a name is). A change in any of them, or one more or fewer set, is another run key."""
+    names: set[str] = set()
+    if b"pass_env" in workflow_bytes:
+        import re  # only for a workflow that passes environment variables
+
+        words = set(re.findall(rb"[A-Za-z_][A-Za-z0-9_]*", workflow_bytes))
+        names = {n for n in os.environ if n.encode("utf-8", "surrogateescape") in words}
+    if b"tools" in workflow_bytes:
+        names.add("PATH")
+    return [(n, os.environ[n]) for n in sorted(names) if n in os.environ]
 
 
 def look(
@@ -221,7 +240,8 @@ def look(
         data = read_workflow_bytes(path)
     root = path.absolute().parent.resolve()
     # no context, no secret to read; none yet (a fresh cache): no snapshot to find either
-    secret = load_secret(cache_root(), create=False) if context else b""
+    reads_env = b"pass_env" in data or b"tools" in data  # `ambient`: keyed by digests too
+    secret = load_secret(cache_root(), create=False) if context or reads_env else b""
     key = run_key(data, str(root / path.name), root, targets, context, secret)
     state_dir = workspace_dir(cache_root(), root, path.name)
     return key, state_dir, check(state_dir, key, root, want_trust=want_trust), data
@@ -266,7 +286,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
     sig = stat_signature
     observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
     for i, (rel, then, digest, ok) in enumerate(zip(paths, stats, digests, settled, strict=True)):
-        full = prefix + rel
+        full = rel if rel.startswith("/") else prefix + rel  # absolute: a step's `tools`
         now = sig(full)
         if now == then and (ok or now is None):
             continue

@@ -1,0 +1,2 @@
+#include "calc.h"
+num add(num a, num b) { return a + b; }
