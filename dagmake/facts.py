@@ -45,6 +45,7 @@ class Inspector:
         self.root = str(workflow.root)
         self._conditions: dict[str, conditions.Condition] = {}
         self._tools: dict[tuple[str, str], str | None] = {}
+        self._path: str | None = None  # the PATH steps start with (`ambient`)
 
     def where(self, step: Step, key: str) -> str:
         index = self.workflow.position(step)
@@ -160,10 +161,17 @@ class Inspector:
             out.append((name, stamp.digest))
         return tuple(out)
 
+    def _ambient_path(self) -> str:
+        if self._path is None:
+            from dagmake.ambient import ambient  # only for steps that declare tools
+
+            self._path = ambient().get("PATH", os.defpath)
+        return self._path
+
     def tool_path(self, step: Step, name: str, env: Mapping[str, str]) -> str:
         """The absolute path of `name` on the step's PATH (its declared one, else this
         process's); a ConfigError naming the step when there is none."""
-        search = env.get("PATH", os.environ.get("PATH", os.defpath))
+        search = env.get("PATH") or self._ambient_path()
         key = (name, search)
         if key not in self._tools:
             import shutil  # only for steps that declare tools

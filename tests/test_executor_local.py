@@ -396,7 +396,7 @@ def test_close_kills_a_job_that_ignores_the_stop_signal_after_the_grace(bench_ro
 def test_the_hook_venv_is_taken_off_path_only_under_pre_commit_and_when_dagmake_runs_from_it(
     tmp_path: Path,
 ) -> None:
-    from dagmake.executors.local import outside_hook_venv
+    from dagmake.ambient import outside_hook_venv
 
     hook, user = tmp_path / "hook-env", tmp_path / "project" / ".venv"
     for venv in (hook, user):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,39 @@ def test_the_no_op_snapshot_holds_with_tools_and_follows_path_and_passed_values(
     monkeypatch.setenv("CFLAGS", "-O2")
     monkeypatch.setenv("PATH", on_path(ws, "other", "bin"))
     assert noop.look(ws.root / "dagmake.yaml", (), {})[2] is None
+
+
+def test_under_pre_commit_a_tool_is_the_one_the_step_runs_not_the_hook_venvs(
+    ws: Workspace,
+) -> None:
+    """pre-commit puts dagmake's own venv first on PATH; steps run without it (`ambient`), and
+    their `tools:` are found on that same PATH, so a change of the project's tool counts."""
+    user = ws.root / "project-venv"
+    (user / "bin").mkdir(parents=True)
+    (user / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    tool = user / "bin" / "python3"
+    tool.write_text("#!/bin/sh\necho project-python-1\n")
+    tool.chmod(0o755)
+    ws.workflow(
+        """
+        steps:
+          - id: v
+            run: python3 > v.txt
+            tools: [python3]
+            inputs: [dagmake.yaml]
+            outputs: [v.txt]
+        """
+    )
+    hook = {
+        "PRE_COMMIT": "1",
+        "VIRTUAL_ENV": sys.prefix,  # dagmake runs from the hook's venv
+        "PATH": f"{sys.prefix}/bin:{user}/bin:/usr/bin:/bin",
+    }
+    assert ws.ran(**hook) == ["v"]
+    assert ws.read("v.txt") == "project-python-1\n"
+    tool.write_text("#!/bin/sh\necho project-python-2\n")
+    res = ws.run("--json", **hook)
+    assert res.code == 0, res.both
+    (step,) = json.loads(res.out)["steps"]
+    assert [r["kind"] for r in step["reasons"]] == ["tool_changed"], step
+    assert ws.read("v.txt") == "project-python-2\n"

@@ -28,12 +28,12 @@ import os
 import select
 import signal
 import stat
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dagmake import faults
+from dagmake.ambient import ambient
 from dagmake.executors.base import Collect, Emit, Finished, Job, Outcome
 from dagmake.interrupts import signals_held
 from dagmake.steplogs import Capture, Logs
@@ -173,8 +173,7 @@ class LocalExecutor:
     def _environment(self, job: Job, values: Path) -> dict[str, str]:
         """This machine's environment, the job's over it, then dagmake's own variables."""
         if self._environ is None:
-            # read once: decoding os.environ per step costs
-            self._environ = outside_hook_venv(dict(os.environ), sys.prefix)
+            self._environ = ambient()  # read once: decoding os.environ per step costs
         env = self._environ.copy()
         env.update(job.env)
         env["DAGMAKE_STEP"] = job.key
@@ -388,28 +387,6 @@ class LocalExecutor:
                 proc.kill_at = None
                 proc.deadline = float("inf")
                 _signal_group(proc.pid, signal.SIGKILL)
-
-
-def outside_hook_venv(environ: dict[str, str], prefix: str) -> dict[str, str]:
-    """The environment without the private venv pre-commit runs a `language: python` hook in
-    (first on PATH, and VIRTUAL_ENV) when dagmake itself runs from it: steps get the PATH the
-    user committed with, so a Python project's `python` and `pytest` are its own. VIRTUAL_ENV
-    then names the venv the user had activated (PATH's first folder, when it is a venv's)."""
-    hook_env = environ.get("VIRTUAL_ENV")
-    if environ.get("PRE_COMMIT") != "1" or not hook_env:
-        return environ
-    if os.path.realpath(hook_env) != os.path.realpath(prefix):
-        return environ  # dagmake was installed elsewhere: the PATH is the user's own
-    hook_bin = os.path.join(hook_env, "bin")
-    folders = environ.get("PATH", "").split(os.pathsep)
-    if hook_bin in folders:
-        folders.remove(hook_bin)
-    environ["PATH"] = os.pathsep.join(folders)
-    del environ["VIRTUAL_ENV"]
-    first = folders[0] if folders else ""
-    if first and os.path.isfile(os.path.join(first, os.pardir, "pyvenv.cfg")):
-        environ["VIRTUAL_ENV"] = os.path.dirname(os.path.abspath(first))
-    return environ
 
 
 def _to(emit: Emit, key: str) -> Callable[[bytes], None]:
