@@ -158,7 +158,8 @@ class Own(http.server.ThreadingHTTPServer):
     """An in-memory Bazel HTTP cache: `store` by path ("ac/<key>", "cas/<sha>"); `counts` of
     (method, "ac"|"cas"); `delay_s` before each answer (`put_delay_s`: each PUT's); `need`:
     the Authorization header it demands; `refuse_puts`: answer PUT with that status; `seen`:
-    every Authorization header."""
+    every Authorization header; `torn`: paths whose next GET answers the first half of the
+    body (a server writing in place, as WsgiDAV's folder provider does, mid-write)."""
 
     daemon_threads = True
 
@@ -179,6 +180,7 @@ class Own(http.server.ThreadingHTTPServer):
         self.need: str | None = None
         self.refuse_puts: int | None = None
         self.seen: list[str] = []
+        self.torn: set[str] = set()
         self.lock = threading.Lock()
         self.wake = threading.Event()  # set by `stop`: a sleeping answer gives up
         self.conns: list[socket.socket] = []
@@ -251,6 +253,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self._begin()
         if path is not None:
             data = self.server.store.get(path)
+            if data is not None and path in self.server.torn:
+                self.server.torn.discard(path)
+                data = data[: len(data) // 2]
             self._answer(404) if data is None else self._answer(200, data)
 
     def do_HEAD(self) -> None:

@@ -312,6 +312,23 @@ def test_a_malformed_entry_or_one_naming_a_path_outside_is_a_miss(
     assert not (tmp_path / "escape.txt").exists()
 
 
+def test_an_entry_or_blob_caught_mid_write_is_asked_again_and_restored(
+    tmp_path: Path, own: rs.Own
+) -> None:
+    """A server writing in place (WsgiDAV's folder provider) answers a GET made while another
+    machine is uploading the same path with what has been written so far: a torn body is
+    asked for again, once, after a pause, not taken for a broken entry."""
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, own.url)
+    big = hashlib.sha256((a.root / "out" / "big.txt").read_bytes()).hexdigest()
+    own.torn = {p for p in own.store if p.startswith("ac/")} | {f"cas/{big}"}
+    res, second = run(b, own.url)
+    assert [second[s].get("cache") for s in STEPS] == ["remote", "remote"], res.both
+    assert "warning" not in res.err, res.err
+    assert not own.torn  # each was asked for twice
+    assert tree(b.root / "out") == tree(a.root / "out")
+
+
 def test_a_blob_gone_from_the_server_is_a_miss_with_a_warning(
     tmp_path: Path, wsgidav: rs.Process
 ) -> None:

@@ -22,7 +22,9 @@ that name is not uploaded. Reading an entry checks that the manifest and the REA
 agree, path by path (sizes, modes, link targets, inline bytes against both digests); every
 blob downloaded is checked against its SHA-256 here and against its xxh3-128 where the local
 tier writes it. A malformed entry, or one naming an absolute or `..` path, is a miss with a
-warning.
+warning. Not every server writes atomically (WsgiDAV's folder provider writes in place), so an
+entry or blob read while another machine uploads it can come back torn: one that fails its
+checks is asked for again, once, after `SETTLE_S`, before it counts as broken.
 
 Failures: a connect or read timeout (`timeout_s`), a refused connection or an error answer
 after two retries (on 5xx and dropped connections) turn the tier off for the rest of the run;
@@ -65,6 +67,7 @@ HEAD_ABOVE = 64 << 10  # a blob larger than this is asked for (HEAD) before it i
 RETRIES = 2  # on 5xx answers and dropped connections
 BACKOFF_S = (0.1, 0.4)
 DEFAULT_TIMEOUT_S = 2.0
+SETTLE_S = 0.25  # before asking again for an entry or blob that failed its checks
 _SHA64 = re.compile(r"[0-9a-f]{64}\Z")
 _EMPTY = reapi.Blob(hashlib.sha256(b"").hexdigest(), 0)
 _CHUNK = 1 << 20
@@ -331,6 +334,15 @@ class RemoteTier:
         they are read). None for a miss, or when the tier is off."""
         if self.off or not _SHA64.match(key):
             return None
+        try:
+            return self._get(key)
+        except CacheCorrupt:
+            if self.off:
+                raise
+        time.sleep(SETTLE_S)  # perhaps caught mid-write (see the module's notes)
+        return self._get(key)
+
+    def _get(self, key: str) -> ActionResult | None:
         answer = self._send("GET", f"ac/{key}")
         if answer.status == 404:
             self.http.drain(answer)
@@ -538,6 +550,18 @@ class RemoteTier:
             return f.read()
 
     def _download_file(self, blob: reapi.Blob, name: str) -> BinaryIO:
+        got = self._fetch(blob, name)
+        if got is None:
+            time.sleep(SETTLE_S)  # perhaps caught mid-write (see the module's notes)
+            got = self._fetch(blob, name)
+        if got is None:
+            raise CacheCorrupt(
+                f"stored file {name[:12]} on the remote cache does not match its SHA-256"
+            )
+        return got
+
+    def _fetch(self, blob: reapi.Blob, name: str) -> BinaryIO | None:
+        """The blob, checked; None when it does not match its digest."""
         answer = self._send("GET", f"cas/{blob.hash}")
         if answer.status == 404:
             self.http.drain(answer)
@@ -574,9 +598,7 @@ class RemoteTier:
         self.bytes_down += size
         if size != blob.size or sha.hexdigest() != blob.hash:
             spool.close()
-            raise CacheCorrupt(
-                f"stored file {name[:12]} on the remote cache does not match its SHA-256"
-            )
+            return None
         spool.seek(0)
         result: BinaryIO = spool
         return result
