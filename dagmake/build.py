@@ -29,6 +29,7 @@ from dagmake.fsutil import LockHeld
 from dagmake.graph import Graph
 from dagmake.interrupts import Interrupted, raising_interrupted, signals_held
 from dagmake.judging import Judge, Running
+from dagmake.keying import Contents
 from dagmake.ledger import Ledger
 from dagmake.model import Reason, ReasonKind, StepStatus
 from dagmake.restoring import Restorer
@@ -171,6 +172,7 @@ class _Run:
         secret = store.secret(create=not self.dry)
         self.inspector = Inspector(self.workflow, options.context, hasher, secret)
         self.ledger = Ledger(loaded.records, store, hasher, reporter)
+        contents = Contents(hasher, self.ledger, None if cache is None else cache.content_sha256)
         self.logs = Logs(store.dir, reporter.warning)
         restorer = None
         self.unstored: StoreQueue | None = None
@@ -184,10 +186,11 @@ class _Run:
             cache,
             restorer,
             trust,
+            contents=contents,
             force=options.force,
             dry=self.dry,
         )
-        self.judge = Judge(self.ledger, self.inspector, self.logs, cache, self.unstored)
+        self.judge = Judge(self.ledger, self.inspector, self.logs, cache, self.unstored, contents)
         self.plan = Plan((), {})  # `go` makes the real one, once it knows the steps to decide
         self.stop_signal: int | None = None  # the signal that interrupted the run
 

@@ -18,7 +18,7 @@ from dagmake.fast.noop import Trust
 from dagmake.graph import Graph
 from dagmake.ledger import Ledger
 from dagmake.model import Reason, ReasonKind, StepStatus
-from dagmake.plan import Action, Decision, decide
+from dagmake.plan import Action, Decision, KeyContent, decide
 from dagmake.restoring import Restorer
 from dagmake.results import StepResult
 from dagmake.scheduler import Blocked, Plan
@@ -37,6 +37,7 @@ class Decider:
     __slots__ = (
         "_entries",
         "cache",
+        "contents",
         "dry",
         "force",
         "graph",
@@ -55,9 +56,11 @@ class Decider:
         restorer: Restorer | None,
         trust: Trust | None,
         *,
+        contents: KeyContent,
         force: bool,
         dry: bool,
     ) -> None:
+        self.contents = contents
         self.graph = graph
         self.ledger = ledger
         self.inspector = inspector
@@ -134,7 +137,8 @@ class Decider:
             resolved.facts,
             record,
             force=self.force,
-            cached=lambda key: step.cache and self.entry(key) is not None,
+            cached=lambda key: self.tier_of(key) if step.cache else None,
+            content=self.contents,
         )
         if decision.action is Action.UP_TO_DATE:
             assert record is not None
@@ -165,6 +169,13 @@ class Decider:
         if cacheable(self.cache, step):
             ledger.misses += 1
         return ToRun(decision, resolved)
+
+    def tier_of(self, key: str) -> str | None:
+        """The name of the tier holding a result for `key`, None when none does."""
+        if self.entry(key) is None:
+            return None
+        assert self.cache is not None
+        return self.cache.tier_of(key)
 
     def entry(self, key: str) -> ActionResult | None:
         """The cache's entry for an action key (asked once per run). Asking writes nothing;

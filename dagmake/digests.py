@@ -4,10 +4,13 @@ machine: the action key a result is cached under (RELIABILITY 11).
 
 The action key is the same on every machine for the same work: the command as the shell gets
 it (real values substituted), the declared environment with its values, the working folder
-relative to the workspace, each input's workspace-relative path and content digest, each
-dependency's produced digest and the declared output patterns; for a step with `tools:`,
-`depfile:` or `pass_env:`, each tool's content digest, each discovered input's path and digest
-(the record's before a run, the run's own depfile's when it is stored) and the passed values.
+relative to the workspace, each input's workspace-relative path and SHA-256 content digest,
+each dependency's produced digest (SHA-256 over its outputs' SHA-256 digests and its values,
+`keying`) and the declared output patterns; for a step with `tools:`, `depfile:` or
+`pass_env:`, each tool's SHA-256, each discovered input's path and SHA-256 (the record's before
+a run, the run's own depfile's when it is stored) and the passed values. No xxh3 digest is in
+a key: xxh3 collisions can be made, and a key shared by two contents hands one's result to
+the other.
 It holds no absolute path, no user, host or mtime, nothing of this machine's undeclared
 environment and no per-cache secret.
 The key is a SHA-256, so no value is in it in plain text.
@@ -23,7 +26,7 @@ import xxhash
 
 XXH3_128 = "xxh3-128"
 SHA256 = "sha256"
-ACTION_KEY_VERSION = 1  # bump when what the key covers, or how it is written, changes
+ACTION_KEY_VERSION = 2  # bump when what the key covers, or how, changes (2: SHA-256 contents)
 SHELL = "/bin/sh"
 
 
@@ -62,6 +65,18 @@ def _sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_hasher(size: int) -> Any:
+    """A SHA-256 object for content of about `size` bytes (the built-in one when small, as
+    `sha256`)."""
+    if size < _SMALL:
+        builtin = _builtin_sha256()
+        if builtin is not None:
+            return builtin()
+    import hashlib
+
+    return hashlib.sha256()
+
+
 def _builtin_sha256() -> Any:
     """CPython's own sha256 constructor (`_sha256` to 3.11, `_sha2` after), or None."""
     for name in ("_sha256", "_sha2"):
@@ -88,7 +103,7 @@ def action_key(
     tools: Iterable[tuple[str, str]] = (),
     discovered: Iterable[tuple[str, str]] | None = None,
     passed: Mapping[str, str | None] | None = None,
-    content: str = XXH3_128,
+    content: str = SHA256,
 ) -> str:
     """The SHA-256 (hex) of the canonical, versioned serialisation of one step's work.
 
@@ -99,7 +114,8 @@ def action_key(
     `discovered`: for a step with a `depfile:`, (workspace-relative path, content digest) of
     each input its dependency file listed (None: the step has no depfile; an empty list is a
     depfile step that read nothing more); `passed`: the `pass_env:` variables with their real
-    values (None: unset), as `env`; `content`: the algorithm of the content digests.
+    values (None: unset), as `env`; `content`: the algorithm of the content digests (SHA-256:
+    the key must not be shared by two contents, and xxh3 collisions can be made).
 
     The last two fields are in the document only when used, so the keys of steps without
     them are what they were."""

@@ -109,6 +109,7 @@ class Inspector:
                     alternates.append(pairs)
         passed = tuple((n, os.environ.get(n)) for n in step.pass_env)
         sizes = {p: (_size(self.hasher.previous.get(p)), s.size) for p, s in stamps}
+        tools = self.tools(step, env, stamps) if step.tools else ()
         facts = Facts(
             command=recorded,  # what the state keeps: never a substituted value
             cwd=step.cwd,
@@ -124,7 +125,8 @@ class Inspector:
             depfile=step.depfile,
             discovered=discovered,
             alternates=tuple(alternates),
-            tools=self.tools(step, env, stamps) if step.tools else (),
+            tools=tuple((name, digest) for name, _, digest in tools),
+            tool_files=tuple((name, path) for name, path, _ in tools),
             passed=tuple((n, "" if v is None else keyed_digest(secret, n, v)) for n, v in passed),
             passed_values=passed,
         )
@@ -148,17 +150,17 @@ class Inspector:
 
     def tools(
         self, step: Step, env: Mapping[str, str], stamps: list[tuple[str, FileStamp]]
-    ) -> tuple[tuple[str, str], ...]:
-        """(name, content digest) of each of the step's `tools`, found on the PATH it runs
-        with; the executable's stamp joins `stamps` (a no-op stats it, a change is seen)."""
-        out: list[tuple[str, str]] = []
+    ) -> tuple[tuple[str, str, str], ...]:
+        """(name, path, content digest) of each of the step's `tools`, found on the PATH it
+        runs with; the executable's stamp joins `stamps` (a no-op stats it, a change is seen)."""
+        out: list[tuple[str, str, str]] = []
         for name in step.tools:
             path = self.tool_path(step, name, env)
             stamp = self.hasher.stamp(path)
             if stamp is None:
                 raise ConfigError(f"{self.where(step, 'tools')}: tool '{name}' vanished ({path})")
             stamps.append((path, stamp))
-            out.append((name, stamp.digest))
+            out.append((name, path, stamp.digest))
         return tuple(out)
 
     def _ambient_path(self) -> str:

@@ -68,10 +68,30 @@ def hash_file(path: str) -> str:
         os.close(fd)
 
 
+def hash_file_pair(path: str) -> tuple[str, str]:
+    """(xxh3-128, SHA-256) of the file's bytes, read once: the second digest for an action
+    key (`Hasher.sha256`)."""
+    from dagmake.digests import sha256_hasher
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not _is_regular(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        xxh, sha = xxhash.xxh3_128(), sha256_hasher(st.st_size)
+        while chunk := os.read(fd, _CHUNK):
+            xxh.update(chunk)
+            sha.update(chunk)
+        return xxh.hexdigest(), sha.hexdigest()
+    finally:
+        os.close(fd)
+
+
 class FileStamp(NamedTuple):
     """A file's digest and the stat it was taken with; `taken_ns` is when (wall clock), taken
     just before the stat: hashing a large file takes time, and a change made while it was read
-    must not count as older than the stamp."""
+    must not count as older than the stamp. `sha256`: the content's SHA-256, once an action
+    key needed it ("" until then), trusted with the stamp (the same stat, the same xxh3)."""
 
     digest: str
     size: int
@@ -79,18 +99,23 @@ class FileStamp(NamedTuple):
     ctime_ns: int
     ino: int
     taken_ns: int
+    sha256: str = ""
 
     def signature(self) -> Signature:
         """The `fsutil.signature` the file had (a stamp is only ever of a regular file)."""
         return (self.size, self.mtime_ns, self.ctime_ns, self.ino)
 
     def to_list(self) -> list[object]:
-        return [self.digest, self.size, self.mtime_ns, self.ctime_ns, self.ino, self.taken_ns]
+        out: list[object] = [self.digest, self.size, self.mtime_ns, self.ctime_ns, self.ino]
+        out.append(self.taken_ns)
+        if self.sha256:
+            out.append(self.sha256)
+        return out
 
     @classmethod
     def from_list(cls, raw: list[object]) -> FileStamp:
-        d, size, m, c, ino, t = raw
-        return cls(str(d), int(size), int(m), int(c), int(ino), int(t))  # type: ignore[call-overload]
+        d, size, m, c, ino, t, *sha = raw
+        return cls(str(d), int(size), int(m), int(c), int(ino), int(t), str(sha[0]) if sha else "")  # type: ignore[call-overload]
 
 
 class Hasher:
@@ -125,6 +150,25 @@ class Hasher:
     def digest(self, rel: str) -> str | None:
         s = self.stamp(rel)
         return None if s is None else s.digest
+
+    def sha256(self, rel: str) -> str | None:
+        """The SHA-256 of the file this run stamped at `rel` (None: there is none), for an
+        action key: kept with its stamp, so each content is read for it once. Read now when
+        the stamp has none; a file that changed since its stamp gets its new content's SHA-256
+        (the key says what a step would read), not kept with the old stamp."""
+        stamp = self.stamp(rel)
+        if stamp is None:
+            return None
+        if stamp.sha256:
+            return stamp.sha256
+        try:
+            xxh, sha = hash_file_pair(self._full(rel))
+        except OSError:
+            return None
+        if xxh == stamp.digest:
+            stamp = stamp._replace(sha256=sha)
+            self._memo[rel] = self.stamps[rel] = self.fresh[rel] = stamp
+        return sha
 
     def forget(self, rels: list[str]) -> None:
         for rel in rels:

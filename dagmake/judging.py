@@ -14,7 +14,7 @@ from dagmake.facts import Inspector, Resolved
 from dagmake.fingerprint import outputs_digest
 from dagmake.ledger import Ledger
 from dagmake.model import Step, StepStatus
-from dagmake.plan import Decision, key_of
+from dagmake.plan import Decision, KeyContent, key_of
 from dagmake.results import StepResult
 from dagmake.scheduler import Plan
 from dagmake.state import StepRecord
@@ -35,7 +35,7 @@ class Running:
 
 
 class Judge:
-    __slots__ = ("cache", "inspector", "ledger", "logs", "unstored")
+    __slots__ = ("cache", "contents", "inspector", "ledger", "logs", "unstored")
 
     def __init__(
         self,
@@ -44,7 +44,9 @@ class Judge:
         logs: Logs,
         cache: Cache | None,
         unstored: StoreQueue | None,
+        contents: KeyContent,
     ) -> None:
+        self.contents = contents
         self.ledger = ledger
         self.inspector = inspector
         self.logs = logs
@@ -96,6 +98,7 @@ class Judge:
         values = dict(fin.values)
         ledger.values[sid] = values
         ledger.produced[sid] = outputs_digest(outputs, values)
+        ledger.outputs_of[sid] = outputs
         # (it reads this workspace: fine for the local loop; a remote executor's Finished
         # would have to carry its inputs' digests as the job found them)
         moved = self.inspector.inputs_moved(step, job.resolved, outputs)
@@ -113,7 +116,7 @@ class Judge:
         if found is not None:  # stored under what it read: a lookup with those files finds it
             comps = comps._replace(discovered=found.inputs)
             fp = comps.fingerprint()
-            key = key_of(job.resolved.facts._replace(discovered=found.inputs))
+            key = key_of(job.resolved.facts._replace(discovered=found.inputs), self.contents)
         record = StepRecord(
             sid,
             fp,

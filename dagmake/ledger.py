@@ -20,9 +20,11 @@ class Ledger:
     __slots__ = (
         "committed",
         "decide",
+        "entries",
         "hasher",
         "hits",
         "misses",
+        "outputs_of",
         "owned",
         "produced",
         "records",
@@ -46,6 +48,10 @@ class Ledger:
         self.reporter = reporter
         self.results: dict[str, StepResult] = {}
         self.produced: dict[str, str | None] = {}  # step -> digest of what it produced
+        # what it produced (path -> xxh3) when it ran or was restored this run (else: the
+        # record's), and the entry a dry run would restore it from (`keying.Contents`)
+        self.outputs_of: dict[str, Mapping[str, str]] = {}
+        self.entries: dict[str, ActionResult] = {}
         self.values: dict[str, Mapping[str, str]] = {}
         self.owned: dict[str, list[str]] = {}  # each step's input and output paths
         self.committed: set[str] = set()
@@ -86,6 +92,8 @@ class Ledger:
         outputs = {o.path: o.digest for o in entry.outputs}
         self.values[sid] = dict(entry.values)
         self.produced[sid] = outputs_digest(outputs, self.values[sid])
+        self.outputs_of[sid] = outputs
+        self.entries[sid] = entry
 
     def all_settled(self, graph: Graph) -> bool:
         """Would an immediate re-run find every step up to date? (For the no-op snapshot: a

@@ -9,12 +9,26 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-from dagmake.digests import action_key
+from dagmake.digests import SHA256, action_key
 from dagmake.fingerprint import Components, changed_values
 from dagmake.model import Reason, ReasonKind
 from dagmake.state import StepRecord
+
+
+class KeyContent(Protocol):
+    """The SHA-256 content digests an action key is made of (`Facts` carries xxh3 ones, for
+    change detection). None: not known (a file gone; a dependency's output not known yet)."""
+
+    def file(self, path: str) -> str | None:
+        """The SHA-256 of the file at `path` (workspace-relative, or absolute for a tool)."""
+        ...
+
+    def produced(self, step_id: str) -> str | None:
+        """The SHA-256 digest of what step `step_id` handed on: its outputs' contents and
+        the values it wrote."""
+        ...
 
 
 class Action(enum.Enum):
@@ -56,6 +70,7 @@ class Facts(NamedTuple):
     tools: tuple[tuple[str, str], ...] = ()
     passed: tuple[tuple[str, str], ...] = ()
     passed_values: tuple[tuple[str, str | None], ...] = ()
+    tool_files: tuple[tuple[str, str], ...] = ()  # (name, the executable's path), for the key
 
 
 class Decision(NamedTuple):
@@ -77,9 +92,11 @@ def decide(
     record: StepRecord | None,
     *,
     force: bool,
-    cached: Callable[[str], bool],
+    cached: Callable[[str], str | None],
+    content: KeyContent,
 ) -> Decision:
-    """`cached(action key)`: does the cache hold a result for this exact work?"""
+    """`cached(action key)`: the name of the cache tier that holds a result for this exact
+    work ("local", "remote"), or None. `content`: the SHA-256 digests the key is made of."""
     unknown = [dep for dep, digest in facts.deps if digest is None]
     comps: Components | None = None
     fp: str | None = None
@@ -95,7 +112,7 @@ def decide(
 
     def key() -> str | None:
         if not keyed:
-            keyed.append(key_of(facts))
+            keyed.append(key_of(facts, content))
         return keyed[0]
 
     def make(action: Action, reasons: list[Reason], conditional: bool = False) -> Decision:
@@ -126,16 +143,14 @@ def decide(
     if not reasons:
         return make(Action.UP_TO_DATE, [])
     wanted = key()
-    assert wanted is not None
-    if cached(wanted):
-        shown = wanted[:12]
-        hit = Reason(ReasonKind.CACHE_HIT, f"a result for this exact state is cached ({shown})")
-        return make(Action.RESTORE, [*reasons, hit])
+    tier = None if wanted is None else cached(wanted)
+    if wanted is not None and tier is not None:
+        return make(Action.RESTORE, [*reasons, _hit(wanted, tier)])
     for alternate in facts.alternates:  # the results of earlier discovered-input sets
-        other = key_of(facts._replace(discovered=alternate))
-        if other is not None and comps is not None and cached(other):
-            shown = other[:12]
-            hit = Reason(ReasonKind.CACHE_HIT, f"a result for this exact state is cached ({shown})")
+        other = key_of(facts._replace(discovered=alternate), content)
+        tier = None if other is None else cached(other)
+        if other is not None and tier is not None and comps is not None:
+            hit = _hit(other, tier)
             theirs = comps._replace(discovered=alternate)  # what the restored result read
             return Decision(
                 step_id, Action.RESTORE, (*reasons, hit), theirs, theirs.fingerprint(), False, other
@@ -143,24 +158,40 @@ def decide(
     return make(Action.RUN, reasons)
 
 
-def key_of(facts: Facts) -> str | None:
-    """The step's action key (`digests.action_key`), None while a dependency's output is not
-    known. One function for the dry run and the real run, so both ask the cache the same."""
+def _hit(key: str, tier: str) -> Reason:
+    """The reason a step is restored: which cache tier holds its result (`name`), and under
+    which key."""
+    where = "cached" if tier == "local" else f"in the {tier} cache"
+    return Reason(
+        ReasonKind.CACHE_HIT, f"a result for this exact state is {where} ({key[:12]})", name=tier
+    )
+
+
+def key_of(facts: Facts, content: KeyContent) -> str | None:
+    """The step's action key (`digests.action_key`), from the SHA-256 of every content it
+    covers; None while a dependency's output is not known. One function for the dry run and
+    the real run, so both ask the cache the same."""
     deps: list[tuple[str, str]] = []
     for dep, digest in facts.deps:
-        if digest is None:
+        sha = None if digest is None else content.produced(dep)
+        if sha is None:
             return None
-        deps.append((dep, digest))
+        deps.append((dep, sha))
+
+    def files(pairs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+        return [(path, content.file(path) or "") for path, _ in pairs]  # "": gone since
+
     return action_key(
         command=facts.script,
         env=dict(facts.env_values),
         cwd=facts.cwd,
-        inputs=facts.inputs,
+        inputs=files(facts.inputs),
         deps=deps,
         outputs=facts.outputs,
-        tools=facts.tools,
-        discovered=facts.discovered if facts.depfile else None,
+        tools=[(name, content.file(path) or "") for name, path in facts.tool_files],
+        discovered=files(facts.discovered) if facts.depfile else None,
         passed=dict(facts.passed_values),
+        content=SHA256,
     )
 
 

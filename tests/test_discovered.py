@@ -184,7 +184,7 @@ def test_steps_without_the_new_keys_keep_their_fingerprints_and_keys() -> None:
     assert c.fingerprint() == hash_bytes(canonical(old_doc))
     assert c._replace(discovered=(("a.h", "z"),)).fingerprint() != c.fingerprint()
     key = action_key(command="cc", env={}, cwd="", inputs=[], deps=[], outputs=[])
-    doc = {"v": ACTION_KEY_VERSION, "shell": SHELL, "content": "xxh3-128", "command": "cc",
+    doc = {"v": ACTION_KEY_VERSION, "shell": SHELL, "content": "sha256", "command": "cc",
            "env": [], "cwd": "", "inputs": [], "deps": [], "outputs": [], "tools": []}  # fmt: skip
     assert key == sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hex
     with_depfile = action_key(

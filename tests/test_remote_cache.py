@@ -252,8 +252,11 @@ def test_a_dry_run_reads_the_remote_and_never_writes(tmp_path: Path, own: rs.Own
     assert own.total("PUT") == 0 and own.store == {}
     run(a, own.url)
     own.counts.clear()
-    _, plan = run(b, own.url, "-n")
-    assert plan["gen"]["status"] == "would_restore"
+    res, plan = run(b, own.url, "-n")
+    assert plan["gen"]["status"] == "would_restore", res.both
+    hits = [r for r in plan["gen"]["reasons"] if r["kind"] == "cache_hit"]
+    assert [h["name"] for h in hits] == ["remote"], hits  # the tier is named
+    assert "a result for this exact state is in the remote cache (" in hits[0]["message"]
     assert own.total("PUT") == 0 and own.total("HEAD") == 0
     assert not (b.root / "out").exists()
     assert not (b.cache / "v1" / "blobs").exists()  # nothing filled locally either

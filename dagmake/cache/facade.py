@@ -17,6 +17,7 @@ from dagmake.cache.local import LocalCache
 from dagmake.cache.packs import Packs
 from dagmake.cache.restore import Blocked, restore_into
 from dagmake.cache.tiers import Tiers
+from dagmake.digests import of_xxh3, sha256, sha256_hasher
 from dagmake.errors import ConfigError
 from dagmake.model import CacheSettings
 
@@ -155,6 +156,27 @@ class Cache:
                 store.remove(log)
             return b""
         return data
+
+    def content_sha256(self, entry: ActionResult, digest: str) -> str | None:
+        """The SHA-256 of the output content `entry` names by xxh3 `digest` (an action key's
+        piece, for a dependency a dry run would restore), read from the tier that holds it and
+        checked against `digest`; None when it cannot be."""
+        data = entry.inline.get(digest)
+        if data is not None:
+            return sha256(data).hex if xxhash.xxh3_128_hexdigest(data) == digest else None
+        sizes = [o.size for o in entry.outputs if o.digest == digest and o.link is None]
+        if not sizes:
+            return None
+        store = self._served.get(entry.key) or self.tiers.source(entry.key)
+        xxh, sha = xxhash.xxh3_128(), sha256_hasher(sizes[0])
+        try:
+            with store.read(of_xxh3(digest, sizes[0])) as src:
+                while chunk := src.read(1 << 20):
+                    xxh.update(chunk)
+                    sha.update(chunk)
+        except (OSError, CacheCorrupt):
+            return None
+        return str(sha.hexdigest()) if xxh.hexdigest() == digest else None
 
     def store(
         self,
