@@ -14,7 +14,7 @@ import pytest
 
 from dagmake.cache import local as cache_mod
 from dagmake.cache import upkeep as cachekeep
-from dagmake.cache.base import OutputFile
+from dagmake.cache.base import OutputFile, RunFigures, Traffic
 from dagmake.cache.facade import ResultCache
 from dagmake.cache.local import parse_age, parse_size, settings_from_env
 from dagmake.cache.upkeep import PruneReport, VerifyReport, format_prune, format_verify
@@ -464,7 +464,7 @@ def test_stats_count_entries_blobs_and_the_last_runs(s: Setup) -> None:
         s.cache.record_run(i, 1)
     st = cachekeep.stats(s.cache)
     assert (st.entries, st.blobs, st.size_bytes, st.root) == (1, 2, 6, s.tmp / "cache")
-    assert len(st.runs) == 20 and st.runs[-1][1:] == (24, 1)
+    assert len(st.runs) == 20 and st.runs[-1][1:] == (24, 1, None)
     assert "entries: 1" in cachekeep.format_stats(st)
 
 
@@ -478,8 +478,8 @@ def test_runs_are_appended_and_trimmed_to_the_last_ones(s: Setup) -> None:
     with path.open("a") as f:
         f.write("half a li")  # torn by a crash: the next line joins it, and both are skipped
     s.cache.record_run(150, 7)
-    s.cache.record_run(151, 8)
-    assert [r[1:] for r in s.cache.runs()[-2:]] == [(149, 0), (151, 8)]
+    s.cache.local.record_run(RunFigures(time.time(), 151, 8, Traffic(1, 2, 3, 4)))
+    assert [r[1:] for r in s.cache.runs()[-2:]] == [(149, 0, None), (151, 8, Traffic(1, 2, 3, 4))]
 
 
 def test_format_prune_says_what_was_removed_and_kept() -> None:

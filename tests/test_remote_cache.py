@@ -170,6 +170,21 @@ def test_what_is_written_is_an_reapi_action_result_whose_blobs_are_all_there(
     assert [s for r in gen for s in r.symlinks] == [reapi.Symlink("out/latest", "big.txt")]
 
 
+def test_cache_stats_show_the_remote_hits_misses_and_bytes(tmp_path: Path, own: rs.Own) -> None:
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    run(a, own.url)
+    up = sum(len(v) for v in own.store.values())
+    shown = a.run("cache", "stats")
+    assert "remote cache, in 1 of them: 0 hits, 2 misses, 0 B down, " in shown.out, shown.both
+    run(b, own.url)
+    run(b, own.url, "-B")  # forced: no lookups, but its uploads count
+    shown = b.run("cache", "stats")
+    assert "last 2 runs: 2 hits, 2 misses" in shown.out, shown.both
+    assert "remote cache, in 2 of them: 2 hits, 0 misses, " in shown.out, shown.both
+    assert a.run("cache", "stats").out.count("remote cache") == 1  # each machine its own
+    assert up > 0
+
+
 def test_a_cold_restore_asks_one_entry_and_each_blob_once(tmp_path: Path, own: rs.Own) -> None:
     a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
     run(a, own.url)

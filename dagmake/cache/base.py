@@ -61,6 +61,28 @@ class ActionResult(NamedTuple):
         return found
 
 
+class Traffic(NamedTuple):
+    """What one run asked of a remote tier: entries found and not found, bytes each way."""
+
+    hits: int = 0
+    misses: int = 0
+    bytes_down: int = 0
+    bytes_up: int = 0
+
+    def plus(self, other: Traffic) -> Traffic:
+        return Traffic(*(a + b for a, b in zip(self, other, strict=True)))
+
+
+class RunFigures(NamedTuple):
+    """One run's line in the cache's statistics: when it finished, its restores and runs
+    (`hits`, `misses`), and the remote tiers' traffic (None: it used none)."""
+
+    at: float
+    hits: int
+    misses: int
+    remote: Traffic | None = None
+
+
 class CacheCorrupt(Exception):
     """An entry or blob failed a check; the message says which, `step` whose entry it is."""
 

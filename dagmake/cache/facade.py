@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import xxhash
 
-from dagmake.cache.base import ActionResult, CacheCorrupt, ContentStore, OutputFile, Tier
+from dagmake.cache.base import (
+    ActionResult,
+    CacheCorrupt,
+    ContentStore,
+    OutputFile,
+    RunFigures,
+    Tier,
+    Traffic,
+)
 from dagmake.cache.local import LocalCache
 from dagmake.cache.packs import Packs
 from dagmake.cache.restore import Blocked, restore_into
@@ -218,10 +227,18 @@ class Cache:
         return self.local.blob_path(digest)
 
     def record_run(self, hits: int, misses: int) -> None:
-        if not self.read_only:
-            self.local.record_run(hits, misses)
+        """This run's figures into the statistics (`cache stats`), the remote tiers' traffic
+        among them."""
+        if self.read_only:
+            return
+        remote: Traffic | None = None
+        for tier in self.tiers.tiers[1:]:
+            traffic: Callable[[], Traffic] | None = getattr(tier, "traffic", None)
+            if traffic is not None:
+                remote = traffic() if remote is None else remote.plus(traffic())
+        self.local.record_run(RunFigures(time.time(), hits, misses, remote))
 
-    def runs(self) -> list[tuple[float, int, int]]:
+    def runs(self) -> list[RunFigures]:
         return self.local.runs()
 
     def prune_due(self) -> bool:

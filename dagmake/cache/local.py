@@ -50,6 +50,8 @@ from dagmake.cache.base import (
     ActionResult,
     CacheCorrupt,
     OutputFile,
+    RunFigures,
+    Traffic,
     blob_digests,
     check_relative,
 )
@@ -294,12 +296,12 @@ class LocalCache:
                 os.unlink(tmp)
             raise
 
-    def record_run(self, hits: int, misses: int) -> None:
-        """Append this run's counts to `runs` (one line, one write to a file opened for
+    def record_run(self, figures: RunFigures) -> None:
+        """Append this run's figures to `runs` (one line, one write to a file opened for
         appending: rewriting a JSON file per run cost a file creation and a rename, about 1 ms
         here); once it holds ten times RUNS_KEPT lines, keep the last RUNS_KEPT. Best effort:
         a run appending while another trims may lose its line."""
-        line = f"{time.time():.3f} {hits} {misses}\n".encode()
+        line = _run_line(figures)
         path = layout.runs_file(self.dir.parent)
         try:
             faults.check("cache.runs")
@@ -311,22 +313,27 @@ class LocalCache:
             finally:
                 os.close(fd)
             if size > 10 * RUNS_KEPT * len(line):
-                kept = [f"{t:.3f} {h} {m}\n" for t, h, m in self.runs()]
-                atomic_write_bytes(path, "".join(kept).encode(), mode=0o600)
+                kept = b"".join(_run_line(f) for f in self.runs())
+                atomic_write_bytes(path, kept, mode=0o600)
         except OSError as e:
             softfail.failed(e, path)  # statistics are a nicety: the run goes on
 
-    def runs(self) -> list[tuple[float, int, int]]:
-        """(finished at, hits, misses) of the last RUNS_KEPT runs, oldest first."""
+    def runs(self) -> list[RunFigures]:
+        """The figures of the last RUNS_KEPT runs, oldest first. A line is `at hits misses`,
+        and the remote traffic after them when there was a remote tier (`rhits rmisses down
+        up`); other lines are skipped."""
         try:
             text = read_small(layout.runs_file(self.dir.parent)).decode("ascii", "replace")
         except OSError:
             return []
-        found: list[tuple[float, int, int]] = []
+        found: list[RunFigures] = []
         for line in text.splitlines():
             with contextlib.suppress(ValueError):
-                t, h, m = line.split()
-                found.append((float(t), int(h), int(m)))
+                t, h, m, *more = line.split()
+                remote = Traffic(*map(int, more)) if len(more) == 4 else None
+                if more and remote is None:
+                    continue
+                found.append(RunFigures(float(t), int(h), int(m), remote))
         return found[-RUNS_KEPT:]
 
     # -- maintenance ------------------------------------------------------------------
@@ -360,6 +367,13 @@ def _touch(path: Path) -> bool:
 
 
 # -- manifests ----------------------------------------------------------------------------
+
+
+def _run_line(f: RunFigures) -> bytes:
+    line = f"{f.at:.3f} {f.hits} {f.misses}"
+    if f.remote is not None:
+        line += " " + " ".join(str(n) for n in f.remote)
+    return (line + "\n").encode()
 
 
 def manifest_bytes(result: ActionResult, *, inline: bool = True) -> bytes:

@@ -52,7 +52,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 import xxhash
 
 from dagmake.cache import reapi
-from dagmake.cache.base import ActionResult, CacheCorrupt
+from dagmake.cache.base import ActionResult, CacheCorrupt, Traffic
 from dagmake.cache.local import manifest_bytes, parse_manifest
 from dagmake.digests import Digest
 from dagmake.errors import ConfigError
@@ -302,6 +302,8 @@ class RemoteTier:
         self._there: set[str] = set()  # xxh3 hexes known to be on the server
         self.bytes_down = 0
         self.bytes_up = 0
+        self.hits = 0  # entries found this run
+        self.misses = 0  # entries asked for and not found (or not usable)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -334,13 +336,22 @@ class RemoteTier:
         they are read). None for a miss, or when the tier is off."""
         if self.off or not _SHA64.match(key):
             return None
+        self.misses += 1  # until found
         try:
-            return self._get(key)
+            found = self._get(key)
         except CacheCorrupt:
             if self.off:
                 raise
-        time.sleep(SETTLE_S)  # perhaps caught mid-write (see the module's notes)
-        return self._get(key)
+            time.sleep(SETTLE_S)  # perhaps caught mid-write (see the module's notes)
+            found = self._get(key)
+        if found is not None:
+            self.misses -= 1
+            self.hits += 1
+        return found
+
+    def traffic(self) -> Traffic:
+        """This run's figures, for the cache's statistics."""
+        return Traffic(self.hits, self.misses, self.bytes_down, self.bytes_up)
 
     def _get(self, key: str) -> ActionResult | None:
         answer = self._send("GET", f"ac/{key}")

@@ -7,13 +7,22 @@ reports. A run needs none of this but the hourly prune, so the build loads it on
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from dagmake import layout, units
-from dagmake.cache.base import HEX, ActionResult, CacheCorrupt, blob_digests, inline_size
+from dagmake.cache.base import (
+    HEX,
+    ActionResult,
+    CacheCorrupt,
+    RunFigures,
+    Traffic,
+    blob_digests,
+    inline_size,
+)
 from dagmake.cache.facade import Cache
 from dagmake.cache.local import PRUNE_GRACE_S, TMP_PREFIX, parse_manifest
 from dagmake.fingerprint import hash_file
@@ -24,7 +33,7 @@ class CacheStats(NamedTuple):
     entries: int
     blobs: int
     size_bytes: int
-    runs: tuple[tuple[float, int, int], ...]  # (finished at, hits, misses), oldest first
+    runs: tuple[RunFigures, ...]  # oldest first
 
 
 class PruneReport(NamedTuple):
@@ -184,12 +193,19 @@ def format_stats(s: CacheStats) -> str:
         f"stored files: {s.blobs} ({units.format_size(s.size_bytes)})",
     ]
     if s.runs:
-        hits = sum(h for _, h, _ in s.runs)
-        misses = sum(m for _, _, m in s.runs)
+        hits = sum(r.hits for r in s.runs)
+        misses = sum(r.misses for r in s.runs)
         rate = 100.0 * hits / (hits + misses) if hits + misses else 0.0
         lines.append(
             f"last {len(s.runs)} runs: {hits} hits, {misses} misses ({rate:.0f}% restored)"
         )
+        remote = [r.remote for r in s.runs if r.remote is not None]
+        if remote:
+            t = functools.reduce(Traffic.plus, remote)
+            lines.append(
+                f"remote cache, in {len(remote)} of them: {t.hits} hits, {t.misses} misses, "
+                f"{units.format_size(t.bytes_down)} down, {units.format_size(t.bytes_up)} up"
+            )
     else:
         lines.append("no runs recorded yet")
     return "\n".join(lines)
