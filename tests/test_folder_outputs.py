@@ -220,6 +220,17 @@ def test_empty_folders_inside_a_folder_output_come_back_with_a_restore(ws: Works
     assert ws.read("listing.txt") == want
 
 
+class _NoContent:
+    def file(self, path: str) -> str | None:
+        return None
+
+    def produced(self, step_id: str) -> str | None:
+        return None
+
+
+NO_CONTENT = _NoContent()
+
+
 def test_a_file_the_record_does_not_name_is_an_output_modified() -> None:
     from dagmake.fingerprint import Components
     from dagmake.plan import Action, Facts, decide
@@ -228,9 +239,10 @@ def test_a_file_the_record_does_not_name_is_an_output_modified() -> None:
     facts = Facts("gen", "", (), (("in.txt", "d1"),), (), {"out/a": "o1"}, True, outputs=("out",))
     comps = Components("gen", "", (), (("in.txt", "d1"),), (), ("out",))
     record = StepRecord("gen", comps.fingerprint(), comps, (("out/a", "o1"),))
-    assert decide("gen", facts, record, force=False, cached=lambda fp: False).reasons == ()
+    d = decide("gen", facts, record, force=False, cached=lambda fp: None, content=NO_CONTENT)
+    assert d.reasons == ()
     added = facts._replace(outputs_now={"out/a": "o1", "out/stray": "o2"})
-    d = decide("gen", added, record, force=False, cached=lambda fp: False)
+    d = decide("gen", added, record, force=False, cached=lambda fp: None, content=NO_CONTENT)
     assert d.action is Action.RUN
     assert [(r.kind.value, r.path, r.old, r.new) for r in d.reasons] == [
         ("output_modified", "out/stray", None, "o2")

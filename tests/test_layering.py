@@ -68,6 +68,7 @@ ALLOWED: dict[str, set[str]] = {
         "cache.packs",
         "cache.restore",
         "cache.tiers",
+        "digests",
         "errors",
         "model",
     },
@@ -110,6 +111,7 @@ ALLOWED: dict[str, set[str]] = {
     "starter": {"errors"},
     "render": set(),
     "ledger": {"cache.base", "facts", "fingerprint", "graph", "model", "results", "state"},
+    "keying": {"cache.base", "digests", "fingerprint", "ledger"},
     "storing": {"cache.base", "cache.facade", "cache.restore", "interrupts", "model", "state"},
     "restoring": {
         "cache.base",
@@ -169,6 +171,7 @@ ALLOWED: dict[str, set[str]] = {
         "graph",
         "interrupts",
         "judging",
+        "keying",
         "ledger",
         "model",
         "restoring",
