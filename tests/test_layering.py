@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
         "templates",
     },
     "graph": {"errors", "model", "globs"},
-    "fingerprint": {"fsutil"},
+    "fingerprint": {"digests", "fsutil"},
     "table": set(),
     "state": {"fingerprint", "framing", "fsutil", "layout", "table", "faults", "softfail"},
     "digests": set(),
