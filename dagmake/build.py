@@ -310,7 +310,7 @@ class _Run:
                     if sid not in ledger.results:
                         ledger.results[sid] = StepResult(sid, StepStatus.CANCELLED)
                 if unstored is not None:
-                    unstored.store_rest()  # a second Ctrl-C abandons it
+                    unstored.store_rest(interrupted=True)  # a second Ctrl-C abandons it
                 return "interrupted"
             except BaseException:
                 # dagmake's own failure: stop the steps, then let the error be reported

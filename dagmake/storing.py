@@ -17,6 +17,8 @@ from dagmake.interrupts import Interrupted
 from dagmake.model import Step
 from dagmake.state import StepRecord
 
+UPLOAD_GRACE_S = 2.0  # after Ctrl-C: how long uploads under way may still take
+
 
 def cacheable(cache: Cache | None, step: Step) -> bool:
     """A step without inputs always runs, so a stored result of it would never be used."""
@@ -41,13 +43,17 @@ class StoreQueue:
     def store_one(self) -> None:
         self._store(*self._waiting.popleft())
 
-    def store_rest(self) -> int | None:
-        """Store what the loop had no idle moment for; the signal of an interrupt that came
-        first (what is left is not stored: every step's result is already recorded)."""
+    def store_rest(self, *, interrupted: bool = False) -> int | None:
+        """Store what the loop had no idle moment for, and wait for the uploads running
+        beside the build (after an interrupt, `UPLOAD_GRACE_S` at most); the signal of an
+        interrupt that came first (what is left is not stored or sent: every step's result
+        is already recorded)."""
         try:
             while self._waiting:
                 self._store(*self._waiting.popleft())
+            self._cache.finish_uploads(UPLOAD_GRACE_S if interrupted else None)
         except Interrupted as intr:
+            self._cache.abandon_uploads()
             return intr.signum
         return None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -254,10 +255,11 @@ def test_a_server_that_refuses_uploads_costs_one_warning_and_reads_still_work(
         ro.stop()
     assert third["gen"]["status"] == "succeeded"
     assert res.err.count("warning") == 1, res.err
-    assert (
-        f"warning: cache: could not store 'gen' in the remote cache ({ro.url} refused an upload "
-        "(HTTP 403); uploading is off for the rest of this run)"
-    ) in res.err
+    assert re.search(  # (uploads run side by side: either step's may be refused first)
+        f"warning: cache: could not store '(gen|use)' in the remote cache \\({re.escape(ro.url)} "
+        r"refused an upload \(HTTP 403\); uploading is off for the rest of this run\)",
+        res.err,
+    ), res.err
 
 
 def test_a_dry_run_reads_the_remote_and_never_writes(tmp_path: Path, own: rs.Own) -> None:
@@ -432,6 +434,38 @@ def test_a_closed_port_is_a_warning_and_a_normal_run(tmp_path: Path) -> None:
     assert res.err.count("warning") == 1, res.err
 
 
+def test_slow_uploads_run_beside_the_steps_not_between_them(tmp_path: Path, own: rs.Own) -> None:
+    """Uploads go to a few connections of their own in the background: a chain of quick
+    steps is not held up by a server that takes 1.5 s to take each upload."""
+    own.put_delay_s = 1.5
+    a = machine(tmp_path, "a")
+    a.write(
+        "dagmake.yaml",
+        """
+steps:
+  - id: one
+    run: date +%s.%N > one.t
+    inputs: [in.txt]
+    outputs: [one.t]
+  - id: two
+    depends_on: [one]
+    run: date +%s.%N > two.t
+    inputs: [one.t]
+    outputs: [two.t]
+  - id: three
+    depends_on: [two]
+    run: date +%s.%N > three.t
+    inputs: [two.t]
+    outputs: [three.t]
+""",
+    )
+    res, steps = run(a, own.url, "-j1")
+    assert {s["status"] for s in steps.values()} == {"succeeded"}, res.both
+    first, last = (float(a.read(f"{n}.t")) for n in ("one", "three"))
+    assert last - first < 1.5, res.both  # with uploads between the steps: 3 s at least
+    assert len([p for p in own.store if p.startswith("ac/")]) == 3  # all there at the end
+
+
 def test_ctrl_c_during_an_upload_stops_the_run_promptly(tmp_path: Path, own: rs.Own) -> None:
     own.put_delay_s = 30.0  # every upload hangs
     a = machine(tmp_path, "a")
@@ -439,7 +473,7 @@ def test_ctrl_c_during_an_upload_stops_the_run_promptly(tmp_path: Path, own: rs.
     deadline = time.monotonic() + 20
     while own.total("PUT") == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert own.total("PUT") == 1, proc.communicate(timeout=60)
+    assert own.total("PUT") >= 1, proc.communicate(timeout=60)  # (one per upload thread)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
@@ -457,7 +491,11 @@ def test_three_workspaces_uploading_at_once_leave_a_cache_a_fourth_restores(
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-        assert "warning" not in err, err
+        if server.what != "WsgiDAV":
+            # WsgiDAV writes a PUT in place: a read racing another machine's upload of the
+            # same path can get a torn answer, or one shorter than it said and a timeout
+            # (README); nginx writes a temporary file and renames it, so nothing is torn
+            assert "warning" not in err, err
     d = machine(tmp_path, "d")
     res, restored = run(d, server.url)
     assert [restored[s].get("cache") for s in STEPS] == ["remote", "remote"], res.both

@@ -205,6 +205,14 @@ class Cache:
         if result is not None:
             self.tiers.put_below(result, self.local)
 
+    def finish_uploads(self, timeout_s: float | None = None) -> None:
+        """Wait for the uploads running beside the build (at most `timeout_s`), and tell
+        what failed. Interrupted by a signal as any wait of the loop is."""
+        self.tiers.finish_uploads(timeout_s)
+
+    def abandon_uploads(self) -> None:
+        self.tiers.abandon_uploads()
+
     # -- the local tier's own ---------------------------------------------------------------
 
     @property

@@ -44,6 +44,7 @@ import io
 import ipaddress
 import re
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -168,7 +169,7 @@ class Down(RemoteError):
 
 
 class _Http:
-    """One keep-alive connection to the server (the build loop asks from one thread)."""
+    """One keep-alive connection to the server, used by one thread (`RemoteTier.wire`)."""
 
     def __init__(self, endpoint: Endpoint, token: str | None, timeout_s: float) -> None:
         self.endpoint = endpoint
@@ -295,7 +296,10 @@ class RemoteTier:
         self.endpoint = endpoint
         self.max_download = max_download  # bytes: an entry naming more is not taken
         self.writable = not read_only
-        self.http = _Http(endpoint, token, timeout_s)
+        self._connect = (endpoint, token, timeout_s)
+        self._mine = threading.local()  # each thread's own connection (uploads run in a few)
+        self._conns: list[_Http] = []
+        self._lock = threading.Lock()
         self.off = False  # the server failed this run: every call is a quiet miss
         self._why: Down | None = None  # how it failed
         self._sha: dict[str, reapi.Blob] = {}  # xxh3 hex -> the content's SHA-256 digest
@@ -305,14 +309,33 @@ class RemoteTier:
         self.hits = 0  # entries found this run
         self.misses = 0  # entries asked for and not found (or not usable)
 
+    background = True  # uploads run beside the build (`uploads.Uploads`)
+
+    @property
+    def wire(self) -> _Http:
+        """This thread's connection."""
+        conn: _Http | None = getattr(self._mine, "http", None)
+        if conn is None:
+            conn = self._mine.http = _Http(*self._connect)
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
     @property
     def counts(self) -> dict[str, int]:
-        """Requests made, by method."""
-        return self.http.counts
+        """Requests made, by method, on every connection."""
+        with self._lock:
+            conns = list(self._conns)
+        return {m: sum(c.counts[m] for c in conns) for m in ("HEAD", "GET", "PUT")}
+
+    def _moved(self, *, down: int = 0, up: int = 0) -> None:
+        with self._lock:
+            self.bytes_down += down
+            self.bytes_up += up
 
     def _down(self, error: Down) -> Down:
         self.off = True
-        self.http.close()
+        self.wire.close()
         error.strerror = f"{error.strerror}; not used for the rest of this run"
         self._why = error
         return error
@@ -321,7 +344,7 @@ class RemoteTier:
         self, method: str, path: str, body: bytes | IO[bytes] | None = None, size: int = 0
     ) -> http.client.HTTPResponse:
         try:
-            return self.http.send(method, path, body, size)
+            return self.wire.send(method, path, body, size)
         except Down as e:
             raise self._down(e) from None
 
@@ -356,10 +379,10 @@ class RemoteTier:
     def _get(self, key: str) -> ActionResult | None:
         answer = self._send("GET", f"ac/{key}")
         if answer.status == 404:
-            self.http.drain(answer)
+            self.wire.drain(answer)
             return None
         if answer.status != 200:
-            self.http.drain(answer)
+            self.wire.drain(answer)
             raise self._unusable(answer.status, "to a lookup")
         data = self._read_all(answer, AC_LIMIT)
         where = f"key {key[:12]}"
@@ -533,16 +556,16 @@ class RemoteTier:
             answer = self._send("HEAD", f"cas/{blob.hash}")
             answer.read()  # nothing: an answer to HEAD has no body, whatever its length says
             if answer.will_close:
-                self.http.close()
+                self.wire.close()
             if answer.status == 200:
                 return
         self._put(f"cas/{blob.hash}", body, blob.size)
 
     def _put(self, path: str, body: IO[bytes], size: int) -> None:
         answer = self._send("PUT", path, body, size)
-        self.http.drain(answer)
+        self.wire.drain(answer)
         if 200 <= answer.status < 300:
-            self.bytes_up += size
+            self._moved(up=size)
             return
         if answer.status in _REFUSED_UPLOAD:
             self.writable = False
@@ -575,11 +598,14 @@ class RemoteTier:
         """The blob, checked; None when it does not match its digest."""
         answer = self._send("GET", f"cas/{blob.hash}")
         if answer.status == 404:
-            self.http.drain(answer)
+            self.wire.drain(answer)
             raise CacheCorrupt(f"stored file {name[:12]} is missing on the remote cache")
         if answer.status != 200:
-            self.http.drain(answer)
+            self.wire.drain(answer)
             raise self._unusable(answer.status, "to a download")
+        if answer.length is not None and answer.length != blob.size:
+            self.wire.close()  # another size than the blob's: not read (a torn or other file)
+            return None
         spool: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         sha, size = hashlib.sha256(), 0
         try:
@@ -594,19 +620,19 @@ class RemoteTier:
                 spool.write(chunk)
         except TimeoutError:
             spool.close()
-            self.http.close()
+            self.wire.close()
             raise self._down(
                 Down(errno.ETIMEDOUT, f"{self.endpoint.shown} stopped sending a download")
             ) from None
         except OSError as e:
             spool.close()
-            self.http.close()
+            self.wire.close()
             raise self._down(Down(errno.EIO, f"{self.endpoint.shown}: {e.strerror}")) from None
         if size > blob.size or not answer.isclosed():
-            self.http.close()  # the rest of a too-long answer is not read
+            self.wire.close()  # the rest of a too-long answer is not read
         elif answer.will_close:
-            self.http.close()
-        self.bytes_down += size
+            self.wire.close()
+        self._moved(down=size)
         if size != blob.size or sha.hexdigest() != blob.hash:
             spool.close()
             return None
@@ -624,15 +650,19 @@ class RemoteTier:
         except OSError as e:
             raise self._down(Down(errno.EIO, f"{self.endpoint.shown}: {e.strerror}")) from None
         if len(data) > limit or not answer.isclosed():
-            self.http.close()
+            self.wire.close()
             return None if len(data) > limit else data
         if answer.will_close:
-            self.http.close()
-        self.bytes_down += len(data)
+            self.wire.close()
+        self._moved(down=len(data))
         return data
 
     def close(self) -> None:
-        self.http.close()
+        """Every thread's connection (one still in use fails, and is off)."""
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            conn.close()
 
 
 def _sha256(data: bytes) -> reapi.Blob:

@@ -7,8 +7,12 @@ the run: a broken tier makes a run slower, never failed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from dagmake.cache.base import ActionResult, CacheCorrupt, Tier
+
+if TYPE_CHECKING:
+    from dagmake.cache.uploads import Uploads
 
 _CHUNK = 1 << 20
 
@@ -24,6 +28,7 @@ class Tiers:
         self._broken: dict[str, list[Tier]] = {}
         self._off: list[Tier] = []  # failed this run
         self._said: set[str] = set()  # tiers (by name) whose store failed, said once
+        self._uploads: dict[int, Uploads] = {}  # by id(tier): a tier uploaded to beside the build
 
     def _live(self) -> list[Tier]:
         return [t for t in self.tiers if not any(t is off for off in self._off)]
@@ -85,18 +90,60 @@ class Tiers:
 
     def put_below(self, entry: ActionResult, source: Tier) -> None:
         """Copy a result `source` holds into every other writable tier (a failing one costs
-        a warning once)."""
+        a warning once). Into a tier marked `background` (a remote one), by `uploads.Uploads`:
+        queued here, told here or by `finish_uploads` when it failed."""
+        self.tell_uploads()
         for tier in self._live():
             if tier is source or not tier.writable:
+                continue
+            if getattr(tier, "background", False):
+                self._uploader(source, tier).submit(entry)
                 continue
             try:
                 copy(entry, source, tier)
             except (OSError, CacheCorrupt) as e:
-                if tier.name not in self._said:
-                    self._said.add(tier.name)
-                    self.warn(
-                        f"cache: could not store '{entry.step_id}' in the {tier.name} cache ({e})"
-                    )
+                self._store_failed(tier, entry.step_id, e)
+
+    def _store_failed(self, tier: Tier, step_id: str, error: Exception) -> None:
+        if tier.name not in self._said:
+            self._said.add(tier.name)
+            self.warn(f"cache: could not store '{step_id}' in the {tier.name} cache ({error})")
+
+    def _uploader(self, source: Tier, tier: Tier) -> Uploads:
+        found = self._uploads.get(id(tier))
+        if found is None:
+            from dagmake.cache.uploads import Uploads  # only with such a tier
+
+            found = Uploads(tier, lambda entry: copy(entry, source, tier))
+            self._uploads[id(tier)] = found
+        return found
+
+    def tell_uploads(self) -> None:
+        """Warn of the background uploads that failed since last told (the main thread)."""
+        for uploads in self._uploads.values():
+            for p in uploads.problems():
+                if not isinstance(p.error, (OSError, CacheCorrupt)):
+                    raise p.error  # a bug in an upload thread: the run's error boundary says so
+                self._store_failed(p.tier, p.step_id, p.error)
+
+    def finish_uploads(self, timeout_s: float | None = None) -> None:
+        """Wait for the background uploads (at most `timeout_s`; what is left then is dropped,
+        with a warning), tell what failed, and let their threads end."""
+        for uploads in self._uploads.values():
+            done = uploads.finish(timeout_s)
+            dropped = uploads.abandon()  # nothing left, when done: the threads end
+            if not done:
+                self.warn(
+                    f"cache: stopped uploading to the {uploads.target.name} cache; "
+                    f"{dropped} more results and those under way may not have been sent"
+                )
+        self.tell_uploads()
+        self._uploads.clear()
+
+    def abandon_uploads(self) -> None:
+        """Drop what has not been sent (a second Ctrl-C)."""
+        for uploads in self._uploads.values():
+            uploads.abandon()
 
 
 def copy(entry: ActionResult, source: Tier, target: Tier) -> None:
