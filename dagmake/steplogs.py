@@ -229,8 +229,9 @@ class Logs:
         """A spare file nobody has open, emptied; None when there is none. One still held
         (by a process that lingers) goes to the back, and is dropped after a few tries."""
         spare = self._spare
-        for _ in range(min(3, len(spare) if spare is not None else 0)):
-            assert spare is not None
+        if spare is None:
+            return None
+        for _ in range(min(3, len(spare))):  # the first three at most
             path = spare.popleft()
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -257,7 +258,9 @@ class Logs:
 
     def close(self) -> None:
         """The run is over: the spare files go (a dead run's are removed by the next)."""
-        spare, self._spare = self._spare, collections.deque()
+        spare = self._spare
+        if spare is not None:  # (without leases, it stays off)
+            self._spare = collections.deque()
         for path in spare or ():
             with contextlib.suppress(OSError):
                 os.unlink(path)
