@@ -68,6 +68,29 @@ def hash_file(path: str) -> str:
         os.close(fd)
 
 
+def hash_file_and_small_sha(path: str) -> tuple[str, str]:
+    """`hash_file`, and the SHA-256 too when the file came in one read (small: an action key
+    will most likely want it, and a second read of the file costs more than hashing these
+    bytes once more); "" for a larger file (read again when a key asks, `Hasher.sha256`)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if not _is_regular(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        data = os.read(fd, _SMALL)
+        more = os.read(fd, _SMALL) if data else b""
+        if not more:
+            from dagmake.digests import sha256
+
+            return xxhash.xxh3_128_hexdigest(data), sha256(data).hex
+        h = xxhash.xxh3_128(data)
+        while more:
+            h.update(more)
+            more = os.read(fd, _CHUNK)
+        return h.hexdigest(), ""
+    finally:
+        os.close(fd)
+
+
 def hash_file_pair(path: str) -> tuple[str, str]:
     """(xxh3-128, SHA-256) of the file's bytes, read once: the second digest for an action
     key (`Hasher.sha256`)."""
@@ -203,11 +226,11 @@ class Hasher:
             self.stamps[rel] = old
             return old
         try:
-            digest = hash_file(full)
+            digest, sha = hash_file_and_small_sha(full)
         except OSError:
             return None
         self.hashed += 1
-        new = FileStamp(digest, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, seen_ns)
+        new = FileStamp(digest, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, seen_ns, sha)
         self.stamps[rel] = new
         self.fresh[rel] = new
         return new

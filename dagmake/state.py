@@ -235,7 +235,7 @@ def _record_tuple(r: StepRecord) -> tuple[object, ...]:
 
 
 def _stamp(blob: bytes) -> FileStamp:
-    return FileStamp._make(marshal.loads(blob))
+    return FileStamp(*marshal.loads(blob))  # an index written before `sha256` has six fields
 
 
 class LoadedState:

@@ -101,20 +101,35 @@ def test_a_contents_sha256_is_read_once_and_kept_with_its_stamp(
     reads: list[str] = []
     real = fingerprint.hash_file_pair
     monkeypatch.setattr(fingerprint, "hash_file_pair", lambda p: reads.append(p) or real(p))
-    (tmp_path / "a.txt").write_text("hello\n")
+    big = b"x" * 100_000  # more than one read: its SHA-256 waits until a key asks
+    (tmp_path / "big.bin").write_bytes(big)
+    (tmp_path / "small.txt").write_text("hello\n")
     time.sleep(0.1 if fingerprint.fine_timestamps(str(tmp_path)) else 2.1)  # settled (racy-git)
     first = fingerprint.Hasher(str(tmp_path), {})
-    sha = first.sha256("a.txt")
-    assert sha == hashlib.sha256(b"hello\n").hexdigest() and len(reads) == 1
-    assert first.sha256("a.txt") == sha and len(reads) == 1  # this run: from the stamp
-    kept = fingerprint.FileStamp.from_list(first.fresh["a.txt"].to_list())  # as the state keeps it
+    stamp = first.stamp("small.txt")  # a small file's comes with its xxh3, from one read
+    assert stamp is not None and stamp.sha256 == hashlib.sha256(b"hello\n").hexdigest()
+    assert first.stamp("big.bin") is not None and first.stamps["big.bin"].sha256 == ""
+    sha = first.sha256("big.bin")
+    assert sha == hashlib.sha256(big).hexdigest() and len(reads) == 1
+    assert first.sha256("big.bin") == sha and len(reads) == 1  # this run: from the stamp
+    kept = fingerprint.FileStamp.from_list(first.fresh["big.bin"].to_list())  # as the state has it
     assert kept.sha256 == sha
-    second = fingerprint.Hasher(str(tmp_path), {"a.txt": kept})
-    assert second.sha256("a.txt") == sha and len(reads) == 1  # the next run: not read again
-    (tmp_path / "a.txt").write_text("hello again\n")
-    os.utime(tmp_path / "a.txt", ns=(kept.mtime_ns + 10**9,) * 2)  # (a coarse clock: still new)
-    third = fingerprint.Hasher(str(tmp_path), {"a.txt": kept})
-    assert third.sha256("a.txt") == hashlib.sha256(b"hello again\n").hexdigest()
+    second = fingerprint.Hasher(str(tmp_path), {"big.bin": kept})
+    assert second.sha256("big.bin") == sha and len(reads) == 1  # the next run: not read again
+    (tmp_path / "big.bin").write_bytes(big + b"!")
+    os.utime(tmp_path / "big.bin", ns=(kept.mtime_ns + 10**9,) * 2)  # (a coarse clock: still new)
+    third = fingerprint.Hasher(str(tmp_path), {"big.bin": kept})
+    assert third.sha256("big.bin") == hashlib.sha256(big + b"!").hexdigest()
     assert len(reads) == 2  # an edit: read again
     # a stamp of the older format (no SHA-256) still loads
     assert fingerprint.FileStamp.from_list(kept.to_list()[:6]).sha256 == ""
+
+
+def test_an_index_written_before_stamps_had_a_sha256_still_loads() -> None:
+    import marshal
+
+    from dagmake.state import _stamp
+
+    old = ("d" * 32, 5, 1, 2, 3, 4)  # what an index of key version 1 holds per path
+    assert _stamp(marshal.dumps(old)).sha256 == ""
+    assert _stamp(marshal.dumps((*old, "s" * 64))).sha256 == "s" * 64
