@@ -59,10 +59,10 @@ ALLOWED: dict[str, set[str]] = {
         "softfail",
         "units",
     },
-    "cache.tiers": {"cache.base", "cache.uploads"},
+    "cache.tiers": {"cache.base", "cache.transfers", "digests"},
     "cache.reapi": set(),
     "cache.remote": {"cache.base", "cache.local", "cache.reapi", "digests", "errors"},
-    "cache.uploads": {"cache.base"},
+    "cache.transfers": {"cache.base"},
     "cache.facade": {
         "cache.base",
         "cache.local",

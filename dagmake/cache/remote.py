@@ -309,7 +309,7 @@ class RemoteTier:
         self.hits = 0  # entries found this run
         self.misses = 0  # entries asked for and not found (or not usable)
 
-    background = True  # uploads run beside the build (`uploads.Uploads`)
+    background = True  # uploads run beside the build (`transfers.Uploads`)
 
     @property
     def wire(self) -> _Http:

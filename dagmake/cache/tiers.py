@@ -10,9 +10,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from dagmake.cache.base import ActionResult, CacheCorrupt, Tier
+from dagmake.digests import Digest
 
 if TYPE_CHECKING:
-    from dagmake.cache.uploads import Uploads
+    from dagmake.cache.transfers import Uploads
 
 _CHUNK = 1 << 20
 
@@ -81,7 +82,7 @@ class Tiers:
             if not tier.writable or any(tier is off for off in self._off):
                 continue
             try:
-                copy(entry, source, tier)
+                copy(entry, source, tier, side_by_side=getattr(source, "background", False))
             except OSError as e:
                 self.fail(tier, e, "write to")
                 continue
@@ -90,7 +91,7 @@ class Tiers:
 
     def put_below(self, entry: ActionResult, source: Tier) -> None:
         """Copy a result `source` holds into every other writable tier (a failing one costs
-        a warning once). Into a tier marked `background` (a remote one), by `uploads.Uploads`:
+        a warning once). Into a tier marked `background` (a remote one), by `transfers.Uploads`:
         queued here, told here or by `finish_uploads` when it failed."""
         self.tell_uploads()
         for tier in self._live():
@@ -112,7 +113,7 @@ class Tiers:
     def _uploader(self, source: Tier, tier: Tier) -> Uploads:
         found = self._uploads.get(id(tier))
         if found is None:
-            from dagmake.cache.uploads import Uploads  # only with such a tier
+            from dagmake.cache.transfers import Uploads  # only with such a tier
 
             found = Uploads(tier, lambda entry: copy(entry, source, tier))
             self._uploads[id(tier)] = found
@@ -146,15 +147,26 @@ class Tiers:
             uploads.abandon()
 
 
-def copy(entry: ActionResult, source: Tier, target: Tier) -> None:
+def copy(entry: ActionResult, source: Tier, target: Tier, *, side_by_side: bool = False) -> None:
     """Every blob `entry` needs that `target` lacks, read from `source` and verified by
-    `target.write`; then the entry itself (written after every blob it names). Raises
-    CacheCorrupt when a blob's bytes do not match, OSError."""
-    for digest in sorted(target.missing(entry.blobs())):
+    `target.write` (`side_by_side`: several at once, for a remote source); then the entry
+    itself (written after every blob it names). Raises CacheCorrupt when a blob's bytes do
+    not match, OSError."""
+
+    def one(digest: Digest) -> None:
         with source.read(digest) as src:
             if not target.write(digest, iter(lambda: src.read(_CHUNK), b"")):
                 source.remove(digest)
                 raise CacheCorrupt(
                     f"stored file {digest.hex[:12]} does not match its digest", entry.step_id
                 )
+
+    blobs = sorted(target.missing(entry.blobs()))
+    if side_by_side and len(blobs) > 1:
+        from dagmake.cache.transfers import in_parallel
+
+        in_parallel(one, blobs)
+    else:
+        for digest in blobs:
+            one(digest)
     target.put(entry)

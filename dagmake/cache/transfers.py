@@ -1,4 +1,7 @@
-"""Uploads into a tier below the local one (a remote cache), beside the build: a few threads,
+"""Transfers with a tier below the local one (a remote cache) on a few connections at once.
+
+`in_parallel` downloads a restored entry's blobs side by side (`tiers.fill`). `Uploads`
+sends results into such a tier beside the build: a few threads,
 each with its own connection (`RemoteTier.wire`), copy a stored result's blobs and then its
 entry (`tiers.copy`), so a slow server never holds up the next step. Imported only when such
 a tier is configured.
@@ -15,14 +18,57 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
 
 from dagmake.cache.base import ActionResult, Tier
 
 WORKERS = 4  # connections uploading at once
 PENDING = 64  # results queued at most (each holds its inline bytes, at most 4 KiB a file)
 _TICK_S = 0.1  # how often a waiting main thread looks up (and hears a signal)
+T = TypeVar("T")
+
+
+def in_parallel(
+    work: Callable[[T], None], items: Sequence[T], workers: int = WORKERS
+) -> None:
+    """`work(item)` for every item, on up to `workers` daemon threads; raises the error of
+    the first item (in order) that failed. A signal interrupts the wait (every wait has a
+    timeout), and then no further item is started."""
+    pending = collections.deque(enumerate(items))
+    errors: dict[int, BaseException] = {}
+    cond = threading.Condition()
+    running = [0]
+    stop = [False]
+
+    def worker() -> None:
+        while True:
+            with cond:
+                if stop[0] or not pending:
+                    running[0] -= 1
+                    cond.notify_all()
+                    return
+                i, item = pending.popleft()
+            try:
+                work(item)
+            except BaseException as e:  # told by the waiting thread
+                with cond:
+                    errors[i] = e
+                    stop[0] = True
+
+    count = min(workers, len(items))
+    running[0] = count
+    for _ in range(count):
+        threading.Thread(target=worker, name="dagmake-transfer", daemon=True).start()
+    try:
+        with cond:
+            while running[0]:
+                cond.wait(_TICK_S)
+    finally:
+        with cond:
+            stop[0] = True  # (after an interrupt: nothing more starts)
+    if errors:
+        raise errors[min(errors)]
 
 
 class Problem(NamedTuple):
