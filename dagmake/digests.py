@@ -65,6 +65,16 @@ def _sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def small_sha256() -> Any:
+    """The SHA-256 constructor for data under 64 KiB (the built-in one when there is one)."""
+    builtin = _builtin_sha256()
+    if builtin is not None:
+        return builtin
+    import hashlib
+
+    return hashlib.sha256
+
+
 def sha256_hasher(size: int) -> Any:
     """A SHA-256 object for content of about `size` bytes (the built-in one when small, as
     `sha256`)."""

@@ -22,7 +22,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import xxhash
 
@@ -68,6 +68,18 @@ def hash_file(path: str) -> str:
         os.close(fd)
 
 
+_sha256_new: Any = None  # the SHA-256 constructor for small data, found once (`digests`)
+
+
+def _small_sha256(data: bytes) -> str:
+    global _sha256_new
+    if _sha256_new is None:
+        from dagmake.digests import small_sha256
+
+        _sha256_new = small_sha256()
+    return str(_sha256_new(data).hexdigest())
+
+
 def hash_file_and_small_sha(path: str) -> tuple[str, str]:
     """`hash_file`, and the SHA-256 too when the file came in one read (small: an action key
     will most likely want it, and a second read of the file costs more than hashing these
@@ -79,9 +91,7 @@ def hash_file_and_small_sha(path: str) -> tuple[str, str]:
         data = os.read(fd, _SMALL)
         more = os.read(fd, _SMALL) if data else b""
         if not more:
-            from dagmake.digests import sha256
-
-            return xxhash.xxh3_128_hexdigest(data), sha256(data).hex
+            return xxhash.xxh3_128_hexdigest(data), _small_sha256(data)
         h = xxhash.xxh3_128(data)
         while more:
             h.update(more)
