@@ -206,11 +206,12 @@ class _Run:
         status = "succeeded"
         if self.dry:
             plan = self.plan = Plan(decide, self.graph.deps)
-            while (sid := plan.next_to_decide()) is not None:  # the workflow order, one by one
-                settled = self.decider.settle(sid, plan)
-                assert isinstance(settled, StepResult)  # a dry run decides everything at once
-                ledger.finish(settled)
-                plan.settled(sid, settled.status)
+            while batch := self._ready(plan):  # in the workflow order
+                for sid in batch:
+                    settled = self.decider.settle(sid, plan)
+                    assert isinstance(settled, StepResult)  # a dry run decides all at once
+                    ledger.finish(settled)
+                    plan.settled(sid, settled.status)
         else:
             status = self._execute(decide)
         results = ledger.results
@@ -273,14 +274,17 @@ class _Run:
         with raising_interrupted(), contextlib.closing(self.logs), contextlib.closing(executor):
             try:
                 while not plan.done:
-                    while (sid := plan.next_to_decide()) is not None:
-                        outcome = decider.settle_for_run(sid, plan)
-                        if isinstance(outcome, StepResult):
-                            settle(outcome)
-                        else:
-                            pending[sid] = outcome
-                            plan.decided_to_run(sid)
-                            fill()  # a free slot starts it now, before the others are decided
+                    while batch := self._ready(plan):
+                        for sid in batch:
+                            if sid in ledger.results:  # halted (--fail-fast) while it waited
+                                continue
+                            outcome = decider.settle_for_run(sid, plan)
+                            if isinstance(outcome, StepResult):
+                                settle(outcome)
+                            else:
+                                pending[sid] = outcome
+                                plan.decided_to_run(sid)
+                                fill()  # a free slot starts it now, before the others are decided
                     fill()
                     if not running:
                         continue
@@ -324,6 +328,18 @@ class _Run:
                 if self.stop_signal is not None:
                     return "interrupted"  # Ctrl-C while storing the last results: heard
         return "succeeded"
+
+    def _ready(self, plan: Plan) -> list[str]:
+        """The next steps to decide, in workflow order: one, or with a remote cache every
+        ready one, its lookups asked side by side first (`Decider.prefetch`)."""
+        sid = plan.next_to_decide()
+        if sid is None:
+            return []
+        batch = [sid]
+        if self.cache is not None and self.cache.answers_slowly:
+            batch.extend(iter(plan.next_to_decide, None))
+            self.decider.prefetch(batch, plan)
+        return batch
 
     def _halted(self, sid: str, failed: str) -> StepResult:
         """A step --fail-fast keeps from starting after `failed` failed: skipped as a failed

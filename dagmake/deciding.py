@@ -17,7 +17,7 @@ from dagmake.facts import Inspector, Resolved
 from dagmake.fast.noop import Trust
 from dagmake.graph import Graph
 from dagmake.ledger import Ledger
-from dagmake.model import Reason, ReasonKind, StepStatus
+from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Action, Decision, KeyContent, decide
 from dagmake.restoring import Restorer
 from dagmake.results import StepResult
@@ -36,6 +36,7 @@ class ToRun(NamedTuple):
 class Decider:
     __slots__ = (
         "_entries",
+        "_prepared",
         "cache",
         "contents",
         "dry",
@@ -70,6 +71,7 @@ class Decider:
         self.force = force
         self.dry = dry
         self._entries: dict[str, ActionResult | None] = {}
+        self._prepared: dict[str, Resolved] = {}  # resolved by `prefetch`, for `settle`
 
     def narrow(self, chosen: list[str]) -> list[str]:
         """The steps to decide: the chosen ones, or, when the snapshot can tell how far its
@@ -102,25 +104,51 @@ class Decider:
         except ConfigError as e:
             return StepResult(sid, StepStatus.FAILED, detail=f"could not start: {e}")
 
-    def settle(self, sid: str, plan: Plan) -> StepResult | ToRun:
-        """Skip, keep or restore the step now, or say how to run it."""
-        step = self.graph.step(sid)
-        ledger = self.ledger
+    def prefetch(self, sids: list[str], plan: Plan) -> None:
+        """Before `settle` takes these ready steps one by one: with a tier that answers
+        slowly (a remote cache), ask it side by side for every entry their decisions will
+        ask for (steps up to date ask none). What is resolved here `settle` reuses."""
+        cache = self.cache
+        if cache is None or not cache.answers_slowly or len(sids) < 2:
+            return
+        wanted: list[str] = []
+        for sid in sids:
+            step = self.graph.step(sid)
+            record = self.ledger.records.get(sid)
+            if not step.cache or self._settled_early(sid, plan) or self._vouched(sid, record):
+                continue
+            try:
+                resolved = self._resolve(step, record)
+            except ConfigError:
+                continue  # `settle` says so
+            self._prepared[sid] = resolved
+            decide(
+                sid,
+                resolved.facts,
+                record,
+                force=self.force,
+                cached=lambda key: wanted.append(key),  # (None: as a miss, to see them all)
+                content=self.contents,
+            )
+        cache.prefetch([k for k in wanted if k not in self._entries])
+
+    def _settled_early(self, sid: str, plan: Plan) -> StepResult | None:
+        """Skipped before anything is looked at: a dependency failed, or its `if:` is false."""
         blocked = _blocked_by(sid, plan)
         if blocked is not None:
             return blocked
-        if not self.inspector.condition_holds(step, ledger.values):
+        if not self.inspector.condition_holds(self.graph.step(sid), self.ledger.values):
+            step = self.graph.step(sid)
             reason = Reason(ReasonKind.CONDITION_FALSE, f"condition `{step.condition}` is false")
             return StepResult(sid, StepStatus.SKIPPED, (reason,))
-        record = ledger.records.get(sid)
-        if record is not None and self._vouched_for(sid, record):
-            assert self.trust is not None
-            ledger.trusted.add(sid)
-            ledger.owned[sid] = self.trust.paths_of(sid)
-            ledger.produced[sid] = self.trust.produced[sid]
-            ledger.values[sid] = dict(record.values)
-            return StepResult(sid, StepStatus.UP_TO_DATE)
-        deps = tuple((d, ledger.produced.get(d)) for d in self.graph.deps[sid])
+        return None
+
+    def _vouched(self, sid: str, record: StepRecord | None) -> bool:
+        return record is not None and self._vouched_for(sid, record)
+
+    def _resolve(self, step: Step, record: StepRecord | None) -> Resolved:
+        ledger = self.ledger
+        deps = tuple((d, ledger.produced.get(d)) for d in self.graph.deps[step.id])
         values: Mapping[str, Mapping[str, str]] = ledger.values  # read only: no copy per step
         if self.dry:
             preview: dict[str, Mapping[str, str]] = {}
@@ -130,7 +158,26 @@ class Decider:
                     preview[d] = dict(rec.values)
             if preview:
                 values = collections.ChainMap(preview, ledger.values)
-        resolved = self.inspector.resolve(step, deps, values, record)
+        return self.inspector.resolve(step, deps, values, record)
+
+    def settle(self, sid: str, plan: Plan) -> StepResult | ToRun:
+        """Skip, keep or restore the step now, or say how to run it."""
+        step = self.graph.step(sid)
+        ledger = self.ledger
+        early = self._settled_early(sid, plan)
+        if early is not None:
+            self._prepared.pop(sid, None)
+            return early
+        record = ledger.records.get(sid)
+        if self._vouched(sid, record):
+            assert self.trust is not None and record is not None
+            self._prepared.pop(sid, None)
+            ledger.trusted.add(sid)
+            ledger.owned[sid] = self.trust.paths_of(sid)
+            ledger.produced[sid] = self.trust.produced[sid]
+            ledger.values[sid] = dict(record.values)
+            return StepResult(sid, StepStatus.UP_TO_DATE)
+        resolved = self._prepared.pop(sid, None) or self._resolve(step, record)
         ledger.owned[sid] = [p for p, _ in resolved.input_stamps] + list(resolved.facts.outputs_now)
         decision = decide(
             sid,

@@ -69,6 +69,15 @@ class Cache:
         CacheCorrupt when only a broken one is found (`discard` it in a real run)."""
         return self.tiers.get(key)
 
+    @property
+    def answers_slowly(self) -> bool:
+        """Is a tier here worth asking side by side (`prefetch`): a remote one?"""
+        return self.tiers.slow_tiers()
+
+    def prefetch(self, keys: Sequence[str]) -> None:
+        """Ask the slow tiers for these keys at once; `get` then answers from what came."""
+        self.tiers.prefetch(keys)
+
     def tier_of(self, key: str) -> str:
         """The name of the tier that served `key` ("local" when none did): what a report says
         of a restore ("cache": "local" / "remote")."""

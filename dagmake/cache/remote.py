@@ -359,17 +359,21 @@ class RemoteTier:
         they are read). None for a miss, or when the tier is off."""
         if self.off or not _SHA64.match(key):
             return None
-        self.misses += 1  # until found
+        found: ActionResult | None = None
         try:
-            found = self._get(key)
-        except CacheCorrupt:
-            if self.off:
-                raise
-            time.sleep(SETTLE_S)  # perhaps caught mid-write (see the module's notes)
-            found = self._get(key)
-        if found is not None:
-            self.misses -= 1
-            self.hits += 1
+            try:
+                found = self._get(key)
+            except CacheCorrupt:
+                if self.off:
+                    raise
+                time.sleep(SETTLE_S)  # perhaps caught mid-write (see the module's notes)
+                found = self._get(key)
+        finally:
+            with self._lock:  # (asked from several threads at once: `Tiers.prefetch`)
+                if found is None:
+                    self.misses += 1
+                else:
+                    self.hits += 1
         return found
 
     def traffic(self) -> Traffic:

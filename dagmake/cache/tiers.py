@@ -30,6 +30,8 @@ class Tiers:
         self._off: list[Tier] = []  # failed this run
         self._said: set[str] = set()  # tiers (by name) whose store failed, said once
         self._uploads: dict[int, Uploads] = {}  # by id(tier): a tier uploaded to beside the build
+        # by id(tier): the answers `prefetch` got, each taken by the `get` of its key
+        self._early: dict[int, dict[str, ActionResult | Exception | None]] = {}
 
     def _live(self) -> list[Tier]:
         return [t for t in self.tiers if not any(t is off for off in self._off)]
@@ -43,13 +45,37 @@ class Tiers:
         why = error.strerror or str(error) or type(error).__name__
         self.warn(f"cache: could not {doing} the {tier.name} cache ({why}); going on without it")
 
+    def slow_tiers(self) -> bool:
+        return any(getattr(t, "background", False) for t in self._live()[1:])
+
+    def prefetch(self, keys: Sequence[str]) -> None:
+        """Ask each slow tier (a remote one) for the keys no tier above it holds, side by
+        side (`transfers.in_parallel`); `get` takes each answer, and raises what it raised."""
+        local = self.tiers[0]
+        todo = sorted({k for k in keys if k not in self._source and not _holds(local, k)})
+        for tier in self._live()[1:]:
+            if not todo or not getattr(tier, "background", False):
+                continue
+            answers = _ask_all(tier, todo)
+            self._early.setdefault(id(tier), {}).update(answers)
+            todo = [k for k in todo if not isinstance(answers.get(k), ActionResult)]
+
+    def _ask(self, tier: Tier, key: str) -> ActionResult | None:
+        early = self._early.get(id(tier))
+        if early is None or key not in early:
+            return tier.get(key)
+        answer = early.pop(key)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
     def get(self, key: str) -> ActionResult | None:
         """The entry from the first tier that has a whole one. Pure. Raises the first
         CacheCorrupt when some tier holds a broken entry and none a good one."""
         problem: CacheCorrupt | None = None
         for tier in self._live():
             try:
-                found = tier.get(key)
+                found = self._ask(tier, key)
             except CacheCorrupt as e:
                 self._broken.setdefault(key, []).append(tier)
                 problem = problem or e
@@ -145,6 +171,29 @@ class Tiers:
         """Drop what has not been sent (a second Ctrl-C)."""
         for uploads in self._uploads.values():
             uploads.abandon()
+
+
+def _ask_all(tier: Tier, keys: list[str]) -> dict[str, ActionResult | Exception | None]:
+    """`tier.get` of every key, side by side; an error is the answer it gave."""
+    from dagmake.cache.transfers import in_parallel
+
+    answers: dict[str, ActionResult | Exception | None] = {}
+
+    def ask(key: str) -> None:
+        try:
+            answers[key] = tier.get(key)
+        except (CacheCorrupt, OSError) as e:
+            answers[key] = e
+
+    in_parallel(ask, keys)
+    return answers
+
+
+def _holds(tier: Tier, key: str) -> bool:
+    try:
+        return tier.get(key) is not None
+    except (CacheCorrupt, OSError):
+        return False
 
 
 def copy(entry: ActionResult, source: Tier, target: Tier, *, side_by_side: bool = False) -> None:
