@@ -522,6 +522,30 @@ def test_the_lookups_of_steps_ready_together_are_asked_side_by_side(
     assert own.counts[("GET", "ac")] == 16  # each entry asked once per run
 
 
+def test_a_run_keeps_a_few_connections_however_many_lookups_it_makes(
+    tmp_path: Path, own: rs.Own
+) -> None:
+    """Ten layers of two steps, each layer reading the one before: ten rounds of lookups side
+    by side reuse the same few connections, not new ones per round."""
+    layers = []
+    for n in range(10):
+        for side in "ab":
+            reads = f"[l{n - 1}a.txt, l{n - 1}b.txt]" if n else "[in.txt]"
+            deps = f"\n    depends_on: [l{n - 1}a, l{n - 1}b]" if n else ""
+            layers.append(
+                f"\n  - id: l{n}{side}{deps}\n    run: echo {n}{side} > l{n}{side}.txt"
+                f"\n    inputs: {reads}\n    outputs: [l{n}{side}.txt]\n"
+            )
+    a, b = machine(tmp_path, "a"), machine(tmp_path, "b")
+    for m in (a, b):
+        m.write("dagmake.yaml", "steps:" + "".join(layers))
+    run(a, own.url)
+    before = len(own.conns)
+    res, done = run(b, own.url)
+    assert {s.get("cache") for s in done.values()} == {"remote"}, res.both
+    assert len(own.conns) - before <= 9, len(own.conns) - before  # 4 + 4 + the main thread's
+
+
 def test_fail_fast_halts_the_rest_of_a_batch_decided_together(tmp_path: Path, own: rs.Own) -> None:
     a = machine(tmp_path, "a")
     a.write(

@@ -19,7 +19,7 @@ import collections
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from dagmake.cache.base import ActionResult, Tier
 
@@ -29,46 +29,109 @@ _TICK_S = 0.1  # how often a waiting main thread looks up (and hears a signal)
 T = TypeVar("T")
 
 
-def in_parallel(
-    work: Callable[[T], None], items: Sequence[T], workers: int = WORKERS
-) -> None:
-    """`work(item)` for every item, on up to `workers` daemon threads; raises the error of
-    the first item (in order) that failed. A signal interrupts the wait (every wait has a
-    timeout), and then no further item is started."""
-    pending = collections.deque(enumerate(items))
-    errors: dict[int, BaseException] = {}
-    cond = threading.Condition()
-    running = [0]
-    stop = [False]
-
-    def worker() -> None:
-        while True:
-            with cond:
-                if stop[0] or not pending:
-                    running[0] -= 1
-                    cond.notify_all()
-                    return
-                i, item = pending.popleft()
-            try:
-                work(item)
-            except BaseException as e:  # told by the waiting thread
-                with cond:
-                    errors[i] = e
-                    stop[0] = True
-
-    count = min(workers, len(items))
-    running[0] = count
-    for _ in range(count):
-        threading.Thread(target=worker, name="dagmake-transfer", daemon=True).start()
+def in_parallel(work: Callable[[T], None], items: Sequence[T]) -> None:
+    """`work(item)` for every item, on the process's few transfer threads (`_Workers`: the
+    same threads every time, so each keeps its connections); raises the error of the first
+    item (in order) that failed. A signal interrupts the wait (every wait has a timeout), and
+    then no further item is started. From a transfer thread itself, one after another."""
+    if threading.current_thread().name == _WORKER_NAME:
+        for item in items:
+            work(item)
+        return
+    batch = _Batch(work, list(items))
+    _workers().take(batch)
     try:
-        with cond:
-            while running[0]:
-                cond.wait(_TICK_S)
+        batch.wait()
     finally:
-        with cond:
-            stop[0] = True  # (after an interrupt: nothing more starts)
-    if errors:
-        raise errors[min(errors)]
+        batch.stop()  # (after an interrupt: nothing more starts)
+    if batch.errors:
+        raise batch.errors[min(batch.errors)]
+
+
+class _Batch:
+    """One `in_parallel` call's items, taken by the transfer threads in order."""
+
+    def __init__(self, work: Callable[[Any], None], items: list[Any]) -> None:
+        self.work = work
+        self.pending = collections.deque(enumerate(items))
+        self.left = len(items)
+        self.errors: dict[int, BaseException] = {}
+        self.cond = threading.Condition()
+        self.stopped = False
+
+    def next(self) -> tuple[int, Any] | None:
+        with self.cond:
+            if self.stopped or not self.pending:
+                return None
+            return self.pending.popleft()
+
+    def done(self, i: int, error: BaseException | None) -> None:
+        with self.cond:
+            self.left -= 1
+            if error is not None:
+                self.errors[i] = error
+                self.stopped = True
+                self.left -= len(self.pending)
+                self.pending.clear()
+            self.cond.notify_all()
+
+    def wait(self) -> None:
+        with self.cond:
+            while self.left > 0:
+                self.cond.wait(_TICK_S)
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.left -= len(self.pending)
+            self.pending.clear()
+
+
+class _Workers:
+    """WORKERS daemon threads for the whole process, taking items of the batches handed to
+    them; idle ones wait."""
+
+    def __init__(self, count: int) -> None:
+        self._batches: collections.deque[_Batch] = collections.deque()
+        self._cond = threading.Condition()
+        for _ in range(count):
+            threading.Thread(target=self._run, name=_WORKER_NAME, daemon=True).start()
+
+    def take(self, batch: _Batch) -> None:
+        with self._cond:
+            self._batches.append(batch)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._batches:
+                    self._cond.wait()
+                batch = self._batches[0]
+                got = batch.next()
+                if got is None:  # nothing more to start in it
+                    if self._batches and self._batches[0] is batch:
+                        self._batches.popleft()
+                    continue
+            i, item = got
+            try:
+                batch.work(item)
+            except BaseException as e:  # told by the waiting thread
+                batch.done(i, e)
+            else:
+                batch.done(i, None)
+
+
+_WORKER_NAME = "dagmake-transfer"
+_pool: list[_Workers] = []
+_pool_lock = threading.Lock()
+
+
+def _workers() -> _Workers:
+    with _pool_lock:
+        if not _pool:
+            _pool.append(_Workers(WORKERS))
+        return _pool[0]
 
 
 class Problem(NamedTuple):
