@@ -16,9 +16,10 @@ from dagmake.errors import ConfigError
 from dagmake.facts import Inspector, Resolved
 from dagmake.fast.noop import Trust
 from dagmake.graph import Graph
+from dagmake.keying import Contents
 from dagmake.ledger import Ledger
 from dagmake.model import Reason, ReasonKind, Step, StepStatus
-from dagmake.plan import Action, Decision, KeyContent, decide
+from dagmake.plan import Action, Decision, decide
 from dagmake.restoring import Restorer
 from dagmake.results import StepResult
 from dagmake.scheduler import Blocked, Plan
@@ -57,7 +58,7 @@ class Decider:
         restorer: Restorer | None,
         trust: Trust | None,
         *,
-        contents: KeyContent,
+        contents: Contents,
         force: bool,
         dry: bool,
     ) -> None:
@@ -158,7 +159,8 @@ class Decider:
                     preview[d] = dict(rec.values)
             if preview:
                 values = collections.ChainMap(preview, ledger.values)
-        return self.inspector.resolve(step, deps, values, record)
+        restorable = self.contents.restorable if self.dry else None
+        return self.inspector.resolve(step, deps, values, record, restorable)
 
     def settle(self, sid: str, plan: Plan) -> StepResult | ToRun:
         """Skip, keep or restore the step now, or say how to run it."""
@@ -198,6 +200,7 @@ class Decider:
             assert entry is not None
             if self.dry:
                 ledger.produced_from_entry(sid, entry)
+                self.contents.would_restore(entry)
                 return StepResult(sid, StepStatus.WOULD_RESTORE, decision.reasons)
             assert self.restorer is not None  # a real run with a cache
             restored = self.restorer.restore(step, decision, entry, resolved)

@@ -76,9 +76,12 @@ class Inspector:
         deps: tuple[tuple[str, str | None], ...],
         values: Mapping[str, Mapping[str, str]],
         record: StepRecord | None,
+        restorable: Mapping[str, FileStamp] | None = None,
     ) -> Resolved:
         """`values` holds what each dependency wrote to $DAGMAKE_OUTPUT; in a dry run a dependency
-        that would run has no entry, and its last recorded values stand in for the preview."""
+        that would run has no entry, and its last recorded values stand in for the preview.
+        `restorable` (a dry run's): the files steps decided before would restore, as stamps
+        of what they would hold; an input among them is taken as it would be."""
         env = variables.step_environment(self.workflow, step, self.context)
         scope = variables.step_scope(self.workflow, step, self.context, env)
         secret = self.secret
@@ -93,9 +96,14 @@ class Inspector:
             (name, keyed_digest(self.secret, name, value)) for name, value in sorted(env.items())
         )
         input_paths = globs.expand(step.inputs, self.workflow.root)
+        if restorable:
+            found = set(input_paths)
+            more = [p for p in restorable if p not in found and globs.selects(step.inputs, p)]
+            input_paths = sorted(found.union(more)) if more else input_paths
         stamps: list[tuple[str, FileStamp]] = []
         for path in input_paths:
-            stamp = self.hasher.stamp(path)
+            stamp = restorable.get(path) if restorable else None
+            stamp = stamp or self.hasher.stamp(path)
             if stamp is not None:
                 stamps.append((path, stamp))
         declared = tuple((p, s.digest) for p, s in stamps)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from dagmake.cache.base import ActionResult
 from dagmake.digests import sha256
-from dagmake.fingerprint import Hasher, canonical
+from dagmake.fingerprint import FileStamp, Hasher, canonical
 from dagmake.ledger import Ledger
 
 FromEntry = Callable[[ActionResult, str], "str | None"]  # (entry, an output's xxh3) -> SHA-256
@@ -29,9 +29,20 @@ class Contents:
         self.ledger = ledger
         self.from_entry = from_entry
         self._produced: dict[tuple[str, str | None], str | None] = {}  # by (step, xxh3 one)
+        # a dry run's: the files steps decided before would restore, as they would be
+        self.restorable: dict[str, FileStamp] = {}
 
     def file(self, path: str) -> str | None:
+        stamp = self.restorable.get(path)
+        if stamp is not None:
+            return stamp.sha256 or None
         return self.hasher.sha256(path)
+
+    def would_restore(self, entry: ActionResult) -> None:
+        """A dry run: `entry` would be restored, so its files are what later steps read."""
+        for out in entry.outputs:
+            sha = None if self.from_entry is None else self.from_entry(entry, out.digest)
+            self.restorable[out.path] = FileStamp(out.digest, out.size, 0, 0, 0, 0, sha or "")
 
     def produced(self, step_id: str) -> str | None:
         at = (step_id, self.ledger.produced.get(step_id))  # a step run again: asked anew
@@ -50,9 +61,11 @@ class Contents:
         entry = ledger.entries.get(step_id)
         pairs: list[tuple[str, str]] = []
         for path, digest in sorted(outputs.items()):
-            stamp = self.hasher.stamp(path)
+            stamp = self.restorable.get(path) or self.hasher.stamp(path)
             sha: str | None = None
-            if stamp is not None and stamp.digest == digest:
+            if stamp is not None and stamp.sha256 and stamp.digest == digest:
+                sha = stamp.sha256
+            elif stamp is not None and stamp.digest == digest:
                 sha = self.hasher.sha256(path)
             elif entry is not None and self.from_entry is not None:
                 sha = self.from_entry(entry, digest)

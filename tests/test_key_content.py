@@ -133,3 +133,34 @@ def test_an_index_written_before_stamps_had_a_sha256_still_loads() -> None:
     old = ("d" * 32, 5, 1, 2, 3, 4)  # what an index of key version 1 holds per path
     assert _stamp(marshal.dumps(old)).sha256 == ""
     assert _stamp(marshal.dumps((*old, "s" * 64))).sha256 == "s" * 64
+
+
+def test_a_dry_run_reads_what_an_earlier_restore_would_write(ws: Workspace) -> None:
+    """`b` reads `a`'s output: once both are cached and the outputs deleted, a dry run says
+    both would be restored (as the real run then does), not that `b` would run."""
+    ws.workflow(
+        """
+        steps:
+          - id: a
+            run: cp in.txt a.txt
+            inputs: [in.txt]
+            outputs: [a.txt]
+          - id: b
+            run: cp a.txt b.txt
+            inputs: [a.txt]
+            outputs: [b.txt]
+        """
+    )
+    ws.write("in.txt", "one\n")
+    assert ws.run().code == 0
+    ws.write("in.txt", "two\n")
+    assert ws.run().code == 0
+    ws.write("in.txt", "one\n")  # back: both results are cached, a.txt holds "two"
+    res = ws.run("-n", "--json")
+    steps = {s["id"]: s["status"] for s in json.loads(res.out)["steps"]}
+    assert steps == {"a": "would_restore", "b": "would_restore"}, res.both
+    assert ws.read("a.txt") == "two\n"  # a query writes nothing
+    res = ws.run("--json")
+    steps = {s["id"]: s["status"] for s in json.loads(res.out)["steps"]}
+    assert steps == {"a": "restored", "b": "restored"}, res.both
+    assert ws.read("b.txt") == "one\n"

@@ -141,6 +141,7 @@ ALLOWED: dict[str, set[str]] = {
         "storing",
     },
     "deciding": {
+        "keying",
         "cache.base",
         "cache.facade",
         "errors",

@@ -270,9 +270,10 @@ def test_a_dry_run_reads_the_remote_and_never_writes(tmp_path: Path, own: rs.Own
     run(a, own.url)
     own.counts.clear()
     res, plan = run(b, own.url, "-n")
-    assert plan["gen"]["status"] == "would_restore", res.both
-    hits = [r for r in plan["gen"]["reasons"] if r["kind"] == "cache_hit"]
-    assert [h["name"] for h in hits] == ["remote"], hits  # the tier is named
+    # `use` reads out/big.txt, which `gen` would restore: the dry run sees it as it would be
+    assert [plan[s]["status"] for s in STEPS] == ["would_restore", "would_restore"], res.both
+    hits = [r for s in STEPS for r in plan[s]["reasons"] if r["kind"] == "cache_hit"]
+    assert [h["name"] for h in hits] == ["remote", "remote"], hits  # the tier is named
     assert "a result for this exact state is in the remote cache (" in hits[0]["message"]
     assert own.total("PUT") == 0 and own.total("HEAD") == 0
     assert not (b.root / "out").exists()
