@@ -348,6 +348,8 @@ class TtyReporter(PlainReporter):
         super().run_finished(summary)
 
     def _clear(self) -> None:
+        global _live
+        _live = None
         if self._shown:
             self._shown = ""
             try:
@@ -375,6 +377,19 @@ class TtyReporter(PlainReporter):
             self._gone()
             return
         self._shown = line
+        global _live
+        _live = self
+
+
+_live: TtyReporter | None = None  # the reporter whose status line is on the screen
+
+
+def clear_status() -> None:
+    """Take the status line off the screen, if one is drawn: an error message that stops the
+    run is about to be printed."""
+    if _live is not None:
+        _live._clear()
+        _live.flush()
 
 
 _TIMED = frozenset(
@@ -395,7 +410,10 @@ def _tail(path: str, n: int) -> list[bytes]:
             data = f.read()
     except OSError:
         return []
-    return data.splitlines()[-n:]
+    lines = data.split(b"\n")  # (not splitlines: a CR a step printed is shown, escaped)
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines[-n:]
 
 
 # Every C0 control but tab, DEL, and every C1 control (as decoded from UTF-8; a lone byte of

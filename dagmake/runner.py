@@ -251,6 +251,9 @@ def _tolerant_streams() -> None:
 
 
 def _say(line: str) -> None:
+    report = sys.modules.get("dagmake.report")
+    if report is not None:
+        report.clear_status()  # a live status line ends before the message, not under it
     sys.stdout.flush()  # what was said before comes first
     print(line, file=sys.stderr, flush=True)
 

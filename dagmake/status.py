@@ -47,27 +47,33 @@ def fit(
     width: int,
 ) -> str:
     """The status line in fewer than `width` characters (the last column is left free: a
-    character written there makes some terminals wrap). Dropped as the width shrinks, in this
-    order: running steps' names (the last ones first, then the first cut with `…`), the bar's
-    length, the cache hits, the ETA, the bar."""
+    character written there makes some terminals wrap). What is running matters most after
+    done/total: as the width shrinks, the bar gets shorter, then the cache hits go, the bar,
+    the ETA; the running steps' names take what is left (the last ones counted as `+N`, the
+    first cut with `…` if it must be)."""
     room = max(1, width - 1)
     count = f"{done}/{total}"
-    extras = [f"ETA {seconds(eta)}"] if eta is not None else []
-    if cached:
-        extras.append(f"{cached} cached")
-    bar = BAR if room >= 60 else 10 if room >= 36 else 0
+    eta_text = f"ETA {seconds(eta)}" if eta is not None else ""
+    cached_text = f"{cached} cached" if cached else ""
+    names = len("  " + ", ".join(running)) if running else 0
+    need = min(names, 16)  # room kept for the running steps' names
+    bar = BAR
     while True:
         filled = bar * done // max(1, total)
         head = f"[{'#' * filled}{'-' * (bar - filled)}] " if bar else ""
-        line = "  ".join([head + count, *extras])
-        if len(line) <= room or (not extras and not bar):
+        line = "  ".join(p for p in (head + count, eta_text, cached_text) if p)
+        if len(line) + need <= room:
             break
         if bar == BAR:
             bar = 10
-        elif extras:
-            extras.pop()
-        else:
+        elif cached_text:
+            cached_text = ""
+        elif bar:
             bar = 0
+        elif eta_text:
+            eta_text = ""
+        else:
+            break
     if len(line) >= room:
         return line[:room]
     return line + _names(running, room - len(line))

@@ -109,7 +109,8 @@ def test_with_colour_a_steps_colours_pass_and_end_with_its_line_but_nothing_else
     rep.step_output("s", b"\x1b[1;31mred\x1b[0m \x1b[38;5;2mgreen\rX\x1b[2K\x1b[1A\x1b]0;t\x07\n")
     rep.step_finished(StepResult("s", StepStatus.SUCCEEDED))  # held until the step ends
     text = out.getvalue()
-    assert "s\x1b[0m | \x1b[1;31mred\x1b[0m \x1b[38;5;2mgreen" + r"\rX\x1b[2K\x1b[1A\x1b]0;t\x07" in text
+    shown = "s\x1b[0m | \x1b[1;31mred\x1b[0m \x1b[38;5;2mgreen" + r"\rX\x1b[2K\x1b[1A\x1b]0;t\x07"
+    assert shown in text
     assert text.endswith("\x1b[0m\n")
     assert "\r" not in text and "\x07" not in text and "\x1b[2K" not in text
 

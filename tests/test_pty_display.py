@@ -241,10 +241,7 @@ def test_a_resize_redraws_the_status_line_at_the_new_width(ws: Workspace) -> Non
 
 
 def test_steps_see_force_color_on_a_terminal_only(ws: Workspace) -> None:
-    ws.workflow(
-        "steps:\n"
-        "  - {id: c, run: 'echo \"seen F=$FORCE_COLOR C=$CLICOLOR_FORCE.\"'}\n"
-    )
+    ws.workflow("steps:\n  - {id: c, run: 'echo \"seen F=$FORCE_COLOR C=$CLICOLOR_FORCE.\"'}\n")
     _, raw = on_pty(ws, "--no-cache", cols=100)
     assert b"seen F=1 C=1." in raw, raw
     _, raw = on_pty(ws, "--no-cache", cols=100, NO_COLOR="1")

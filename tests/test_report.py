@@ -10,7 +10,6 @@ import sys
 from conftest import Workspace
 
 
-
 def test_on_a_terminal_the_status_line_is_drawn_in_place_and_cleared(
     ws: Workspace,
 ) -> None:
