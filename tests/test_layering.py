@@ -104,7 +104,8 @@ ALLOWED: dict[str, set[str]] = {
         "state",
     },
     "explain": {"model", "results"},
-    "report": {"explain", "model", "results"},
+    "report": {"explain", "model", "results", "status"},
+    "status": set(),
     "trace": {"errors", "fsutil", "model", "results"},
     "clean": {"errors", "globs", "graph", "layout"},
     "starter": {"errors"},
@@ -226,6 +227,7 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"fast.entry"},
     "__init__": set(),
     "runner": {
+        "ambient",
         "wiring",
         "errors",
         "report",

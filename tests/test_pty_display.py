@@ -164,6 +164,7 @@ def test_thirty_silent_steps_leave_the_summary_and_nothing_wraps(ws: Workspace, 
     assert len(lines) <= 2, "\n".join(lines)
     assert lines[-1].startswith("dagmake: succeeded: 30 ran in "), lines
     assert b"/30" in raw  # the status line was drawn (and then cleared)
+    assert b"compile-module-num" in raw  # naming what runs, cut to fit
     for drawn in re.findall(rb"\r([^\r\n]*)\x1b\[K", raw):
         visible = re.sub(rb"\x1b\[[0-9;]*m", b"", drawn).decode()
         assert len(visible) < cols, visible
@@ -174,24 +175,25 @@ def test_the_status_line_shows_done_total_running_and_an_eta_from_recorded_durat
 ) -> None:
     ws.workflow(
         "steps:\n"
-        "  - {id: first, run: 'sleep 0.4', inputs: [in.txt]}\n"
-        "  - {id: second, run: 'sleep 0.4', depends_on: [first]}\n"
+        "  - {id: first, run: 'sleep 0.6', inputs: [in.txt]}\n"
+        "  - {id: second, run: 'sleep 0.6', depends_on: [first]}\n"
     )
     ws.write("in.txt", "1\n")
     assert ws.run().code == 0
     ws.write("in.txt", "2\n")
-    code, raw = on_pty(ws, cols=100)
+    code, raw = on_pty(ws, "-j", "4", cols=100)
     assert code == 0, raw
     drawn = [d.decode() for d in re.findall(rb"\r([^\r\n]*)\x1b\[K", raw) if d]
     assert any("0/2" in d and "first" in d and "ETA" in d for d in drawn), drawn
-    # along the chain: both steps' 0.4 s are still ahead when the first starts
+    # along the chain, both steps' 0.6 s are ahead as the first starts (the work spread over
+    # the 4 slots, what the ETA said before, is 0.3 s)
     etas = [
         float(n) / (1000 if unit == "ms" else 1)
         for d in drawn
         if "0/2" in d
         for n, unit in re.findall(r"ETA ([0-9.]+)(ms|s)", d)
     ]
-    assert etas and max(etas) >= 0.6, drawn
+    assert etas and max(etas) >= 0.8, drawn
 
 
 def test_a_failing_step_shows_its_command_exit_status_and_output_once(ws: Workspace) -> None:
@@ -250,3 +252,21 @@ def test_steps_see_force_color_on_a_terminal_only(ws: Workspace) -> None:
     assert b"seen F= C=." in raw, raw
     res = ws.run("--no-cache", "--color", "always")
     assert "seen F= C=." in res.out, res.out  # piped: never
+
+
+def test_steps_that_print_keep_their_lines_together_and_silent_ones_leave_none(
+    ws: Workspace,
+) -> None:
+    """Output is held until its step ends (ninja's way), so two steps printing at once do
+    not interleave; each line is under its step's id."""
+    ws.workflow(
+        "steps:\n"
+        "  - {id: a, run: 'echo a1; sleep 0.4; echo a2'}\n"
+        "  - {id: b, run: 'sleep 0.2; echo b1; sleep 0.4; echo b2'}\n"
+        "  - {id: quiet, run: 'sleep 0.1'}\n"
+    )
+    code, raw = on_pty(ws, "-j", "3", cols=80)
+    assert code == 0, raw
+    lines = screen_of(raw, 80).lines()
+    assert lines[:4] == ["a | a1", "a | a2", "b | b1", "b | b2"], lines
+    assert len(lines) == 5 and lines[4].startswith("dagmake: succeeded: 3 ran"), lines
