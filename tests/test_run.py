@@ -93,7 +93,7 @@ def test_test_failure_example_isolates_the_failure(ws: Workspace) -> None:
     ]
     assert steps["docs"]["status"] == "succeeded"
     assert "flaky-check | the thing is broken" in res.err  # its output, streamed
-    assert res.err.count("the thing is broken") == 1  # once: no log tail after it
+    assert res.err.count("| the thing is broken") == 1  # once: no log tail after it
     assert "dagmake: failed:" in res.err
 
 
