@@ -285,6 +285,8 @@ class TtyReporter(PlainReporter):
         self, step_id: str, reasons: tuple[Reason, ...], attempt: int, *, command: str = ""
     ) -> None:
         self.running.setdefault(step_id, time.monotonic())
+        if attempt > 1:  # a retry: what the failed attempt printed goes under its warning
+            self._release(step_id)
         super().step_started(step_id, reasons, attempt, command=command)
         self._dirty = True
 

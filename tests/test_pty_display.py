@@ -270,3 +270,28 @@ def test_steps_that_print_keep_their_lines_together_and_silent_ones_leave_none(
     lines = screen_of(raw, 80).lines()
     assert lines[:4] == ["a | a1", "a | a2", "b | b1", "b | b2"], lines
     assert len(lines) == 5 and lines[4].startswith("dagmake: succeeded: 3 ran"), lines
+
+
+def test_a_retried_attempts_output_is_shown_once_before_the_next_attempt(ws: Workspace) -> None:
+    ws.workflow(
+        "steps:\n"
+        "  - id: flaky\n"
+        "    run: test -e once && { echo second-try; sleep 0.8; }"
+        " || { touch once; echo first-try; exit 1; }\n"
+        "    retries: 1\n"
+    )
+    seen: list[bytes] = []
+
+    def first(leader: int, proc: subprocess.Popen[bytes], so_far: bytes) -> bool:
+        if b"first-try" in so_far:
+            seen.append(so_far)
+            return True
+        return False
+
+    code, raw = on_pty(ws, cols=120, during=first)
+    assert code == 0, raw
+    assert seen and b"second-try" not in seen[0], seen  # shown as the retry started
+    lines = screen_of(raw, 120).lines()
+    assert lines[0].startswith("dagmake: warning: 'flaky' exited with status 1; retrying"), lines
+    assert lines[1:3] == ["flaky | first-try", "flaky | second-try"], lines
+    assert len(lines) == 4, lines
