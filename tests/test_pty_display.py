@@ -34,6 +34,7 @@ class Screen:
         self.row = 0
         self.col = 0
         self.wrapped: list[str] = []
+        self.continued: set[int] = set()  # rows a wrap started
 
     def _line(self) -> list[str]:
         while len(self.rows) <= self.row:
@@ -66,6 +67,7 @@ class Screen:
                     self.wrapped.append("".join(self._line()))
                     self.row += 1
                     self.col = 0
+                    self.continued.add(self.row)
                 line = self._line()
                 line.extend(" " * (self.col + 1 - len(line)))
                 line[self.col] = ch
@@ -90,6 +92,20 @@ class Screen:
     def lines(self) -> list[str]:
         """What is on the screen, trailing blank rows left out."""
         shown = ["".join(r).rstrip() for r in self.rows]
+        while shown and not shown[-1]:
+            shown.pop()
+        return shown
+
+    def logical_lines(self) -> list[str]:
+        """`lines`, with the rows a wrap continued joined to the row before them."""
+        joined: list[str] = []
+        for i, row in enumerate(self.rows):
+            text = "".join(row)
+            if i in self.continued and joined:
+                joined[-1] += text
+            else:
+                joined.append(text)
+        shown = [line.rstrip() for line in joined]
         while shown and not shown[-1]:
             shown.pop()
         return shown
@@ -196,16 +212,22 @@ def test_the_status_line_shows_done_total_running_and_an_eta_from_recorded_durat
     assert etas and max(etas) >= 0.8, drawn
 
 
-def test_a_failing_step_shows_its_command_exit_status_and_output_once(ws: Workspace) -> None:
+@pytest.mark.parametrize("cols", [120, 40])
+def test_a_failing_step_shows_its_command_exit_status_and_output_once(
+    ws: Workspace, cols: int
+) -> None:
+    """At 40 columns the failure's own lines wrap, as any long line does: the status line,
+    the one dagmake rewrites, never does."""
     ws.workflow(
         "steps:\n"
         "  - {id: ok, run: 'true'}\n"
         "  - id: broken\n"
         "    run: printf 'out-%s\\n' one; printf 'err-%s\\n' two >&2; exit 3\n"
     )
-    code, raw = on_pty(ws, cols=80)
+    code, raw = on_pty(ws, cols=cols)
     assert code == 1, raw
-    lines = screen_of(raw, 80).lines()
+    screen = screen_of(raw, cols)
+    lines = screen.logical_lines()
     text = "\n".join(lines)
     assert text.count("out-one") == 1 and text.count("err-two") == 1, text
     assert text.count("printf 'out-%s\\n' one") == 1, text  # the command, once
@@ -213,6 +235,8 @@ def test_a_failing_step_shows_its_command_exit_status_and_output_once(ws: Worksp
     assert lines[-1].startswith("dagmake: failed: "), text
     shown = lines.index(next(line for line in lines if "printf 'out-%s" in line))
     assert shown < lines.index("broken | out-one"), text  # the command before its output
+    for drawn in re.findall(r"\r([^\r\n]*)\x1b\[K", raw.decode()):
+        assert len(re.sub(r"\x1b\[[0-9;]*m", "", drawn)) < cols, drawn  # the status line
 
 
 def test_a_resize_redraws_the_status_line_at_the_new_width(ws: Workspace) -> None:
