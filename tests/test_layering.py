@@ -199,6 +199,7 @@ ALLOWED: dict[str, set[str]] = {
         "steplogs",
     },
     "cli": {
+        "ambient",
         "build",
         "wiring",
         "cache",

@@ -319,3 +319,17 @@ def test_a_retried_attempts_output_is_shown_once_before_the_next_attempt(ws: Wor
     assert lines[0].startswith("dagmake: warning: 'flaky' exited with status 1; retrying"), lines
     assert lines[1:3] == ["flaky | first-try", "flaky | second-try"], lines
     assert len(lines) == 4, lines
+
+
+def test_watch_gives_steps_colour_on_a_terminal_too(ws: Workspace) -> None:
+    ws.workflow("steps:\n  - {id: c, run: 'echo \"seen F=$FORCE_COLOR.\"', inputs: [in.txt]}\n")
+    ws.write("in.txt", "1\n")
+
+    def stop(leader: int, proc: subprocess.Popen[bytes], so_far: bytes) -> bool:
+        if b"seen F=" in so_far and b"dagmake: " in so_far.split(b"seen F=")[1]:
+            proc.send_signal(signal.SIGINT)
+            return True
+        return False
+
+    _, raw = on_pty(ws, "watch", cols=100, during=stop)
+    assert b"seen F=1." in raw, raw
