@@ -6,11 +6,36 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+
+# what tells a step's tools to colour their output though it goes to a file (pytest, ruff, gcc
+# through CLICOLOR_FORCE, most of npm's)
+COLOUR_VARIABLES = {"FORCE_COLOR": "1", "CLICOLOR_FORCE": "1"}
 
 
-def ambient() -> dict[str, str]:
-    """A fresh copy of the environment steps start from."""
-    return outside_hook_venv(dict(os.environ), sys.prefix)
+def ambient(colour: bool = False) -> dict[str, str]:
+    """A fresh copy of the environment steps start from; with `colour`, COLOUR_VARIABLES
+    set where the environment does not set them already."""
+    environ = outside_hook_venv(dict(os.environ), sys.prefix)
+    if colour:
+        for name, value in COLOUR_VARIABLES.items():
+            environ.setdefault(name, value)
+    return environ
+
+
+def colour_for_steps(
+    color: str, console_is_terminal: bool, environ: Mapping[str, str] = os.environ
+) -> bool:
+    """Whether steps get COLOUR_VARIABLES: when dagmake's console (stdout; stderr with
+    `--json`) is a terminal, unless NO_COLOR is set, TERM is dumb or `--color never`; never when
+    it is not a terminal, whatever `--color` says (a CI log or a file gets no colour it did not
+    ask for). Every executor asks this one question."""
+    return (
+        console_is_terminal
+        and color != "never"
+        and "NO_COLOR" not in environ
+        and environ.get("TERM") != "dumb"
+    )
 
 
 def outside_hook_venv(environ: dict[str, str], prefix: str) -> dict[str, str]:

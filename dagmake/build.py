@@ -58,6 +58,7 @@ class RunOptions(NamedTuple):
     noop_key: str | None = None  # with it, a run that finds all up to date leaves a snapshot
     trust: Trust | None = None  # steps the last snapshot vouches for (see `noop`)
     fail_fast: bool = False  # after the first failure, start nothing new
+    colour_steps: bool = False  # steps get FORCE_COLOR (`ambient.colour_for_steps`)
 
 
 def run_build(
@@ -202,6 +203,7 @@ class _Run:
         self.reporter.expect(
             {s: r.duration_s for s in decide if (r := ledger.records.get(s)) is not None},
             self.options.parallel,
+            {s: self.graph.deps[s] for s in decide},  # for the ETA's critical path
         )
         status = "succeeded"
         if self.dry:

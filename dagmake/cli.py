@@ -455,6 +455,7 @@ def watch_command(
 
         path = workflow_file if workflow_file is not None else find_workflow(Path.cwd())
 
+        from dagmake.ambient import colour_for_steps
         from dagmake.runner import default_parallel
 
         options = RunOptions(
@@ -462,6 +463,7 @@ def watch_command(
             parallel=parallel or default_parallel(),
             use_cache=not no_cache,
             context=parse_context(context),
+            colour_steps=colour_for_steps("auto", default_stream(False).isatty()),
         )
         with suppress(KeyboardInterrupt):
             watch(

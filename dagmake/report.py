@@ -14,14 +14,16 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from typing import TextIO
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
 
-from dagmake.explain import decision_text, dry_run_lines, reasons_text, status_word, summary_counts
+from dagmake.explain import dry_run_lines, reasons_text, status_word, summary_counts
 from dagmake.model import Reason, StepStatus
 from dagmake.results import FAILING, RunSummary, StepResult
 
 TAIL_LINES = 20
+HOLD_BYTES = 256 * 1024  # a step's output held until it ends, on a terminal, at most
 PIECE_BYTES = 64 * 1024  # a line without an end is passed on in pieces of this size
 _COLORS = {
     StepStatus.SUCCEEDED: "32",
@@ -32,12 +34,17 @@ _COLORS = {
     StepStatus.SKIPPED: "33",
     StepStatus.CANCELLED: "33",
 }
+_STEP_COLORS = ("36", "35", "34", "33", "32", "96", "95", "94", "93", "92")  # a step's own
 
 
 class PlainReporter:
-    """One line per event, no control codes unless `color`. Step output is streamed line by line
-    with a `step | ` prefix (replayed output from the cache is marked); `compact` streams no step
-    output and prints only failures' log tails and the summary."""
+    """Without a terminal (CI logs, pipes), as ninja when piped: one line per finished step
+    (`[done/total] id succeeded in 12ms (why)`; up-to-date steps none), no control codes unless
+    `color`. Step output is streamed line by line with an `id | ` prefix (replayed output from the
+    cache is marked). A failure's line is followed by its command, so the output above it and
+    the command are each said once. `compact` (pre-commit, `--quiet`) streams no step output:
+    a failure is said with its command and its log's last lines. `verbose` (-v) also says each
+    step as it starts, with its command."""
 
     def __init__(
         self, stream: TextIO, *, color: bool = False, compact: bool = False, verbose: bool = False
@@ -48,11 +55,13 @@ class PlainReporter:
         self.verbose = verbose  # -v: each command as it starts
         self.total = 0
         self.started = 0
+        self.done = 0  # steps finished, up to date ones included: the n of [n/total]
         self._numbers: dict[str, int] = {}  # a step keeps its [n/total] through restore/retries
+        self.commands: dict[str, str] = {}  # what each step's shell ran, for a failure
         self.dry = False
         self._partial: dict[str, bytes] = {}
-        self._failed: list[StepResult] = []
         self.expected: dict[str, float] = {}
+        self.deps: dict[str, tuple[str, ...]] = {}
         self.parallel = 1
 
     def _paint(self, text: str, code: str) -> str:
@@ -83,12 +92,25 @@ class PlainReporter:
         text = raw.decode("utf-8", "replace").rstrip("\r")  # a CRLF ending is an ending
         return coloured(text) if self.color else safe(text)
 
+    def _prefix(self, step_id: str, replayed: bool = False) -> str:
+        """`id | `, the id in a colour of its own (the same every run) when colour is on."""
+        name = safe(step_id) + (" (cached)" if replayed else "")
+        if self.color:
+            name = self._paint(name, _STEP_COLORS[zlib.crc32(step_id.encode()) % len(_STEP_COLORS)])
+        return f"{name} | "
+
     def run_started(self, workflow: str, total: int, dry_run: bool) -> None:
         self.total = total
         self.dry = dry_run
 
-    def expect(self, durations_s: Mapping[str, float], parallel: int) -> None:
+    def expect(
+        self,
+        durations_s: Mapping[str, float],
+        parallel: int,
+        deps: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.expected = dict(durations_s)
+        self.deps = {s: tuple(d) for s, d in (deps or {}).items()}
         self.parallel = max(1, parallel)
 
     def step_started(
@@ -98,14 +120,16 @@ class PlainReporter:
         if number is None:
             self.started += 1
             number = self._numbers[step_id] = self.started
-        why = reasons_text(reasons)
-        if self.compact:
+        if command:
+            self.commands[step_id] = command
+        if self.compact or not self.verbose:
             return
+        why = reasons_text(reasons)
         verb = "restoring" if attempt == 0 else "running" if attempt == 1 else "retrying"
         which = f" (attempt {attempt})" if attempt > 1 else ""
         why = f": {safe(why)}" if why else ""
         self.write(f"[{number}/{self.total}] {verb} {safe(step_id)}{which}{why}")
-        if self.verbose and attempt > 0:
+        if attempt > 0:
             for line in command.splitlines():
                 self.write(f"  $ {safe(line)}")
 
@@ -115,6 +139,9 @@ class PlainReporter:
         endless line must cost neither memory nor a copy of itself per chunk)."""
         if self.compact:
             return
+        self._show_output(step_id, data, replayed)
+
+    def _show_output(self, step_id: str, data: bytes, replayed: bool) -> None:
         partial = self._partial.pop(step_id, b"")
         *lines, rest = (partial + data if partial else data).split(b"\n")
         while len(rest) >= PIECE_BYTES:
@@ -126,34 +153,56 @@ class PlainReporter:
             rest = b""
         if rest:
             self._partial[step_id] = rest
-        head = f"{safe(step_id)}{' (cached)' if replayed else ''} | "
+        head = self._prefix(step_id, replayed)
         for raw in lines:
             self.write(head + self._output(raw))
 
     def _flush_partial(self, step_id: str) -> None:
         rest = self._partial.pop(step_id, b"")
         if rest:
-            self.write(f"{safe(step_id)} | {self._output(rest)}")
+            self.write(self._prefix(step_id) + self._output(rest))
 
     def step_finished(self, result: StepResult) -> None:
         self._flush_partial(result.step_id)
+        self.done += 1
         if self.dry:
             return
         status = result.status
-        if status in FAILING:
-            self._failed.append(result)
         if status is StepStatus.UP_TO_DATE or (self.compact and status not in FAILING):
             return
+        self.write(self.finished_line(result))
+        if status in FAILING:
+            self.write_failure(result, command=not self.verbose, tail=self.compact)
+
+    def finished_line(self, result: StepResult) -> str:
+        """`[3/30] gen succeeded in 12ms (input in.txt changed)`, `[4/30] t failed in 1.2s:
+        exited with status 1`, `[5/30] slow timed out after 2.0s`, `[6/30] doc skipped: ...`"""
+        status = result.status
         plain_word = status_word(status)
         word = self._paint(plain_word, _COLORS.get(status, "0"))
+        head = f"[{self.done}/{self.total}] {safe(result.step_id)}"
         detail = safe(
             result.detail or (reasons_text(result.reasons) if status is StepStatus.SKIPPED else "")
         )
         if detail.startswith(plain_word + " "):  # "timed out after 2.0s": said once
-            self.write(f"{safe(result.step_id)} {word}{detail[len(plain_word) :]}")
-            return
+            return f"{head} {word}{detail[len(plain_word) :]}"
         took = f" in {_seconds(result.duration_s)}" if status in _TIMED else ""
-        self.write(f"{safe(result.step_id)} {word}{took}" + (f": {detail}" if detail else ""))
+        why = ""
+        if status in (StepStatus.SUCCEEDED, StepStatus.RESTORED) and not self.verbose:
+            why = reasons_text(result.reasons)  # (-v said it as the step started)
+            why = f" ({safe(why)})" if why else ""
+        return f"{head} {word}{took}" + (f": {detail}" if detail else "") + why
+
+    def write_failure(self, result: StepResult, *, command: bool, tail: bool) -> None:
+        """What a failure adds to its line: the command it ran and, if asked, its log's last
+        lines (when its output was not shown as it came)."""
+        if command:
+            for line in self.commands.get(result.step_id, "").splitlines():
+                self.write(f"  $ {safe(line)}")
+        if tail and result.log_path:
+            self.write(safe(f"  last lines of {result.log_path}:"))
+            for raw in _tail(result.log_path, TAIL_LINES):
+                self.write(f"    {self._output(raw)}")
 
     def warning(self, message: str) -> None:
         self.write(self._paint(f"dagmake: warning: {safe(message)}", "33"))
@@ -169,132 +218,180 @@ class PlainReporter:
             self.write(f"dry run: {summary_counts(summary)}; nothing was changed")
             self.flush()
             return
-        for result in self._failed:
-            self.write_tail(result)
         counts = summary_counts(summary)  # (a restored step is the cache's hit: said once)
         line = f"dagmake: {summary.status}: {counts} in {_seconds(summary.duration_s)}"
         code = "32" if summary.status == "succeeded" else "31"
         self.write(self._paint(line, code))
         self.flush()
 
-    def write_tail(self, result: StepResult) -> None:
-        if not result.log_path:
-            return
-        tail = _tail(result.log_path, TAIL_LINES)
-        self.write(
-            safe(
-                f"--- {result.step_id} {status_word(result.status)} ({result.detail}); "
-                f"last lines of {result.log_path}:"
-            )
-        )
-        for line in tail:
-            self.write(f"    {self._output(line)}")
-
 
 class TtyReporter(PlainReporter):
-    """On a terminal: the same lines, plus a live block at the bottom with one line per
-    running step and its elapsed time, redrawn in place."""
+    """On a terminal, as ninja: one status line at the bottom, rewritten in place (`status`),
+    and permanent lines only for what matters: warnings, the output of steps that print, and
+    failures. A step's output is held until it ends and then printed under its id, so steps
+    running at once do not interleave; a failure is said once, with its command and exit
+    status above its output. A step that prints more than HOLD_BYTES is shown as it comes from
+    then on. A step that succeeds silently leaves no line; the run ends with the summary."""
 
     def __init__(self, stream: TextIO, *, color: bool, verbose: bool = False) -> None:
         super().__init__(stream, color=color, verbose=verbose)
         self.running: dict[str, float] = {}
         self.finished: set[str] = set()
-        self.done = 0
         self.from_cache = 0
-        self._drawn = 0
+        self._held: dict[str, list[bytes]] = {}
+        self._held_size: dict[str, int] = {}
+        self._replayed: set[str] = set()
+        self._loud: set[str] = set()  # printed more than HOLD_BYTES: shown as it comes
+        self._shown = ""  # the status line as on the screen ("": none)
+        self._dirty = False
         self._last_draw = 0.0
+        self._width = 80
+        self._eta: Any = None  # status.Eta, once the run starts
+        self._resized: Any = None  # status.Resized
+
+    def run_started(self, workflow: str, total: int, dry_run: bool) -> None:
+        super().run_started(workflow, total, dry_run)
+        if dry_run:
+            return
+        from dagmake import status  # only now: a no-op never draws
+
+        self._width = status.terminal_width(self._fd())
+        self._resized = status.Resized()
+        self._resized.start()
+
+    def expect(
+        self,
+        durations_s: Mapping[str, float],
+        parallel: int,
+        deps: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        super().expect(durations_s, parallel, deps)
+        from dagmake.status import Eta
+
+        self._eta = Eta(self.expected, self.deps, self.parallel)
+
+    def _fd(self) -> int:
+        try:
+            return self.out.fileno()
+        except (OSError, ValueError, AttributeError):
+            return -1
 
     def write(self, line: str) -> None:
         self._clear()
         super().write(line)
-        self._draw()
+        self._dirty = True
 
     def step_started(
         self, step_id: str, reasons: tuple[Reason, ...], attempt: int, *, command: str = ""
     ) -> None:
         self.running.setdefault(step_id, time.monotonic())
+        if attempt > 1:  # a retry: what the failed attempt printed goes under its warning
+            self._release(step_id)
         super().step_started(step_id, reasons, attempt, command=command)
+        self._dirty = True
+
+    def step_output(self, step_id: str, data: bytes, *, replayed: bool = False) -> None:
+        if self.dry or step_id in self._loud:
+            self._show_output(step_id, data, replayed)
+            return
+        self._held.setdefault(step_id, []).append(data)
+        if replayed:
+            self._replayed.add(step_id)
+        size = self._held_size[step_id] = self._held_size.get(step_id, 0) + len(data)
+        if size > HOLD_BYTES:  # a chatty step: from now on, as it comes
+            self._loud.add(step_id)
+            self._release(step_id)
+
+    def _release(self, step_id: str) -> None:
+        held = self._held.pop(step_id, [])
+        self._held_size.pop(step_id, None)
+        replayed = step_id in self._replayed
+        self._replayed.discard(step_id)
+        if held:
+            self._show_output(step_id, b"".join(held), replayed)
+        self._flush_partial(step_id)
 
     def step_finished(self, result: StepResult) -> None:
-        self.running.pop(result.step_id, None)
-        self.finished.add(result.step_id)
-        self.done += 1
+        sid = result.step_id
+        self.running.pop(sid, None)
+        self.finished.add(sid)
         self.from_cache += result.status is StepStatus.RESTORED
-        super().step_finished(result)
+        self._dirty = True
+        if self.dry:
+            super().step_finished(result)
+            return
+        self.done += 1
+        if result.status in FAILING:
+            self.write(self.finished_line(result))
+            self.write_failure(result, command=not self.verbose, tail=False)
+            if sid in self._loud and result.log_path:
+                self.write(safe(f"  (its output is above; all of it: dagmake log {sid})"))
+        self._release(sid)
 
     def tick(self) -> None:
-        if time.monotonic() - self._last_draw > 0.2:
-            self._clear()
-            self._draw()
+        now = time.monotonic()
+        resized = self._resized is not None and self._resized.take()
+        if resized:
+            from dagmake.status import terminal_width
+
+            self._width = terminal_width(self._fd())
+        if self._dirty or resized or now - self._last_draw > 0.2:
+            self._draw(now)
+        self.flush()
 
     def run_finished(self, summary: RunSummary) -> None:
         self.running.clear()
+        for sid in list(self._held):
+            self._release(sid)
         self._clear()
+        if self._resized is not None:
+            self._resized.close()
+            self._resized = None
         super().run_finished(summary)
-        if not summary.dry_run:
-            self._table(summary.steps)
-
-    def _table(self, steps: Iterable[StepResult]) -> None:
-        rows = [s for s in steps if s.status is not StepStatus.UP_TO_DATE]
-        if not rows or len(rows) > 40:
-            return
-        width = max(len(s.step_id) for s in rows)
-        for s in rows:
-            word = self._paint(status_word(s.status).ljust(13), _COLORS.get(s.status, "0"))
-            why = safe(s.detail or decision_text(s).partition(": ")[2])
-            name = safe(s.step_id).ljust(width)
-            super().write(f"  {name}  {word} {_seconds(s.duration_s):>7}  {why}")
 
     def _clear(self) -> None:
-        if self._drawn:
-            up, self._drawn = self._drawn, 0
+        global _live
+        _live = None
+        if self._shown:
+            self._shown = ""
             try:
-                self.out.write(f"\x1b[{up}F\x1b[J")
+                self.out.write("\r\x1b[K")
             except OSError:
                 self._gone()
 
-    def _draw(self) -> None:
-        if not self.running or self.dry:
+    def _draw(self, now: float) -> None:
+        if self.dry or self._resized is None:
             return
-        now = time.monotonic()
-        lines = [self._progress_line(now)]
-        for sid, since in list(self.running.items())[:8]:
-            lines.append(f"  {safe(sid)}  {_seconds(now - since)}")
-        if len(self.running) > 8:
-            lines.append(f"  ... and {len(self.running) - 8} more")
+        from dagmake.status import fit
+
+        eta = self._eta.left(self.finished, self.running, now) if self._eta is not None else None
+        line = fit(
+            self.done, self.total, [safe(s) for s in self.running], self.from_cache, eta,
+            self._width,
+        )  # fmt: skip
+        self._dirty = False
+        self._last_draw = now
+        if line == self._shown:
+            return
         try:
-            self.out.write("\n".join(lines) + "\n")
-            self.out.flush()
+            self.out.write(f"\r{line}\x1b[K")
         except OSError:
             self._gone()
             return
-        self._drawn = len(lines)
-        self._last_draw = now
+        self._shown = line
+        global _live
+        _live = self
 
-    def _progress_line(self, now: float) -> str:
-        """`[#######-------] 12/40  3 running  2 from cache  ETA 14s`"""
-        width = 24
-        filled = width * self.done // max(1, self.total)
-        parts = [f"[{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total}"]
-        parts.append(f"{len(self.running)} running")
-        if self.from_cache:
-            parts.append(f"{self.from_cache} from cache")
-        eta = self._eta(now)
-        if eta is not None:
-            parts.append(f"ETA {_seconds(eta)}")
-        return "  ".join(parts)
 
-    def _eta(self, now: float) -> float | None:
-        """Remaining recorded work spread over the parallel slots; None with no history."""
-        if not self.expected:
-            return None
-        left = 0.0
-        for sid, took in self.expected.items():
-            if sid in self.finished:
-                continue
-            started = self.running.get(sid)
-            left += max(0.0, took - (now - started)) if started is not None else took
-        return left / self.parallel
+_live: TtyReporter | None = None  # the reporter whose status line is on the screen
+
+
+def clear_status() -> None:
+    """Take the status line off the screen, if one is drawn: an error message that stops the
+    run is about to be printed."""
+    if _live is not None:
+        _live._clear()
+        _live.flush()
 
 
 _TIMED = frozenset(
@@ -315,7 +412,10 @@ def _tail(path: str, n: int) -> list[bytes]:
             data = f.read()
     except OSError:
         return []
-    return data.splitlines()[-n:]
+    lines = data.split(b"\n")  # (not splitlines: a CR a step printed is shown, escaped)
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines[-n:]
 
 
 # Every C0 control but tab, DEL, and every C1 control (as decoded from UTF-8; a lone byte of

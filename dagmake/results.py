@@ -192,8 +192,14 @@ class Reporter(Protocol):
 
     def run_started(self, workflow: str, total: int, dry_run: bool) -> None: ...
 
-    def expect(self, durations_s: Mapping[str, float], parallel: int) -> None:
-        """How long each selected step took last time (for an ETA); steps never run are absent."""
+    def expect(
+        self,
+        durations_s: Mapping[str, float],
+        parallel: int,
+        deps: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """How long each step to decide took last time (for an ETA; steps never run are
+        absent), and what each of them depends on (the ETA's critical path)."""
 
     def step_started(
         self, step_id: str, reasons: tuple[Reason, ...], attempt: int, *, command: str = ""

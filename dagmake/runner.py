@@ -63,7 +63,8 @@ def run(req: Request) -> int:
         _check_report_path(req.trace_path, "--trace")
     if req.question:
         return _question(req)
-    reporter = make_reporter(default_stream(req.json_out), color=req.color, verbosity=req.verbosity)
+    console = default_stream(req.json_out)
+    reporter = make_reporter(console, color=req.color, verbosity=req.verbosity)
     tracing = None
     if req.trace_path is not None:
         from dagmake.trace import Tracing
@@ -87,6 +88,7 @@ def run(req: Request) -> int:
             if tracing is not None and req.trace_path is not None:
                 tracing.write(req.trace_path)  # nothing ran: the lanes are empty
             return EXIT_OK
+    from dagmake.ambient import colour_for_steps
     from dagmake.build import RunOptions
     from dagmake.wiring import RemoteChoice, build_here
 
@@ -104,6 +106,7 @@ def run(req: Request) -> int:
         noop_key=None if req.dry_run else key,
         trust=trust,
         fail_fast=req.fail_fast,
+        colour_steps=colour_for_steps(req.color, console.isatty()),
     )
     remote = RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
     summary = build_here(graph, options, tracing if tracing is not None else reporter, remote)
@@ -248,6 +251,9 @@ def _tolerant_streams() -> None:
 
 
 def _say(line: str) -> None:
+    report = sys.modules.get("dagmake.report")
+    if report is not None:
+        report.clear_status()  # a live status line ends before the message, not under it
     sys.stdout.flush()  # what was said before comes first
     print(line, file=sys.stderr, flush=True)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,9 +40,14 @@ class Tracing:
         self.workflow = workflow
         self.inner.run_started(workflow, total, dry_run)
 
-    def expect(self, durations_s: Mapping[str, float], parallel: int) -> None:
+    def expect(
+        self,
+        durations_s: Mapping[str, float],
+        parallel: int,
+        deps: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.parallel = parallel
-        self.inner.expect(durations_s, parallel)
+        self.inner.expect(durations_s, parallel, deps)
 
     def step_started(
         self, step_id: str, reasons: tuple[Reason, ...], attempt: int, *, command: str = ""

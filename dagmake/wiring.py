@@ -135,6 +135,7 @@ def local_executor(graph: Graph, options: RunOptions) -> ExecutorFactory:
             logs,
             collect,
             kill_grace_s=options.kill_grace_s,
+            colour=options.colour_steps,
         )
 
     return open_executor

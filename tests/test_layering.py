@@ -106,7 +106,8 @@ ALLOWED: dict[str, set[str]] = {
         "state",
     },
     "explain": {"model", "results"},
-    "report": {"explain", "model", "results"},
+    "report": {"explain", "model", "results", "status"},
+    "status": set(),
     "trace": {"errors", "fsutil", "model", "results"},
     "clean": {"errors", "globs", "graph", "layout"},
     "starter": {"errors"},
@@ -203,6 +204,7 @@ ALLOWED: dict[str, set[str]] = {
         "steplogs",
     },
     "cli": {
+        "ambient",
         "build",
         "wiring",
         "cache",
@@ -231,6 +233,7 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"fast.entry"},
     "__init__": set(),
     "runner": {
+        "ambient",
         "wiring",
         "errors",
         "report",

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from conftest import Workspace
 
+from dagmake.model import StepStatus
 from dagmake.report import PlainReporter, TtyReporter
+from dagmake.results import StepResult
 
 # ESC sequences (clear screen, cursor up, a title), BEL, CR, backspace, form feed, DEL, a
 # UTF-8 C1 CSI (U+009B), a tab (kept) and an invalid byte (shown as U+FFFD)
@@ -92,7 +94,7 @@ def test_names_and_messages_dagmake_prints_are_escaped(ws: Workspace) -> None:
     code, out, err = run(ws)
     assert code == 1, out + err
     assert r"declared output o\x1b]0;title\x07.txt was not produced" in out
-    assert r"    tail\x1b[2J" in out
+    assert r"tails | tail\x1b[2J" in out
     assert r"input src/e\x1b[31mvil.txt changed while 'moves' ran" in out
     assert not RAW_CONTROL.search(out + err), repr(out + err)
 
@@ -105,8 +107,10 @@ def test_with_colour_a_steps_colours_pass_and_end_with_its_line_but_nothing_else
     rep = TtyReporter(out, color=True)
     rep.run_started("w", 1, False)
     rep.step_output("s", b"\x1b[1;31mred\x1b[0m \x1b[38;5;2mgreen\rX\x1b[2K\x1b[1A\x1b]0;t\x07\n")
+    rep.step_finished(StepResult("s", StepStatus.SUCCEEDED))  # held until the step ends
     text = out.getvalue()
-    assert "s | \x1b[1;31mred\x1b[0m \x1b[38;5;2mgreen" + r"\rX\x1b[2K\x1b[1A\x1b]0;t\x07" in text
+    shown = "s\x1b[0m | \x1b[1;31mred\x1b[0m \x1b[38;5;2mgreen" + r"\rX\x1b[2K\x1b[1A\x1b]0;t\x07"
+    assert shown in text
     assert text.endswith("\x1b[0m\n")
     assert "\r" not in text and "\x07" not in text and "\x1b[2K" not in text
 
@@ -147,7 +151,7 @@ def test_on_a_terminal_a_step_cannot_move_the_cursor(ws: Workspace) -> None:
     os.close(leader)
     assert proc.wait(timeout=30) == 0
     text = b"".join(chunks).decode()
-    assert "s | \x1b[31mred\x1b[0m" + r"\x1b[1A\x1b[2J\rgone" + "\x1b[0m" in text, repr(text)
+    assert "s\x1b[0m | \x1b[31mred\x1b[0m" + r"\x1b[1A\x1b[2J\rgone" + "\x1b[0m" in text, repr(text)
 
 
 def test_one_long_line_without_a_newline_is_passed_on_in_bounded_pieces(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import pty
 import subprocess
@@ -10,23 +9,8 @@ import sys
 
 from conftest import Workspace
 
-from dagmake.model import StepStatus
-from dagmake.report import TtyReporter
-from dagmake.results import StepResult
 
-
-def test_progress_line_counts_done_running_cached_and_estimates_what_is_left() -> None:
-    out = io.StringIO()
-    rep = TtyReporter(out, color=False)
-    rep.run_started("w", 4, False)
-    rep.expect({"a": 4.0, "b": 2.0, "c": 2.0}, 2)
-    rep.step_finished(StepResult("a", StepStatus.RESTORED))
-    rep.step_started("b", (), 1)
-    line = rep._progress_line(rep.running["b"])  # the instant b started: nothing of it done
-    assert line == "[######------------------] 1/4  1 running  1 from cache  ETA 2.0s"
-
-
-def test_on_a_terminal_the_live_block_is_drawn_and_the_summary_table_printed(
+def test_on_a_terminal_the_status_line_is_drawn_in_place_and_cleared(
     ws: Workspace,
 ) -> None:
     ws.workflow(
@@ -53,14 +37,14 @@ def test_on_a_terminal_the_live_block_is_drawn_and_the_summary_table_printed(
         chunks.append(data)
     assert proc.wait(timeout=30) == 0
     text = b"".join(chunks).decode()
-    assert "] 0/2  1 running" in text
-    assert "\x1b[J" in text  # the block is redrawn in place
-    assert "  a  succeeded" in text
+    assert "] 0/2  " in text and "  a\x1b[K" in text  # the status line names the running step
+    assert "\r\x1b[K" in text  # rewritten in place, and cleared at the end
+    assert "succeeded" not in text.replace("dagmake: succeeded", "")  # silent steps: no line
 
 
 def test_a_restore_that_falls_back_to_running_counts_the_step_once(ws: Workspace) -> None:
     """The stored file is corrupt, so the restore is refused and the step runs: one step,
-    `[1/1]` both times (it printed `[2/1] running gen`)."""
+    `[1/1]` (it printed `[2/1] running gen`)."""
     ws.workflow(
         """
         steps:
@@ -77,5 +61,6 @@ def test_a_restore_that_falls_back_to_running_counts_the_step_once(ws: Workspace
     (ws.root / "out.txt").unlink()
     res = ws.run()
     assert res.code == 0, res.both
-    assert "[1/1] restoring gen" in res.out and "[1/1] running gen" in res.out, res.out
+    assert "could not restore 'gen' from the cache" in res.out, res.out
+    assert "[1/1] gen succeeded in " in res.out, res.out
     assert "[2/1]" not in res.out, res.out

@@ -92,7 +92,8 @@ def test_test_failure_example_isolates_the_failure(ws: Workspace) -> None:
         {"kind": "dependency_failed", "step": "flaky-check", "message": "'flaky-check' failed"}
     ]
     assert steps["docs"]["status"] == "succeeded"
-    assert "    the thing is broken" in res.err  # the failing step's log tail
+    assert "flaky-check | the thing is broken" in res.err  # its output, streamed
+    assert res.err.count("| the thing is broken") == 1  # once: no log tail after it
     assert "dagmake: failed:" in res.err
 
 

@@ -100,8 +100,10 @@ class LocalExecutor:
         collect: Collect,
         *,
         kill_grace_s: float = 3.0,
+        colour: bool = False,
     ) -> None:
         self.root = str(root)
+        self._colour = colour  # steps get FORCE_COLOR (`ambient.colour_for_steps`)
         self.kill_grace_s = kill_grace_s
         self._capacity = max(1, capacity)
         self._logs = logs
@@ -173,7 +175,7 @@ class LocalExecutor:
     def _environment(self, job: Job, values: Path) -> dict[str, str]:
         """This machine's environment, the job's over it, then dagmake's own variables."""
         if self._environ is None:
-            self._environ = ambient()  # read once: decoding os.environ per step costs
+            self._environ = ambient(self._colour)  # read once: decoding os.environ per step costs
         env = self._environ.copy()
         env.update(job.env)
         env["DAGMAKE_STEP"] = job.key
