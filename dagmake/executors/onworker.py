@@ -1,0 +1,226 @@
+"""What a Dask worker runs for dagmake (`executors.dask` submits `run_step`): one step, as the
+local executor runs it on this machine, but in the worker's process. Imported on the worker
+(dagmake must be installed there, the same version); it never imports `distributed` at import
+time, and nothing here touches the client's files but the shared workspace the step runs in.
+
+`run_step` runs the step's shell through a one-job `LocalExecutor` with logs in a private
+temporary folder: its own session, `/bin/sh -c`, the timeout enforced here (TERM to the whole
+group, the grace, KILL; Dask has no task timeout), the guard that kills the group should the
+worker process die (kill -9, the OOM killer). It tells the run's event topic when it starts
+(the client learns the worker, and that a step started a second time after its first worker
+went away), and returns a small `Ran`: how it ended, its whole log and `$DAGMAKE_OUTPUT` as
+bytes, and the digest of every output its patterns match as the worker saw them.
+
+`cancel` runs in the worker process through `Client.run` (a cancelled Dask future does not stop
+a running task): it flags the run's steps, and each step's own thread, which polls its flag,
+signals its group."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import NamedTuple
+
+from dagmake.executors.base import Collect, Finished, Job, Outcome, Produced
+from dagmake.executors.local import LocalExecutor
+from dagmake.steplogs import Logs
+
+POLL_S = 0.05  # how often a running step looks at its cancel flag
+MAX_LOG = 64 << 20  # a log longer than this comes back cut, with a note
+
+
+class Task(NamedTuple):
+    """One attempt of one step, as the worker gets it (plain data: it is pickled)."""
+
+    run_id: str
+    job: Job  # with a plain dict as env
+    root: str  # the workspace, at the same path on the worker (shared mode)
+    env: dict[str, str]  # added over the declared env: pass_env values
+    kill_grace_s: float
+
+
+class Ran(NamedTuple):
+    outcome: str  # an Outcome's value
+    exit_code: int | None
+    duration_s: float
+    error: str | None
+    lingering: bool
+    log: bytes
+    values: bytes
+    worker: str  # the worker's address
+    outputs: dict[str, str] | None  # path -> digest as the worker saw them (exit 0 only)
+    problems: tuple[str, ...]
+
+
+_lock = threading.Lock()
+_flags: dict[tuple[str, str], list[int]] = {}  # (run, step) -> signals asked for, in order
+_cancelled_runs: dict[str, int] = {}  # run -> signal: a step of it that starts later stops
+
+
+def cancel(run_id: str, signum: int, step: str | None = None) -> int:
+    """In the worker process: ask the run's running steps (or one of them) to stop with
+    `signum` (a second call, or SIGKILL, kills them); its steps that start later stop at once.
+    How many were running here."""
+    with _lock:
+        if step is None:
+            _cancelled_runs[run_id] = signum
+        hits = 0
+        for (run, key), asked in _flags.items():
+            if run == run_id and (step is None or key == step):
+                asked.append(signum)
+                hits += 1
+        return hits
+
+
+def forget(run_id: str) -> None:
+    """The run is over: nothing of it is kept here."""
+    with _lock:
+        _cancelled_runs.pop(run_id, None)
+
+
+def probe(path: str) -> tuple[str, str]:
+    """(dagmake's version here, the probe file's text or why it cannot be read)."""
+    from dagmake import __version__
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return __version__, f.read()
+    except OSError as e:
+        return __version__, f"cannot read {path}: {e.strerror or e}"
+
+
+def worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return "?"
+
+
+class _OnWorker(LocalExecutor):
+    """The local executor, telling the step it runs on Dask, on which worker, and adding the
+    pass_env values the client read (the base is the worker's own environment)."""
+
+    def __init__(self, task: Task, logs: Logs, worker: str) -> None:
+        super().__init__(
+            Path(task.root), 1, logs, _digests(task.root), kill_grace_s=task.kill_grace_s
+        )
+        self._extra = task.env
+        self._worker = worker
+
+    def _environment(self, job: Job, values: Path) -> dict[str, str]:
+        env = super()._environment(job, values)
+        for name, value in self._extra.items():
+            env.setdefault(name, value)  # the declared env wins, as it does locally
+        env["DAGMAKE_EXECUTOR"] = "dask"
+        env["DAGMAKE_WORKER"] = self._worker
+        return env
+
+
+def _digests(root: str) -> Collect:
+    def collect(job: Job, values_file: Path) -> Produced:
+        from dagmake.fingerprint import hash_file
+        from dagmake.globs import expand_outputs
+
+        files, refused = expand_outputs(job.outputs, Path(root))
+        if refused:
+            return Produced(None, tuple(refused))
+        found: dict[str, str] = {}
+        for rel in files:
+            try:
+                found[rel] = hash_file(os.path.join(root, rel))
+            except OSError:
+                continue
+        return Produced(found)
+
+    return collect
+
+
+def run_step(task: Task) -> Ran:
+    """Run the step here; never raises for the step's own failure (it is data)."""
+    worker = worker_address()
+    job, flag_key = task.job, (task.run_id, task.job.key)
+    _announce(task, worker)
+    asked: list[int] = []
+    with _lock:
+        early = _cancelled_runs.get(task.run_id)
+        _flags[flag_key] = asked
+    folder = tempfile.mkdtemp(prefix="dagmake-step-")
+    try:
+        logs = Logs(Path(folder))
+        ex = _OnWorker(task, logs, worker)
+        try:
+            if early is not None:
+                return Ran(
+                    Outcome.INTERRUPTED.value, None, 0.0, None, False, b"", b"", worker, None, ()
+                )
+            ex.start(job)
+            done: list[Finished] = []
+            seen = 0
+            while not done:
+                done = ex.wait(POLL_S)
+                if len(asked) > seen:  # (appended to by `cancel`, in another thread)
+                    for signum in asked[seen:]:
+                        ex.cancel(signum)
+                    seen = len(asked)
+            ex.stream(lambda key, data: None)  # closes its capture
+            fin = done[0]
+            values = _read(logs.values(job.key)) if fin.exit_code == 0 else b""
+            log = _read(Path(fin.log_path)) if fin.log_path else b""
+            return Ran(
+                fin.outcome.value,
+                fin.exit_code,
+                fin.duration_s,
+                fin.error,
+                fin.lingering,
+                log,
+                values,
+                worker,
+                dict(fin.outputs) if fin.outputs is not None else None,
+                fin.problems,
+            )
+        finally:
+            ex.close()
+            logs.close()
+    finally:
+        with _lock:
+            _flags.pop(flag_key, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _announce(task: Task, worker: str) -> None:
+    """Tell the run's topic this step starts here (this worker process, by its pid)."""
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(
+            topic(task.run_id),
+            {
+                "step": task.job.key,
+                "attempt": task.job.attempt,
+                "worker": worker,
+                "pid": os.getpid(),
+            },
+        )
+    except (ImportError, ValueError):
+        pass
+
+
+def topic(run_id: str) -> str:
+    return f"dagmake-{run_id}"
+
+
+def _read(path: Path) -> bytes:
+    """What the step wrote there (`values` may be /dev/null: nothing)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_LOG + 1)
+    except OSError:
+        return b""
+    if len(data) > MAX_LOG:
+        return data[:MAX_LOG] + b"\n[dagmake: the log was cut at 64 MiB on the worker]\n"
+    return data
