@@ -179,6 +179,7 @@ class ReasonKind(enum.Enum):
     FAIL_FAST = "fail_fast"  # skipped: another step failed, and the run starts nothing new
     CACHE_HIT = "cache_hit"
     CACHE_CORRUPT = "cache_corrupt"
+    WORKER_LOST = "worker_lost"  # failed: the machine running it went away (a Dask worker)
 
 
 class Reason(NamedTuple):

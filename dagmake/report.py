@@ -153,6 +153,8 @@ class PlainReporter:
             self.write(f"{safe(result.step_id)} {word}{detail[len(plain_word) :]}")
             return
         took = f" in {_seconds(result.duration_s)}" if status in _TIMED else ""
+        if result.where and result.where != "local":  # where it ran: "on tcp://10.0.0.5:40331"
+            took += f" on {safe(result.where.partition(' ')[2] or result.where)}"
         self.write(f"{safe(result.step_id)} {word}{took}" + (f": {detail}" if detail else ""))
 
     def warning(self, message: str) -> None:

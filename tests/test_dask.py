@@ -1,0 +1,435 @@
+"""`--executor dask`, through the real CLI against real Dask clusters on 127.0.0.1: a
+`LocalCluster` of two worker processes (one for the module), and one started through the
+`dask scheduler` and `dask worker` command lines. Processes are checked by pid."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import Result, Workspace
+
+distributed = pytest.importorskip("distributed")
+
+DIAMOND = """
+steps:
+  - id: a
+    inputs: [in.txt]
+    outputs: [a.txt]
+    run: |
+      cat in.txt > a.txt
+      echo "$DAGMAKE_EXECUTOR $DAGMAKE_WORKER" > where-a.txt
+      echo "only=$${CLIENT_ONLY:-unset} passed=$PASSED" >> where-a.txt
+      echo made=a >> "$DAGMAKE_OUTPUT"
+      echo a says hello
+    pass_env: [PASSED]
+  - id: b
+    depends_on: [a]
+    inputs: [a.txt]
+    outputs: [b.txt]
+    run: 'cat a.txt a.txt > b.txt'
+  - id: c
+    depends_on: [a]
+    inputs: [a.txt]
+    outputs: [c.txt]
+    run: 'tr a-z A-Z < a.txt > c.txt'
+  - id: d
+    depends_on: [b, c]
+    inputs: [b.txt, c.txt]
+    outputs: [d.txt]
+    run: 'cat b.txt c.txt > d.txt'
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """Two worker processes of one thread each; the scheduler's address."""
+    with distributed.LocalCluster(
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        n_workers=2,
+        threads_per_worker=1,
+    ) as c:
+        yield str(c.scheduler_address)
+
+
+def on(ws: Workspace, address: str, *args: str, timeout: float = 60, **env: str) -> Result:
+    return ws.run("--executor", "dask", "--dask-scheduler", address, *args, timeout=timeout, **env)
+
+
+def steps(res: Result) -> dict[str, dict[str, object]]:
+    return {s["id"]: s for s in json.loads(res.out)["steps"]}
+
+
+def gone(pids: list[int], within_s: float) -> bool:
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        if not any(psutil.pid_exists(p) and _alive(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for(path: Path, within_s: float = 20) -> str:
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        if path.exists() and path.read_text().endswith("\n"):
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+def test_bad_executor_settings_are_exit_2_and_run_nothing(ws: Workspace) -> None:
+    ws.workflow(DIAMOND)
+    ws.write("in.txt", "x\n")
+    cases = [
+        ((), {"DAGMAKE_EXECUTOR": "cloud"}, "DAGMAKE_EXECUTOR='cloud' is not an executor"),
+        (("--executor", "dask"), {}, "needs the scheduler's address"),
+        (("--executor", "dask", "--dask-scheduler", "http://x:1"), {}, "is not tcp://HOST:PORT"),
+        (("--executor", "dask", "--dask-scheduler", "tcp://x:1", "--dask-files", "cas"), {},
+         "--dask-files cas is not built yet"),
+        ((), {"DAGMAKE_EXECUTOR": "dask", "DAGMAKE_DASK_SCHEDULER": "h:1",
+              "DAGMAKE_DASK_TIMEOUT": "soon"}, "DAGMAKE_DASK_TIMEOUT='soon'"),
+    ]  # fmt: skip
+    for args, env, said in cases:
+        res = ws.run(*args, **env)
+        assert res.code == 2, (args, env, res.both)
+        assert said in res.err and "Traceback" not in res.both, res.both
+        assert not (ws.root / "a.txt").exists()
+    assert ws.run().code == 0  # all of it up to date now: a bad setting still says so
+    res = ws.run(DAGMAKE_EXECUTOR="cloud")
+    assert res.code == 2 and "is not an executor" in res.err, res.both
+
+
+def test_an_unreachable_scheduler_is_exit_2_within_the_timeout(ws: Workspace) -> None:
+    ws.workflow(DIAMOND)
+    ws.write("in.txt", "x\n")
+    started = time.monotonic()
+    res = on(ws, f"tcp://127.0.0.1:{closed_port()}", DAGMAKE_DASK_TIMEOUT="1", timeout=30)
+    assert res.code == 2, res.both
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:" in res.err, res.err
+    assert "Traceback" not in res.both and time.monotonic() - started < 15
+    assert not (ws.root / "a.txt").exists()
+
+
+def test_without_distributed_dask_is_exit_2_with_what_to_install(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    hide = tmp_path / "hide"
+    (hide / "distributed").mkdir(parents=True)
+    (hide / "distributed" / "__init__.py").write_text("raise ImportError('not here')\n")
+    ws.workflow(DIAMOND)
+    ws.write("in.txt", "x\n")
+    res = on(ws, "tcp://127.0.0.1:1", PYTHONPATH=str(hide))
+    assert res.code == 2, res.both
+    assert "pip install 'dagmake[dask]'" in res.err and "Traceback" not in res.both
+
+
+def test_a_plain_run_does_not_load_distributed(ws: Workspace) -> None:
+    """Start-up without --executor dask stays as it was (`-X importtime` lists every module)."""
+    ws.workflow(DIAMOND)
+    ws.write("in.txt", "x\n")
+    env = ws.env()
+    env.pop("DAGMAKE_EXECUTOR", None)
+    for args in (["-n"], [], ["-B"]):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "dagmake", *args],
+            cwd=ws.root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+        assert "dagmake.wiring" in imported or not args
+        assert not {"distributed", "dask", "dagmake.executors.dask", "tornado"} & imported
+
+
+# -- on a LocalCluster ----------------------------------------------------------------------
+
+
+def test_a_diamond_runs_on_the_cluster_and_is_up_to_date_locally_afterwards(
+    ws: Workspace, cluster: str
+) -> None:
+    ws.workflow(DIAMOND)
+    ws.write("in.txt", "hello\n")
+    res = on(ws, cluster, "--json", CLIENT_ONLY="1", PASSED="yes")
+    assert res.code == 0, res.both
+    assert ws.read("d.txt") == "hello\nhello\nHELLO\n"
+    executor, worker, *_ = ws.read("where-a.txt").split()
+    assert executor == "dask" and worker.startswith("tcp://127.0.0.1:")
+    # the declared env and pass_env values, not this machine's whole environment
+    assert "only=unset passed=yes" in ws.read("where-a.txt")
+    assert "a says hello" in res.err  # its log came back
+    report = steps(res)
+    assert {s["executor"] for s in report.values()} == {"dask"}
+    assert (
+        report["a"]["worker"] == worker
+        and f"a succeeded in" in res.err
+        and f"on {worker}" in res.err
+    )
+    assert "a says hello" in ws.run("log", "a").out
+    # a local run finds it all up to date, and -n says why
+    res = ws.run("--json", PASSED="yes")
+    assert res.code == 0 and {s["status"] for s in steps(res).values()} == {"up_to_date"}
+    res = ws.run("-n", PASSED="yes")
+    assert res.code == 0 and "4 up to date" in res.out + res.err, res.both
+    # the values it wrote count as locally: an edit reruns a, the rest cut off early
+    ws.write("in.txt", "hello\n")
+    assert ws.ran(PASSED="yes") == []
+
+
+def test_a_failing_remote_step_skips_its_dependents_and_the_other_branch_finishes(
+    ws: Workspace, cluster: str
+) -> None:
+    ws.workflow(
+        """
+        steps:
+          - {id: bad, run: 'echo broken; exit 3'}
+          - {id: after, depends_on: [bad], run: 'touch after.txt', outputs: [after.txt]}
+          - {id: other, run: 'sleep 0.3; echo ok > other.txt', outputs: [other.txt]}
+          - {id: then, depends_on: [other], run: 'cp other.txt then.txt', outputs: [then.txt]}
+        """
+    )
+    res = on(ws, cluster, "--json")
+    assert res.code == 1, res.both
+    got = steps(res)
+    assert got["bad"]["status"] == "failed" and got["bad"]["exit_code"] == 3
+    assert got["after"]["status"] == "skipped"
+    assert got["after"]["reasons"][0]["kind"] == "dependency_failed"
+    assert got["other"]["status"] == got["then"]["status"] == "succeeded"
+    assert ws.read("then.txt") == "ok\n" and not (ws.root / "after.txt").exists()
+    assert "broken" in ws.run("log", "bad").out
+
+
+def test_a_timeout_kills_the_steps_whole_tree_on_the_worker(ws: Workspace, cluster: str) -> None:
+    ws.workflow(
+        """
+        steps:
+          - id: slow
+            timeout: 1
+            run: |
+              sleep 60 &
+              echo $! $$ > pids.txt
+              sleep 60
+        """
+    )
+    res = on(ws, cluster, "--json")
+    assert res.code == 1, res.both
+    assert steps(res)["slow"]["status"] == "timed_out"
+    pids = [int(p) for p in ws.read("pids.txt").split()]
+    assert gone(pids, within_s=10), [p for p in pids if _alive(p)]
+
+
+def test_ctrl_c_stops_the_remote_steps(ws: Workspace, cluster: str) -> None:
+    ws.workflow(
+        """
+        steps:
+          - id: long
+            run: |
+              sleep 60 &
+              echo $! $$ > pids.txt
+              sleep 60
+        """
+    )
+    proc = ws.popen("--executor", "dask", "--dask-scheduler", cluster)
+    try:
+        pids = [int(p) for p in wait_for(ws.root / "pids.txt").split()]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+    assert gone(pids, within_s=10), [p for p in pids if _alive(p)]
+
+
+# -- a cluster started through dask's own command lines -------------------------------------
+
+
+@contextlib.contextmanager
+def started_cluster(folder: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """`dask scheduler` and two `dask worker` processes (each with a folder of its own)."""
+    dask = str(Path(sys.executable).with_name("dask"))
+    port = closed_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs: list[subprocess.Popen[bytes]] = []
+    log = open(folder / "cluster.log", "wb")  # noqa: SIM115
+    try:
+        procs.append(
+            subprocess.Popen(
+                [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                stdout=log,
+                stderr=log,
+            )
+        )
+        for n in range(2):
+            (folder / f"worker{n}").mkdir()
+            procs.append(
+                subprocess.Popen(
+                    [dask, "worker", address, "--host", "127.0.0.1", "--no-dashboard",
+                     "--nthreads", "1", "--local-directory", str(folder / f"worker{n}")],
+                    stdout=log,
+                    stderr=log,
+                )
+            )  # fmt: skip
+        both_workers(address)
+        yield address, procs
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        end = time.monotonic() + 3
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        log.close()
+
+
+def both_workers(address: str) -> None:
+    """Wait until the scheduler has two workers again (a nanny restarts a killed one)."""
+    with distributed.Client(address, timeout=30) as client:
+        client.wait_for_workers(2, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cli_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    with started_cluster(tmp_path_factory.mktemp("cluster")) as started:
+        yield started
+
+
+def test_a_worker_killed_mid_step_has_it_finish_on_the_other_worker(
+    ws: Workspace, cli_cluster: tuple[str, list[subprocess.Popen[bytes]]]
+) -> None:
+    address, _ = cli_cluster
+    both_workers(address)
+    ws.workflow(
+        """
+        steps:
+          - id: a
+            inputs: [in.txt]
+            outputs: [a.txt]
+            retries: 1
+            run: |
+              echo $PPID >> workers.txt
+              sleep 2
+              cat in.txt > a.txt
+          - {id: b, depends_on: [a], inputs: [a.txt], outputs: [b.txt], run: 'cp a.txt b.txt'}
+          - {id: c, depends_on: [a], inputs: [a.txt], outputs: [c.txt], run: 'cp a.txt c.txt'}
+          - id: d
+            depends_on: [b, c]
+            inputs: [b.txt, c.txt]
+            outputs: [d.txt]
+            run: 'cat b.txt c.txt > d.txt'
+        """
+    )
+    ws.write("in.txt", "x\n")
+    proc = ws.popen("--executor", "dask", "--dask-scheduler", address, "--json")
+    try:
+        first = int(wait_for(ws.root / "workers.txt").split()[0])  # the worker process
+        os.kill(first, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    got = {s["id"]: s for s in json.loads(out)["steps"]}
+    assert got["a"]["status"] == "succeeded" and got["a"]["attempts"] == 2, got["a"]
+    assert "went away while it ran" in err, err
+    assert ws.read("d.txt") == "x\nx\n"
+    assert first not in [int(p) for p in ws.read("workers.txt").split()[1:]]
+    assert ws.run("-q").code == 0  # recorded as a local run would be
+
+
+LOSES_ITS_WORKER = """
+steps:
+  - id: a
+    inputs: [in.txt]
+    outputs: [a.txt]
+    run: |
+      echo $PPID >> workers.txt
+      sleep 5
+      touch a.txt
+  - {id: b, depends_on: [a], run: 'touch b.txt', outputs: [b.txt]}
+  - {id: other, run: 'touch other.txt', outputs: [other.txt]}
+"""
+
+
+def test_a_worker_lost_beyond_the_retries_fails_the_step_as_worker_lost(
+    ws: Workspace, cli_cluster: tuple[str, list[subprocess.Popen[bytes]]]
+) -> None:
+    address, _ = cli_cluster
+    both_workers(address)
+    ws.workflow(LOSES_ITS_WORKER)
+    ws.write("in.txt", "x\n")
+    proc = ws.popen("--executor", "dask", "--dask-scheduler", address, "--json")
+    try:
+        os.kill(int(wait_for(ws.root / "workers.txt").split()[0]), signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 1, err
+    got = {s["id"]: s for s in json.loads(out)["steps"]}
+    assert got["a"]["status"] == "failed", got["a"]
+    assert got["a"]["reasons"][-1]["kind"] == "worker_lost", got["a"]
+    assert got["b"]["status"] == "skipped" and got["other"]["status"] == "succeeded"
+    assert not (ws.root / "a.txt").exists()
+    assert re.search(
+        r"^a +would run: never succeeded", ws.run("-n").out, re.M
+    )  # nothing was recorded for it
+
+
+def test_the_scheduler_lost_mid_run_fails_the_running_steps(ws: Workspace, tmp_path: Path) -> None:
+    with started_cluster(tmp_path) as (address, procs):
+        scheduler_lost(ws, address, procs[0])
+
+
+def scheduler_lost(ws: Workspace, address: str, scheduler: subprocess.Popen[bytes]) -> None:
+    ws.workflow(LOSES_ITS_WORKER)
+    ws.write("in.txt", "x\n")
+    proc = ws.popen("--executor", "dask", "--dask-scheduler", address, "--json")
+    try:
+        wait_for(ws.root / "workers.txt")
+        scheduler.kill()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 1, err
+    got = {s["id"]: s for s in json.loads(out)["steps"]}
+    assert got["a"]["status"] == "failed", got["a"]
+    assert "scheduler" in got["a"]["detail"], got["a"]
+    assert re.search(r"^a +would run: never succeeded", ws.run("-n").out, re.M)
