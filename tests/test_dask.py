@@ -193,7 +193,7 @@ def test_a_diamond_runs_on_the_cluster_and_is_up_to_date_locally_afterwards(
     assert {s["executor"] for s in report.values()} == {"dask"}
     assert (
         report["a"]["worker"] == worker
-        and f"a succeeded in" in res.err
+        and "a succeeded in" in res.err
         and f"on {worker}" in res.err
     )
     assert "a says hello" in ws.run("log", "a").out
