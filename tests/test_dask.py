@@ -38,7 +38,7 @@ steps:
     depends_on: [a]
     inputs: [a.txt]
     outputs: [b.txt]
-    run: 'cat a.txt a.txt > b.txt'
+    run: 'cat a.txt a.txt > b.txt; echo ${steps.a.made} > value.txt'
   - id: c
     depends_on: [a]
     inputs: [a.txt]
@@ -184,6 +184,7 @@ def test_a_diamond_runs_on_the_cluster_and_is_up_to_date_locally_afterwards(
     res = on(ws, cluster, "--json", CLIENT_ONLY="1", PASSED="yes")
     assert res.code == 0, res.both
     assert ws.read("d.txt") == "hello\nhello\nHELLO\n"
+    assert ws.read("value.txt") == "a\n"  # a's $DAGMAKE_OUTPUT came back from its worker
     executor, worker, *_ = ws.read("where-a.txt").split()
     assert executor == "dask" and worker.startswith("tcp://127.0.0.1:")
     # the declared env and pass_env values, not this machine's whole environment

@@ -17,6 +17,7 @@ signals its group."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from dagmake.executors.base import Collect, Finished, Job, Outcome, Produced
+from dagmake.executors.base import Finished, Job, Outcome, Produced
 from dagmake.executors.local import LocalExecutor
 from dagmake.steplogs import Logs
 
@@ -102,42 +103,69 @@ def worker_address() -> str:
 
 
 class _OnWorker(LocalExecutor):
-    """The local executor, telling the step it runs on Dask, on which worker, and adding the
-    pass_env values the client read (the base is the worker's own environment)."""
+    """The local executor, for one job at a time in one worker thread (kept for the next job
+    of the same workspace: its guard and log folder are made once): it tells the step it
+    runs on Dask, on which worker, and adds the pass_env values the client read (the base is
+    the worker's own environment). After a clean exit it digests the outputs here, and keeps
+    what the job wrote to $DAGMAKE_OUTPUT, as bytes, for the client."""
 
-    def __init__(self, task: Task, logs: Logs, worker: str) -> None:
-        super().__init__(
-            Path(task.root), 1, logs, _digests(task.root), kill_grace_s=task.kill_grace_s
-        )
-        self._extra = task.env
-        self._worker = worker
+    def __init__(self, root: str, grace_s: float, logs: Logs, worker: str) -> None:
+        super().__init__(Path(root), 1, logs, self._digests, kill_grace_s=grace_s)
+        self.extra: dict[str, str] = {}
+        self.worker = worker
+        self.values = b""
 
     def _environment(self, job: Job, values: Path) -> dict[str, str]:
         env = super()._environment(job, values)
-        for name, value in self._extra.items():
+        for name, value in self.extra.items():
             env.setdefault(name, value)  # the declared env wins, as it does locally
         env["DAGMAKE_EXECUTOR"] = "dask"
-        env["DAGMAKE_WORKER"] = self._worker
+        env["DAGMAKE_WORKER"] = self.worker
         return env
 
-
-def _digests(root: str) -> Collect:
-    def collect(job: Job, values_file: Path) -> Produced:
+    def _digests(self, job: Job, values_file: Path) -> Produced:
         from dagmake.fingerprint import hash_file
         from dagmake.globs import expand_outputs
 
-        files, refused = expand_outputs(job.outputs, Path(root))
+        self.values = _read(values_file)
+        files, refused = expand_outputs(job.outputs, Path(self.root))
         if refused:
             return Produced(None, tuple(refused))
         found: dict[str, str] = {}
         for rel in files:
             try:
-                found[rel] = hash_file(os.path.join(root, rel))
+                found[rel] = hash_file(os.path.join(self.root, rel))
             except OSError:
                 continue
         return Produced(found)
 
-    return collect
+
+_mine = threading.local()  # this worker thread's executor, its logs, its folder, what for
+
+
+def _executor(task: Task, worker: str) -> _OnWorker:
+    """This thread's executor for the task's workspace (a new one for another workspace, or
+    after a cancel, which an executor remembers)."""
+    kept: tuple[_OnWorker, Logs, str, tuple[str, float]] | None = getattr(_mine, "kept", None)
+    what = (task.root, task.kill_grace_s)
+    if kept is not None and kept[3] == what and not kept[0]._cancelled:
+        ex = kept[0]
+    else:
+        if kept is not None:
+            _drop(kept[0], kept[1], kept[2])
+        folder = tempfile.mkdtemp(prefix="dagmake-worker-")
+        logs = Logs(Path(folder))
+        ex = _OnWorker(task.root, task.kill_grace_s, logs, worker)
+        _mine.kept = (ex, logs, folder, what)
+    ex.extra, ex.worker, ex.values = task.env, worker, b""
+    return ex
+
+
+def _drop(ex: _OnWorker, logs: Logs, folder: str) -> None:
+    _mine.kept = None
+    ex.close()
+    logs.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_step(task: Task) -> Ran:
@@ -149,15 +177,13 @@ def run_step(task: Task) -> Ran:
     with _lock:
         early = _cancelled_runs.get(task.run_id)
         _flags[flag_key] = asked
-    folder = tempfile.mkdtemp(prefix="dagmake-step-")
     try:
-        logs = Logs(Path(folder))
-        ex = _OnWorker(task, logs, worker)
+        if early is not None:
+            return Ran(
+                Outcome.INTERRUPTED.value, None, 0.0, None, False, b"", b"", worker, None, ()
+            )
+        ex = _executor(task, worker)
         try:
-            if early is not None:
-                return Ran(
-                    Outcome.INTERRUPTED.value, None, 0.0, None, False, b"", b"", worker, None, ()
-                )
             ex.start(job)
             done: list[Finished] = []
             seen = 0
@@ -168,28 +194,32 @@ def run_step(task: Task) -> Ran:
                         ex.cancel(signum)
                     seen = len(asked)
             ex.stream(lambda key, data: None)  # closes its capture
-            fin = done[0]
-            values = _read(logs.values(job.key)) if fin.exit_code == 0 else b""
-            log = _read(Path(fin.log_path)) if fin.log_path else b""
-            return Ran(
-                fin.outcome.value,
-                fin.exit_code,
-                fin.duration_s,
-                fin.error,
-                fin.lingering,
-                log,
-                values,
-                worker,
-                dict(fin.outputs) if fin.outputs is not None else None,
-                fin.problems,
-            )
-        finally:
-            ex.close()
-            logs.close()
+        except BaseException:
+            kept = getattr(_mine, "kept", None)
+            if kept is not None:
+                _drop(*kept[:3])
+            raise
+        fin = done[0]
+        log = b""
+        if fin.log_path:
+            log = _read(Path(fin.log_path))
+            with contextlib.suppress(OSError):
+                os.unlink(fin.log_path)
+        return Ran(
+            fin.outcome.value,
+            fin.exit_code,
+            fin.duration_s,
+            fin.error,
+            fin.lingering,
+            log,
+            ex.values,
+            worker,
+            dict(fin.outputs) if fin.outputs is not None else None,
+            fin.problems,
+        )
     finally:
         with _lock:
             _flags.pop(flag_key, None)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _announce(task: Task, worker: str) -> None:
