@@ -434,3 +434,47 @@ def scheduler_lost(ws: Workspace, address: str, scheduler: subprocess.Popen[byte
     assert got["a"]["status"] == "failed", got["a"]
     assert "scheduler" in got["a"]["detail"], got["a"]
     assert re.search(r"^a +would run: never succeeded", ws.run("-n").out, re.M)
+
+
+def test_workers_that_do_not_see_the_workspace_are_exit_2_before_anything_runs(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A worker in a mount namespace of its own, with an empty file system over the
+    workspace: the probe file dagmake writes is not there for it."""
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a mount namespace here (unshare -m)")
+    ws.workflow(DIAMOND)
+    ws.write("in.txt", "x\n")
+    dask = str(Path(sys.executable).with_name("dask"))
+    port = closed_port()
+    address = f"tcp://127.0.0.1:{port}"
+    log = open(tmp_path / "cluster.log", "wb")  # noqa: SIM115
+    hide = f"mount -t tmpfs none {ws.root} && exec {dask} worker {address} --host 127.0.0.1 "
+    procs = [
+        subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=log,
+            stderr=log,
+        ),
+        subprocess.Popen(
+            ["unshare", "-m", "sh", "-c", hide + "--nthreads 1 --no-dashboard --no-nanny"],
+            stdout=log,
+            stderr=log,
+        ),
+    ]
+    try:
+        res = on(ws, address, DAGMAKE_DASK_TIMEOUT="30")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        log.close()
+    assert res.code == 2, res.both
+    assert f"does not see this workspace at {ws.root}" in res.err, res.err
+    assert "Traceback" not in res.both and not (ws.root / "a.txt").exists()
+    assert not list(ws.root.glob(".dagmake-probe-*"))  # the probe is removed again
