@@ -64,6 +64,11 @@ class Step(NamedTuple):
     depfile: str = ""
     tools: tuple[str, ...] = ()
     pass_env: tuple[str, ...] = ()
+    # On a cluster (SPEC "Running on a cluster"): "local" keeps the step on this machine; the
+    # amounts a Dask worker must offer to take it (cpus, memory in bytes, gpus). Neither is in
+    # the fingerprint: where a step runs does not change what it produces.
+    where: str = ""
+    resources: tuple[tuple[str, float], ...] = ()
 
 
 class CacheSettings(NamedTuple):

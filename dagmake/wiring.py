@@ -88,6 +88,10 @@ def build_here(
     settings = dask.DaskSettings(*cluster)
     session = dask.connect(settings, graph.workflow.root)
     try:
+        dask.check_resources(
+            session,
+            {s.id: dict(s.resources) for s in graph.workflow.steps if s.resources and not s.where},
+        )
         return run_build(
             graph,
             options,
@@ -245,8 +249,16 @@ def dask_executor(graph: Graph, options: RunOptions, session: DaskSession) -> Ex
         names = graph.step(job.key).pass_env
         return {n: os.environ[n] for n in names if n in os.environ}
 
+    def resources(job: Job) -> dict[str, float] | None:
+        return dict(graph.step(job.key).resources) or None
+
+    def here(job: Job) -> bool:
+        return graph.step(job.key).where == "local"
+
+    local_too = any(s.where == "local" for s in graph.workflow.steps)
+
     def open_executor(logs: Logs, collect: Collect) -> Executor:
-        return DaskExecutor(
+        remote = DaskExecutor(
             session,
             graph.workflow.root,
             jobs,
@@ -254,6 +266,15 @@ def dask_executor(graph: Graph, options: RunOptions, session: DaskSession) -> Ex
             collect,
             kill_grace_s=options.kill_grace_s,
             extra_env=passed,
+            resources=resources,
         )
+        if not local_too:
+            return remote
+        from dagmake.executors.routed import Routed
+
+        local = LocalExecutor(
+            graph.workflow.root, jobs, logs, collect, kill_grace_s=options.kill_grace_s
+        )
+        return Routed(local, remote, here)
 
     return open_executor

@@ -61,6 +61,7 @@ def cluster() -> Iterator[str]:
         dashboard_address=None,
         n_workers=2,
         threads_per_worker=1,
+        resources={"cpus": 1, "memory": 2e9},
     ) as c:
         yield str(c.scheduler_address)
 
@@ -271,6 +272,59 @@ def test_ctrl_c_stops_the_remote_steps(ws: Workspace, cluster: str) -> None:
         proc.wait()
     assert proc.returncode == 130, err
     assert gone(pids, within_s=10), [p for p in pids if _alive(p)]
+
+
+def test_where_local_steps_run_here_in_the_same_run(ws: Workspace, cluster: str) -> None:
+    ws.workflow(
+        """
+        steps:
+          - {id: hook, where: local, run: 'echo $DAGMAKE_EXECUTOR > hook.txt', outputs: [hook.txt]}
+          - id: remote
+            depends_on: [hook]
+            run: 'echo $DAGMAKE_EXECUTOR > remote.txt'
+            outputs: [remote.txt]
+            resources: {cpus: 1, memory: 1GB}
+        """
+    )
+    res = on(ws, cluster, "--json")
+    assert res.code == 0, res.both
+    assert ws.read("hook.txt") == "local\n" and ws.read("remote.txt") == "dask\n"
+    got = steps(res)
+    assert (got["hook"]["executor"], got["hook"]["worker"]) == ("local", None)
+    assert got["remote"]["executor"] == "dask" and str(got["remote"]["worker"]).startswith("tcp://")
+
+
+def test_a_step_no_worker_can_take_is_exit_2_before_anything_runs(
+    ws: Workspace, cluster: str
+) -> None:
+    ws.workflow(
+        """
+        steps:
+          - {id: first, run: 'touch first.txt', outputs: [first.txt]}
+          - {id: gpu, depends_on: [first], run: 'true', resources: {gpus: 1, cpus: 1}}
+        """
+    )
+    res = on(ws, cluster)
+    assert res.code == 2, res.both
+    assert "step 'gpu' needs resources gpus=1, cpus=1, and no Dask worker offers them" in res.err
+    assert "Traceback" not in res.both and not (ws.root / "first.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "said"),
+    [
+        ("where: cloud", "steps[0].where: 'cloud' is not a place; the one there is: local"),
+        ("resources: {disks: 1}", "'disks' is not a resource; use cpus, memory, gpus"),
+        ("resources: {memory: lots}", "steps[0].resources.memory"),
+        ("resources: {cpus: 0}", "must be more than 0"),
+    ],
+)
+def test_bad_where_and_resources_are_exit_2_with_the_line(
+    ws: Workspace, field: str, said: str
+) -> None:
+    ws.workflow(f"steps:\n  - id: s\n    run: 'true'\n    {field}\n")
+    res = ws.run()
+    assert res.code == 2 and said in res.err and "dagmake.yaml:4" in res.err, res.both
 
 
 # -- a cluster started through dask's own command lines -------------------------------------

@@ -146,6 +146,28 @@ def _probe(client: Any, root: Path, address: str) -> None:
             )
 
 
+def check_resources(session: Session, needs: Mapping[str, Mapping[str, float]]) -> None:
+    """Every step in `needs` (step -> the amounts it asks for) has a worker that offers them
+    all (`dask worker --resources "cpus=8,memory=32e9,gpus=1"`); ConfigError names the first
+    step none can take, before anything runs."""
+    if not needs:
+        return
+    info = session.client.scheduler_info(n_workers=-1)
+    offers = {a: dict(w.get("resources") or {}) for a, w in info.get("workers", {}).items()}
+    for sid, asked in needs.items():
+        if any(all(offer.get(r, 0) >= n for r, n in asked.items()) for offer in offers.values()):
+            continue
+        wanted = ", ".join(f"{r}={n:g}" for r, n in asked.items())
+        seen = "; ".join(
+            f"{a}: {', '.join(f'{r}={n:g}' for r, n in sorted(o.items())) or 'none'}"
+            for a, o in sorted(offers.items())
+        )
+        raise ConfigError(
+            f"step '{sid}' needs resources {wanted}, and no Dask worker offers them ({seen}); "
+            'start workers with --resources "cpus=N,memory=BYTES,gpus=N", or change the step'
+        )
+
+
 class _Remote:
     __slots__ = ("future", "job", "pid", "started", "worker")
 
@@ -171,6 +193,7 @@ class DaskExecutor:
         *,
         kill_grace_s: float = 3.0,
         extra_env: Callable[[Job], dict[str, str]] = lambda job: {},
+        resources: Callable[[Job], dict[str, float] | None] = lambda job: None,
     ) -> None:
         self._client = session.client
         self.root = str(root)
@@ -179,6 +202,7 @@ class DaskExecutor:
         self._logs = logs
         self._collect = collect
         self._extra_env = extra_env
+        self._resources = resources
         self._run_id = uuid.uuid4().hex[:12]
         self._news: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._jobs: dict[str, _Remote] = {}
@@ -213,7 +237,14 @@ class DaskExecutor:
         )
         key = f"dagmake-{job.key}-{self._run_id}-{job.attempt}"
         try:
-            future = self._client.submit(onworker.run_step, task, key=key, pure=False, retries=0)
+            future = self._client.submit(
+                onworker.run_step,
+                task,
+                key=key,
+                pure=False,
+                retries=0,
+                resources=self._resources(job),
+            )
         except Exception as e:
             self._done.append(
                 Finished(job.key, Outcome.SPAWN_FAILED, None, 0.0, _why(e), where="dask")
