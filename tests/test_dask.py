@@ -532,3 +532,26 @@ def test_workers_that_do_not_see_the_workspace_are_exit_2_before_anything_runs(
     assert f"does not see this workspace at {ws.root}" in res.err, res.err
     assert "Traceback" not in res.both and not (ws.root / "a.txt").exists()
     assert not list(ws.root.glob(".dagmake-probe-*"))  # the probe is removed again
+
+
+def test_dagmake_killed_outright_leaves_no_remote_step_running(ws: Workspace, cluster: str) -> None:
+    """kill -9 of dagmake: the scheduler lets go of its tasks, and their steps are stopped."""
+    ws.workflow(
+        """
+        steps:
+          - id: long
+            run: |
+              sleep 60 &
+              echo $! $$ > pids.txt
+              sleep 60
+        """
+    )
+    proc = ws.popen("--executor", "dask", "--dask-scheduler", cluster)
+    try:
+        pids = [int(p) for p in wait_for(ws.root / "pids.txt").split()]
+        proc.kill()
+        proc.wait()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert gone(pids, within_s=15), [p for p in pids if _alive(p)]

@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -184,6 +186,7 @@ def run_step(task: Task) -> Ran:
             )
         ex = _executor(task, worker)
         try:
+            released = _released()
             ex.start(job)
             done: list[Finished] = []
             seen = 0
@@ -193,6 +196,8 @@ def run_step(task: Task) -> Ran:
                     for signum in asked[seen:]:
                         ex.cancel(signum)
                     seen = len(asked)
+                elif not seen and released():  # its client went away (kill -9), or let go
+                    asked.append(signal.SIGTERM)
             ex.stream(lambda key, data: None)  # closes its capture
         except BaseException:
             kept = getattr(_mine, "kept", None)
@@ -220,6 +225,24 @@ def run_step(task: Task) -> Ran:
     finally:
         with _lock:
             _flags.pop(flag_key, None)
+
+
+def _released() -> Callable[[], bool]:
+    """Whether the scheduler let go of the running task: its client is gone (killed, its
+    connection lost) or cancelled it. A Dask task is never stopped for that; its step is."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = worker.get_current_task()
+    except (ImportError, ValueError):
+        return lambda: False
+
+    def released() -> bool:
+        ts = worker.state.tasks.get(key)
+        return ts is None or ts.state in ("cancelled", "released", "forgotten")
+
+    return released
 
 
 def _announce(task: Task, worker: str) -> None:
