@@ -555,3 +555,22 @@ def test_dagmake_killed_outright_leaves_no_remote_step_running(ws: Workspace, cl
         proc.kill()
         proc.wait()
     assert gone(pids, within_s=15), [p for p in pids if _alive(p)]
+
+
+def test_the_worker_reports_inputs_that_changed_while_the_step_ran(tmp_path: Path) -> None:
+    """`run_step` itself, in this process (no cluster): a clean exit carries its log, its
+    values, its outputs' digests and the declared inputs that moved during the run."""
+    import math
+
+    from dagmake.executors.base import Job
+    from dagmake.executors.onworker import Task, run_step
+
+    (tmp_path / "in.txt").write_text("1\n")
+    (tmp_path / "still.txt").write_text("1\n")
+    script = 'echo 2 >> in.txt; echo out > out.txt; echo k=v >> "$DAGMAKE_OUTPUT"; echo hi'
+    job = Job("s", script, {"X": "1"}, "", ("in.txt", "still.txt"), ("out.txt",), math.inf)
+    ran = run_step(Task("run1", job, str(tmp_path), {}, 1.0))
+    assert (ran.outcome, ran.exit_code) == ("exited", 0)
+    assert ran.moved == ("in.txt",)
+    assert ran.log == b"hi\n" and ran.values == b"k=v\n"
+    assert ran.outputs is not None and set(ran.outputs) == {"out.txt"}

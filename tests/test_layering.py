@@ -87,6 +87,7 @@ ALLOWED: dict[str, set[str]] = {
     "executors.local": {"ambient", "executors.base", "faults", "interrupts", "steplogs"},
     "executors.onworker": {
         "__version__",
+        "errors",
         "executors.base",
         "executors.local",
         "fingerprint",

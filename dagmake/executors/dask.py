@@ -380,6 +380,7 @@ class DaskExecutor:
             if made.outputs is not None and ran.outputs is not None:
                 problems = problems + _disagreements(made.outputs, ran.outputs, ran.worker)
             fin = fin._replace(
+                moved=ran.moved,
                 outputs=None if problems else made.outputs,
                 problems=problems,
                 values=made.values,

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from dagmake.errors import ConfigError
 from dagmake.executors.base import Finished, Job, Outcome, Produced
 from dagmake.executors.local import LocalExecutor
 from dagmake.steplogs import Logs
@@ -56,6 +57,7 @@ class Ran(NamedTuple):
     worker: str  # the worker's address
     outputs: dict[str, str] | None  # path -> digest as the worker saw them (exit 0 only)
     problems: tuple[str, ...]
+    moved: tuple[str, ...] = ()  # declared inputs that changed while it ran (exit 0 only)
 
 
 _lock = threading.Lock()
@@ -187,6 +189,7 @@ def run_step(task: Task) -> Ran:
         ex = _executor(task, worker)
         try:
             released = _released()
+            before = _signatures(task.root, job.inputs)
             ex.start(job)
             done: list[Finished] = []
             seen = 0
@@ -205,6 +208,12 @@ def run_step(task: Task) -> Ran:
                 _drop(*kept[:3])
             raise
         fin = done[0]
+        moved: tuple[str, ...] = ()
+        if fin.outputs is not None:
+            after = _signatures(task.root, job.inputs)
+            moved = tuple(
+                p for p, sig in before.items() if p not in fin.outputs and after.get(p) != sig
+            )
         log = b""
         if fin.log_path:
             log = _read(Path(fin.log_path))
@@ -221,10 +230,29 @@ def run_step(task: Task) -> Ran:
             worker,
             dict(fin.outputs) if fin.outputs is not None else None,
             fin.problems,
+            moved,
         )
     finally:
         with _lock:
             _flags.pop(flag_key, None)
+
+
+def _signatures(root: str, patterns: tuple[str, ...]) -> dict[str, tuple[int, int, int, int]]:
+    """Each declared input file's stat signature here (mtime, ctime, size, inode)."""
+    from dagmake.globs import expand
+
+    found: dict[str, tuple[int, int, int, int]] = {}
+    try:
+        files = expand(patterns, Path(root))
+    except (ConfigError, OSError):  # an input that leads out: the client said so already
+        return found
+    for rel in files:
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError:
+            continue
+        found[rel] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+    return found
 
 
 def _released() -> Callable[[], bool]:
