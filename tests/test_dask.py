@@ -574,3 +574,34 @@ def test_the_worker_reports_inputs_that_changed_while_the_step_ran(tmp_path: Pat
     assert ran.moved == ("in.txt",)
     assert ran.log == b"hi\n" and ran.values == b"k=v\n"
     assert ran.outputs is not None and set(ran.outputs) == {"out.txt"}
+
+
+def test_a_remote_steps_output_comes_while_it_runs_and_once(ws: Workspace, cluster: str) -> None:
+    ws.workflow(
+        """
+        steps:
+          - id: talks
+            timeout: 20
+            run: |
+              echo first
+              while [ ! -f go ]; do sleep 0.05; done
+              echo second
+        """
+    )
+    proc = ws.popen("--executor", "dask", "--dask-scheduler", cluster)
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "first" in line:
+                break
+        (ws.root / "go").touch()  # only now does it print the rest and end
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, "".join(seen) + rest + err
+    said = "".join(seen) + rest
+    assert said.count("talks | first") == 1 and said.count("talks | second") == 1, said
+    assert "second" not in "".join(seen)

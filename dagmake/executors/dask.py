@@ -169,7 +169,7 @@ def check_resources(session: Session, needs: Mapping[str, Mapping[str, float]]) 
 
 
 class _Remote:
-    __slots__ = ("future", "job", "pid", "started", "worker")
+    __slots__ = ("future", "job", "pid", "shown", "started", "worker")
 
     def __init__(self, job: Job, future: Any) -> None:
         self.job = job
@@ -177,6 +177,7 @@ class _Remote:
         self.started = time.monotonic()
         self.worker: str | None = None  # where it started (its first start)
         self.pid: int | None = None  # that worker process's pid
+        self.shown = 0  # how much of its output came live (the start of its log)
 
 
 class DaskExecutor:
@@ -208,6 +209,7 @@ class DaskExecutor:
         self._jobs: dict[str, _Remote] = {}
         self._done: list[Finished] = []
         self._unstreamed: deque[tuple[str, Capture]] = deque()
+        self._live: list[tuple[str, bytes]] = []  # what running jobs printed, not yet passed on
         self._cancelled = False
         self._killing_since: float | None = None
         self._gone_since: float | None = None
@@ -290,6 +292,11 @@ class DaskExecutor:
         remote = self._jobs.get(str(msg.get("step")))
         if remote is None or msg.get("attempt") != remote.job.attempt:
             return
+        out = msg.get("out")
+        if isinstance(out, bytes):  # what it printed, live
+            remote.shown += len(out)
+            self._live.append((remote.job.key, out))
+            return
         worker, pid = str(msg.get("worker")), msg.get("pid")
         if remote.worker is None:
             remote.worker, remote.pid = worker, pid
@@ -325,7 +332,7 @@ class DaskExecutor:
             except Exception as e:
                 self._done.append(Finished(sid, Outcome.LOST, None, duration, _why(e), where=where))
                 return
-            self._finished(job, ran)
+            self._finished(job, ran, remote.shown)
             return
         if status == "cancelled" or self._cancelled:
             if self._cancelled:
@@ -345,7 +352,7 @@ class DaskExecutor:
             why = f"the Dask worker could not run it: {_why(exc)}"
             self._done.append(Finished(sid, Outcome.SPAWN_FAILED, None, duration, why, where=where))
 
-    def _finished(self, job: Job, ran: onworker.Ran) -> None:
+    def _finished(self, job: Job, ran: onworker.Ran, shown: int) -> None:
         """A job's end as the worker sent it: its log kept here, and after a clean exit what
         it produced, collected over the shared workspace and checked against the worker's."""
         capture = self._logs.capture(job.key)
@@ -357,6 +364,7 @@ class DaskExecutor:
         outcome = Outcome(ran.outcome)
         clean = outcome is Outcome.EXITED and ran.exit_code == 0
         trouble = None if clean else self._logs.trouble(capture)
+        capture.offset = min(shown, len(ran.log))  # (what came live is not passed on again)
         self._unstreamed.append((job.key, capture))
         where = f"dask {ran.worker}"
         fin = Finished(
@@ -414,7 +422,11 @@ class DaskExecutor:
                 )
 
     def stream(self, emit: Emit) -> None:
-        """Each ended job's whole log, once (nothing comes back live)."""
+        """What running jobs printed (it comes every quarter second), then all that is left of
+        each ended job's log."""
+        live, self._live = self._live, []
+        for key, data in live:
+            emit(key, data)
         ended = self._unstreamed
         while ended:
             key, capture = ended[0]

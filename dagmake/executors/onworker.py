@@ -23,6 +23,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -33,6 +34,8 @@ from dagmake.executors.local import LocalExecutor
 from dagmake.steplogs import Logs
 
 POLL_S = 0.05  # how often a running step looks at its cancel flag
+LIVE_EVERY_S = 0.25  # how often what it printed is sent while it runs
+LIVE_MAX = 1 << 20  # past this much printed, the rest comes back only at its end
 MAX_LOG = 64 << 20  # a log longer than this comes back cut, with a note
 
 
@@ -193,8 +196,12 @@ def run_step(task: Task) -> Ran:
             ex.start(job)
             done: list[Finished] = []
             seen = 0
+            live = _Live(task, worker)
             while not done:
                 done = ex.wait(POLL_S)
+                if not done:
+                    ex.stream(live.take)
+                    live.send()
                 if len(asked) > seen:  # (appended to by `cancel`, in another thread)
                     for signum in asked[seen:]:
                         ex.cancel(signum)
@@ -271,6 +278,42 @@ def _released() -> Callable[[], bool]:
         return ts is None or ts.state in ("cancelled", "released", "forgotten")
 
     return released
+
+
+class _Live:
+    """What a running step prints, sent on the run's topic every LIVE_EVERY_S (the whole log
+    still comes back at its end; the client shows only what did not come live)."""
+
+    def __init__(self, task: Task, worker: str) -> None:
+        self.task = task
+        self.pending: list[bytes] = []
+        self.size = 0
+        self.sent_at = time.monotonic()
+        self.log_event: Callable[[str, object], None] | None = None
+        try:
+            from distributed import get_worker
+
+            self.log_event = get_worker().log_event
+        except (ImportError, ValueError):
+            pass
+
+    def take(self, key: str, data: bytes) -> None:
+        if self.size + len(data) > LIVE_MAX:
+            self.size = LIVE_MAX + 1  # the rest comes only at the end, in order
+        if self.size <= LIVE_MAX:
+            self.pending.append(data)
+            self.size += len(data)
+
+    def send(self) -> None:
+        now = time.monotonic()
+        if not self.pending or now - self.sent_at < LIVE_EVERY_S:
+            return
+        data, self.pending, self.sent_at = b"".join(self.pending), [], now
+        if self.log_event is not None:
+            job = self.task.job
+            self.log_event(
+                topic(self.task.run_id), {"step": job.key, "attempt": job.attempt, "out": data}
+            )
 
 
 def _announce(task: Task, worker: str) -> None:
