@@ -52,18 +52,46 @@ steps:
 """
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """Two worker processes of one thread each; the scheduler's address."""
+# Every cluster and client runs in processes of its own: the threads a Dask client or a
+# LocalCluster leaves behind in this process would change other tests' (the quick exit).
+LOCAL_CLUSTER = """
+import sys
+import distributed
+if __name__ == "__main__":
     with distributed.LocalCluster(
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        n_workers=2,
-        threads_per_worker=1,
-        resources={"cpus": 1, "memory": 2e9},
+        processes=True, host="127.0.0.1", dashboard_address=None, n_workers=2,
+        threads_per_worker=1, resources={"cpus": 1, "memory": 2e9},
     ) as c:
-        yield str(c.scheduler_address)
+        print(c.scheduler_address, flush=True)
+        sys.stdin.read()  # until the test lets go
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Two worker processes of one thread each; the scheduler's address."""
+    script = tmp_path_factory.mktemp("local-cluster") / "cluster.py"
+    script.write_text(LOCAL_CLUSTER)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        address = proc.stdout.readline().strip()
+        assert address.startswith("tcp://127.0.0.1:"), address
+        yield address
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def on(ws: Workspace, address: str, *args: str, timeout: float = 60, **env: str) -> Result:
@@ -373,8 +401,12 @@ def started_cluster(folder: Path) -> Iterator[tuple[str, list[subprocess.Popen[b
 
 def both_workers(address: str) -> None:
     """Wait until the scheduler has two workers again (a nanny restarts a killed one)."""
-    with distributed.Client(address, timeout=30) as client:
-        client.wait_for_workers(2, timeout=30)
+    code = (
+        "import distributed\n"
+        f"with distributed.Client({address!r}, timeout=30) as c:\n"
+        "    c.wait_for_workers(2, timeout=30)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True)
 
 
 @pytest.fixture(scope="module")

@@ -305,7 +305,8 @@ class DaskExecutor:
             return
         del self._jobs[remote.job.key]
         remote.future.cancel()
-        self._in_background(onworker.cancel, self._run_id, signal.SIGKILL, remote.job.key)
+        job = remote.job
+        self._in_background(onworker.cancel, self._run_id, signal.SIGKILL, job.key, job.attempt)
         self._done.append(
             Finished(
                 remote.job.key,

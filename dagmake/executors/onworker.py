@@ -64,20 +64,20 @@ class Ran(NamedTuple):
 
 
 _lock = threading.Lock()
-_flags: dict[tuple[str, str], list[int]] = {}  # (run, step) -> signals asked for, in order
+_flags: dict[tuple[str, str, int], list[int]] = {}  # (run, step, attempt) -> signals, in order
 _cancelled_runs: dict[str, int] = {}  # run -> signal: a step of it that starts later stops
 
 
-def cancel(run_id: str, signum: int, step: str | None = None) -> int:
-    """In the worker process: ask the run's running steps (or one of them) to stop with
-    `signum` (a second call, or SIGKILL, kills them); its steps that start later stop at once.
-    How many were running here."""
+def cancel(run_id: str, signum: int, step: str | None = None, attempt: int = 0) -> int:
+    """In the worker process: ask the run's running steps (or one attempt of one) to stop
+    with `signum` (a second call, or SIGKILL, kills them); with no step, its steps that start
+    later stop at once. How many were running here."""
     with _lock:
         if step is None:
             _cancelled_runs[run_id] = signum
         hits = 0
-        for (run, key), asked in _flags.items():
-            if run == run_id and (step is None or key == step):
+        for (run, key, n), asked in _flags.items():
+            if run == run_id and (step is None or (key, n) == (step, attempt)):
                 asked.append(signum)
                 hits += 1
         return hits
@@ -178,7 +178,7 @@ def _drop(ex: _OnWorker, logs: Logs, folder: str) -> None:
 def run_step(task: Task) -> Ran:
     """Run the step here; never raises for the step's own failure (it is data)."""
     worker = worker_address()
-    job, flag_key = task.job, (task.run_id, task.job.key)
+    job, flag_key = task.job, (task.run_id, task.job.key, task.job.attempt)
     _announce(task, worker)
     asked: list[int] = []
     with _lock:
