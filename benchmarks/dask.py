@@ -103,6 +103,15 @@ def main() -> None:
                     f"({ideal / inner:.0%})",
                 )
             )
+            wall, report = _dagmake(root, cache, *on, "-j", "16")
+            inner = float(report["duration_s"])  # type: ignore[arg-type]
+            rows.append(
+                (
+                    "the same with -j 16 (a queued step behind each thread)",
+                    f"{wall:.2f} s wall ({ideal / wall:.0%}); {inner:.2f} s once connected "
+                    f"({ideal / inner:.0%})",
+                )
+            )
 
             # 2. per-step overhead, one step in flight
             body = "".join(f"  - {{id: t{i}, run: 'true'}}\n" for i in range(opts.trivial))
