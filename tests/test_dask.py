@@ -167,6 +167,17 @@ def test_an_unreachable_scheduler_is_exit_2_within_the_timeout(ws: Workspace) ->
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:" in res.err, res.err
     assert "Traceback" not in res.both and time.monotonic() - started < 15
     assert not (ws.root / "a.txt").exists()
+    with socket.socket() as mute:  # it takes the connection and never says a word
+        mute.bind(("127.0.0.1", 0))
+        mute.listen()
+        started = time.monotonic()
+        address = f"tcp://127.0.0.1:{mute.getsockname()[1]}"
+        res = on(ws, address, DAGMAKE_DASK_TIMEOUT="1", timeout=30)
+    assert res.code == 2 and "cannot reach the Dask scheduler" in res.err, res.both
+    assert "Traceback" not in res.both and time.monotonic() - started < 15
+    # a dry run never connects
+    res = on(ws, f"tcp://127.0.0.1:{closed_port()}", "-n")
+    assert res.code == 0 and "would run" in res.out, res.both
 
 
 def test_without_distributed_dask_is_exit_2_with_what_to_install(
@@ -522,34 +533,26 @@ def scheduler_lost(ws: Workspace, address: str, scheduler: subprocess.Popen[byte
     assert re.search(r"^a +would run: never succeeded", ws.run("-n").out, re.M)
 
 
-def test_workers_that_do_not_see_the_workspace_are_exit_2_before_anything_runs(
-    ws: Workspace, tmp_path: Path
-) -> None:
-    """A worker in a mount namespace of its own, with an empty file system over the
-    workspace: the probe file dagmake writes is not there for it."""
-    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
-        pytest.skip("cannot make a mount namespace here (unshare -m)")
-    ws.workflow(DIAMOND)
-    ws.write("in.txt", "x\n")
+@contextlib.contextmanager
+def one_worker(folder: Path, wrap: list[str], **env: str) -> Iterator[str]:
+    """`dask scheduler`, and one `dask worker` (no nanny) started through `wrap` (a command
+    that runs `$DASK_WORKER_ARGS...` after it), with `env` added; the scheduler's address."""
     dask = str(Path(sys.executable).with_name("dask"))
     port = closed_port()
     address = f"tcp://127.0.0.1:{port}"
-    log = open(tmp_path / "cluster.log", "wb")  # noqa: SIM115
-    hide = f"mount -t tmpfs none {ws.root} && exec {dask} worker {address} --host 127.0.0.1 "
+    log = open(folder / "cluster.log", "wb")  # noqa: SIM115
+    worker = [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+              "--no-dashboard", "--no-nanny"]  # fmt: skip
     procs = [
         subprocess.Popen(
             [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
             stdout=log,
             stderr=log,
         ),
-        subprocess.Popen(
-            ["unshare", "-m", "sh", "-c", hide + "--nthreads 1 --no-dashboard --no-nanny"],
-            stdout=log,
-            stderr=log,
-        ),
+        subprocess.Popen([*wrap, *worker], stdout=log, stderr=log, env={**os.environ, **env}),
     ]
     try:
-        res = on(ws, address, DAGMAKE_DASK_TIMEOUT="30")
+        yield address
     finally:
         for p in procs:
             p.terminate()
@@ -560,10 +563,47 @@ def test_workers_that_do_not_see_the_workspace_are_exit_2_before_anything_runs(
                 p.kill()
                 p.wait()
         log.close()
+
+
+def test_workers_that_do_not_see_the_workspace_are_exit_2_before_anything_runs(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A worker in a mount namespace of its own, with an empty file system over the
+    workspace: the probe file dagmake writes is not there for it."""
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a mount namespace here (unshare -m)")
+    ws.workflow(DIAMOND)
+    ws.write("in.txt", "x\n")
+    hide = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs none {ws.root} && exec "$@"', "sh"]
+    with one_worker(tmp_path, hide) as address:
+        res = on(ws, address, DAGMAKE_DASK_TIMEOUT="30")
     assert res.code == 2, res.both
     assert f"does not see this workspace at {ws.root}" in res.err, res.err
     assert "Traceback" not in res.both and not (ws.root / "a.txt").exists()
     assert not list(ws.root.glob(".dagmake-probe-*"))  # the probe is removed again
+
+
+@pytest.mark.parametrize(
+    ("init", "said"),
+    [
+        ("raise ImportError('no dagmake here')\n", "cannot run dagmake's steps"),
+        ("__version__ = '0.0.1'\n", "runs dagmake 0.0.1, this is"),
+    ],
+    ids=["missing", "another-version"],
+)
+def test_workers_without_this_dagmake_are_exit_2_saying_to_install_it(
+    ws: Workspace, tmp_path: Path, init: str, said: str
+) -> None:
+    fake = tmp_path / "fake"
+    (fake / "dagmake").mkdir(parents=True)
+    (fake / "dagmake" / "__init__.py").write_text(init)
+    ws.workflow(DIAMOND)
+    ws.write("in.txt", "x\n")
+    with one_worker(tmp_path, [], PYTHONPATH=str(fake)) as address:
+        res = on(ws, address, DAGMAKE_DASK_TIMEOUT="30")
+    assert res.code == 2, res.both
+    assert said in res.err and "install" in res.err, res.err
+    assert "Traceback" not in res.both and not (ws.root / "a.txt").exists()
 
 
 def test_dagmake_killed_outright_leaves_no_remote_step_running(ws: Workspace, cluster: str) -> None:

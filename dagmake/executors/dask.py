@@ -63,8 +63,7 @@ class Session:
     def close(self) -> None:
         client, self.client = self.client, None
         if client is not None:
-            with contextlib.suppress(Exception):
-                client.close(timeout=2)
+            _within(3.0, lambda: client.close(timeout=2))
 
 
 def connect(settings: DaskSettings, root: Path) -> Session:
@@ -81,11 +80,14 @@ def connect(settings: DaskSettings, root: Path) -> Session:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     address = settings.scheduler
     timeout = settings.connect_timeout_s
-    try:
-        client = distributed.Client(  # type: ignore[no-untyped-call,unused-ignore]
+    client = _within(
+        timeout + 1.0,  # a server that takes the connection and never answers:
+        lambda: distributed.Client(  # type: ignore[no-untyped-call,unused-ignore]
             address, timeout=timeout, set_as_default=False, direct_to_workers=False
-        )
-    except Exception as e:
+        ),  # (it hangs Dask's handshake, whatever its timeout says)
+    )
+    if isinstance(client, Exception):
+        e = client
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(
             f"cannot reach the Dask scheduler at {address} within {timeout:g}s ({why}); "
@@ -100,16 +102,37 @@ def connect(settings: DaskSettings, root: Path) -> Session:
                 f"the Dask scheduler at {address} has no workers (waited {timeout:g}s); "
                 "start one (dask worker " + address + ")"
             ) from None
-        threads: dict[str, int] = client.nthreads()  # type: ignore[no-untyped-call,unused-ignore]
+        threads = _within(timeout, client.nthreads)
+        if isinstance(threads, Exception):
+            raise ConfigError(
+                f"the Dask scheduler at {address} did not say what workers it has ({_why(threads)})"
+            )
         session.threads = sum(threads.values()) or 1
-        _probe(client, root, address)
+        _probe(client, root, address, timeout)
     except BaseException:
         session.close()
         raise
     return session
 
 
-def _probe(client: Any, root: Path, address: str) -> None:
+def _within(seconds: float, fn: Callable[[], Any]) -> Any:
+    """`fn()`, or what it raised, or TimeoutError when it did not return within `seconds` (it
+    goes on in a thread nobody waits for: Dask's own timeouts do not cover every wait)."""
+    answer: list[Any] = []
+
+    def call() -> None:
+        try:
+            answer.append(fn())
+        except Exception as e:
+            answer.append(e)
+
+    thread = threading.Thread(target=call, name="dagmake-dask-call", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return answer[0] if answer else TimeoutError(f"no answer within {seconds:g}s")
+
+
+def _probe(client: Any, root: Path, address: str, timeout: float) -> None:
     """Shared mode: every worker reads a file written here into the workspace, at the same
     path; and runs the same dagmake."""
     from dagmake import __version__
@@ -121,13 +144,11 @@ def _probe(client: Any, root: Path, address: str) -> None:
     except OSError as e:
         raise ConfigError(f"cannot write the shared-workspace probe {path}: {e.strerror}") from None
     try:
-        try:
-            answers = client.run(onworker.probe, str(path))
-        except Exception as e:
+        answers = _within(2 * timeout, lambda: client.run(onworker.probe, str(path)))
+        if isinstance(answers, Exception):
             raise ConfigError(
-                f"the Dask workers of {address} cannot run dagmake's steps ({type(e).__name__}: "
-                f"{str(e).splitlines()[0] if str(e) else ''}); install dagmake {__version__} "
-                "where they run"
+                f"the Dask workers of {address} cannot run dagmake's steps ({_why(answers)}); "
+                f"install dagmake {__version__} where they run"
             ) from None
     finally:
         with contextlib.suppress(OSError):
