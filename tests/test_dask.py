@@ -243,9 +243,28 @@ def test_a_diamond_runs_on_the_cluster_and_is_up_to_date_locally_afterwards(
     assert res.code == 0 and {s["status"] for s in steps(res).values()} == {"up_to_date"}
     res = ws.run("-n", PASSED="yes")
     assert res.code == 0 and "4 up to date" in res.out + res.err, res.both
-    # the values it wrote count as locally: an edit reruns a, the rest cut off early
-    ws.write("in.txt", "hello\n")
-    assert ws.ran(PASSED="yes") == []
+    # stored as a local run's: restored without the cluster
+    (ws.root / "d.txt").unlink()
+    res = ws.run("--json", PASSED="yes")
+    assert res.code == 0 and steps(res)["d"]["status"] == "restored", res.both
+    assert ws.read("d.txt") == "hello\nhello\nHELLO\n"
+
+
+def test_steps_in_flight_default_to_the_clusters_threads(ws: Workspace, cluster: str) -> None:
+    """Two steps that each wait for the other to have started: they finish only when both
+    run at once (the cluster has two threads; -j was not given)."""
+    wait = (
+        "touch {me}.started; n=0; while [ ! -f {other}.started ]; do sleep 0.05; "
+        "n=$((n+1)); [ $n -lt 200 ] || exit 9; done"
+    )
+    ws.workflow(
+        "steps:\n"
+        f"  - {{id: x, run: '{wait.format(me='x', other='y')}'}}\n"
+        f"  - {{id: y, run: '{wait.format(me='y', other='x')}'}}\n"
+    )
+    res = on(ws, cluster, "--json")
+    assert res.code == 0, res.both
+    assert {s["status"] for s in steps(res).values()} == {"succeeded"}
 
 
 def test_a_failing_remote_step_skips_its_dependents_and_the_other_branch_finishes(
@@ -290,7 +309,10 @@ def test_a_timeout_kills_the_steps_whole_tree_on_the_worker(ws: Workspace, clust
     assert gone(pids, within_s=10), [p for p in pids if _alive(p)]
 
 
-def test_ctrl_c_stops_the_remote_steps(ws: Workspace, cluster: str) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_the_remote_steps(
+    ws: Workspace, cluster: str, signum: signal.Signals, code: int
+) -> None:
     ws.workflow(
         """
         steps:
@@ -304,12 +326,12 @@ def test_ctrl_c_stops_the_remote_steps(ws: Workspace, cluster: str) -> None:
     proc = ws.popen("--executor", "dask", "--dask-scheduler", cluster)
     try:
         pids = [int(p) for p in wait_for(ws.root / "pids.txt").split()]
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
         proc.wait()
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert gone(pids, within_s=10), [p for p in pids if _alive(p)]
 
 
