@@ -100,8 +100,8 @@ class Judge:
         values = dict(fin.values)
         ledger.values[sid] = values
         ledger.produced[sid] = outputs_digest(outputs, values)
-        # (it reads this workspace: fine for the local loop; a remote executor's Finished
-        # would have to carry its inputs' digests as the job found them)
+        # (it reads this workspace; a remote executor's Finished also says what moved as its
+        # worker saw it)
         moved = list(fin.moved) or self.inspector.inputs_moved(step, job.resolved, outputs)
         if not moved and found is not None and found.moved is not None:
             moved = [found.moved]  # first seen in the depfile, and newer than the run's start
