@@ -88,9 +88,7 @@ def main() -> None:
                 connect_probe = time.perf_counter() - started
 
             # 1. sleeps
-            body = "".join(
-                f"  - {{id: s{i}, run: 'sleep 0.5'}}\n" for i in range(opts.sleeps)
-            )
+            body = "".join(f"  - {{id: s{i}, run: 'sleep 0.5'}}\n" for i in range(opts.sleeps))
             root = _workspace(base, "sleeps", body)
             _dagmake(root, cache, *on, "-j", "1", "s0")  # warm the workers' imports
             wall, report = _dagmake(root, cache, *on)
