@@ -118,7 +118,7 @@ def _json_usage_error(args: list[str]) -> Iterator[None]:
 
 _TAKES_VALUE = frozenset(
     {"-f", "--file", "-j", "--parallel", "-c", "--context", "--since", "--report", "--color",
-     "-C", "--directory", "--trace"}
+     "-C", "--directory", "--trace", "--executor", "--dask-scheduler", "--dask-files"}
 )  # fmt: skip
 
 
@@ -255,6 +255,21 @@ def _context_option(f: F) -> F:
     help="Restore from the remote cache, never upload [env: DAGMAKE_REMOTE_CACHE_READ_ONLY=1].",
 )
 @click.option("--no-remote-cache", is_flag=True, help="This run uses the local cache only.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    help="Where steps run: this machine, or a Dask cluster [env: DAGMAKE_EXECUTOR; default local].",
+)
+@click.option(
+    "--dask-scheduler",
+    metavar="ADDRESS",
+    help="The Dask scheduler, tcp://HOST:PORT [env: DAGMAKE_DASK_SCHEDULER].",
+)
+@click.option(
+    "--dask-files",
+    type=click.Choice(["shared", "cas"]),
+    help="shared: the workers see the workspace at the same path (default) [DAGMAKE_DASK_FILES].",
+)
 def run_command(
     targets: tuple[str, ...],
     workflow_file: Path | None,
@@ -278,6 +293,9 @@ def run_command(
     remote_cache: str | None,
     remote_cache_read_only: bool,
     no_remote_cache: bool,
+    executor: str | None,
+    dask_scheduler: str | None,
+    dask_files: str | None,
 ) -> None:
     """Bring TARGETs (default: every step) up to date, with what they depend on."""
     from dagmake import runner
@@ -310,6 +328,9 @@ def run_command(
                 remote_cache=remote_cache,
                 remote_cache_read_only=remote_cache_read_only,
                 no_remote_cache=no_remote_cache,
+                executor=executor,
+                dask_scheduler=dask_scheduler,
+                dask_files=dask_files,
             )
         )
         sys.exit(code)

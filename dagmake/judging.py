@@ -13,7 +13,7 @@ from dagmake.executors.base import Finished, Outcome, describe
 from dagmake.facts import Inspector, Resolved
 from dagmake.fingerprint import outputs_digest
 from dagmake.ledger import Ledger
-from dagmake.model import Step, StepStatus
+from dagmake.model import Reason, ReasonKind, Step, StepStatus
 from dagmake.plan import Decision, KeyContent, key_of
 from dagmake.results import StepResult
 from dagmake.scheduler import Plan
@@ -64,6 +64,7 @@ class Judge:
             "exit_code": fin.exit_code,
             "attempts": job.attempt,
             "log_path": log_path,
+            "where": fin.where,
         }
         if fin.outcome is not Outcome.EXITED or fin.exit_code != 0:
             how = describe(fin)
@@ -75,6 +76,9 @@ class Judge:
                 )
                 return None
             status = StepStatus.TIMED_OUT if fin.outcome is Outcome.TIMED_OUT else StepStatus.FAILED
+            if fin.outcome is Outcome.LOST:  # why it failed, as data (nothing is recorded)
+                lost = Reason(ReasonKind.WORKER_LOST, f"'{sid}' {how}")
+                base["reasons"] = (*job.decision.reasons, lost)
             return StepResult(sid, status, detail=how, **base)  # type: ignore[arg-type]
         if fin.problems or fin.outputs is None:
             return StepResult(
@@ -99,9 +103,9 @@ class Judge:
         ledger.values[sid] = values
         ledger.produced[sid] = outputs_digest(outputs, values)
         ledger.outputs_of[sid] = outputs
-        # (it reads this workspace: fine for the local loop; a remote executor's Finished
-        # would have to carry its inputs' digests as the job found them)
-        moved = self.inspector.inputs_moved(step, job.resolved, outputs)
+        # (it reads this workspace; a remote executor's Finished also says what moved as its
+        # worker saw it)
+        moved = list(fin.moved) or self.inspector.inputs_moved(step, job.resolved, outputs)
         if not moved and found is not None and found.moved is not None:
             moved = [found.moved]  # first seen in the depfile, and newer than the run's start
         if moved:

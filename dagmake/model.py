@@ -64,6 +64,11 @@ class Step(NamedTuple):
     depfile: str = ""
     tools: tuple[str, ...] = ()
     pass_env: tuple[str, ...] = ()
+    # On a cluster (SPEC "Running on a cluster"): "local" keeps the step on this machine; the
+    # amounts a Dask worker must offer to take it (cpus, memory in bytes, gpus). Neither is in
+    # the fingerprint: where a step runs does not change what it produces.
+    where: str = ""
+    resources: tuple[tuple[str, float], ...] = ()
 
 
 class CacheSettings(NamedTuple):
@@ -179,6 +184,7 @@ class ReasonKind(enum.Enum):
     FAIL_FAST = "fail_fast"  # skipped: another step failed, and the run starts nothing new
     CACHE_HIT = "cache_hit"
     CACHE_CORRUPT = "cache_corrupt"
+    WORKER_LOST = "worker_lost"  # failed: the machine running it went away (a Dask worker)
 
 
 class Reason(NamedTuple):

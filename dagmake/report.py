@@ -187,6 +187,8 @@ class PlainReporter:
         if detail.startswith(plain_word + " "):  # "timed out after 2.0s": said once
             return f"{head} {word}{detail[len(plain_word) :]}"
         took = f" in {_seconds(result.duration_s)}" if status in _TIMED else ""
+        if result.where and result.where != "local":  # where it ran: "on tcp://10.0.0.5:40331"
+            took += f" on {safe(result.where.partition(' ')[2] or result.where)}"
         why = ""
         if status in (StepStatus.SUCCEEDED, StepStatus.RESTORED) and not self.verbose:
             why = reasons_text(result.reasons)  # (-v said it as the step started)

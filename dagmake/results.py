@@ -26,6 +26,7 @@ class StepResult(NamedTuple):
     detail: str = ""  # one line: "exit code 1", "timed out after 5s", "declared output x missing"
     conditional: bool = False  # dry run: would run only if a dependency changes its outputs
     cache: str | None = None  # restored: the cache tier it came from ("local", "remote")
+    where: str | None = None  # ran: the executor, and the worker after a space ("dask tcp://...")
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"id": self.step_id, "status": self.status.value}
@@ -41,6 +42,10 @@ class StepResult(NamedTuple):
             out["log"] = self.log_path
         if self.cache is not None:
             out["cache"] = self.cache
+        if self.where is not None:
+            executor, _, worker = self.where.partition(" ")
+            out["executor"] = executor
+            out["worker"] = worker or None
         return out
 
 

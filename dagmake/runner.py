@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dagmake.fast.noop import Trust
     from dagmake.graph import Graph
     from dagmake.results import Reporter, RunSummary, StepResult
+    from dagmake.wiring import ExecutorChoice
 
 
 class Request(NamedTuple):
@@ -48,6 +49,9 @@ class Request(NamedTuple):
     remote_cache: str | None = None  # --remote-cache URL (else DAGMAKE_REMOTE_CACHE)
     remote_cache_read_only: bool = False
     no_remote_cache: bool = False
+    executor: str | None = None  # --executor local|dask (else DAGMAKE_EXECUTOR)
+    dask_scheduler: str | None = None  # --dask-scheduler (else DAGMAKE_DASK_SCHEDULER)
+    dask_files: str | None = None  # --dask-files shared|cas
 
 
 def run(req: Request) -> int:
@@ -63,6 +67,10 @@ def run(req: Request) -> int:
         _check_report_path(req.trace_path, "--trace")
     if req.question:
         return _question(req)
+    if req.executor or req.dask_scheduler or req.dask_files or _env_names_an_executor():
+        from dagmake.wiring import cluster_settings
+
+        cluster_settings(_where(req))  # a bad setting is exit 2 even when all is up to date
     console = default_stream(req.json_out)
     reporter = make_reporter(console, color=req.color, verbosity=req.verbosity)
     tracing = None
@@ -109,7 +117,8 @@ def run(req: Request) -> int:
         colour_steps=colour_for_steps(req.color, console.isatty()),
     )
     remote = RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
-    summary = build_here(graph, options, tracing if tracing is not None else reporter, remote)
+    reporting = tracing if tracing is not None else reporter
+    summary = build_here(graph, options, reporting, remote, _where(req))
     if not req.dry_run:
         save_compiled()
     write_reports(summary, req.json_out, req.report_path)
@@ -148,7 +157,19 @@ def _dry_run(req: Request, reporter: Reporter) -> RunSummary:
         changed_files=files,
     )
     remote = RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
-    return build_here(graph, options, reporter, remote)
+    return build_here(graph, options, reporter, remote, _where(req))
+
+
+def _env_names_an_executor() -> bool:
+    import os
+
+    return bool(os.environ.get("DAGMAKE_EXECUTOR"))
+
+
+def _where(req: Request) -> ExecutorChoice:
+    from dagmake.wiring import ExecutorChoice
+
+    return ExecutorChoice(req.executor, req.dask_scheduler, req.dask_files, req.parallel)
 
 
 def _selection(req: Request, graph: Graph) -> tuple[tuple[str, ...], tuple[str, ...] | None]:

@@ -44,7 +44,10 @@ STEP_KEYS = (
     "depfile",
     "tools",
     "pass_env",
+    "where",
+    "resources",
 )
+RESOURCES = ("cpus", "memory", "gpus")  # `resources:`; memory is a size (4GB), the rest counts
 DEFAULT_KEYS = ("timeout", "retries", "env", "cwd", "cache", "tools", "pass_env")
 CACHE_KEYS = ("max_size", "max_age")
 MAX_NODES = 2_000_000  # an alias bomb expands past this long before memory runs out
@@ -636,6 +639,14 @@ class _Reader:
             depfile = self.path(n, f"{key}.depfile", glob_ok=False)
         tools = self.names(field("tools"), f"{key}.tools", _TOOL, "tool name")
         pass_env = self.names(field("pass_env"), f"{key}.pass_env", _ENV_NAME, "variable name")
+        where = ""
+        if (n := field("where")) is not None:
+            where = self.text(n, f"{key}.where", allow_empty=False).strip()
+            if where != "local":
+                raise self.fail(
+                    n, f"{key}.where", f"'{where}' is not a place; the one there is: local"
+                )
+        resources = self.resources(field("resources"), f"{key}.resources")
         description = (
             self.text(fields["description"][1], f"{key}.description")
             if "description" in fields
@@ -659,7 +670,28 @@ class _Reader:
             depfile=depfile,
             tools=tools,
             pass_env=pass_env,
+            where=where,
+            resources=resources,
         ), self.template(fields, key)
+
+    def resources(self, node: Node | None, key: str) -> tuple[tuple[str, float], ...]:
+        """`resources: {cpus: 2, memory: 4GB, gpus: 1}`: what a Dask worker must offer."""
+        if node is None or (isinstance(node, _Scalar) and node.tag == _NULL):
+            return ()
+        out: list[tuple[str, float]] = []
+        for name, (k, v) in self.mapping(node, key, None).items():
+            if name not in RESOURCES:
+                raise self.fail(
+                    k, f"{key}.{name}", f"'{name}' is not a resource; use {', '.join(RESOURCES)}"
+                )
+            if name == "memory":
+                amount = float(self.quantity(v, f"{key}.{name}", units.parse_size))
+            else:
+                amount = self.quantity(v, f"{key}.{name}", _amount)
+            if amount <= 0:
+                raise self.fail(v, f"{key}.{name}", "must be more than 0")
+            out.append((name, amount))
+        return tuple(out)
 
     def names(
         self, node: Node | None, key: str, pattern: re.Pattern[str], what: str
@@ -724,3 +756,11 @@ def _kind(node: Node) -> str:
     if node.tag == _NULL:
         return "nothing"
     return f"'{node.value}'"
+
+
+def _amount(text: str) -> float:
+    """A count of cpus or gpus: a number (fractions allowed, as Dask's resources are)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got '{text}'") from None

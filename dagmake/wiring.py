@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from dagmake import softfail
 from dagmake.build import ExecutorFactory, RunOptions, run_build
@@ -14,7 +14,7 @@ from dagmake.cache.base import Tier
 from dagmake.cache.facade import Cache
 from dagmake.cache.local import settings_from_env
 from dagmake.errors import ConfigError
-from dagmake.executors.base import Collect, Executor
+from dagmake.executors.base import Collect, Executor, Job
 from dagmake.executors.local import LocalExecutor
 from dagmake.graph import Graph
 from dagmake.layout import workspace_dir
@@ -22,6 +22,9 @@ from dagmake.locations import cache_root, distrust_note
 from dagmake.results import Reporter, RunSummary
 from dagmake.state import StateStore
 from dagmake.steplogs import Logs
+
+if TYPE_CHECKING:
+    from dagmake.executors.dask import Session as DaskSession
 
 
 class RemoteChoice(NamedTuple):
@@ -36,21 +39,116 @@ class RemoteChoice(NamedTuple):
 NO_CHOICE = RemoteChoice()
 
 
+class ExecutorChoice(NamedTuple):
+    """The command line's say on where steps run (the environment fills the rest,
+    `cluster_settings`)."""
+
+    kind: str | None = None  # --executor local|dask
+    scheduler: str | None = None  # --dask-scheduler
+    files: str | None = None  # --dask-files shared|cas
+    jobs: int | None = None  # -j as given (None: the cluster's threads on Dask)
+
+
+HERE = ExecutorChoice()
+
+
+class ClusterSettings(NamedTuple):
+    scheduler: str
+    files: str
+    jobs: int | None
+    connect_timeout_s: float
+
+
 def build_here(
-    graph: Graph, options: RunOptions, reporter: Reporter, remote: RemoteChoice = NO_CHOICE
+    graph: Graph,
+    options: RunOptions,
+    reporter: Reporter,
+    remote: RemoteChoice = NO_CHOICE,
+    where: ExecutorChoice = HERE,
 ) -> RunSummary:
-    """`run_build` with this machine's state, cache and executor."""
+    """`run_build` with this machine's state, cache and executor (or a Dask cluster's: it is
+    connected to, and its workers checked, before anything else happens; a dry run never
+    connects)."""
+    cluster = cluster_settings(where)
     note = distrust_note()  # the cache root is not safe to use: a stand-in is
     if note is not None:
         reporter.warning(note)
-    return run_build(
-        graph,
-        options,
-        reporter,
-        state=local_state(graph),
-        cache=local_cache(graph, options, reporter, remote) if options.use_cache else None,
-        executor=local_executor(graph, options),
-    )
+    if cluster is None or options.dry_run:
+        executor = local_executor(graph, options)
+        return run_build(
+            graph,
+            options,
+            reporter,
+            state=local_state(graph),
+            cache=local_cache(graph, options, reporter, remote) if options.use_cache else None,
+            executor=executor,
+        )
+    from dagmake.executors import dask  # only now: a plain run never loads distributed
+
+    settings = dask.DaskSettings(*cluster)
+    session = dask.connect(settings, graph.workflow.root)
+    try:
+        dask.check_resources(
+            session,
+            {s.id: dict(s.resources) for s in graph.workflow.steps if s.resources and not s.where},
+        )
+        return run_build(
+            graph,
+            options,
+            reporter,
+            state=local_state(graph),
+            cache=local_cache(graph, options, reporter, remote) if options.use_cache else None,
+            executor=dask_executor(graph, options, session),
+        )
+    finally:
+        session.close()
+
+
+def cluster_settings(
+    choice: ExecutorChoice, env: Mapping[str, str] = os.environ
+) -> ClusterSettings | None:
+    """Where steps run, from the command line, else DAGMAKE_EXECUTOR, DAGMAKE_DASK_SCHEDULER,
+    DAGMAKE_DASK_FILES, DAGMAKE_DASK_TIMEOUT (and -j, else DAGMAKE_JOBS); None: this
+    machine. Raises ConfigError for a setting that is not valid."""
+    kind = (choice.kind or env.get("DAGMAKE_EXECUTOR", "").strip() or "local").lower()
+    if kind not in ("local", "dask"):
+        raise ConfigError(f"DAGMAKE_EXECUTOR={kind!r} is not an executor; use local or dask")
+    if kind == "local":
+        return None
+    address = (choice.scheduler or env.get("DAGMAKE_DASK_SCHEDULER", "")).strip()
+    if not address:
+        raise ConfigError(
+            "--executor dask needs the scheduler's address: --dask-scheduler tcp://HOST:8786 "
+            "or DAGMAKE_DASK_SCHEDULER"
+        )
+    scheme, sep, rest = address.rpartition("://")
+    host, colon, port = rest.rpartition(":")
+    if (sep and scheme not in ("tcp", "tls")) or not colon or not host or not port.isdigit():
+        raise ConfigError(
+            f"the Dask scheduler address {address!r} is not tcp://HOST:PORT (or tls://HOST:PORT)"
+        )
+    files = (choice.files or env.get("DAGMAKE_DASK_FILES", "").strip() or "shared").lower()
+    if files == "cas":
+        raise ConfigError(
+            "--dask-files cas is not built yet; use --dask-files shared (every worker sees "
+            "the workspace at the same path)"
+        )
+    if files != "shared":
+        raise ConfigError(f"DAGMAKE_DASK_FILES={files!r} is not shared or cas")
+    text = env.get("DAGMAKE_DASK_TIMEOUT", "").strip()
+    try:
+        timeout = float(text) if text else 5.0
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= 600:
+        raise ConfigError(
+            f"DAGMAKE_DASK_TIMEOUT={text!r} is not a number of seconds (0 to 600]; the default is 5"
+        )
+    jobs = choice.jobs
+    raw = env.get("DAGMAKE_JOBS", "").strip()
+    if jobs is None and raw.isdigit() and int(raw) > 0:
+        jobs = int(raw)
+    return ClusterSettings(address if sep else f"tcp://{address}", files, jobs, timeout)
 
 
 def local_state(graph: Graph) -> StateStore:
@@ -137,5 +235,47 @@ def local_executor(graph: Graph, options: RunOptions) -> ExecutorFactory:
             kill_grace_s=options.kill_grace_s,
             colour=options.colour_steps,
         )
+
+    return open_executor
+
+
+def dask_executor(graph: Graph, options: RunOptions, session: DaskSession) -> ExecutorFactory:
+    """Opens a `DaskExecutor` on the session's cluster, with -j (else the cluster's threads)
+    steps in flight; each step gets the `pass_env` values read here."""
+    from dagmake.executors.dask import DaskExecutor
+
+    jobs = session.settings.jobs or session.threads
+
+    def passed(job: Job) -> dict[str, str]:
+        names = graph.step(job.key).pass_env
+        return {n: os.environ[n] for n in names if n in os.environ}
+
+    def resources(job: Job) -> dict[str, float] | None:
+        return dict(graph.step(job.key).resources) or None
+
+    def here(job: Job) -> bool:
+        return graph.step(job.key).where == "local"
+
+    local_too = any(s.where == "local" for s in graph.workflow.steps)
+
+    def open_executor(logs: Logs, collect: Collect) -> Executor:
+        remote = DaskExecutor(
+            session,
+            graph.workflow.root,
+            jobs,
+            logs,
+            collect,
+            kill_grace_s=options.kill_grace_s,
+            extra_env=passed,
+            resources=resources,
+        )
+        if not local_too:
+            return remote
+        from dagmake.executors.routed import Routed
+
+        local = LocalExecutor(
+            graph.workflow.root, jobs, logs, collect, kill_grace_s=options.kill_grace_s
+        )
+        return Routed(local, remote, here)
 
     return open_executor

@@ -98,7 +98,7 @@ def test_paths_are_normalised_and_a_lone_string_is_a_list(tmp_path: Path) -> Non
             "steps:\n  - id: a\n    run: x\n    dependson: [b]\n",
             "dagmake.yaml:4: steps[0]: unknown key 'dependson', did you mean 'depends_on'? "
             "(allowed: id, run, description, depends_on, inputs, outputs, timeout, retries, env, "
-            "cwd, if, cache, for_each, matrix, depfile, tools, pass_env)",
+            "cwd, if, cache, for_each, matrix, depfile, tools, pass_env, where, resources)",
         ),
         (
             "steps:\n  - id: a\n    run: x\n    run: y\n",

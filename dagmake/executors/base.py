@@ -61,6 +61,7 @@ class Finished(NamedTuple):
     values: Mapping[str, str] = _NONE
     bad_values: tuple[str, ...] = ()
     where: str = "local"  # the executor (and worker) that ran it, for the report
+    moved: tuple[str, ...] = ()  # inputs that changed while it ran, as seen where it ran
 
 
 class Produced(NamedTuple):

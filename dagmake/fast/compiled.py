@@ -32,7 +32,7 @@ from dagmake.layout import compiled_file
 from dagmake.locations import read_workflow_bytes
 from dagmake.model import CacheSettings, Location, Step, Workflow
 
-FORMAT = 8  # 7: template instances (bindings, the globs they were matched from); 8: depfile, tools
+FORMAT = 9  # 7: template instances; 8: depfile, tools; 9: where, resources
 
 
 def load_graph(
@@ -136,7 +136,8 @@ def _encode(graph: Graph) -> list[bytes | bytearray | memoryview]:
             (s.id, s.run, _loc(s.location), s.depends_on,
              tuple(_loc(x) for x in s.depends_on_locations), s.inputs, s.outputs,
              s.description, s.timeout_s, s.retries, s.env, s.cwd, s.condition, s.cache,
-             s.template, s.bindings, s.watch, s.depfile, s.tools, s.pass_env),
+             s.template, s.bindings, s.watch, s.depfile, s.tools, s.pass_env, s.where,
+             s.resources),
             graph.deps[s.id],
             graph.dependents[s.id],
         )))
@@ -181,11 +182,11 @@ def _decode(payload: memoryview, path: Path, root: Path, side: Path) -> tuple[Gr
 
 def _step(fields: tuple[Any, ...]) -> Step:
     (i, run, loc, deps, dlocs, ins, outs, desc, timeout, retries, env, cwd, cond, cache, tmpl,
-     bindings, watch, depfile, tools, pass_env) = fields  # fmt: skip
+     bindings, watch, depfile, tools, pass_env, where, resources) = fields  # fmt: skip
     loc_ = Location._make  # positional construction: twice as fast as by keyword
     return Step._make((i, run, loc_(loc), deps, tuple(map(loc_, dlocs)), ins, outs, desc,
                        timeout, retries, env, cwd, cond, cache, tmpl, bindings, watch, depfile,
-                       tools, pass_env))  # fmt: skip
+                       tools, pass_env, where, resources))  # fmt: skip
 
 
 _Entry = tuple[Step, tuple[str, ...], tuple[str, ...]]  # a step, its deps, its dependents

@@ -1,0 +1,350 @@
+"""What a Dask worker runs for dagmake (`executors.dask` submits `run_step`): one step, as the
+local executor runs it on this machine, but in the worker's process. Imported on the worker
+(dagmake must be installed there, the same version); it never imports `distributed` at import
+time, and nothing here touches the client's files but the shared workspace the step runs in.
+
+`run_step` runs the step's shell through a one-job `LocalExecutor` with logs in a private
+temporary folder: its own session, `/bin/sh -c`, the timeout enforced here (TERM to the whole
+group, the grace, KILL; Dask has no task timeout), the guard that kills the group should the
+worker process die (kill -9, the OOM killer). It tells the run's event topic when it starts
+(the client learns the worker, and that a step started a second time after its first worker
+went away), and returns a small `Ran`: how it ended, its whole log and `$DAGMAKE_OUTPUT` as
+bytes, and the digest of every output its patterns match as the worker saw them.
+
+`cancel` runs in the worker process through `Client.run` (a cancelled Dask future does not stop
+a running task): it flags the run's steps, and each step's own thread, which polls its flag,
+signals its group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from dagmake.errors import ConfigError
+from dagmake.executors.base import Finished, Job, Outcome, Produced
+from dagmake.executors.local import LocalExecutor
+from dagmake.steplogs import Logs
+
+POLL_S = 0.05  # how often a running step looks at its cancel flag
+LIVE_EVERY_S = 0.25  # how often what it printed is sent while it runs
+LIVE_MAX = 1 << 20  # past this much printed, the rest comes back only at its end
+MAX_LOG = 64 << 20  # a log longer than this comes back cut, with a note
+
+
+class Task(NamedTuple):
+    """One attempt of one step, as the worker gets it (plain data: it is pickled)."""
+
+    run_id: str
+    job: Job  # with a plain dict as env
+    root: str  # the workspace, at the same path on the worker (shared mode)
+    env: dict[str, str]  # added over the declared env: pass_env values
+    kill_grace_s: float
+
+
+class Ran(NamedTuple):
+    outcome: str  # an Outcome's value
+    exit_code: int | None
+    duration_s: float
+    error: str | None
+    lingering: bool
+    log: bytes
+    values: bytes
+    worker: str  # the worker's address
+    outputs: dict[str, str] | None  # path -> digest as the worker saw them (exit 0 only)
+    problems: tuple[str, ...]
+    moved: tuple[str, ...] = ()  # declared inputs that changed while it ran (exit 0 only)
+
+
+_lock = threading.Lock()
+_flags: dict[tuple[str, str, int], list[int]] = {}  # (run, step, attempt) -> signals, in order
+_cancelled_runs: dict[str, int] = {}  # run -> signal: a step of it that starts later stops
+
+
+def cancel(run_id: str, signum: int, step: str | None = None, attempt: int = 0) -> int:
+    """In the worker process: ask the run's running steps (or one attempt of one) to stop
+    with `signum` (a second call, or SIGKILL, kills them); with no step, its steps that start
+    later stop at once. How many were running here."""
+    with _lock:
+        if step is None:
+            _cancelled_runs[run_id] = signum
+        hits = 0
+        for (run, key, n), asked in _flags.items():
+            if run == run_id and (step is None or (key, n) == (step, attempt)):
+                asked.append(signum)
+                hits += 1
+        return hits
+
+
+def forget(run_id: str) -> None:
+    """The run is over: nothing of it is kept here."""
+    with _lock:
+        _cancelled_runs.pop(run_id, None)
+
+
+def probe(path: str) -> tuple[str, str]:
+    """(dagmake's version here, the probe file's text or why it cannot be read)."""
+    from dagmake import __version__
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return __version__, f.read()
+    except OSError as e:
+        return __version__, f"cannot read {path}: {e.strerror or e}"
+
+
+def worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return "?"
+
+
+class _OnWorker(LocalExecutor):
+    """The local executor, for one job at a time in one worker thread (kept for the next job
+    of the same workspace: its guard and log folder are made once): it tells the step it
+    runs on Dask, on which worker, and adds the pass_env values the client read (the base is
+    the worker's own environment). After a clean exit it digests the outputs here, and keeps
+    what the job wrote to $DAGMAKE_OUTPUT, as bytes, for the client."""
+
+    def __init__(self, root: str, grace_s: float, logs: Logs, worker: str) -> None:
+        super().__init__(Path(root), 1, logs, self._digests, kill_grace_s=grace_s)
+        self.extra: dict[str, str] = {}
+        self.worker = worker
+        self.values = b""
+
+    def _environment(self, job: Job, values: Path) -> dict[str, str]:
+        env = super()._environment(job, values)
+        for name, value in self.extra.items():
+            env.setdefault(name, value)  # the declared env wins, as it does locally
+        env["DAGMAKE_EXECUTOR"] = "dask"
+        env["DAGMAKE_WORKER"] = self.worker
+        return env
+
+    def _digests(self, job: Job, values_file: Path) -> Produced:
+        from dagmake.fingerprint import hash_file
+        from dagmake.globs import expand_outputs
+
+        self.values = _read(values_file)
+        files, refused = expand_outputs(job.outputs, Path(self.root))
+        if refused:
+            return Produced(None, tuple(refused))
+        found: dict[str, str] = {}
+        for rel in files:
+            try:
+                found[rel] = hash_file(os.path.join(self.root, rel))
+            except OSError:
+                continue
+        return Produced(found)
+
+
+_mine = threading.local()  # this worker thread's executor, its logs, its folder, what for
+
+
+def _executor(task: Task, worker: str) -> _OnWorker:
+    """This thread's executor for the task's workspace (a new one for another workspace, or
+    after a cancel, which an executor remembers)."""
+    kept: tuple[_OnWorker, Logs, str, tuple[str, float]] | None = getattr(_mine, "kept", None)
+    what = (task.root, task.kill_grace_s)
+    if kept is not None and kept[3] == what and not kept[0]._cancelled:
+        ex = kept[0]
+    else:
+        if kept is not None:
+            _drop(kept[0], kept[1], kept[2])
+        folder = tempfile.mkdtemp(prefix="dagmake-worker-")
+        logs = Logs(Path(folder))
+        ex = _OnWorker(task.root, task.kill_grace_s, logs, worker)
+        _mine.kept = (ex, logs, folder, what)
+    ex.extra, ex.worker, ex.values = task.env, worker, b""
+    return ex
+
+
+def _drop(ex: _OnWorker, logs: Logs, folder: str) -> None:
+    _mine.kept = None
+    ex.close()
+    logs.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_step(task: Task) -> Ran:
+    """Run the step here; never raises for the step's own failure (it is data)."""
+    worker = worker_address()
+    job, flag_key = task.job, (task.run_id, task.job.key, task.job.attempt)
+    _announce(task, worker)
+    asked: list[int] = []
+    with _lock:
+        early = _cancelled_runs.get(task.run_id)
+        _flags[flag_key] = asked
+    try:
+        if early is not None:
+            return Ran(
+                Outcome.INTERRUPTED.value, None, 0.0, None, False, b"", b"", worker, None, ()
+            )
+        ex = _executor(task, worker)
+        try:
+            released = _released()
+            before = _signatures(task.root, job.inputs)
+            ex.start(job)
+            done: list[Finished] = []
+            seen = 0
+            live = _Live(task, worker)
+            while not done:
+                done = ex.wait(POLL_S)
+                if not done:
+                    ex.stream(live.take)
+                    live.send()
+                if len(asked) > seen:  # (appended to by `cancel`, in another thread)
+                    for signum in asked[seen:]:
+                        ex.cancel(signum)
+                    seen = len(asked)
+                elif not seen and released():  # its client went away (kill -9), or let go
+                    asked.append(signal.SIGTERM)
+            ex.stream(lambda key, data: None)  # closes its capture
+        except BaseException:
+            kept = getattr(_mine, "kept", None)
+            if kept is not None:
+                _drop(*kept[:3])
+            raise
+        fin = done[0]
+        moved: tuple[str, ...] = ()
+        if fin.outputs is not None:
+            after = _signatures(task.root, job.inputs)
+            moved = tuple(
+                p for p, sig in before.items() if p not in fin.outputs and after.get(p) != sig
+            )
+        log = b""
+        if fin.log_path:
+            log = _read(Path(fin.log_path))
+            with contextlib.suppress(OSError):
+                os.unlink(fin.log_path)
+        return Ran(
+            fin.outcome.value,
+            fin.exit_code,
+            fin.duration_s,
+            fin.error,
+            fin.lingering,
+            log,
+            ex.values,
+            worker,
+            dict(fin.outputs) if fin.outputs is not None else None,
+            fin.problems,
+            moved,
+        )
+    finally:
+        with _lock:
+            _flags.pop(flag_key, None)
+
+
+def _signatures(root: str, patterns: tuple[str, ...]) -> dict[str, tuple[int, int, int, int]]:
+    """Each declared input file's stat signature here (mtime, ctime, size, inode)."""
+    from dagmake.globs import expand
+
+    found: dict[str, tuple[int, int, int, int]] = {}
+    try:
+        files = expand(patterns, Path(root))
+    except (ConfigError, OSError):  # an input that leads out: the client said so already
+        return found
+    for rel in files:
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError:
+            continue
+        found[rel] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+    return found
+
+
+def _released() -> Callable[[], bool]:
+    """Whether the scheduler let go of the running task: its client is gone (killed, its
+    connection lost) or cancelled it. A Dask task is never stopped for that; its step is."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = worker.get_current_task()
+    except (ImportError, ValueError):
+        return lambda: False
+
+    def released() -> bool:
+        ts = worker.state.tasks.get(key)
+        return ts is None or ts.state in ("cancelled", "released", "forgotten")
+
+    return released
+
+
+class _Live:
+    """What a running step prints, sent on the run's topic every LIVE_EVERY_S (the whole log
+    still comes back at its end; the client shows only what did not come live)."""
+
+    def __init__(self, task: Task, worker: str) -> None:
+        self.task = task
+        self.pending: list[bytes] = []
+        self.size = 0
+        self.sent_at = time.monotonic()
+        self.log_event: Callable[[str, object], None] | None = None
+        try:
+            from distributed import get_worker
+
+            self.log_event = get_worker().log_event
+        except (ImportError, ValueError):
+            pass
+
+    def take(self, key: str, data: bytes) -> None:
+        if self.size + len(data) > LIVE_MAX:
+            self.size = LIVE_MAX + 1  # the rest comes only at the end, in order
+        if self.size <= LIVE_MAX:
+            self.pending.append(data)
+            self.size += len(data)
+
+    def send(self) -> None:
+        now = time.monotonic()
+        if not self.pending or now - self.sent_at < LIVE_EVERY_S:
+            return
+        data, self.pending, self.sent_at = b"".join(self.pending), [], now
+        if self.log_event is not None:
+            job = self.task.job
+            self.log_event(
+                topic(self.task.run_id), {"step": job.key, "attempt": job.attempt, "out": data}
+            )
+
+
+def _announce(task: Task, worker: str) -> None:
+    """Tell the run's topic this step starts here (this worker process, by its pid)."""
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(
+            topic(task.run_id),
+            {
+                "step": task.job.key,
+                "attempt": task.job.attempt,
+                "worker": worker,
+                "pid": os.getpid(),
+            },
+        )
+    except (ImportError, ValueError):
+        pass
+
+
+def topic(run_id: str) -> str:
+    return f"dagmake-{run_id}"
+
+
+def _read(path: Path) -> bytes:
+    """What the step wrote there (`values` may be /dev/null: nothing)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_LOG + 1)
+    except OSError:
+        return b""
+    if len(data) > MAX_LOG:
+        return data[:MAX_LOG] + b"\n[dagmake: the log was cut at 64 MiB on the worker]\n"
+    return data
