@@ -74,15 +74,7 @@ def build_here(
     if note is not None:
         reporter.warning(note)
     if cluster is None or options.dry_run:
-        executor = local_executor(graph, options)
-        return run_build(
-            graph,
-            options,
-            reporter,
-            state=local_state(graph),
-            cache=local_cache(graph, options, reporter, remote) if options.use_cache else None,
-            executor=executor,
-        )
+        return _build(graph, options, reporter, remote, local_executor(graph, options))
     from dagmake.executors import dask  # only now: a plain run never loads distributed
 
     settings = dask.DaskSettings(*cluster)
@@ -92,16 +84,27 @@ def build_here(
             session,
             {s.id: dict(s.resources) for s in graph.workflow.steps if s.resources and not s.where},
         )
-        return run_build(
-            graph,
-            options,
-            reporter,
-            state=local_state(graph),
-            cache=local_cache(graph, options, reporter, remote) if options.use_cache else None,
-            executor=dask_executor(graph, options, session),
-        )
+        return _build(graph, options, reporter, remote, dask_executor(graph, options, session))
     finally:
         session.close()
+
+
+def _build(
+    graph: Graph,
+    options: RunOptions,
+    reporter: Reporter,
+    remote: RemoteChoice,
+    executor: ExecutorFactory,
+) -> RunSummary:
+    """`run_build` with this machine's state and cache, and `executor`."""
+    return run_build(
+        graph,
+        options,
+        reporter,
+        state=local_state(graph),
+        cache=local_cache(graph, options, reporter, remote) if options.use_cache else None,
+        executor=executor,
+    )
 
 
 def cluster_settings(
