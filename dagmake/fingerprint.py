@@ -21,7 +21,7 @@ import functools
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import xxhash
@@ -51,6 +51,17 @@ def hash_file(path: str) -> str:
     terminal probe and a seek to every open), in 64 KiB pieces until past the end, then in
     1 MiB ones: a 1 MiB buffer comes from mmap, and asking for one to read a 14-byte file
     cost an mmap, an mremap and a munmap per file (2 to 3 files per step of a cold build)."""
+    return _hashed(path, small_sha=False)[0]
+
+
+def hash_file_and_small_sha(path: str) -> tuple[str, str]:
+    """`hash_file`, and the SHA-256 too when the file came in one read (small: an action key
+    will most likely want it, and a second read of the file costs more than hashing these
+    bytes once more); "" for a larger file (read again when a key asks, `Hasher.sha256`)."""
+    return _hashed(path, small_sha=True)
+
+
+def _hashed(path: str, *, small_sha: bool) -> tuple[str, str]:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO: no wait at open
     try:
         if not _is_regular(os.fstat(fd).st_mode):  # a FIFO or a device is never read
@@ -58,12 +69,12 @@ def hash_file(path: str) -> str:
         data = os.read(fd, _SMALL)
         more = os.read(fd, _SMALL) if data else b""
         if not more:  # the end: a short read alone does not say so
-            return xxhash.xxh3_128_hexdigest(data)
+            return xxhash.xxh3_128_hexdigest(data), _small_sha256(data) if small_sha else ""
         h = xxhash.xxh3_128(data)
         while more:
             h.update(more)
             more = os.read(fd, _CHUNK)
-        return h.hexdigest()
+        return h.hexdigest(), ""
     finally:
         os.close(fd)
 
@@ -80,44 +91,28 @@ def _small_sha256(data: bytes) -> str:
     return str(_sha256_new(data).hexdigest())
 
 
-def hash_file_and_small_sha(path: str) -> tuple[str, str]:
-    """`hash_file`, and the SHA-256 too when the file came in one read (small: an action key
-    will most likely want it, and a second read of the file costs more than hashing these
-    bytes once more); "" for a larger file (read again when a key asks, `Hasher.sha256`)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
-        if not _is_regular(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        data = os.read(fd, _SMALL)
-        more = os.read(fd, _SMALL) if data else b""
-        if not more:
-            return xxhash.xxh3_128_hexdigest(data), _small_sha256(data)
-        h = xxhash.xxh3_128(data)
-        while more:
-            h.update(more)
-            more = os.read(fd, _CHUNK)
-        return h.hexdigest(), ""
-    finally:
-        os.close(fd)
-
-
 def hash_file_pair(path: str) -> tuple[str, str]:
     """(xxh3-128, SHA-256) of the file's bytes, read once: the second digest for an action
     key (`Hasher.sha256`)."""
-    from dagmake.digests import sha256_hasher
-
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
         if not _is_regular(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
-        xxh, sha = xxhash.xxh3_128(), sha256_hasher(st.st_size)
-        while chunk := os.read(fd, _CHUNK):
-            xxh.update(chunk)
-            sha.update(chunk)
-        return xxh.hexdigest(), sha.hexdigest()
+        return hash_chunks_pair(iter(lambda: os.read(fd, _CHUNK), b""), st.st_size)
     finally:
         os.close(fd)
+
+
+def hash_chunks_pair(chunks: Iterable[bytes], size: int) -> tuple[str, str]:
+    """(xxh3-128, SHA-256) of the bytes `chunks` yield (about `size` of them)."""
+    from dagmake.digests import sha256_hasher
+
+    xxh, sha = xxhash.xxh3_128(), sha256_hasher(size)
+    for chunk in chunks:
+        xxh.update(chunk)
+        sha.update(chunk)
+    return xxh.hexdigest(), str(sha.hexdigest())
 
 
 class FileStamp(NamedTuple):

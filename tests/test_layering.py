@@ -71,6 +71,7 @@ ALLOWED: dict[str, set[str]] = {
         "cache.tiers",
         "digests",
         "errors",
+        "fingerprint",
         "model",
     },
     "cache.upkeep": {

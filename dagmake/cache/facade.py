@@ -26,8 +26,9 @@ from dagmake.cache.local import LocalCache
 from dagmake.cache.packs import Packs
 from dagmake.cache.restore import Blocked, restore_into
 from dagmake.cache.tiers import Tiers
-from dagmake.digests import of_xxh3, sha256, sha256_hasher
+from dagmake.digests import of_xxh3, sha256
 from dagmake.errors import ConfigError
+from dagmake.fingerprint import hash_chunks_pair
 from dagmake.model import CacheSettings
 
 
@@ -186,15 +187,12 @@ class Cache:
         if not sizes:
             return None
         store = self._served.get(entry.key) or self.tiers.source(entry.key)
-        xxh, sha = xxhash.xxh3_128(), sha256_hasher(sizes[0])
         try:
             with store.read(of_xxh3(digest, sizes[0])) as src:
-                while chunk := src.read(1 << 20):
-                    xxh.update(chunk)
-                    sha.update(chunk)
+                xxh, sha = hash_chunks_pair(iter(lambda: src.read(1 << 20), b""), sizes[0])
         except (OSError, CacheCorrupt):
             return None
-        return str(sha.hexdigest()) if xxh.hexdigest() == digest else None
+        return sha if xxh == digest else None
 
     def store(
         self,
