@@ -38,6 +38,11 @@ class Contents:
             return stamp.sha256 or None
         return self.hasher.sha256(path)
 
+    def _digest(self, path: str) -> str | None:
+        """The xxh3 of the file at `path` as a step reading it now would find it."""
+        stamp = self.restorable.get(path) or self.hasher.stamp(path)
+        return None if stamp is None else stamp.digest
+
     def would_restore(self, entry: ActionResult) -> None:
         """A dry run: `entry` would be restored, so its files are what later steps read."""
         for out in entry.outputs:
@@ -61,13 +66,8 @@ class Contents:
         entry = ledger.entries.get(step_id)
         pairs: list[tuple[str, str]] = []
         for path, digest in sorted(outputs.items()):
-            stamp = self.restorable.get(path) or self.hasher.stamp(path)
-            sha: str | None = None
-            if stamp is not None and stamp.sha256 and stamp.digest == digest:
-                sha = stamp.sha256
-            elif stamp is not None and stamp.digest == digest:
-                sha = self.hasher.sha256(path)
-            elif entry is not None and self.from_entry is not None:
+            sha = self.file(path) if self._digest(path) == digest else None
+            if sha is None and entry is not None and self.from_entry is not None:
                 sha = self.from_entry(entry, digest)
             if sha is None:
                 return None
