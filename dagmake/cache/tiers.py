@@ -46,17 +46,19 @@ class Tiers:
         self.warn(f"cache: could not {doing} the {tier.name} cache ({why}); going on without it")
 
     def slow_tiers(self) -> bool:
-        return any(getattr(t, "background", False) for t in self._live()[1:])
+        return any(_slow(t) for t in self._live()[1:])
 
     def prefetch(self, keys: Sequence[str]) -> None:
-        """Ask each slow tier (a remote one) for the keys no tier above it holds, side by
-        side (`transfers.in_parallel`); `get` takes each answer, and raises what it raised."""
-        local = self.tiers[0]
-        todo = sorted({k for k in keys if k not in self._source and not _holds(local, k)})
-        for tier in self._live()[1:]:
-            if not todo or not getattr(tier, "background", False):
+        """Ask the local tier, then each slow tier (a remote one, side by side:
+        `transfers.in_parallel`), for the keys no tier above it holds; `get` takes each
+        answer (so no tier is asked twice for a key), and raises what it raised."""
+        todo = sorted({k for k in keys if k not in self._source})
+        for tier in self._live():
+            if not todo:
+                return
+            if tier is not self.tiers[0] and not _slow(tier):
                 continue
-            answers = _ask_all(tier, todo)
+            answers = _ask_all(tier, todo, side_by_side=_slow(tier))
             self._early.setdefault(id(tier), {}).update(answers)
             todo = [k for k in todo if not isinstance(answers.get(k), ActionResult)]
 
@@ -108,7 +110,7 @@ class Tiers:
             if not tier.writable or any(tier is off for off in self._off):
                 continue
             try:
-                copy(entry, source, tier, side_by_side=getattr(source, "background", False))
+                copy(entry, source, tier, side_by_side=_slow(source))
             except OSError as e:
                 self.fail(tier, e, "write to")
                 continue
@@ -123,7 +125,7 @@ class Tiers:
         for tier in self._live():
             if tier is source or not tier.writable:
                 continue
-            if getattr(tier, "background", False):
+            if _slow(tier):
                 self._uploader(source, tier).submit(entry)
                 continue
             try:
@@ -173,10 +175,10 @@ class Tiers:
             uploads.abandon()
 
 
-def _ask_all(tier: Tier, keys: list[str]) -> dict[str, ActionResult | Exception | None]:
-    """`tier.get` of every key, side by side; an error is the answer it gave."""
-    from dagmake.cache.transfers import in_parallel
-
+def _ask_all(
+    tier: Tier, keys: list[str], *, side_by_side: bool
+) -> dict[str, ActionResult | Exception | None]:
+    """`tier.get` of every key (side by side, or in turn); an error is the answer it gave."""
     answers: dict[str, ActionResult | Exception | None] = {}
 
     def ask(key: str) -> None:
@@ -185,15 +187,19 @@ def _ask_all(tier: Tier, keys: list[str]) -> dict[str, ActionResult | Exception 
         except (CacheCorrupt, OSError) as e:
             answers[key] = e
 
-    in_parallel(ask, keys)
+    if side_by_side:
+        from dagmake.cache.transfers import in_parallel
+
+        in_parallel(ask, keys)
+    else:
+        for key in keys:
+            ask(key)
     return answers
 
 
-def _holds(tier: Tier, key: str) -> bool:
-    try:
-        return tier.get(key) is not None
-    except (CacheCorrupt, OSError):
-        return False
+def _slow(tier: Tier) -> bool:
+    """Is it asked side by side and sent to beside the build (a remote tier)?"""
+    return bool(getattr(tier, "background", False))
 
 
 def copy(entry: ActionResult, source: Tier, target: Tier, *, side_by_side: bool = False) -> None:
