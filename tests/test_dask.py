@@ -309,10 +309,9 @@ def test_a_timeout_kills_the_steps_whole_tree_on_the_worker(ws: Workspace, clust
     assert gone(pids, within_s=10), [p for p in pids if _alive(p)]
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_ctrl_c_stops_the_remote_steps(
-    ws: Workspace, cluster: str, signum: signal.Signals, code: int
-) -> None:
+def start_a_long_step(ws: Workspace, cluster: str) -> tuple[subprocess.Popen[str], list[int]]:
+    """dagmake running one step on the cluster that sleeps with a child: its process and
+    the step's pids (the child's, the shell's), once the step has started."""
     ws.workflow(
         """
         steps:
@@ -325,7 +324,19 @@ def test_ctrl_c_stops_the_remote_steps(
     )
     proc = ws.popen("--executor", "dask", "--dask-scheduler", cluster)
     try:
-        pids = [int(p) for p in wait_for(ws.root / "pids.txt").split()]
+        return proc, [int(p) for p in wait_for(ws.root / "pids.txt").split()]
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_the_remote_steps(
+    ws: Workspace, cluster: str, signum: signal.Signals, code: int
+) -> None:
+    proc, pids = start_a_long_step(ws, cluster)
+    try:
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -630,19 +641,8 @@ def test_workers_without_this_dagmake_are_exit_2_saying_to_install_it(
 
 def test_dagmake_killed_outright_leaves_no_remote_step_running(ws: Workspace, cluster: str) -> None:
     """kill -9 of dagmake: the scheduler lets go of its tasks, and their steps are stopped."""
-    ws.workflow(
-        """
-        steps:
-          - id: long
-            run: |
-              sleep 60 &
-              echo $! $$ > pids.txt
-              sleep 60
-        """
-    )
-    proc = ws.popen("--executor", "dask", "--dask-scheduler", cluster)
+    proc, pids = start_a_long_step(ws, cluster)
     try:
-        pids = [int(p) for p in wait_for(ws.root / "pids.txt").split()]
         proc.kill()
         proc.wait()
     finally:
