@@ -6,7 +6,9 @@ This module imports nothing from dagmake.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+TYPE_CHECKING = False  # not `typing`'s: the no-op's first look (`fast.quick`) loads no typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 EXIT_OK = 0
 EXIT_FAILED = 1

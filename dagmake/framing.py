@@ -17,13 +17,13 @@ damage is found when the file is read, not when a part of it is first used mid-r
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import xxhash
 
+TYPE_CHECKING = False  # not `typing`'s: the no-op's first look (`fast.quick`) loads no typing
 if TYPE_CHECKING:
     import mmap
+    from collections.abc import Sequence
 
 COMPILED = b"DMwf"  # a compiled workflow (`fast.compiled`)
 STATE_INDEX = b"DMsi"  # the state journal's index (`state`)

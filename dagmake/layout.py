@@ -20,9 +20,11 @@ those of a workflow file's state folder. Nothing else spells a path; nothing her
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import xxhash
+
+TYPE_CHECKING = False  # not `typing`'s: `fast.quick` names a state folder without pathlib
+if TYPE_CHECKING:
+    from pathlib import Path
 
 VERSION_DIR = "v1"
 BLOBS = "blobs"
@@ -107,14 +109,20 @@ def workspace_dir(root: Path, workspace: Path, workflow_file: str) -> Path:
     a workflow file, so two files in one folder never read each other's records. It lies in
     its workspace's folder (keyed by the workspace's absolute path), which holds the lock
     (`lock_file`): one run at a time per workspace, whichever file it runs."""
-    return _keyed(_keyed(root / VERSION_DIR / WORKSPACES, str(workspace)), workflow_file)
+    return root / state_folder_name(str(workspace), workflow_file)
 
 
-def _keyed(parent: Path, key: str) -> Path:
+def state_folder_name(workspace: str, workflow_file: str) -> str:
+    """`workspace_dir` below the cache root, as a relative path (a string, for `fast.quick`)."""
+    return f"{VERSION_DIR}/{WORKSPACES}/{_keyed(workspace)}/{_keyed(workflow_file)}"
+
+
+def _keyed(key: str) -> str:
     """`<readable part of the name>-<16 hex digits of xxh3-128 of the key>`."""
     digest = xxhash.xxh3_128_hexdigest(key.encode("utf-8", "surrogateescape"))[:16]
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(key).name)[:40]
-    return parent / f"{name}-{digest}"
+    parts = [p for p in key.split("/") if p and p != "."]  # `PurePosixPath(key).name`
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in parts[-1:] and parts[-1])[:40]
+    return f"{name}-{digest}"
 
 
 # -- in a state folder (`workspace_dir`) ---------------------------------------------------

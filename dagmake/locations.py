@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
+import sys
 
 from dagmake.errors import ConfigError
 from dagmake.layout import CHECKED_LEVELS
+
+TYPE_CHECKING = False  # not `typing`'s, and pathlib only where a Path is made: `fast.quick`
+if TYPE_CHECKING:  # finds the workflow and the cache root without either
+    from pathlib import Path
 
 CACHE_DIR_ENV = "DAGMAKE_CACHE_DIR"
 FILE_NAMES = ("dagmake.yaml", "dagmake.yml")
@@ -32,12 +36,37 @@ _stand_ins: list[Path] = []
 
 
 def configured_root() -> Path:
+    from pathlib import Path
+
+    return Path(configured_root_text())
+
+
+def configured_root_text() -> str:
+    """The configured cache root, absolute (not resolved), as a string."""
     override = os.environ.get(CACHE_DIR_ENV)
     if override:
-        return Path(override).expanduser().absolute()
+        return os.path.join(os.getcwd(), os.path.expanduser(override))
+    return user_cache_dir()
+
+
+def user_cache_dir() -> str:
+    """The platform's user cache folder for dagmake, as `platformdirs` names it. On Linux, in
+    the plain case (`HOME` absolute, `XDG_CACHE_HOME` unset or absolute, not under sudo) that
+    is the XDG rule, taken here: importing platformdirs cost a no-op 10 to 25 ms (it loads
+    pathlib, tempfile and random), as much as stat-ing 5,000 files. Anything else asks
+    platformdirs itself (a test holds the two to the same answer)."""
+    home = os.environ.get("HOME", "")
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if (
+        sys.platform.startswith("linux")
+        and home.startswith("/")
+        and (not xdg or xdg.startswith("/"))
+        and "SUDO_USER" not in os.environ
+    ):
+        return os.path.join(xdg or os.path.join(home.rstrip("/") or "/", ".cache"), "dagmake")
     import platformdirs  # lazy: only runs that touch the cache pay for it
 
-    return Path(platformdirs.user_cache_dir("dagmake", appauthor=False))
+    return str(platformdirs.user_cache_dir("dagmake", appauthor=False))
 
 
 def cache_root() -> Path:
@@ -60,7 +89,7 @@ def cache_root() -> Path:
     return root
 
 
-def untrusted_because(root: Path) -> str | None:
+def untrusted_because(root: Path | str) -> str | None:
     """Why `root` (or a level below it that exists) is not to be trusted; None if it can be:
     owned by this user (or root) and writable by nobody else. A level that does not exist is
     made 0700 when needed."""
@@ -90,6 +119,8 @@ def distrust_note() -> str | None:
 def _stand_in() -> Path:
     """A folder nobody else can have made: a random name under the temp folder, created 0700
     by whatever writes first (`fsutil.ensure_private_dir`)."""
+    from pathlib import Path
+
     base = os.environ.get("TMPDIR") or "/tmp"
     path = Path(base, f"dagmake-untrusted-{os.getpid()}-{os.urandom(8).hex()}")
     _stand_ins.append(path)
@@ -108,21 +139,36 @@ def drop_stand_in() -> None:
 
 def find_workflow(start: Path) -> Path:
     """`dagmake.yaml` (then `dagmake.yml`) in `start` or the nearest parent holding one."""
+    from pathlib import Path
+
     here = start.absolute()
-    for folder in (here, *here.parents):
+    found = workflow_near(str(here))
+    if found is None:
+        raise ConfigError(
+            f"no dagmake.yaml in {here} or any folder above it; create one, or name a workflow "
+            "file with -f FILE"
+        )
+    return Path(found)
+
+
+def workflow_near(here: str) -> str | None:
+    """The workflow file in the absolute folder `here` or the nearest parent holding one: its
+    name alone when it is in `here`, else its path; None when there is none."""
+    folder = here
+    while True:
         for name in FILE_NAMES:
-            candidate = folder / name
+            candidate = os.path.join(folder, name)
             # anything but a folder by that name is the workflow file: a FIFO, a device or a
             # dangling link there is refused by `read_workflow_bytes`, not passed over
-            if os.path.lexists(candidate) and not candidate.is_dir():
-                return candidate if folder != here else Path(name)
-    raise ConfigError(
-        f"no dagmake.yaml in {here} or any folder above it; create one, or name a workflow "
-        "file with -f FILE"
-    )
+            if os.path.lexists(candidate) and not os.path.isdir(candidate):
+                return name if folder == here else candidate
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
-def read_workflow_bytes(path: Path) -> bytes:
+def read_workflow_bytes(path: Path | str) -> bytes:
     """The file's bytes. Only a regular file of at most MAX_WORKFLOW_BYTES is read: a FIFO is
     opened without blocking and never read, a device (`/dev/zero`) never read."""
     shown = str(path)

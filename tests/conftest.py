@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dagmake import locations
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -35,6 +37,7 @@ def isolated_cache(
         raise YouForgotToIsolateTheCache("a test reached the real user cache folder")
 
     monkeypatch.setattr(platformdirs, "user_cache_dir", refuse)
+    monkeypatch.setattr(locations, "user_cache_dir", refuse)
     yield root
 
 

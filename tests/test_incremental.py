@@ -316,7 +316,7 @@ def test_a_plain_no_op_is_answered_before_the_full_command_line_and_agrees_with_
 
 
 def test_the_quick_parser_declines_anything_it_does_not_fully_understand() -> None:
-    from dagmake.fast.entry import _parse
+    from dagmake.fast.plain import _parse
 
     assert _parse(["-j2"]) == (None, (), {}, (), 2, False, False, None)
     assert _parse(["run", "--file=x.yaml", "-c", "a=1", "-j", "3", "--no-cache", "t1", "t2"]) == (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import Workspace
 
-from dagmake.fast import entry
+from dagmake.fast import plain
 from dagmake.model import Reason, ReasonKind, StepStatus
 from dagmake.results import RunSummary, Settled, StepResult
 
@@ -104,12 +104,12 @@ def test_the_report_text_is_what_json_dumps_writes() -> None:
 
 
 def test_the_quick_parser_takes_json_and_report_and_leaves_the_rest() -> None:
-    split = entry._split_reports(["--json", "--report=r.json", "-j2", "-f", "--json", "t"])
-    assert split == (["-j2", "-f", "--json", "t"], entry.Reports(True, Path("r.json")))
-    assert entry._parse(split[0]).workflow == Path("--json")  # as the full parser reads it
-    split = entry._split_reports(["--report", "r.json", "t", "--json"])
-    assert split == (["t"], entry.Reports(True, Path("r.json")))
-    assert entry._split_reports(["--report"]) is None
-    assert entry._split_reports(["--report", ""]) is None
-    assert entry._parse(["--json=yes"]) is None  # click says a flag takes no value
-    assert entry._parse(["--no-cache=1"]) is None
+    split = plain._split_reports(["--json", "--report=r.json", "-j2", "-f", "--json", "t"])
+    assert split == (["-j2", "-f", "--json", "t"], plain.Reports(True, Path("r.json")))
+    assert plain._parse(split[0]).workflow == Path("--json")  # as the full parser reads it
+    split = plain._split_reports(["--report", "r.json", "t", "--json"])
+    assert split == (["t"], plain.Reports(True, Path("r.json")))
+    assert plain._split_reports(["--report"]) is None
+    assert plain._split_reports(["--report", ""]) is None
+    assert plain._parse(["--json=yes"]) is None  # click says a flag takes no value
+    assert plain._parse(["--no-cache=1"]) is None

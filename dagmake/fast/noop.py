@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 
 import xxhash
 
-from dagmake import __version__
-from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, keyed_digest, settled
+from dagmake.fast.quick import FORMAT, LENGTH, PIECE, piece_digest, run_key
+from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, settled
 from dagmake.framing import HEADER_SIZE, SNAPSHOT, framed, seal, unframed
 from dagmake.fsutil import (
     LockHeld,
@@ -61,7 +61,6 @@ from dagmake.state import load_secret
 if TYPE_CHECKING:
     import mmap
 
-FORMAT = 9  # 9: a stat is an `fsutil.Signature` (a folder's type too); framed (`framing`)
 
 Stat = Signature  # size, mtime_ns, ctime_ns, inode (and the type, but for a regular file)
 
@@ -98,14 +97,25 @@ class Snapshot(NamedTuple):
     links: Links | None  # None: a dependency outside the run or after its dependent
 
 
-# How a snapshot is stored: a head; a static part, which a run that patches it cannot change;
-# and the changing facts in pieces of PIECE paths (stats, digests, settled), then of PIECE steps
-# (produced), so a patch re-encodes only the pieces its steps' paths and digests fall in
-# (marshalling all 10,000 paths' facts of a 5,000-step snapshot took 2 ms of a one-file edit).
+# How a snapshot is stored (`FORMAT`): a head (these fields, then the step count and each
+# path piece's `quick.piece_digest`); a static part and the paths, which a run that patches it
+# cannot change (the paths apart, for `quick`); and the changing facts in pieces of PIECE paths
+# (stats, digests, settled), then of PIECE steps (produced), so a patch re-encodes only the
+# pieces its steps' paths and digests fall in (marshalling all 10,000 paths' facts of a
+# 5,000-step snapshot took 2 ms of a one-file edit).
 _HEAD = ("version", "key", "name", "journal", "skipped")
-_STATIC = ("steps", "paths", "owners", "links")
-PIECE = 1024
-Stored = tuple[memoryview, list[memoryview]]  # a snapshot's static part and pieces, as read
+_STATIC = ("steps", "owners", "links")
+
+
+class Stored(NamedTuple):
+    """A snapshot's parts as read, which `patch` keeps where nothing changed."""
+
+    static: memoryview
+    paths: memoryview
+    pieces: list[memoryview]
+    quick: list[bytes | None]  # each path piece's `quick.piece_digest`
+
+
 Parts = list[bytes | bytearray | memoryview]  # a snapshot file, in the parts it is written in
 
 
@@ -183,44 +193,6 @@ class Found(NamedTuple):
     # the next run trusts them by stat again; else None.
     retaken: Parts | None
     seal: bytes  # the snapshot's `framing.seal` as read: is it still the one? (`retake`)
-
-
-def run_key(
-    workflow_bytes: bytes,
-    file: str,
-    root: Path,
-    targets: Sequence[str],
-    context: Mapping[str, str],
-    secret: bytes = b"",
-) -> str:
-    """`file` is the workflow's resolved folder plus its name, so a run from a subfolder (which
-    finds the same file by another path) shares the snapshot. Context values count by their
-    keyed digest (`secret`: the cache's key), so the key is no plain hash of a value; so do
-    the ambient variables the workflow reads (`ambient`)."""
-    h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{file}\0{root}\0".encode())
-    h.update(b"\0".join(t.encode() for t in targets) + b"\1")
-    for k, v in sorted(context.items()):
-        h.update(f"{k}={keyed_digest(secret, k, v)}\0".encode("utf-8", "surrogateescape"))
-    h.update(workflow_bytes)
-    for name, value in ambient(workflow_bytes):
-        h.update(f"\0{name}={keyed_digest(secret, name, value)}".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
-
-
-def ambient(workflow_bytes: bytes) -> list[tuple[str, str]]:
-    """The variables of this process's environment a run of this workflow reads besides what
-    it declares: with `pass_env:`, every one whose name is a word of the file (a superset of
-    those it names, found without parsing it); with `tools:`, PATH (it says which executable
-    a name is). A change in any of them, or one more or fewer set, is another run key."""
-    names: set[str] = set()
-    if b"pass_env" in workflow_bytes:
-        import re  # only for a workflow that passes environment variables
-
-        words = set(re.findall(rb"[A-Za-z_][A-Za-z0-9_]*", workflow_bytes))
-        names = {n for n in os.environ if n.encode("utf-8", "surrogateescape") in words}
-    if b"tools" in workflow_bytes:
-        names.add("PATH")
-    return [(n, os.environ[n]) for n in sorted(names) if n in os.environ]
 
 
 def look(
@@ -496,9 +468,6 @@ def _save(state_dir: Path, parts: Parts) -> None:
         pass
 
 
-_LENGTH = struct.Struct("=I")
-
-
 def _pieces(n: int) -> int:
     return -(-n // PIECE)
 
@@ -512,58 +481,65 @@ def _dumps(
     """The file's parts, in marshal format 2 (the back-references of 3 and 4 cost more to write
     and to read than they save here, where few objects are shared), after a digest of them
     all (a damaged snapshot is no snapshot, found when read, not when a part is first used).
-    With `stored` (what was read), its static part and every piece not dirty are kept as they
-    are: `doc` differs from what was read only in the head and in the dirty pieces."""
-    head = marshal.dumps(tuple(getattr(doc, f) for f in _HEAD), 2)
+    With `stored` (what was read), its static part, its paths and every piece not dirty are
+    kept as they are: `doc` differs from what was read only in the head and the dirty pieces."""
     n_paths, n_steps = _pieces(len(doc.paths)), _pieces(len(doc.steps))
     pieces: Parts = []
+    quick: list[bytes | None] = []
     for k in range(n_paths):
         if stored is not None and k not in dirty_paths:
-            pieces.append(stored[1][k])
+            pieces.append(stored.pieces[k])
+            quick.append(stored.quick[k])
             continue
         a, b = k * PIECE, (k + 1) * PIECE
         pieces.append(marshal.dumps((doc.stats[a:b], doc.digests[a:b], doc.settled[a:b]), 2))
+        quick.append(piece_digest(doc.stats[a:b], doc.settled[a:b]))
     for k in range(n_steps):
         if stored is not None and k not in dirty_steps:
-            pieces.append(stored[1][n_paths + k])
+            pieces.append(stored.pieces[n_paths + k])
             continue
         pieces.append(marshal.dumps(doc.produced[k * PIECE : (k + 1) * PIECE], 2))
-    static: bytes | memoryview = (
-        stored[0]
-        if stored is not None
-        else marshal.dumps(tuple(getattr(doc, f) for f in _STATIC), 2)
-    )
+    head = marshal.dumps((*(getattr(doc, f) for f in _HEAD), len(doc.steps), quick), 2)
+    static: bytes | memoryview
+    paths: bytes | memoryview
+    if stored is not None:
+        static, paths = stored.static, stored.paths
+    else:
+        static = marshal.dumps(tuple(getattr(doc, f) for f in _STATIC), 2)
+        paths = marshal.dumps("\0".join(doc.paths), 2)
     lengths = struct.pack(f"={len(pieces)}I", *map(len, pieces))
     return framed(
         SNAPSHOT,
         FORMAT,
         [
-            _LENGTH.pack(len(head)), head, _LENGTH.pack(len(static)), static,
-            _LENGTH.pack(len(pieces)), lengths, *pieces,
+            LENGTH.pack(len(head)), head, LENGTH.pack(len(static)), static,
+            LENGTH.pack(len(paths)), paths, LENGTH.pack(len(pieces)), lengths, *pieces,
         ]
     )  # fmt: skip
 
 
 def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, Stored]:
-    """A snapshot file's fields, and its static part and pieces as stored. ValueError (or
-    another) when it is damaged or not a snapshot."""
+    """A snapshot file's fields, and its parts as stored. ValueError (or another) when it is
+    damaged or not a snapshot."""
     payload = unframed(data, SNAPSHOT, FORMAT)
-    (n,) = _LENGTH.unpack_from(payload)
-    head = marshal.loads(payload[_LENGTH.size : _LENGTH.size + n])
-    at = _LENGTH.size + n
-    (n,) = _LENGTH.unpack_from(payload, at)
-    at += _LENGTH.size
-    static = payload[at : at + n]
-    at += n
+    parts: list[memoryview] = []
+    at = 0
+    for _ in range(3):  # the head, the static part, the paths
+        (n,) = LENGTH.unpack_from(payload, at)
+        parts.append(payload[at + LENGTH.size : at + LENGTH.size + n])
+        at += LENGTH.size + n
+    *head, _, quick = marshal.loads(parts[0])
     fields = dict(zip(_HEAD, head, strict=True))
-    fields.update(zip(_STATIC, marshal.loads(static), strict=True))
-    (count,) = _LENGTH.unpack_from(payload, at)
-    at += _LENGTH.size
+    fields.update(zip(_STATIC, marshal.loads(parts[1]), strict=True))
+    text = marshal.loads(parts[2])
+    fields["paths"] = text.split("\0") if text else []
+    (count,) = LENGTH.unpack_from(payload, at)
+    at += LENGTH.size
     n_paths = _pieces(len(fields["paths"]))
-    if count != n_paths + _pieces(len(fields["steps"])):
+    if count != n_paths + _pieces(len(fields["steps"])) or len(quick) != n_paths:
         raise ValueError("not a snapshot")
     pieces: list[memoryview] = []
-    start = at + _LENGTH.size * count
+    start = at + LENGTH.size * count
     for n in struct.unpack_from(f"={count}I", payload, at):
         pieces.append(payload[start : start + n])
         start += n
@@ -581,7 +557,7 @@ def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, Stored]:
     for piece in pieces[n_paths:]:
         produced += marshal.loads(piece)
     fields.update(stats=stats, digests=digests, settled=settled, produced=produced)
-    return Snapshot(**fields), (static, pieces)
+    return Snapshot(**fields), Stored(parts[1], parts[2], pieces, list(quick))
 
 
 def _fresh(

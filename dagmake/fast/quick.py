@@ -1,0 +1,218 @@
+"""The no-op's first look: a plain `dagmake [run] [-j N] [-f FILE] [TARGET...]` answered from
+the snapshot's head and its list of paths, before `typing`, `pathlib`, `json` or `re` is
+loaded (together about a third of a 5,000-step no-op here: 15 to 25 ms of 60 to 90).
+
+The snapshot (`noop`) keeps, for each piece of PIECE paths, the digest of their stats as it
+recorded them, when every one of them may be trusted by its stat (`piece_digest`). If the run
+key and the journal are the snapshot's, no step was skipped, and every piece's stats taken
+now have that digest, every path is as the snapshot saw it and was settled then: what
+`noop.check` would answer, path by path, is "nothing changed". Anything else (another
+command line, a context value, a workflow that reads the environment, a doubt of any kind)
+is `noop.check`'s to answer, with everything it loads.
+
+Imports only `os`, `sys`, `time`, `marshal`, `struct`, `xxhash` and dagmake's leaf modules.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import struct
+import sys
+import time
+
+import xxhash
+
+from dagmake import __version__
+from dagmake.errors import ConfigError
+from dagmake.framing import SNAPSHOT, unframed
+from dagmake.layout import JOURNAL, state_folder_name
+from dagmake.layout import SNAPSHOT as SNAPSHOT_FILE
+from dagmake.locations import (
+    configured_root_text,
+    read_workflow_bytes,
+    untrusted_because,
+    workflow_near,
+)
+from dagmake.signature import stat_signature
+
+TYPE_CHECKING = False  # not `typing`'s: this module is there to load no typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+    from typing import Any
+
+    from dagmake.signature import Signature
+
+FORMAT = 10  # the snapshot's: 10: a head with each piece's stats digest; the paths apart
+PIECE = 1024  # paths (and steps) per stored piece of the snapshot
+LENGTH = struct.Struct("=I")  # the length before each of the snapshot's parts
+
+
+def answer(argv: Sequence[str]) -> bool:
+    """Print the summary of a run the snapshot answers in full and say True; else False, and
+    nothing is printed (the full path answers)."""
+    started = time.monotonic()
+    parsed = _plain(argv)
+    if parsed is None:
+        return False
+    workflow, targets = parsed
+    n = _up_to_date(workflow, targets)
+    if n is None:
+        return False
+    say_up_to_date(n, time.monotonic() - started, json_out=False)
+    return True
+
+
+def say_up_to_date(n: int, took_s: float, *, json_out: bool) -> None:
+    """The one line of a run that found every step up to date."""
+    human = sys.stderr if json_out else sys.stdout  # as `report.default_stream`
+    line = f"dagmake: succeeded: {n} up to date in {took_s * 1000:.0f}ms"
+    if human.isatty() and os.environ.get("TERM") != "dumb" and "NO_COLOR" not in os.environ:
+        line = f"\x1b[32m{line}\x1b[0m"
+    print(line, file=human, flush=True)
+
+
+_COMMANDS = frozenset(
+    {"run", "explain", "graph", "list", "cache", "hook", "watch", "clean", "log", "init"}
+)
+
+
+def _plain(argv: Sequence[str]) -> tuple[str | None, tuple[str, ...]] | None:
+    """(-f's file, the targets) of `[run] [-j N|-jN] [-f FILE] [--no-wait] [TARGET...]`; None
+    for anything else (other options, a value to check, a command)."""
+    args = list(argv[1:] if argv[:1] == ["run"] else argv)
+    workflow: str | None = None
+    targets: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-j" or arg == "-f":
+            if i + 1 >= len(args):
+                return None
+            value = args[i + 1]
+            if arg == "-f":
+                workflow = value
+            elif not value.isdigit() or int(value) < 1:
+                return None
+            i += 2
+            continue
+        if arg.startswith("-j"):
+            if not arg[2:].isdigit() or int(arg[2:]) < 1:
+                return None
+        elif arg != "--no-wait":
+            if arg.startswith("-") or (not targets and arg in _COMMANDS):
+                return None
+            targets.append(arg)
+        i += 1
+    return workflow, tuple(targets)
+
+
+def _up_to_date(workflow: str | None, targets: tuple[str, ...]) -> int | None:
+    """How many steps the snapshot finds up to date, every one; None: ask `noop.check`."""
+    here = os.getcwd()
+    path = workflow if workflow is not None else workflow_near(here)
+    if not path or path.endswith("/"):
+        return None
+    try:
+        data = read_workflow_bytes(path)
+    except ConfigError:
+        return None  # the full path says what is wrong
+    if b"pass_env" in data or b"tools" in data:
+        return None  # keyed by the environment's digests, with the cache's secret (`ambient`)
+    root = os.path.realpath(os.path.dirname(os.path.join(here, path)))
+    name = os.path.basename(path)
+    cache = configured_root_text()
+    if untrusted_because(cache) is not None:
+        return None  # the full path says why, and uses a stand-in with no snapshot
+    state = os.path.join(cache, state_folder_name(root, name))
+    try:
+        with open(os.path.join(state, SNAPSHOT_FILE), "rb") as f:
+            seen = f.read()
+        return _holds(seen, run_key(data, f"{root}/{name}", root, targets, {}), root, state)
+    except (OSError, ValueError, EOFError, TypeError, IndexError, struct.error):
+        return None
+
+
+def _holds(seen: bytes, key: str, root: str, state: str) -> int | None:
+    head, paths = read_head_and_paths(seen)
+    _, their_key, _, journal, skipped, n_steps, pieces = head
+    if their_key != key or skipped or None in pieces:
+        return None
+    if stat_signature(os.path.join(state, JOURNAL)) != journal:
+        return None
+    prefix = root + "/"
+    sig = stat_signature
+    now = [sig(p if p[0] == "/" else prefix + p) for p in paths]  # `/`: a step's tools
+    digest = xxhash.xxh3_128_digest
+    for k, want in enumerate(pieces):
+        if digest(marshal.dumps(now[k * PIECE : (k + 1) * PIECE], 2)) != want:
+            return None
+    return int(n_steps)
+
+
+def read_head_and_paths(data: bytes) -> tuple[tuple[Any, ...], list[str]]:
+    """A snapshot's head (`noop`'s fields, then the step count and each piece's stats digest)
+    and its paths. ValueError (or another) when it is damaged or not a snapshot."""
+    payload = unframed(data, SNAPSHOT, FORMAT)
+    (n,) = LENGTH.unpack_from(payload)
+    head = marshal.loads(payload[LENGTH.size : LENGTH.size + n])
+    at = LENGTH.size + n
+    (n,) = LENGTH.unpack_from(payload, at)  # the static part: `noop.decode`'s alone
+    at += LENGTH.size + n
+    (n,) = LENGTH.unpack_from(payload, at)
+    text = marshal.loads(payload[at + LENGTH.size : at + LENGTH.size + n])
+    if not isinstance(head, tuple) or not isinstance(text, str):
+        raise ValueError("not a snapshot")
+    return head, text.split("\0") if text else []
+
+
+def piece_digest(stats: Sequence[Signature | None], settled: Sequence[bool]) -> bytes | None:
+    """What `_holds` compares for a piece of paths: the digest of their stats as recorded; None
+    when one of them may not be trusted by its stat (a file changed too close to when it was
+    stat'ed, which must be read again), so the piece never matches."""
+    if not all(ok or st is None for st, ok in zip(stats, settled, strict=True)):
+        return None
+    return xxhash.xxh3_128_digest(marshal.dumps(list(stats), 2))
+
+
+def run_key(
+    workflow_bytes: bytes,
+    file: str,
+    root: Path | str,
+    targets: Sequence[str],
+    context: Mapping[str, str],
+    secret: bytes = b"",
+) -> str:
+    """`file` is the workflow's resolved folder plus its name, so a run from a subfolder (which
+    finds the same file by another path) shares the snapshot. Context values count by their
+    keyed digest (`secret`: the cache's key), so the key is no plain hash of a value; so do
+    the ambient variables the workflow reads (`ambient`)."""
+    h = xxhash.xxh3_128(f"{FORMAT}\0{__version__}\0{file}\0{root}\0".encode())
+    h.update(b"\0".join(t.encode() for t in targets) + b"\1")
+    read = ambient(workflow_bytes)
+    if context or read:
+        from dagmake.fingerprint import keyed_digest
+
+        for k, v in sorted(context.items()):
+            h.update(f"{k}={keyed_digest(secret, k, v)}\0".encode("utf-8", "surrogateescape"))
+    h.update(workflow_bytes)
+    for name, value in read:
+        h.update(f"\0{name}={keyed_digest(secret, name, value)}".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def ambient(workflow_bytes: bytes) -> list[tuple[str, str]]:
+    """The variables of this process's environment a run of this workflow reads besides what
+    it declares: with `pass_env:`, every one whose name is a word of the file (a superset of
+    those it names, found without parsing it); with `tools:`, PATH (it says which executable
+    a name is). A change in any of them, or one more or fewer set, is another run key."""
+    names: set[str] = set()
+    if b"pass_env" in workflow_bytes:
+        import re  # only for a workflow that passes environment variables
+
+        words = set(re.findall(rb"[A-Za-z_][A-Za-z0-9_]*", workflow_bytes))
+        names = {n for n in os.environ if n.encode("utf-8", "surrogateescape") in words}
+    if b"tools" in workflow_bytes:
+        names.add("PATH")
+    return [(n, os.environ[n]) for n in sorted(names) if n in os.environ]

@@ -1,0 +1,133 @@
+"""`fast.quick`: the no-op answered from the snapshot's head before typing, pathlib or json is
+loaded; whenever it cannot be sure, it declines and `noop.check` answers as before. Which one
+answered shows in what the process imported (`-X importtime` lists every module):
+`dagmake.fast.plain` is loaded only when quick declined."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from tests.conftest import Workspace
+
+TWO = """\
+steps:
+  - {id: a, run: 'cat in.txt > a.txt', inputs: [in.txt], outputs: [a.txt]}
+  - {id: b, run: 'cat a.txt > b.txt', inputs: [a.txt], outputs: [b.txt]}
+"""
+HEAVY = {"typing", "json", "dagmake.fast.plain", "dagmake.fast.noop", "platformdirs", "yaml"}
+
+
+def run(ws: Workspace, *args: str, **env: str) -> tuple[int, str, set[str]]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "dagmake", *args],
+        cwd=ws.root, env=ws.env(**env), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    lines = proc.stderr.splitlines()
+    imported = {ln.rsplit("|", 1)[-1].strip() for ln in lines if ln.startswith("import time:")}
+    err = "\n".join(ln for ln in lines if not ln.startswith("import time:"))
+    return proc.returncode, proc.stdout + err, imported
+
+
+def settled(ws: Workspace, *args: str) -> None:
+    """Build, wait past the racy-timestamp margin, and let a full no-op re-take the snapshot
+    with every stat settled."""
+    assert ws.run(*args).code == 0
+    time.sleep(0.1)
+    assert ws.run(*args).code == 0
+
+
+def quick(ws: Workspace, *args: str, **env: str) -> str:
+    code, out, imported = run(ws, *args, **env)
+    assert code == 0, out
+    assert not HEAVY & imported, (HEAVY & imported, out)
+    return out
+
+
+def declined(ws: Workspace, *args: str, **env: str) -> str:
+    code, out, imported = run(ws, *args, **env)
+    assert code == 0, out
+    assert "dagmake.fast.plain" in imported, out
+    return out
+
+
+def test_a_settled_no_op_is_answered_without_typing_json_or_platformdirs(ws: Workspace) -> None:
+    ws.workflow(TWO)
+    ws.write("in.txt", "1\n")
+    settled(ws)
+    assert quick(ws).startswith("dagmake: succeeded: 2 up to date in ")
+    assert quick(ws, "run", "-j", "3", "--no-wait").startswith("dagmake: succeeded: 2 up to")
+    assert quick(ws, "-j2", "-f", "dagmake.yaml").startswith("dagmake: succeeded: 2 up to")
+
+
+def test_the_default_cache_folder_is_found_without_platformdirs(ws: Workspace) -> None:
+    ws.workflow(TWO)
+    ws.write("in.txt", "1\n")
+    home = ws.root / "home"
+    env = ws.env(HOME=str(home))
+    del env["DAGMAKE_CACHE_DIR"]
+    for _ in range(2):
+        got = subprocess.run([sys.executable, "-m", "dagmake"], cwd=ws.root, env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert got.returncode == 0, got.stderr
+        time.sleep(0.1)
+    assert (home / ".cache" / "dagmake" / "v1").is_dir()
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "dagmake"], cwd=ws.root,
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 up to date" in proc.stdout
+    assert "platformdirs" not in proc.stderr and "dagmake.fast.plain" not in proc.stderr
+
+
+def test_a_touched_or_edited_input_is_left_to_the_full_check(ws: Workspace) -> None:
+    ws.workflow(TWO)
+    ws.write("in.txt", "1\n")
+    settled(ws)
+    quick(ws)
+    os.utime(ws.root / "in.txt")  # same bytes, a new stat: the bytes decide, not quick
+    assert "2 up to date" in declined(ws)
+    time.sleep(0.1)
+    declined(ws)  # that run re-took the snapshot; the next one trusts the stat again
+    quick(ws)
+    ws.write("in.txt", "2\n")
+    out = declined(ws)
+    assert "2 ran" in out, out
+    assert ws.read("b.txt") == "2\n"
+
+
+def test_a_snapshot_taken_right_after_a_build_is_not_trusted_by_stat(ws: Workspace) -> None:
+    """Files changed within the racy margin of being stat'ed: quick never answers for them."""
+    ws.workflow(TWO)
+    ws.write("in.txt", "1\n")
+    assert ws.run().code == 0
+    assert "2 up to date" in declined(ws)
+
+
+def test_other_command_lines_and_workflows_are_left_to_the_full_path(ws: Workspace) -> None:
+    ws.workflow(TWO)
+    ws.write("in.txt", "1\n")
+    settled(ws)
+    for args in (["--json"], ["-c", "x=1"], ["-C", "."], ["--no-cache"], ["-j", "0"], ["-n"]):
+        code, out, imported = run(ws, *args)
+        assert "dagmake.fast.plain" in imported or "dagmake.cli" in imported, (args, out)
+    settled(ws, "b")
+    quick(ws, "b")  # targets are part of the key: a run of `b` has a snapshot of its own
+    ws.workflow(TWO + "  - {id: c, run: 'true', if: 'false'}\n")
+    settled(ws)
+    assert "skipped" in declined(ws)  # a skipped step is told by the full path
+    ws.workflow(TWO.replace("outputs: [b.txt]", "outputs: [b.txt], tools: [cat]"))
+    settled(ws)
+    declined(ws)  # keyed by PATH's digest with the cache's secret: the full path
+
+
+def test_the_journal_moving_on_is_left_to_the_full_check(ws: Workspace) -> None:
+    ws.workflow(TWO)
+    ws.write("in.txt", "1\n")
+    settled(ws)
+    journals = list(ws.cache.rglob("state.jsonl"))
+    assert len(journals) == 1
+    with open(journals[0], "a") as f:
+        f.write("\n")
+    declined(ws)
