@@ -110,7 +110,7 @@ def test_other_command_lines_and_workflows_are_left_to_the_full_path(ws: Workspa
     ws.write("in.txt", "1\n")
     settled(ws)
     for args in (["--json"], ["-c", "x=1"], ["-C", "."], ["--no-cache"], ["-j", "0"], ["-n"]):
-        code, out, imported = run(ws, *args)
+        _, out, imported = run(ws, *args)
         assert "dagmake.fast.plain" in imported or "dagmake.cli" in imported, (args, out)
     settled(ws, "b")
     quick(ws, "b")  # targets are part of the key: a run of `b` has a snapshot of its own
