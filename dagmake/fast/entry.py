@@ -61,6 +61,13 @@ def _dispatch() -> None:
     if argv == ["--version"]:
         print(f"dagmake, version {__version__}")
         return
+    if not _here() and not {"-C", "--directory"} & set(argv):
+        print(
+            "dagmake: error: the current folder no longer exists (removed while this shell "
+            "was in it); cd into the project again",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     if "_DAGMAKE_COMPLETE" not in os.environ:  # completion: the full command line's
         from dagmake.fast import quick
 
@@ -69,3 +76,12 @@ def _dispatch() -> None:
     from dagmake.fast import plain
 
     plain.dispatch(argv)
+
+
+def _here() -> bool:
+    """Does the current folder still exist? Every command starts from it."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return False
+    return True

@@ -57,7 +57,10 @@ def answer(argv: Sequence[str]) -> bool:
     if parsed is None:
         return False
     workflow, targets = parsed
-    n = _up_to_date(workflow, targets)
+    try:
+        n = _up_to_date(workflow, targets)
+    except Exception:  # any doubt (the current folder gone, say): the full path answers
+        return False
     if n is None:
         return False
     say_up_to_date(n, time.monotonic() - started, json_out=False)
@@ -129,9 +132,9 @@ def _up_to_date(workflow: str | None, targets: tuple[str, ...]) -> int | None:
     try:
         with open(os.path.join(state, SNAPSHOT_FILE), "rb") as f:
             seen = f.read()
-        return _holds(seen, run_key(data, f"{root}/{name}", root, targets, {}), root, state)
-    except (OSError, ValueError, EOFError, TypeError, IndexError, struct.error):
+    except OSError:
         return None
+    return _holds(seen, run_key(data, f"{root}/{name}", root, targets, {}), root, state)
 
 
 def _holds(seen: bytes, key: str, root: str, state: str) -> int | None:
