@@ -399,6 +399,7 @@ class _Run:
                     attempts=job.attempt,
                     log_path=fin.log_path,
                     detail=f"{why}; not recorded, it will run again",
+                    where=fin.where,
                 )
             )
         running.clear()  # the others ended while the loop was cut short: their logs stay
