@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import Workspace
 
 TWO = """\
@@ -154,3 +156,40 @@ def test_a_current_folder_that_is_gone_is_an_error_not_a_traceback(ws: Workspace
         assert "the current folder no longer exists" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
         gone.mkdir()
+
+
+def test_the_full_check_uses_the_stats_quick_took_of_the_same_snapshot_once(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A touched file makes quick decline after it stat'ed every path; `noop.check` then takes
+    those stats instead of stat-ing every path again, only for the snapshot quick read, and
+    only once. Shown by handing it stats that say every path is missing."""
+    from pathlib import Path
+
+    from dagmake.fast import noop, quick
+    from dagmake.framing import seal
+
+    ws.workflow(TWO)
+    ws.write("in.txt", "1\n")
+    settled(ws)
+    monkeypatch.chdir(ws.root)
+    monkeypatch.setenv("DAGMAKE_CACHE_DIR", str(ws.cache))
+    key, state_dir, found, _ = noop.look(None, (), {})
+    assert found is not None and found.changed == 0
+    seen = (state_dir / "noop.marshal").read_bytes()
+    _, paths = quick.read_head_and_paths(seen)
+    root = str(Path(ws.root).resolve())
+    gone: list[tuple[int, ...] | None] = [None] * len(paths)
+
+    def check() -> int:
+        found = noop._check(state_dir, key, Path(root), False)
+        assert found is not None
+        return found.changed
+
+    quick._taken[:] = [(seal(seen), root, time.time_ns(), gone)]
+    assert check() == len(paths)  # it took them: every path "missing"
+    assert check() == 0  # once only
+    quick._taken[:] = [(b"another snapshot's seal.", root, time.time_ns(), gone)]
+    assert check() == 0  # not for another snapshot
+    quick._taken[:] = [(seal(seen), root + "/elsewhere", time.time_ns(), gone)]
+    assert check() == 0  # nor for another root

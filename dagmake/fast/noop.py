@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 
 import xxhash
 
-from dagmake.fast.quick import FORMAT, LENGTH, PIECE, piece_digest, run_key
+from dagmake.fast.quick import FORMAT, LENGTH, PIECE, piece_digest, run_key, stats_taken
 from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, settled
 from dagmake.framing import HEADER_SIZE, SNAPSHOT, framed, seal, unframed
 from dagmake.fsutil import (
@@ -255,13 +255,19 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
     changed: set[int] = set()
     hashed: list[tuple[int, Stat, bool]] = []
     prefix = os.path.join(base, "")
-    sig = stat_signature
-    observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
-    for i, (rel, then, digest, ok) in enumerate(zip(paths, stats, digests, settled, strict=True)):
-        full = rel if rel.startswith("/") else prefix + rel  # absolute: a step's `tools`
-        now = sig(full)
+    taken = stats_taken(seal(seen), base)
+    if taken is None:
+        sig = stat_signature
+        observed_ns = time.time_ns()  # before every stat below: a conservative "when" for each
+        nows = [sig(rel if rel.startswith("/") else prefix + rel) for rel in paths]  # `/`: tools
+    else:
+        observed_ns, nows = taken  # `quick` stat'ed them a moment ago, and declined
+    for i, (rel, then, digest, ok, now) in enumerate(
+        zip(paths, stats, digests, settled, nows, strict=True)
+    ):
         if now == then and (ok or now is None):
             continue
+        full = rel if rel.startswith("/") else prefix + rel
         # Touched, or changed too close to when it was seen to trust its stat: the bytes decide.
         if digest is None or now is None or not _same_content(full, digest):
             changed.add(i)

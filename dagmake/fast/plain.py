@@ -180,7 +180,7 @@ def _quick_noop(plain: Plain, reports: Reports) -> tuple[bool, bytes | None]:
     """Print the summary (and write the report, if asked) if the snapshot answers this run:
     (True, ...); else (False, the workflow file's bytes as read, for the run to key and parse
     those same bytes)."""
-    started = time.monotonic()
+    started = quick.started_at() or time.monotonic()
     report = reports.report_path
     if report is not None and not os.path.isdir(report.absolute().parent):
         return False, None  # the full run refuses it, before anything runs
