@@ -143,8 +143,8 @@ def test_bad_executor_settings_are_exit_2_and_run_nothing(ws: Workspace) -> None
         ((), {"DAGMAKE_EXECUTOR": "cloud"}, "DAGMAKE_EXECUTOR='cloud' is not an executor"),
         (("--executor", "dask"), {}, "needs the scheduler's address"),
         (("--executor", "dask", "--dask-scheduler", "http://x:1"), {}, "is not tcp://HOST:PORT"),
-        (("--executor", "dask", "--dask-scheduler", "tcp://x:1", "--dask-files", "cas"), {},
-         "--dask-files cas is not built yet"),
+        (("--executor", "dask", "--dask-scheduler", "tcp://x:1"), {"DAGMAKE_DASK_FILES": "nfs"},
+         "DAGMAKE_DASK_FILES='nfs' is not shared or cas"),
         ((), {"DAGMAKE_EXECUTOR": "dask", "DAGMAKE_DASK_SCHEDULER": "h:1",
               "DAGMAKE_DASK_TIMEOUT": "soon"}, "DAGMAKE_DASK_TIMEOUT='soon'"),
     ]  # fmt: skip

@@ -36,10 +36,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from dagmake.cache.base import CacheCorrupt
 from dagmake.errors import ConfigError
 from dagmake.executors import onworker
 from dagmake.executors.base import Collect, Emit, Executor, Finished, Job, Outcome
+from dagmake.fsutil import atomic_write_bytes
 from dagmake.steplogs import Capture, Logs
+
+if TYPE_CHECKING:
+    from dagmake.executors import casfiles
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 GONE_AFTER_S = 3.0  # the scheduler unreachable this long: the running jobs are lost
@@ -108,7 +113,7 @@ def connect(settings: DaskSettings, root: Path) -> Session:
                 f"the Dask scheduler at {address} did not say what workers it has ({_why(threads)})"
             )
         session.threads = sum(threads.values()) or 1
-        _probe(client, root, address, timeout)
+        _probe(client, root, address, timeout, shared=settings.files == "shared")
     except BaseException:
         session.close()
         raise
@@ -132,15 +137,16 @@ def _within(seconds: float, fn: Callable[[], Any]) -> Any:
     return answer[0] if answer else TimeoutError(f"no answer within {seconds:g}s")
 
 
-def _probe(client: Any, root: Path, address: str, timeout: float) -> None:
-    """Shared mode: every worker reads a file written here into the workspace, at the same
-    path; and runs the same dagmake."""
+def _probe(client: Any, root: Path, address: str, timeout: float, *, shared: bool) -> None:
+    """Every worker runs the same dagmake; in shared mode, every worker also reads a file
+    written here into the workspace, at the same path (cas mode needs no shared folder)."""
     from dagmake import __version__
 
     token = uuid.uuid4().hex
     path = root / f".dagmake-probe-{token[:12]}"
     try:
-        path.write_text(token, encoding="utf-8")
+        if shared:
+            path.write_text(token, encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot write the shared-workspace probe {path}: {e.strerror}") from None
     try:
@@ -159,7 +165,7 @@ def _probe(client: Any, root: Path, address: str, timeout: float) -> None:
                 f"the Dask worker {worker} runs dagmake {version}, this is {__version__}; "
                 "install the same version on both"
             )
-        if text != token:
+        if shared and text != token:
             seen = text if text.startswith("cannot read") else "another file there"
             raise ConfigError(
                 f"the Dask worker {worker} does not see this workspace at {root} ({seen}); "
@@ -189,6 +195,15 @@ def check_resources(session: Session, needs: Mapping[str, Mapping[str, float]]) 
         )
 
 
+class CasNeeds(NamedTuple):
+    """Cas files mode, what a job needs beside its declared inputs: the output patterns of
+    each step it depends on (their files are in the workspace by then), the workspace's own
+    tools it names, and its depfile ("" for none)."""
+
+    groups: tuple[tuple[str, ...], ...] = ()
+    depfile: str = ""
+
+
 class _Remote:
     __slots__ = ("future", "job", "pid", "shown", "started", "worker")
 
@@ -216,6 +231,8 @@ class DaskExecutor:
         kill_grace_s: float = 3.0,
         extra_env: Callable[[Job], dict[str, str]] = lambda job: {},
         resources: Callable[[Job], dict[str, float] | None] = lambda job: None,
+        cas: casfiles.Stager | None = None,
+        needs: Callable[[Job], CasNeeds] = lambda job: CasNeeds(),
     ) -> None:
         self._client = session.client
         self.root = str(root)
@@ -225,6 +242,8 @@ class DaskExecutor:
         self._collect = collect
         self._extra_env = extra_env
         self._resources = resources
+        self._cas = cas  # cas files mode: inputs and outputs through the remote cache
+        self._needs = needs
         self._run_id = uuid.uuid4().hex[:12]
         self._news: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._jobs: dict[str, _Remote] = {}
@@ -251,12 +270,23 @@ class DaskExecutor:
             raise RuntimeError("the Dask executor is closed")
         if len(self._jobs) >= self._capacity:
             raise RuntimeError(f"the Dask executor already runs {self._capacity} job(s)")
+        cas = None
+        if self._cas is not None:
+            try:
+                cas = self._staged(job, self._cas)
+            except OSError as e:
+                why = f"its files could not be sent to the remote cache: {e}"
+                self._done.append(
+                    Finished(job.key, Outcome.SPAWN_FAILED, None, 0.0, why, where="dask")
+                )
+                return
         task = onworker.Task(
             self._run_id,
             job._replace(env=dict(job.env)),
             self.root,
             self._extra_env(job),
             self.kill_grace_s,
+            cas,
         )
         key = f"dagmake-{job.key}-{self._run_id}-{job.attempt}"
         try:
@@ -275,6 +305,14 @@ class DaskExecutor:
             return
         self._jobs[job.key] = _Remote(job, future)
         future.add_done_callback(lambda f, sid=job.key: self._news.put(("done", (sid, f))))
+
+    def _staged(self, job: Job, stager: casfiles.Stager) -> onworker.CasTask:
+        """Cas mode: every file the job needs, in the remote cache's content store; the
+        manifest the worker lays out."""
+        needs = self._needs(job)
+        manifest = stager.manifest((job.inputs, *needs.groups))
+        stager.upload(manifest)
+        return onworker.CasTask(stager.access, manifest, needs.depfile)
 
     def _on_event(self, event: tuple[float, Any]) -> None:  # in the client's thread
         self._news.put(("event", event[1]))
@@ -405,18 +443,41 @@ class DaskExecutor:
             if ran.values and str(values) != os.devnull:
                 with open(values, "wb") as f:
                     f.write(ran.values)
+            problems: tuple[str, ...] = ()
+            if self._cas is not None:
+                problems = self._bring_back(job, ran, self._cas)
             made = self._collect(job, values)
-            problems = made.problems
+            problems = problems + made.problems
             if made.outputs is not None and ran.outputs is not None:
                 problems = problems + _disagreements(made.outputs, ran.outputs, ran.worker)
             fin = fin._replace(
-                moved=ran.moved,
+                moved=ran.moved if self._cas is None else (),
                 outputs=None if problems else made.outputs,
                 problems=problems,
                 values=made.values,
                 bad_values=made.bad_values,
             )
         self._done.append(fin)
+
+    def _bring_back(self, job: Job, ran: onworker.Ran, stager: casfiles.Stager) -> tuple[str, ...]:
+        """Cas mode: what the worker made, restored into the workspace from the remote cache
+        (checked against the worker's digests), and its depfile (made of the workspace's
+        paths) where the step wrote it, unless that is an output; why not, if it could not."""
+        if ran.files is None:
+            return ran.problems or ("its outputs did not come back from the worker",)
+        try:
+            stager.bring_back(job.outputs, ran.files, ran.folders, ran.inline or {})
+        except (OSError, ValueError, CacheCorrupt) as e:
+            return (f"its outputs could not be brought back from the remote cache: {e}",)
+        depfile = self._needs(job).depfile
+        if ran.depfile is not None and depfile and depfile not in (ran.outputs or {}):
+            try:
+                target = Path(self.root) / depfile
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, ran.depfile)
+            except OSError as e:
+                return (f"its depfile {depfile} could not be written here: {e.strerror}",)
+        return ()
 
     def _check_cluster(self) -> None:
         """The scheduler gone for GONE_AFTER_S: every running job is lost. After a kill, a job
@@ -499,6 +560,8 @@ class DaskExecutor:
             with contextlib.suppress(Exception):
                 self._client.unsubscribe_topic(self._topic)
             self._in_background(onworker.forget, self._run_id)
+            if self._cas is not None:
+                self._cas.close()
 
     def _in_background(self, fn: Callable[..., object], *args: object) -> None:
         """`fn(*args)` in every worker process, not waited for beyond a second (a scheduler
