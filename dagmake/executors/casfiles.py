@@ -274,6 +274,11 @@ class Stager:
 
         _parallel(send, list(todo.values()))
 
+    def forget(self) -> None:
+        """What the server was known to hold: asked again (a worker found a blob missing)."""
+        with self._lock:
+            self._there.clear()
+
     def bring_back(
         self,
         declared: Sequence[str],

@@ -423,6 +423,8 @@ class DaskExecutor:
         log_path = self._logs.keep(capture, ran.lingering)
         outcome = Outcome(ran.outcome)
         clean = outcome is Outcome.EXITED and ran.exit_code == 0
+        if outcome is Outcome.SPAWN_FAILED and self._cas is not None:
+            self._cas.forget()  # (a blob it could not fetch: an attempt again sends them all)
         trouble = None if clean else self._logs.trouble(capture)
         capture.offset = min(shown, len(ran.log))  # (what came live is not passed on again)
         self._unstreamed.append((job.key, capture))
@@ -501,7 +503,13 @@ class DaskExecutor:
                 del self._jobs[sid]
                 remote.future.cancel()
                 self._done.append(
-                    Finished(sid, Outcome.INTERRUPTED, -signal.SIGKILL, now - remote.started)
+                    Finished(
+                        sid,
+                        Outcome.INTERRUPTED,
+                        -signal.SIGKILL,
+                        now - remote.started,
+                        where=f"dask {remote.worker}" if remote.worker else "dask",
+                    )
                 )
 
     def stream(self, emit: Emit) -> None:
