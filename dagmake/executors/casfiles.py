@@ -99,6 +99,7 @@ class Store:
         self._mine = threading.local()
         self._lock = threading.Lock()
         self._conns: list[Any] = []
+        self.down: str | None = None  # why the server failed: not asked again this run
 
     def _wire(self) -> Any:
         conn = getattr(self._mine, "http", None)
@@ -112,9 +113,12 @@ class Store:
     def _send(
         self, method: str, sha: str, body: bytes | IO[bytes] | None = None, size: int = 0
     ) -> http.client.HTTPResponse:
+        if self.down is not None:
+            raise Unavailable(errno.EIO, self.down)
         try:
             answer: http.client.HTTPResponse = self._wire().send(method, f"cas/{sha}", body, size)
         except remote.Down as e:
+            self.down = f"{e}; not asked again in this run"
             raise Unavailable(e.errno or errno.EIO, str(e)) from None
         return answer
 
