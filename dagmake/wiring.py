@@ -83,7 +83,7 @@ def build_here(
     from dagmake.executors import dask  # only now: a plain run never loads distributed
 
     settings = dask.DaskSettings(*cluster)
-    session = dask.connect(settings, graph.workflow.root)
+    session = dask.connect(settings, graph.workflow.root, access)
     try:
         dask.check_resources(
             session,

@@ -469,3 +469,20 @@ def test_uploads_refused_fail_the_step_and_a_server_gone_mid_run_too(
     assert "could not be sent back through the remote cache" in str(got["a"]["detail"]), got
     assert got["b"]["status"] == "skipped"
     assert not (hws.root / "a.txt").exists()
+
+
+def test_workers_that_cannot_reach_the_remote_cache_are_exit_2_before_anything_runs(
+    hws: Workspace, cluster: Cluster
+) -> None:
+    hws.workflow(TWO)
+    hws.write("in.txt", "x\n")
+    with own_server() as server:
+        server.need = "Bearer right"
+        res = cas(hws, cluster, server.url, DAGMAKE_REMOTE_CACHE_TOKEN="wrong")
+        assert server.total("PUT") == 0
+    assert res.code == 2, res.both
+    assert re.search(r"the Dask worker tcp://127\.0\.0\.1:\d+ cannot use the remote cache", res.err)
+    assert "HTTP 401" in res.err and "wrong" not in res.both and "Traceback" not in res.both
+    res = cas(hws, cluster, f"http://127.0.0.1:{rs.free_port()}")
+    assert res.code == 2 and "refused the connection" in res.err, res.both
+    assert not (hws.root / "a.txt").exists()

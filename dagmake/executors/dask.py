@@ -71,9 +71,10 @@ class Session:
             _within(3.0, lambda: client.close(timeout=2))
 
 
-def connect(settings: DaskSettings, root: Path) -> Session:
-    """Connect (within the timeout), wait for a worker, and check that the workers see the
-    workspace at `root` and run this dagmake. ConfigError (exit 2) for anything amiss."""
+def connect(settings: DaskSettings, root: Path, access: casfiles.Access | None = None) -> Session:
+    """Connect (within the timeout), wait for a worker, and check that the workers run this
+    dagmake and see the workspace at `root` (shared mode) or reach the remote cache through
+    `access` (cas mode). ConfigError (exit 2) for anything amiss."""
     try:
         import distributed  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
@@ -114,6 +115,8 @@ def connect(settings: DaskSettings, root: Path) -> Session:
             )
         session.threads = sum(threads.values()) or 1
         _probe(client, root, address, timeout, shared=settings.files == "shared")
+        if access is not None:
+            _reach(client, access, timeout)
     except BaseException:
         session.close()
         raise
@@ -170,6 +173,21 @@ def _probe(client: Any, root: Path, address: str, timeout: float, *, shared: boo
             raise ConfigError(
                 f"the Dask worker {worker} does not see this workspace at {root} ({seen}); "
                 "--dask-files shared needs every worker to see it at the same path"
+            )
+
+
+def _reach(client: Any, access: casfiles.Access, timeout: float) -> None:
+    """Cas mode: every worker can use the remote cache's content store."""
+    answers = _within(2 * timeout, lambda: client.run(onworker.reach, access))
+    if isinstance(answers, Exception):
+        raise ConfigError(
+            f"the Dask workers could not be asked to reach the remote cache ({_why(answers)})"
+        )
+    for worker, why in sorted(answers.items()):
+        if why is not None:
+            raise ConfigError(
+                f"the Dask worker {worker} cannot use the remote cache {access.endpoint.shown} "
+                f"({why}); --dask-files cas needs every worker to reach it"
             )
 
 

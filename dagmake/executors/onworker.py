@@ -120,6 +120,21 @@ def probe(path: str) -> tuple[str, str]:
         return __version__, f"cannot read {path}: {e.strerror or e}"
 
 
+def reach(access: casfiles.Access) -> str | None:
+    """Cas mode, at start: why this worker cannot use the remote cache's content store, or
+    None (a lookup of a blob nobody has: any answer but 200 or 404 is a failure)."""
+    from dagmake.executors import casfiles
+
+    store = casfiles.Store(access)
+    try:
+        store.has("0" * 64)
+    except OSError as e:
+        return str(e)
+    finally:
+        store.close()
+    return None
+
+
 def worker_address() -> str:
     try:
         from distributed import get_worker
