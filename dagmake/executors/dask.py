@@ -1,7 +1,8 @@
-"""Runs jobs on a Dask `distributed` cluster (`executors.base.Executor`), in "shared" files mode:
-every worker sees the workspace at the same path. dagmake's own loop decides what runs and when;
-Dask only runs each job, as `onworker.run_step` (the step's shell in a session of its own there,
-the timeout enforced there, its log and `$DAGMAKE_OUTPUT` sent back as bytes).
+"""Runs jobs on a Dask `distributed` cluster (`executors.base.Executor`), in "shared" files mode
+(every worker sees the workspace at the same path) or "cas" files mode (each job's files travel
+through the remote cache's content store, `casfiles`). dagmake's own loop decides what runs
+and when; Dask only runs each job, as `onworker.run_step` (the step's shell in a session of its
+own there, the timeout enforced there, its log and `$DAGMAKE_OUTPUT` sent back as bytes).
 
 Imported only for `--executor dask`; `distributed` is imported by `connect`, never at start-up.
 
@@ -12,6 +13,10 @@ Imported only for `--executor dask`; `distributed` is imported by `connect`, nev
 - What a job produced is collected here, by the build loop's collector, over the shared
   workspace (so the records and stamps are the local executor's); the digests the worker took
   must agree, or the step fails (the workspace here does not show what the worker wrote).
+- Cas mode: before a job is submitted, the files it needs (its declared inputs, its
+  dependencies' outputs) are uploaded unless the server holds them, and their manifest goes in
+  the task; after a clean exit, the outputs the worker uploaded are restored into the
+  workspace (`casfiles.Stager.bring_back`, the cache's own restore), then collected as above.
 - Cancel: `Client.run(onworker.cancel)` in every worker process (a cancelled future does not
   stop a running task): TERM to each running step's group, the grace, KILL; a step of the run
   that starts later stops at once; queued tasks are cancelled.

@@ -11,6 +11,10 @@ worker process die (kill -9, the OOM killer). It tells the run's event topic whe
 went away), and returns a small `Ran`: how it ended, its whole log and `$DAGMAKE_OUTPUT` as
 bytes, and the digest of every output its patterns match as the worker saw them.
 
+In cas files mode (`Task.cas`) the step runs in this thread's private folder instead of the
+workspace: its manifest fetched there first (`casfiles.materialise`), its outputs uploaded and
+described after a clean exit (`casfiles.send_outputs`), the folder emptied before and after.
+
 `cancel` runs in the worker process through `Client.run` (a cancelled Dask future does not stop
 a running task): it flags the run's steps, and each step's own thread, which polls its flag,
 signals its group."""
