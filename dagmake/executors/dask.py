@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 GONE_AFTER_S = 3.0  # the scheduler unreachable this long: the running jobs are lost
+STAGERS = 4  # cas mode: jobs whose files go up at once (each thread keeps its connection)
 
 
 class DaskSettings(NamedTuple):
@@ -267,6 +268,8 @@ class DaskExecutor:
         self._resources = resources
         self._cas = cas  # cas files mode: inputs and outputs through the remote cache
         self._needs = needs
+        self._stage_queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._stagers = 0  # staging threads started
         self._run_id = uuid.uuid4().hex[:12]
         self._news: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._jobs: dict[str, _Remote] = {}
@@ -293,16 +296,16 @@ class DaskExecutor:
             raise RuntimeError("the Dask executor is closed")
         if len(self._jobs) >= self._capacity:
             raise RuntimeError(f"the Dask executor already runs {self._capacity} job(s)")
-        cas = None
-        if self._cas is not None:
-            try:
-                cas = self._staged(job, self._cas)
-            except OSError as e:
-                why = f"its files could not be sent to the remote cache: {e}"
-                self._done.append(
-                    Finished(job.key, Outcome.SPAWN_FAILED, None, 0.0, why, where="dask")
-                )
-                return
+        if self._cas is not None:  # its files go up first, beside the loop (`_stage`)
+            self._jobs[job.key] = _Remote(job, None)
+            self._stage_queue.put(job)
+            if self._stagers < min(STAGERS, len(self._jobs)):
+                self._stagers += 1
+                threading.Thread(target=self._stage, name="dagmake-stage", daemon=True).start()
+            return
+        self._submit(job, None)
+
+    def _submit(self, job: Job, cas: onworker.CasTask | None) -> None:
         task = onworker.Task(
             self._run_id,
             job._replace(env=dict(job.env)),
@@ -322,12 +325,49 @@ class DaskExecutor:
                 resources=self._resources(job),
             )
         except Exception as e:
+            self._jobs.pop(job.key, None)
             self._done.append(
                 Finished(job.key, Outcome.SPAWN_FAILED, None, 0.0, _why(e), where="dask")
             )
             return
-        self._jobs[job.key] = _Remote(job, future)
+        remote = self._jobs.get(job.key)
+        if remote is None:
+            self._jobs[job.key] = _Remote(job, future)
+        else:
+            remote.future = future
         future.add_done_callback(lambda f, sid=job.key: self._news.put(("done", (sid, f))))
+
+    def _stage(self) -> None:
+        """A staging thread (cas mode): takes jobs, puts their files in the remote cache's
+        content store, and tells the loop (`_on_staged`) the manifest or why not."""
+        stager = self._cas
+        assert stager is not None
+        while True:
+            job = self._stage_queue.get()
+            if job is None:
+                return
+            item: onworker.CasTask | str
+            try:
+                item = self._staged(job, stager)
+            except OSError as e:
+                item = f"its files could not be sent to the remote cache: {e}"
+            except Exception as e:  # (dagmake's own fault: said as the step's, not lost)
+                item = f"its files could not be staged: {_why(e)}"
+            self._news.put(("staged", (job.key, job.attempt, item)))
+
+    def _on_staged(self, sid: str, attempt: int, item: onworker.CasTask | str) -> None:
+        remote = self._jobs.get(sid)
+        if remote is None or remote.future is not None or remote.job.attempt != attempt:
+            return  # (given up meanwhile)
+        took = time.monotonic() - remote.started
+        if self._cancelled:
+            del self._jobs[sid]
+            self._done.append(Finished(sid, Outcome.INTERRUPTED, None, took, where="dask"))
+        elif isinstance(item, str):
+            del self._jobs[sid]
+            self._done.append(Finished(sid, Outcome.SPAWN_FAILED, None, took, item, where="dask"))
+        else:
+            self._submit(remote.job, item)
 
     def _staged(self, job: Job, stager: casfiles.Stager) -> onworker.CasTask:
         """Cas mode: every file the job needs, in the remote cache's content store; the
@@ -361,6 +401,8 @@ class DaskExecutor:
         while True:
             if what == "done":
                 self._settle(*item)
+            elif what == "staged":
+                self._on_staged(*item)
             else:
                 self._started(item)
             try:
@@ -386,7 +428,8 @@ class DaskExecutor:
         if (worker, pid) == (remote.worker, remote.pid):
             return
         del self._jobs[remote.job.key]
-        remote.future.cancel()
+        if remote.future is not None:
+            remote.future.cancel()
         job = remote.job
         self._in_background(onworker.cancel, self._run_id, signal.SIGKILL, job.key, job.attempt)
         self._done.append(
@@ -524,7 +567,8 @@ class DaskExecutor:
         if self._killing_since is not None and now - self._killing_since > 5.0:
             for sid, remote in list(self._jobs.items()):
                 del self._jobs[sid]
-                remote.future.cancel()
+                if remote.future is not None:
+                    remote.future.cancel()
                 self._done.append(
                     Finished(
                         sid,
@@ -560,7 +604,7 @@ class DaskExecutor:
             self._killing_since = time.monotonic()
         self._in_background(onworker.cancel, self._run_id, int(sig), None)
         for remote in self._jobs.values():
-            if remote.worker is None:
+            if remote.worker is None and remote.future is not None:
                 remote.future.cancel()  # not started yet (its worker also knows the run stops)
 
     def close(self) -> None:
@@ -583,7 +627,10 @@ class DaskExecutor:
         finally:
             self._closed = self._cancelled = True
             for remote in self._jobs.values():
-                remote.future.cancel()
+                if remote.future is not None:
+                    remote.future.cancel()
+            for _ in range(self._stagers):
+                self._stage_queue.put(None)
             self._jobs.clear()
             self._done.clear()
             while self._unstreamed:
