@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -103,16 +104,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
         subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True)
         yield Cluster(address, hidden, folders, log)
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        end = time.monotonic() + 5
-        for p in procs:
-            try:
-                p.wait(timeout=max(0.1, end - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+    finally:  # the workers first (they say goodbye to the scheduler), then the scheduler
+        for group in (procs[1:], procs[:1]):
+            for p in group:
+                p.terminate()
+            end = time.monotonic() + 5
+            for p in group:
+                try:
+                    p.wait(timeout=max(0.1, end - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
         out.close()
         shutil.rmtree(own, ignore_errors=True)
 
@@ -246,8 +248,8 @@ steps:
     run: 'cat out/sub/*.up parts/*.part other.txt > count.txt'
   - id: solo
     inputs: [solo.txt]
-    outputs: [solo.out]
-    run: 'cp solo.txt solo.out'
+    outputs: [solo.out, latest]
+    run: 'cp solo.txt solo.out; ln -sf solo.out latest'
 """
 
 
@@ -278,6 +280,7 @@ def test_folder_and_glob_outputs_come_back_exact_and_an_edit_reruns_only_what_it
     assert res.code == 0, res.both
     assert {k for k, s in steps(res).items() if s["status"] == "succeeded"} == {"solo"}
     assert hws.read("solo.out") == "s2\n"
+    assert os.readlink(hws.root / "latest") == "solo.out"  # a symlink output stays one
     assert hws.run("--json").code == 0 and hws.ran() == []
 
 
@@ -486,3 +489,80 @@ def test_workers_that_cannot_reach_the_remote_cache_are_exit_2_before_anything_r
     res = cas(hws, cluster, f"http://127.0.0.1:{rs.free_port()}")
     assert res.code == 2 and "refused the connection" in res.err, res.both
     assert not (hws.root / "a.txt").exists()
+
+
+def test_a_server_that_never_answers_an_upload_fails_the_steps_within_its_timeout(
+    hws: Workspace, cluster: Cluster
+) -> None:
+    hws.workflow(
+        TWO
+        + """
+  - id: c
+    inputs: [c.txt]
+    outputs: [c.out]
+    run: 'cp c.txt c.out'
+"""
+    )
+    hws.write("in.txt", "x\n")
+    hws.write("c.txt", "c\n")
+    with own_server() as server:
+        server.put_delay_s = 60
+        started = time.monotonic()
+        res = cas(hws, cluster, server.url, "--json", DAGMAKE_REMOTE_CACHE_TIMEOUT="1")
+        took = time.monotonic() - started
+    assert res.code == 1, res.both
+    got = steps(res)
+    assert got["a"]["status"] == "failed" and got["c"]["status"] == "failed", got
+    assert "did not answer in 1s" in str(got["a"]["detail"]) + str(got["c"]["detail"]), got
+    assert got["b"]["status"] == "skipped"
+    assert took < 30, took  # (each request has the timeout; the second step is not held up)
+
+
+def test_ctrl_c_stops_a_cas_step_on_its_worker(
+    hws: Workspace, cluster: Cluster, server: rs.Process, tmp_path: Path
+) -> None:
+    import psutil
+
+    pids_file = tmp_path / "pids.txt"  # (outside the hidden folder: the worker writes it)
+    hws.workflow(
+        """
+        steps:
+          - id: long
+            inputs: [in.txt]
+            outputs: [long.out]
+            pass_env: [PIDS]
+            run: |
+              sleep 60 &
+              echo $! $$ > "$PIDS"
+              sleep 60
+        """
+    )
+    hws.write("in.txt", "x\n")
+    proc = hws.popen(
+        "--executor", "dask", "--dask-scheduler", cluster.address, "--dask-files", "cas",
+        "--remote-cache", cache_url(server, "ctrl-c"), PIDS=str(pids_file),
+    )  # fmt: skip
+    try:
+        end = time.monotonic() + 60
+        while not pids_file.exists() or not pids_file.read_text().endswith("\n"):
+            assert time.monotonic() < end and proc.poll() is None
+            time.sleep(0.05)
+        pids = [int(p) for p in pids_file.read_text().split()]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+
+    def alive(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    end = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not [p for p in pids if alive(p)]
+    assert not (hws.root / "long.out").exists()
