@@ -566,3 +566,23 @@ def test_ctrl_c_stops_a_cas_step_on_its_worker(
         time.sleep(0.1)
     assert not [p for p in pids if alive(p)]
     assert not (hws.root / "long.out").exists()
+
+
+def test_a_worker_fetches_a_blob_once_and_hands_each_step_its_own_copy(
+    hws: Workspace, cluster: Cluster
+) -> None:
+    body = "".join(
+        f"  - {{id: s{i}, inputs: [shared.txt], outputs: [o{i}.txt], "
+        f"run: 'cat shared.txt > o{i}.txt; echo mine >> shared.txt'}}\n"
+        for i in range(4)
+    )
+    hws.workflow("steps:\n" + body)
+    hws.write("shared.txt", "the same input\n")
+    with own_server() as server:
+        res = cas(hws, cluster, server.url, "--json")
+        gets = server.counts[("GET", "cas")]
+    assert res.code == 0, res.both
+    for i in range(4):  # (each step wrote to its copy: the kept one, and the others, unchanged)
+        assert hws.read(f"o{i}.txt") == "the same input\n"
+    assert gets <= 2, gets  # at most once on each of the two workers
+    assert hws.read("shared.txt") == "the same input\n"

@@ -26,6 +26,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
 import threading
@@ -331,8 +332,69 @@ class _Download:
 # -- the worker's side ---------------------------------------------------------------------
 
 
-def materialise(store: Store, folder: str, manifest: Sequence[Entry], cwd: str) -> None:
-    """Lay `manifest` out under `folder` (empty), every blob checked; the step's `cwd` made."""
+class Kept:
+    """A worker process's own copies of the blobs it fetched or made (`folder/<sha256>`, each
+    written whole, checked, by a rename), so a step whose files an earlier step on this worker
+    had costs no download; a copy is handed to each step (never a link: a step that writes to
+    its input cannot touch the kept one). Past `limit` bytes in all, it starts again empty."""
+
+    def __init__(self, folder: str, limit: int = 1 << 30) -> None:
+        self.folder = folder
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._size = 0
+        os.makedirs(folder, exist_ok=True)
+        self._clear()
+
+    def _clear(self) -> None:
+        for name in os.listdir(self.folder):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.folder, name))
+        self._size = 0
+
+    def place(self, e: Entry, target: str) -> bool:
+        """A copy of the kept blob at `target` (a new file) with the entry's mode: False when
+        this worker has none."""
+        try:
+            fd = os.open(os.path.join(self.folder, e.sha256), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        with os.fdopen(fd, "rb") as src:
+            out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            with os.fdopen(out, "wb") as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
+                os.fchmod(dst.fileno(), e.mode & 0o777)
+        return True
+
+    def keep(self, e: Entry, source: str) -> None:
+        """Keep a copy of `source` as the blob `e`, if what is copied hashes to it."""
+        if e.size == 0 or e.size > self.limit:
+            return
+        with self._lock:
+            if self._size + e.size > self.limit:
+                self._clear()
+            self._size += e.size
+        tmp = os.path.join(self.folder, f".{e.sha256}.{threading.get_ident()}")
+        try:
+            h = hashlib.sha256()
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                for chunk in iter(lambda: src.read(_CHUNK), b""):
+                    h.update(chunk)
+                    dst.write(chunk)
+            if h.hexdigest() == e.sha256:
+                os.replace(tmp, os.path.join(self.folder, e.sha256))
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def materialise(
+    store: Store, folder: str, manifest: Sequence[Entry], cwd: str, kept: Kept | None = None
+) -> None:
+    """Lay `manifest` out under `folder` (empty), every blob checked (or a copy of one this
+    worker `kept`); the step's `cwd` made."""
     real = os.path.realpath(folder)
     for e in manifest:
         target = os.path.realpath(os.path.join(real, e.path))
@@ -341,14 +403,24 @@ def materialise(store: Store, folder: str, manifest: Sequence[Entry], cwd: str) 
         os.makedirs(os.path.dirname(target), exist_ok=True)
     if cwd:
         os.makedirs(os.path.join(real, cwd), exist_ok=True)
-    _parallel(lambda e: store.fetch(e, os.path.join(real, e.path)), list(manifest))
+
+    def lay(e: Entry) -> None:
+        target = os.path.join(real, e.path)
+        if kept is not None and kept.place(e, target):
+            return
+        store.fetch(e, target)
+        if kept is not None:
+            kept.keep(e, target)
+
+    _parallel(lay, list(manifest))
 
 
 def send_outputs(
-    store: Store, folder: str, outputs: Mapping[str, str]
+    store: Store, folder: str, outputs: Mapping[str, str], kept: Kept | None = None
 ) -> tuple[tuple[Entry, ...], dict[str, bytes]]:
     """Each output a step made under `folder` (path -> xxh3, as the executor digested them),
-    described and uploaded; with the small ones' bytes by xxh3 (at most INLINE_TOTAL)."""
+    described and uploaded (and `kept` for this worker's next steps); with the small ones'
+    bytes by xxh3 (at most INLINE_TOTAL)."""
     from dagmake.cache.restore import link_stays_inside
     from dagmake.fingerprint import hash_file_pair
 
@@ -384,6 +456,8 @@ def send_outputs(
     def send(e: Entry) -> None:
         small = inline.get(e.xxh3)
         store.upload(e.sha256, e.size, small if small is not None else os.path.join(real, e.path))
+        if kept is not None:
+            kept.keep(e, os.path.join(real, e.path))
 
     _parallel(send, list(blobs.values()))
     return tuple(found), inline

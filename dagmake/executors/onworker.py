@@ -303,10 +303,11 @@ def _run_cas(task: Task, cas: CasTask, worker: str, asked: list[int]) -> Ran:
 
     job = task.job
     folder = _private_folder()
+    kept = _kept(os.path.dirname(folder))
     store = casfiles.Store(cas.access)
     try:
         try:
-            casfiles.materialise(store, folder, cas.manifest, job.cwd)
+            casfiles.materialise(store, folder, cas.manifest, job.cwd, kept)
         except OSError as e:
             why = f"its files could not be fetched from the remote cache: {e}"
             failed = Outcome.SPAWN_FAILED.value
@@ -316,7 +317,7 @@ def _run_cas(task: Task, cas: CasTask, worker: str, asked: list[int]) -> Ran:
         if fin.outputs is None:
             return _ran(fin, log, ex, worker)
         try:
-            files, inline = casfiles.send_outputs(store, folder, fin.outputs)
+            files, inline = casfiles.send_outputs(store, folder, fin.outputs, kept)
         except OSError as e:
             why = f"its outputs could not be sent back through the remote cache: {e}"
             return _ran(fin, log, ex, worker)._replace(files=None, problems=(*fin.problems, why))
@@ -345,6 +346,22 @@ def _private_folder() -> str:
         folder = _mine.private = tempfile.mkdtemp(prefix="dagmake-cas-", dir=base)
     _empty(folder)
     return folder
+
+
+_blobs: list[casfiles.Kept] = []  # this worker process's kept blobs (one folder)
+
+
+def _kept(base: str) -> casfiles.Kept | None:
+    """This worker process's `casfiles.Kept` blobs, in `base` (its local directory)."""
+    from dagmake.executors import casfiles
+
+    with _lock:
+        if not _blobs:
+            try:
+                _blobs.append(casfiles.Kept(os.path.join(base, f"dagmake-blobs-{os.getpid()}")))
+            except OSError:
+                return None
+        return _blobs[0]
 
 
 def _empty(folder: str) -> None:
