@@ -335,16 +335,19 @@ def _private_folder() -> str:
     """This thread's private folder for cas mode's steps (under the Dask worker's local
     directory, which Dask removes with the worker), made empty."""
     folder: str | None = getattr(_mine, "private", None)
-    if folder is None or not os.path.isdir(folder):
-        base = None
-        try:
-            from distributed import get_worker
+    if folder is not None and os.path.isdir(folder):
+        _empty(folder)
+        if not os.listdir(folder):
+            return folder
+        # what a step left there cannot be removed: a new folder (Dask removes the old one)
+    base = None
+    try:
+        from distributed import get_worker
 
-            base = str(get_worker().local_directory)
-        except (ImportError, ValueError, AttributeError):
-            pass
-        folder = _mine.private = tempfile.mkdtemp(prefix="dagmake-cas-", dir=base)
-    _empty(folder)
+        base = str(get_worker().local_directory)
+    except (ImportError, ValueError, AttributeError):
+        pass
+    folder = _mine.private = tempfile.mkdtemp(prefix="dagmake-cas-", dir=base)
     return folder
 
 
@@ -370,10 +373,17 @@ def _empty(folder: str) -> None:
         names = os.listdir(folder)
     except OSError:
         return
+
+    def writable(fn: Callable[..., object], path: str, _: object) -> None:
+        with contextlib.suppress(OSError):  # a folder the step made read-only
+            os.chmod(os.path.dirname(path), 0o700)
+            fn(path)
+
     for name in names:
         full = os.path.join(folder, name)
         if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                shutil.rmtree(full, onerror=writable)
         else:
             with contextlib.suppress(OSError):
                 os.unlink(full)
