@@ -140,9 +140,11 @@ class Store:
         if size > remote.HEAD_ABOVE and self.has(sha):
             return
         with contextlib.ExitStack() as stack:
-            body: bytes | IO[bytes] = (
-                source if isinstance(source, bytes) else stack.enter_context(open(source, "rb"))
-            )
+            body: bytes | IO[bytes] = source if isinstance(source, bytes) else b""
+            if isinstance(source, str):  # copied as it is checked: what is sent is the blob
+                body = stack.enter_context(_checked_copy(source, sha, size))
+            elif hashlib.sha256(source).hexdigest() != sha:
+                raise Unavailable(errno.EIO, "the bytes to upload do not match their SHA-256")
             answer = self._send("PUT", sha, body, size)
             self._wire().drain(answer)
         if not 200 <= answer.status < 300:
@@ -207,6 +209,29 @@ class Store:
             conns, self._conns = self._conns, []
         for conn in conns:
             conn.close()
+
+
+def _checked_copy(path: str, sha: str, size: int) -> IO[bytes]:
+    """The file's bytes in a spool (in memory when small), which must hash to `sha`: a file
+    that changed since it was hashed is never uploaded under the old digest."""
+    spool: Any = tempfile.SpooledTemporaryFile(max_size=remote.SPOOL_IN_MEMORY)  # noqa: SIM115
+    h, got = hashlib.sha256(), 0
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                h.update(chunk)
+                got += len(chunk)
+                spool.write(chunk)
+    except OSError as e:
+        spool.close()
+        raise Unavailable(e.errno or errno.EIO, f"cannot read {path}: {e.strerror}") from None
+    if got != size or h.hexdigest() != sha:
+        spool.close()
+        name = os.path.basename(path)
+        raise Unavailable(errno.EIO, f"{name} changed after it was hashed; not uploaded")
+    spool.seek(0)
+    result: IO[bytes] = spool
+    return result
 
 
 def _parallel(work: Any, items: Sequence[Any]) -> None:
