@@ -8,6 +8,9 @@
    submit/result round trip of a function that runs `/bin/true` in a subprocess.
 3. The cold 1,000-step workload (each writes one small file) on the cluster against the local
    executor on the same machine (`--steps`).
+4. `--dask-files cas` against the remote cache's test server (nginx if installed, else
+   WsgiDAV, on 127.0.0.1): the 64 sleeps again, and the per-step overhead of a trivial step
+   (`true`, and a step copying a 1 KB input to its output) in cas mode against shared mode.
 
     python -m benchmarks.dask                 # defaults
     python -m benchmarks.dask --trivial 100 --steps 300
@@ -25,6 +28,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+import remote_servers as rs  # noqa: E402  (the tests' own server fixtures)
 
 
 def _true() -> int:
@@ -148,6 +156,46 @@ def main() -> None:
                 )
             )
             rows.append(("Client.run round trip to 4 workers", f"{connect_probe * 1000:.1f} ms"))
+
+            # 4. cas files mode, through the remote cache's test server
+            server = rs.nginx(base / "srv") if rs.NGINX else rs.wsgidav(base / "srv")
+            try:
+                cas = (*on, "--dask-files", "cas", "--remote-cache", server.url)
+                body = "".join(f"  - {{id: s{i}, run: 'sleep 0.5'}}\n" for i in range(opts.sleeps))
+                root = _workspace(base, "cas-sleeps", body)
+                wall, report = _dagmake(root, cache, *cas)
+                inner = float(report["duration_s"])  # type: ignore[arg-type]
+                rows.append(
+                    (
+                        f"cas mode: {opts.sleeps} x sleep 0.5 (ideal {ideal:.1f} s)",
+                        f"{wall:.2f} s wall ({ideal / wall:.0%}); {inner:.2f} s once connected "
+                        f"({ideal / inner:.0%})",
+                    )
+                )
+                n = opts.trivial
+                for what, step in (
+                    ("true", "run: 'true'"),
+                    ("cp of a 1 KB input", "inputs: [in.txt], outputs: [o{i}.txt], "
+                     "run: 'cp in.txt o{i}.txt'"),
+                ):  # fmt: skip
+                    body = "".join(f"  - {{id: t{i}, {step.format(i=i)}}}\n" for i in range(n))
+                    took = [1e9, 1e9]  # the better of two runs each, taken in turn
+                    for attempt in range(4):
+                        mode = attempt % 2
+                        root = _workspace(base, f"trivial-{attempt}-{what[:2]}", body)
+                        (root / "in.txt").write_text("x" * 1023 + "\n")
+                        _, report = _dagmake(root, cache, *(cas if mode else on), "-j", "1")
+                        per = float(report["duration_s"]) / n  # type: ignore[arg-type]
+                        took[mode] = min(took[mode], per)
+                    rows.append(
+                        (
+                            f"trivial step ({what}), -j 1 ({n} steps): shared / cas (best of 2)",
+                            f"{took[0] * 1000:.1f} ms / {took[1] * 1000:.1f} ms "
+                            f"(cas adds {(took[1] - took[0]) * 1000:.1f} ms a step)",
+                        )
+                    )
+            finally:
+                server.stop()
 
     print("| measure | result |")
     print("| --- | --- |")

@@ -268,7 +268,8 @@ def _context_option(f: F) -> F:
 @click.option(
     "--dask-files",
     type=click.Choice(["shared", "cas"]),
-    help="shared: the workers see the workspace at the same path (default) [DAGMAKE_DASK_FILES].",
+    help="shared: the workers see the workspace at the same path (default); cas: each step's "
+    "files travel through the remote cache (--remote-cache) [DAGMAKE_DASK_FILES].",
 )
 def run_command(
     targets: tuple[str, ...],

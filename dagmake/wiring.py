@@ -24,6 +24,8 @@ from dagmake.state import StateStore
 from dagmake.steplogs import Logs
 
 if TYPE_CHECKING:
+    from dagmake.cache.remote import Endpoint
+    from dagmake.executors.casfiles import Access as CasAccess
     from dagmake.executors.dask import Session as DaskSession
 
 
@@ -70,6 +72,9 @@ def build_here(
     connected to, and its workers checked, before anything else happens; a dry run never
     connects)."""
     cluster = cluster_settings(where)
+    access = None
+    if cluster is not None and cluster.files == "cas":
+        access = cas_access(remote)  # before anything: no remote cache is exit 2
     note = distrust_note()  # the cache root is not safe to use: a stand-in is
     if note is not None:
         reporter.warning(note)
@@ -78,13 +83,14 @@ def build_here(
     from dagmake.executors import dask  # only now: a plain run never loads distributed
 
     settings = dask.DaskSettings(*cluster)
-    session = dask.connect(settings, graph.workflow.root)
+    session = dask.connect(settings, graph.workflow.root, access)
     try:
         dask.check_resources(
             session,
             {s.id: dict(s.resources) for s in graph.workflow.steps if s.resources and not s.where},
         )
-        return _build(graph, options, reporter, remote, dask_executor(graph, options, session))
+        factory = dask_executor(graph, options, session, access)
+        return _build(graph, options, reporter, remote, factory)
     finally:
         session.close()
 
@@ -131,12 +137,7 @@ def cluster_settings(
             f"the Dask scheduler address {address!r} is not tcp://HOST:PORT (or tls://HOST:PORT)"
         )
     files = (choice.files or env.get("DAGMAKE_DASK_FILES", "").strip() or "shared").lower()
-    if files == "cas":
-        raise ConfigError(
-            "--dask-files cas is not built yet; use --dask-files shared (every worker sees "
-            "the workspace at the same path)"
-        )
-    if files != "shared":
+    if files not in ("shared", "cas"):
         raise ConfigError(f"DAGMAKE_DASK_FILES={files!r} is not shared or cas")
     text = env.get("DAGMAKE_DASK_TIMEOUT", "").strip()
     try:
@@ -192,9 +193,38 @@ def remote_tiers(
     without a token or `user:pass@`, the host's entry in `$NETRC` or `~/.netrc`), or none.
     `read_only`: a dry run's (it never uploads). Raises ConfigError for a setting that is not
     valid (the message never holds a credential)."""
+    found = remote_settings(choice, env)
+    if found is None:
+        return []
+    from dagmake.cache import remote
+
+    endpoint, token, ro, timeout = found
+    return [
+        remote.RemoteTier(
+            endpoint,
+            token=token,
+            read_only=read_only or ro,
+            timeout_s=timeout,
+            max_download=max_download,
+        )
+    ]
+
+
+class RemoteSettings(NamedTuple):
+    endpoint: Endpoint
+    token: str | None
+    read_only: bool
+    timeout_s: float
+
+
+def remote_settings(
+    choice: RemoteChoice, env: Mapping[str, str] = os.environ
+) -> RemoteSettings | None:
+    """The remote cache the command line or the environment names (see `remote_tiers`), or
+    None. Raises ConfigError for a setting that is not valid (never naming a credential)."""
     url = choice.url or env.get("DAGMAKE_REMOTE_CACHE", "").strip()
     if choice.off or not url:
-        return []
+        return None
     from dagmake.cache import remote  # only now: a run without one never loads http.client
 
     flag = env.get("DAGMAKE_REMOTE_CACHE_READ_ONLY", "").strip().lower()
@@ -215,15 +245,28 @@ def remote_tiers(
     endpoint = remote.parse_endpoint(
         url, token=token is not None, netrc_file=os.path.expanduser(netrc_file)
     )
-    return [
-        remote.RemoteTier(
-            endpoint,
-            token=token,
-            read_only=read_only or choice.read_only or flag in _YES,
-            timeout_s=timeout,
-            max_download=max_download,
+    return RemoteSettings(endpoint, token, choice.read_only or flag in _YES, timeout)
+
+
+def cas_access(choice: RemoteChoice, env: Mapping[str, str] = os.environ) -> CasAccess:
+    """`--dask-files cas`: how the workers and this machine reach the remote cache's content
+    store. ConfigError (exit 2) without a writable remote cache."""
+    found = remote_settings(choice, env)
+    if found is None:
+        raise ConfigError(
+            "--dask-files cas moves each step's files through the shared remote cache, and "
+            "none is configured; set --remote-cache URL (or DAGMAKE_REMOTE_CACHE), or use "
+            "--dask-files shared" + (" (--no-remote-cache turned it off)" if choice.off else "")
         )
-    ]
+    if found.read_only:
+        raise ConfigError(
+            f"--dask-files cas uploads each step's files to the remote cache "
+            f"{found.endpoint.shown}, which is read-only here (--remote-cache-read-only, "
+            "DAGMAKE_REMOTE_CACHE_READ_ONLY); drop that, or use --dask-files shared"
+        )
+    from dagmake.executors.casfiles import Access
+
+    return Access(found.endpoint, found.token, found.timeout_s)
 
 
 def local_executor(graph: Graph, options: RunOptions) -> ExecutorFactory:
@@ -242,10 +285,14 @@ def local_executor(graph: Graph, options: RunOptions) -> ExecutorFactory:
     return open_executor
 
 
-def dask_executor(graph: Graph, options: RunOptions, session: DaskSession) -> ExecutorFactory:
+def dask_executor(
+    graph: Graph, options: RunOptions, session: DaskSession, access: CasAccess | None = None
+) -> ExecutorFactory:
     """Opens a `DaskExecutor` on the session's cluster, with -j (else the cluster's threads)
-    steps in flight; each step gets the `pass_env` values read here."""
-    from dagmake.executors.dask import DaskExecutor
+    steps in flight; each step gets the `pass_env` values read here. With `access` (cas
+    files mode) each step's files travel through the remote cache's content store: its
+    declared inputs, its dependencies' outputs and the workspace's tools it names."""
+    from dagmake.executors.dask import CasNeeds, DaskExecutor
 
     jobs = session.settings.jobs or session.threads
 
@@ -261,7 +308,21 @@ def dask_executor(graph: Graph, options: RunOptions, session: DaskSession) -> Ex
 
     local_too = any(s.where == "local" for s in graph.workflow.steps)
 
+    def needs(job: Job) -> CasNeeds:
+        step = graph.step(job.key)
+        groups = tuple(graph.step(dep).outputs for dep in graph.deps.get(job.key, ()))
+        root = graph.workflow.root
+        tools = tuple(
+            t for t in step.tools if "/" in t and not t.startswith("/") and (root / t).is_file()
+        )
+        return CasNeeds((*groups, tools), step.depfile)
+
     def open_executor(logs: Logs, collect: Collect) -> Executor:
+        stager = None
+        if access is not None:
+            from dagmake.executors.casfiles import Stager
+
+            stager = Stager(access, graph.workflow.root)
         remote = DaskExecutor(
             session,
             graph.workflow.root,
@@ -271,6 +332,8 @@ def dask_executor(graph: Graph, options: RunOptions, session: DaskSession) -> Ex
             kill_grace_s=options.kill_grace_s,
             extra_env=passed,
             resources=resources,
+            cas=stager,
+            needs=needs,
         )
         if not local_too:
             return remote

@@ -276,6 +276,14 @@ class _Http:
         self.close()
 
 
+def connection(endpoint: Endpoint, token: str | None, timeout_s: float) -> _Http:
+    """A keep-alive connection of its own to the server, for one thread: `send(method, path,
+    body, size)` (retrying 5xx answers and dropped connections; raising Down when the server
+    cannot be used), `drain(answer)`, `close()`. For callers that speak to the content store
+    by SHA-256 directly (`executors.casfiles`)."""
+    return _Http(endpoint, token, timeout_s)
+
+
 class RemoteTier:
     """The remote tier (`base.Tier`). `read_only`: never uploads (a dry run's, or
     `--remote-cache-read-only`'s). `timeout_s`: for each connect and each read.

@@ -1,7 +1,8 @@
-"""Runs jobs on a Dask `distributed` cluster (`executors.base.Executor`), in "shared" files mode:
-every worker sees the workspace at the same path. dagmake's own loop decides what runs and when;
-Dask only runs each job, as `onworker.run_step` (the step's shell in a session of its own there,
-the timeout enforced there, its log and `$DAGMAKE_OUTPUT` sent back as bytes).
+"""Runs jobs on a Dask `distributed` cluster (`executors.base.Executor`), in "shared" files mode
+(every worker sees the workspace at the same path) or "cas" files mode (each job's files travel
+through the remote cache's content store, `casfiles`). dagmake's own loop decides what runs
+and when; Dask only runs each job, as `onworker.run_step` (the step's shell in a session of its
+own there, the timeout enforced there, its log and `$DAGMAKE_OUTPUT` sent back as bytes).
 
 Imported only for `--executor dask`; `distributed` is imported by `connect`, never at start-up.
 
@@ -12,6 +13,10 @@ Imported only for `--executor dask`; `distributed` is imported by `connect`, nev
 - What a job produced is collected here, by the build loop's collector, over the shared
   workspace (so the records and stamps are the local executor's); the digests the worker took
   must agree, or the step fails (the workspace here does not show what the worker wrote).
+- Cas mode: before a job is submitted, the files it needs (its declared inputs, its
+  dependencies' outputs) are uploaded unless the server holds them, and their manifest goes in
+  the task; after a clean exit, the outputs the worker uploaded are restored into the
+  workspace (`casfiles.Stager.bring_back`, the cache's own restore), then collected as above.
 - Cancel: `Client.run(onworker.cancel)` in every worker process (a cancelled future does not
   stop a running task): TERM to each running step's group, the grace, KILL; a step of the run
   that starts later stops at once; queued tasks are cancelled.
@@ -36,13 +41,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from dagmake.cache.base import CacheCorrupt
 from dagmake.errors import ConfigError
 from dagmake.executors import onworker
 from dagmake.executors.base import Collect, Emit, Executor, Finished, Job, Outcome
+from dagmake.fsutil import atomic_write_bytes
 from dagmake.steplogs import Capture, Logs
+
+if TYPE_CHECKING:
+    from dagmake.executors import casfiles
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 GONE_AFTER_S = 3.0  # the scheduler unreachable this long: the running jobs are lost
+STAGERS = 4  # cas mode: jobs whose files go up at once (each thread keeps its connection)
 
 
 class DaskSettings(NamedTuple):
@@ -66,9 +77,10 @@ class Session:
             _within(3.0, lambda: client.close(timeout=2))
 
 
-def connect(settings: DaskSettings, root: Path) -> Session:
-    """Connect (within the timeout), wait for a worker, and check that the workers see the
-    workspace at `root` and run this dagmake. ConfigError (exit 2) for anything amiss."""
+def connect(settings: DaskSettings, root: Path, access: casfiles.Access | None = None) -> Session:
+    """Connect (within the timeout), wait for a worker, and check that the workers run this
+    dagmake and see the workspace at `root` (shared mode) or reach the remote cache through
+    `access` (cas mode). ConfigError (exit 2) for anything amiss."""
     try:
         import distributed  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
@@ -108,7 +120,9 @@ def connect(settings: DaskSettings, root: Path) -> Session:
                 f"the Dask scheduler at {address} did not say what workers it has ({_why(threads)})"
             )
         session.threads = sum(threads.values()) or 1
-        _probe(client, root, address, timeout)
+        _probe(client, root, address, timeout, shared=settings.files == "shared")
+        if access is not None:
+            _reach(client, access, timeout)
     except BaseException:
         session.close()
         raise
@@ -132,15 +146,16 @@ def _within(seconds: float, fn: Callable[[], Any]) -> Any:
     return answer[0] if answer else TimeoutError(f"no answer within {seconds:g}s")
 
 
-def _probe(client: Any, root: Path, address: str, timeout: float) -> None:
-    """Shared mode: every worker reads a file written here into the workspace, at the same
-    path; and runs the same dagmake."""
+def _probe(client: Any, root: Path, address: str, timeout: float, *, shared: bool) -> None:
+    """Every worker runs the same dagmake; in shared mode, every worker also reads a file
+    written here into the workspace, at the same path (cas mode needs no shared folder)."""
     from dagmake import __version__
 
     token = uuid.uuid4().hex
     path = root / f".dagmake-probe-{token[:12]}"
     try:
-        path.write_text(token, encoding="utf-8")
+        if shared:
+            path.write_text(token, encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot write the shared-workspace probe {path}: {e.strerror}") from None
     try:
@@ -159,11 +174,26 @@ def _probe(client: Any, root: Path, address: str, timeout: float) -> None:
                 f"the Dask worker {worker} runs dagmake {version}, this is {__version__}; "
                 "install the same version on both"
             )
-        if text != token:
+        if shared and text != token:
             seen = text if text.startswith("cannot read") else "another file there"
             raise ConfigError(
                 f"the Dask worker {worker} does not see this workspace at {root} ({seen}); "
                 "--dask-files shared needs every worker to see it at the same path"
+            )
+
+
+def _reach(client: Any, access: casfiles.Access, timeout: float) -> None:
+    """Cas mode: every worker can use the remote cache's content store."""
+    answers = _within(2 * timeout, lambda: client.run(onworker.reach, access))
+    if isinstance(answers, Exception):
+        raise ConfigError(
+            f"the Dask workers could not be asked to reach the remote cache ({_why(answers)})"
+        )
+    for worker, why in sorted(answers.items()):
+        if why is not None:
+            raise ConfigError(
+                f"the Dask worker {worker} cannot use the remote cache {access.endpoint.shown} "
+                f"({why}); --dask-files cas needs every worker to reach it"
             )
 
 
@@ -187,6 +217,15 @@ def check_resources(session: Session, needs: Mapping[str, Mapping[str, float]]) 
             f"step '{sid}' needs resources {wanted}, and no Dask worker offers them ({seen}); "
             'start workers with --resources "cpus=N,memory=BYTES,gpus=N", or change the step'
         )
+
+
+class CasNeeds(NamedTuple):
+    """Cas files mode, what a job needs beside its declared inputs: the output patterns of
+    each step it depends on (their files are in the workspace by then), the workspace's own
+    tools it names, and its depfile ("" for none)."""
+
+    groups: tuple[tuple[str, ...], ...] = ()
+    depfile: str = ""
 
 
 class _Remote:
@@ -216,6 +255,8 @@ class DaskExecutor:
         kill_grace_s: float = 3.0,
         extra_env: Callable[[Job], dict[str, str]] = lambda job: {},
         resources: Callable[[Job], dict[str, float] | None] = lambda job: None,
+        cas: casfiles.Stager | None = None,
+        needs: Callable[[Job], CasNeeds] = lambda job: CasNeeds(),
     ) -> None:
         self._client = session.client
         self.root = str(root)
@@ -225,6 +266,10 @@ class DaskExecutor:
         self._collect = collect
         self._extra_env = extra_env
         self._resources = resources
+        self._cas = cas  # cas files mode: inputs and outputs through the remote cache
+        self._needs = needs
+        self._stage_queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._stagers = 0  # staging threads started
         self._run_id = uuid.uuid4().hex[:12]
         self._news: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._jobs: dict[str, _Remote] = {}
@@ -251,12 +296,23 @@ class DaskExecutor:
             raise RuntimeError("the Dask executor is closed")
         if len(self._jobs) >= self._capacity:
             raise RuntimeError(f"the Dask executor already runs {self._capacity} job(s)")
+        if self._cas is not None:  # its files go up first, beside the loop (`_stage`)
+            self._jobs[job.key] = _Remote(job, None)
+            self._stage_queue.put(job)
+            if self._stagers < min(STAGERS, len(self._jobs)):
+                self._stagers += 1
+                threading.Thread(target=self._stage, name="dagmake-stage", daemon=True).start()
+            return
+        self._submit(job, None)
+
+    def _submit(self, job: Job, cas: onworker.CasTask | None) -> None:
         task = onworker.Task(
             self._run_id,
             job._replace(env=dict(job.env)),
             self.root,
             self._extra_env(job),
             self.kill_grace_s,
+            cas,
         )
         key = f"dagmake-{job.key}-{self._run_id}-{job.attempt}"
         try:
@@ -269,12 +325,57 @@ class DaskExecutor:
                 resources=self._resources(job),
             )
         except Exception as e:
+            self._jobs.pop(job.key, None)
             self._done.append(
                 Finished(job.key, Outcome.SPAWN_FAILED, None, 0.0, _why(e), where="dask")
             )
             return
-        self._jobs[job.key] = _Remote(job, future)
+        remote = self._jobs.get(job.key)
+        if remote is None:
+            self._jobs[job.key] = _Remote(job, future)
+        else:
+            remote.future = future
         future.add_done_callback(lambda f, sid=job.key: self._news.put(("done", (sid, f))))
+
+    def _stage(self) -> None:
+        """A staging thread (cas mode): takes jobs, puts their files in the remote cache's
+        content store, and tells the loop (`_on_staged`) the manifest or why not."""
+        stager = self._cas
+        assert stager is not None
+        while True:
+            job = self._stage_queue.get()
+            if job is None:
+                return
+            item: onworker.CasTask | str
+            try:
+                item = self._staged(job, stager)
+            except OSError as e:
+                item = f"its files could not be sent to the remote cache: {e}"
+            except Exception as e:  # (dagmake's own fault: said as the step's, not lost)
+                item = f"its files could not be staged: {_why(e)}"
+            self._news.put(("staged", (job.key, job.attempt, item)))
+
+    def _on_staged(self, sid: str, attempt: int, item: onworker.CasTask | str) -> None:
+        remote = self._jobs.get(sid)
+        if remote is None or remote.future is not None or remote.job.attempt != attempt:
+            return  # (given up meanwhile)
+        took = time.monotonic() - remote.started
+        if self._cancelled:
+            del self._jobs[sid]
+            self._done.append(Finished(sid, Outcome.INTERRUPTED, None, took, where="dask"))
+        elif isinstance(item, str):
+            del self._jobs[sid]
+            self._done.append(Finished(sid, Outcome.SPAWN_FAILED, None, took, item, where="dask"))
+        else:
+            self._submit(remote.job, item)
+
+    def _staged(self, job: Job, stager: casfiles.Stager) -> onworker.CasTask:
+        """Cas mode: every file the job needs, in the remote cache's content store; the
+        manifest the worker lays out."""
+        needs = self._needs(job)
+        manifest = stager.manifest((job.inputs, *needs.groups))
+        stager.upload(manifest)
+        return onworker.CasTask(stager.access, manifest, needs.depfile)
 
     def _on_event(self, event: tuple[float, Any]) -> None:  # in the client's thread
         self._news.put(("event", event[1]))
@@ -300,6 +401,8 @@ class DaskExecutor:
         while True:
             if what == "done":
                 self._settle(*item)
+            elif what == "staged":
+                self._on_staged(*item)
             else:
                 self._started(item)
             try:
@@ -325,7 +428,8 @@ class DaskExecutor:
         if (worker, pid) == (remote.worker, remote.pid):
             return
         del self._jobs[remote.job.key]
-        remote.future.cancel()
+        if remote.future is not None:
+            remote.future.cancel()
         job = remote.job
         self._in_background(onworker.cancel, self._run_id, signal.SIGKILL, job.key, job.attempt)
         self._done.append(
@@ -385,6 +489,8 @@ class DaskExecutor:
         log_path = self._logs.keep(capture, ran.lingering)
         outcome = Outcome(ran.outcome)
         clean = outcome is Outcome.EXITED and ran.exit_code == 0
+        if outcome is Outcome.SPAWN_FAILED and self._cas is not None:
+            self._cas.forget()  # (a blob it could not fetch: an attempt again sends them all)
         trouble = None if clean else self._logs.trouble(capture)
         capture.offset = min(shown, len(ran.log))  # (what came live is not passed on again)
         self._unstreamed.append((job.key, capture))
@@ -405,18 +511,41 @@ class DaskExecutor:
             if ran.values and str(values) != os.devnull:
                 with open(values, "wb") as f:
                     f.write(ran.values)
+            problems: tuple[str, ...] = ()
+            if self._cas is not None:
+                problems = self._bring_back(job, ran, self._cas)
             made = self._collect(job, values)
-            problems = made.problems
+            problems = problems + made.problems
             if made.outputs is not None and ran.outputs is not None:
                 problems = problems + _disagreements(made.outputs, ran.outputs, ran.worker)
             fin = fin._replace(
-                moved=ran.moved,
+                moved=ran.moved if self._cas is None else (),
                 outputs=None if problems else made.outputs,
                 problems=problems,
                 values=made.values,
                 bad_values=made.bad_values,
             )
         self._done.append(fin)
+
+    def _bring_back(self, job: Job, ran: onworker.Ran, stager: casfiles.Stager) -> tuple[str, ...]:
+        """Cas mode: what the worker made, restored into the workspace from the remote cache
+        (checked against the worker's digests), and its depfile (made of the workspace's
+        paths) where the step wrote it, unless that is an output; why not, if it could not."""
+        if ran.files is None:
+            return ran.problems or ("its outputs did not come back from the worker",)
+        try:
+            stager.bring_back(job.outputs, ran.files, ran.folders, ran.inline or {})
+        except (OSError, ValueError, CacheCorrupt) as e:
+            return (f"its outputs could not be brought back from the remote cache: {e}",)
+        depfile = self._needs(job).depfile
+        if ran.depfile is not None and depfile and depfile not in (ran.outputs or {}):
+            try:
+                target = Path(self.root) / depfile
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, ran.depfile)
+            except OSError as e:
+                return (f"its depfile {depfile} could not be written here: {e.strerror}",)
+        return ()
 
     def _check_cluster(self) -> None:
         """The scheduler gone for GONE_AFTER_S: every running job is lost. After a kill, a job
@@ -438,9 +567,16 @@ class DaskExecutor:
         if self._killing_since is not None and now - self._killing_since > 5.0:
             for sid, remote in list(self._jobs.items()):
                 del self._jobs[sid]
-                remote.future.cancel()
+                if remote.future is not None:
+                    remote.future.cancel()
                 self._done.append(
-                    Finished(sid, Outcome.INTERRUPTED, -signal.SIGKILL, now - remote.started)
+                    Finished(
+                        sid,
+                        Outcome.INTERRUPTED,
+                        -signal.SIGKILL,
+                        now - remote.started,
+                        where=f"dask {remote.worker}" if remote.worker else "dask",
+                    )
                 )
 
     def stream(self, emit: Emit) -> None:
@@ -468,7 +604,7 @@ class DaskExecutor:
             self._killing_since = time.monotonic()
         self._in_background(onworker.cancel, self._run_id, int(sig), None)
         for remote in self._jobs.values():
-            if remote.worker is None:
+            if remote.worker is None and remote.future is not None:
                 remote.future.cancel()  # not started yet (its worker also knows the run stops)
 
     def close(self) -> None:
@@ -491,7 +627,10 @@ class DaskExecutor:
         finally:
             self._closed = self._cancelled = True
             for remote in self._jobs.values():
-                remote.future.cancel()
+                if remote.future is not None:
+                    remote.future.cancel()
+            for _ in range(self._stagers):
+                self._stage_queue.put(None)
             self._jobs.clear()
             self._done.clear()
             while self._unstreamed:
@@ -499,6 +638,8 @@ class DaskExecutor:
             with contextlib.suppress(Exception):
                 self._client.unsubscribe_topic(self._topic)
             self._in_background(onworker.forget, self._run_id)
+            if self._cas is not None:
+                self._cas.close()
 
     def _in_background(self, fn: Callable[..., object], *args: object) -> None:
         """`fn(*args)` in every worker process, not waited for beyond a second (a scheduler

@@ -11,6 +11,10 @@ worker process die (kill -9, the OOM killer). It tells the run's event topic whe
 went away), and returns a small `Ran`: how it ended, its whole log and `$DAGMAKE_OUTPUT` as
 bytes, and the digest of every output its patterns match as the worker saw them.
 
+In cas files mode (`Task.cas`) the step runs in this thread's private folder instead of the
+workspace: its manifest fetched there first (`casfiles.materialise`), its outputs uploaded and
+described after a clean exit (`casfiles.send_outputs`), the folder emptied before and after.
+
 `cancel` runs in the worker process through `Client.run` (a cancelled Dask future does not stop
 a running task): it flags the run's steps, and each step's own thread, which polls its flag,
 signals its group."""
@@ -26,12 +30,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from dagmake.errors import ConfigError
 from dagmake.executors.base import Finished, Job, Outcome, Produced
 from dagmake.executors.local import LocalExecutor
 from dagmake.steplogs import Logs
+
+if TYPE_CHECKING:
+    from dagmake.executors import casfiles
 
 POLL_S = 0.05  # how often a running step looks at its cancel flag
 LIVE_EVERY_S = 0.25  # how often what it printed is sent while it runs
@@ -47,6 +54,16 @@ class Task(NamedTuple):
     root: str  # the workspace, at the same path on the worker (shared mode)
     env: dict[str, str]  # added over the declared env: pass_env values
     kill_grace_s: float
+    cas: CasTask | None = None  # cas files mode: what to lay out in a private folder
+
+
+class CasTask(NamedTuple):
+    """Cas files mode: the store, the files the step needs (its declared inputs and its
+    dependencies' outputs), and its depfile (workspace-relative, "" for none)."""
+
+    access: casfiles.Access
+    manifest: tuple[casfiles.Entry, ...]
+    depfile: str = ""
 
 
 class Ran(NamedTuple):
@@ -61,6 +78,13 @@ class Ran(NamedTuple):
     outputs: dict[str, str] | None  # path -> digest as the worker saw them (exit 0 only)
     problems: tuple[str, ...]
     moved: tuple[str, ...] = ()  # declared inputs that changed while it ran (exit 0 only)
+    # cas files mode, after a clean exit: each output as uploaded (None: they could not be),
+    # the empty folders of its folder outputs, small outputs' bytes by xxh3, and its
+    # depfile's text with the private folder's paths made the workspace's (None: none)
+    files: tuple[casfiles.Entry, ...] | None = None
+    folders: tuple[str, ...] = ()
+    inline: dict[str, bytes] | None = None
+    depfile: bytes | None = None
 
 
 _lock = threading.Lock()
@@ -98,6 +122,21 @@ def probe(path: str) -> tuple[str, str]:
             return __version__, f.read()
     except OSError as e:
         return __version__, f"cannot read {path}: {e.strerror or e}"
+
+
+def reach(access: casfiles.Access) -> str | None:
+    """Cas mode, at start: why this worker cannot use the remote cache's content store, or
+    None (a lookup of a blob nobody has: any answer but 200 or 404 is a failure)."""
+    from dagmake.executors import casfiles
+
+    store = casfiles.Store(access)
+    try:
+        store.has("0" * 64)
+    except OSError as e:
+        return str(e)
+    finally:
+        store.close()
+    return None
 
 
 def worker_address() -> str:
@@ -150,11 +189,11 @@ class _OnWorker(LocalExecutor):
 _mine = threading.local()  # this worker thread's executor, its logs, its folder, what for
 
 
-def _executor(task: Task, worker: str) -> _OnWorker:
-    """This thread's executor for the task's workspace (a new one for another workspace, or
+def _executor(task: Task, worker: str, root: str) -> _OnWorker:
+    """This thread's executor for the workspace `root` (a new one for another workspace, or
     after a cancel, which an executor remembers)."""
     kept: tuple[_OnWorker, Logs, str, tuple[str, float]] | None = getattr(_mine, "kept", None)
-    what = (task.root, task.kill_grace_s)
+    what = (root, task.kill_grace_s)
     if kept is not None and kept[3] == what and not kept[0]._cancelled:
         ex = kept[0]
     else:
@@ -162,7 +201,7 @@ def _executor(task: Task, worker: str) -> _OnWorker:
             _drop(kept[0], kept[1], kept[2])
         folder = tempfile.mkdtemp(prefix="dagmake-worker-")
         logs = Logs(Path(folder))
-        ex = _OnWorker(task.root, task.kill_grace_s, logs, worker)
+        ex = _OnWorker(root, task.kill_grace_s, logs, worker)
         _mine.kept = (ex, logs, folder, what)
     ex.extra, ex.worker, ex.values = task.env, worker, b""
     return ex
@@ -189,59 +228,180 @@ def run_step(task: Task) -> Ran:
             return Ran(
                 Outcome.INTERRUPTED.value, None, 0.0, None, False, b"", b"", worker, None, ()
             )
-        ex = _executor(task, worker)
-        try:
-            released = _released()
-            before = _signatures(task.root, job.inputs)
-            ex.start(job)
-            done: list[Finished] = []
-            seen = 0
-            live = _Live(task, worker)
-            while not done:
-                done = ex.wait(POLL_S)
-                if not done:
-                    ex.stream(live.take)
-                    live.send()
-                if len(asked) > seen:  # (appended to by `cancel`, in another thread)
-                    for signum in asked[seen:]:
-                        ex.cancel(signum)
-                    seen = len(asked)
-                elif not seen and released():  # its client went away (kill -9), or let go
-                    asked.append(signal.SIGTERM)
-            ex.stream(lambda key, data: None)  # closes its capture
-        except BaseException:
-            kept = getattr(_mine, "kept", None)
-            if kept is not None:
-                _drop(*kept[:3])
-            raise
-        fin = done[0]
+        if task.cas is not None:
+            return _run_cas(task, task.cas, worker, asked)
+        ex = _executor(task, worker, task.root)
+        before = _signatures(task.root, job.inputs)
+        fin, log = _run(ex, task, worker, asked)
         moved: tuple[str, ...] = ()
         if fin.outputs is not None:
             after = _signatures(task.root, job.inputs)
             moved = tuple(
                 p for p, sig in before.items() if p not in fin.outputs and after.get(p) != sig
             )
-        log = b""
-        if fin.log_path:
-            log = _read(Path(fin.log_path))
-            with contextlib.suppress(OSError):
-                os.unlink(fin.log_path)
-        return Ran(
-            fin.outcome.value,
-            fin.exit_code,
-            fin.duration_s,
-            fin.error,
-            fin.lingering,
-            log,
-            ex.values,
-            worker,
-            dict(fin.outputs) if fin.outputs is not None else None,
-            fin.problems,
-            moved,
-        )
+        return _ran(fin, log, ex, worker)._replace(moved=moved)
     finally:
         with _lock:
             _flags.pop(flag_key, None)
+
+
+def _ran(fin: Finished, log: bytes, ex: _OnWorker, worker: str) -> Ran:
+    return Ran(
+        fin.outcome.value,
+        fin.exit_code,
+        fin.duration_s,
+        fin.error,
+        fin.lingering,
+        log,
+        ex.values,
+        worker,
+        dict(fin.outputs) if fin.outputs is not None else None,
+        fin.problems,
+    )
+
+
+def _run(ex: _OnWorker, task: Task, worker: str, asked: list[int]) -> tuple[Finished, bytes]:
+    """The job through `ex`, its cancel flag and its task's state watched: how it ended, and
+    its whole log."""
+    try:
+        released = _released()
+        ex.start(task.job)
+        done: list[Finished] = []
+        seen = 0
+        live = _Live(task, worker)
+        while not done:
+            done = ex.wait(POLL_S)
+            if not done:
+                ex.stream(live.take)
+                live.send()
+            if len(asked) > seen:  # (appended to by `cancel`, in another thread)
+                for signum in asked[seen:]:
+                    ex.cancel(signum)
+                seen = len(asked)
+            elif not seen and released():  # its client went away (kill -9), or let go
+                asked.append(signal.SIGTERM)
+        ex.stream(lambda key, data: None)  # closes its capture
+    except BaseException:
+        kept = getattr(_mine, "kept", None)
+        if kept is not None:
+            _drop(*kept[:3])
+        raise
+    fin = done[0]
+    log = b""
+    if fin.log_path:
+        log = _read(Path(fin.log_path))
+        with contextlib.suppress(OSError):
+            os.unlink(fin.log_path)
+    return fin, log
+
+
+def _run_cas(task: Task, cas: CasTask, worker: str, asked: list[int]) -> Ran:
+    """Cas files mode: the step's files fetched into this thread's private folder (emptied
+    before and after), the step run there, its outputs uploaded and described."""
+    from dagmake.cache.restore import empty_folders
+    from dagmake.executors import casfiles
+
+    job = task.job
+    folder = _private_folder()
+    kept = _kept(os.path.dirname(folder))
+    store = casfiles.Store(cas.access)
+    try:
+        try:
+            casfiles.materialise(store, folder, cas.manifest, job.cwd, kept)
+        except OSError as e:
+            why = f"its files could not be fetched from the remote cache: {e}"
+            failed = Outcome.SPAWN_FAILED.value
+            return Ran(failed, None, 0.0, why, False, b"", b"", worker, None, ())
+        ex = _executor(task, worker, folder)
+        fin, log = _run(ex, task, worker, asked)
+        if fin.outputs is None:
+            return _ran(fin, log, ex, worker)
+        try:
+            files, inline = casfiles.send_outputs(store, folder, fin.outputs, kept)
+        except OSError as e:
+            why = f"its outputs could not be sent back through the remote cache: {e}"
+            return _ran(fin, log, ex, worker)._replace(files=None, problems=(*fin.problems, why))
+        folders = tuple(empty_folders(Path(folder), job.outputs))
+        depfile = _depfile(folder, task.root, cas.depfile)
+        return _ran(fin, log, ex, worker)._replace(
+            files=files, folders=folders, inline=inline, depfile=depfile
+        )
+    finally:
+        store.close()
+        _empty(folder)
+
+
+def _private_folder() -> str:
+    """This thread's private folder for cas mode's steps (under the Dask worker's local
+    directory, which Dask removes with the worker), made empty."""
+    folder: str | None = getattr(_mine, "private", None)
+    if folder is not None and os.path.isdir(folder):
+        _empty(folder)
+        if not os.listdir(folder):
+            return folder
+        # what a step left there cannot be removed: a new folder (Dask removes the old one)
+    base = None
+    try:
+        from distributed import get_worker
+
+        base = str(get_worker().local_directory)
+    except (ImportError, ValueError, AttributeError):
+        pass
+    folder = _mine.private = tempfile.mkdtemp(prefix="dagmake-cas-", dir=base)
+    return folder
+
+
+_blobs: list[casfiles.Kept] = []  # this worker process's kept blobs (one folder)
+
+
+def _kept(base: str) -> casfiles.Kept | None:
+    """This worker process's `casfiles.Kept` blobs, in `base` (its local directory)."""
+    from dagmake.executors import casfiles
+
+    with _lock:
+        if not _blobs:
+            try:
+                _blobs.append(casfiles.Kept(os.path.join(base, f"dagmake-blobs-{os.getpid()}")))
+            except OSError:
+                return None
+        return _blobs[0]
+
+
+def _empty(folder: str) -> None:
+    """Remove everything in `folder` (the folder stays)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+
+    def writable(fn: Callable[..., object], path: str, _: object) -> None:
+        with contextlib.suppress(OSError):  # a folder the step made read-only
+            os.chmod(os.path.dirname(path), 0o700)
+            fn(path)
+
+    for name in names:
+        full = os.path.join(folder, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(full, onerror=writable)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(full)
+
+
+def _depfile(folder: str, root: str, rel: str) -> bytes | None:
+    """The step's depfile as it wrote it under `folder`, its paths into that folder made
+    paths into the workspace at `root` (the judge reads it there)."""
+    if not rel:
+        return None
+    try:
+        with open(os.path.join(folder, rel), "rb") as f:
+            text = f.read(MAX_LOG)
+    except OSError:
+        return None
+    for private in {os.path.realpath(folder), folder}:
+        text = text.replace(os.path.join(private, "").encode(), os.path.join(root, "").encode())
+    return text
 
 
 def _signatures(root: str, patterns: tuple[str, ...]) -> dict[str, tuple[int, int, int, int]]:
