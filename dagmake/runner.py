@@ -68,9 +68,13 @@ def run(req: Request) -> int:
     if req.question:
         return _question(req)
     if req.executor or req.dask_scheduler or req.dask_files or _env_names_an_executor():
-        from dagmake.wiring import cluster_settings
+        from dagmake.wiring import RemoteChoice, cas_access, cluster_settings
 
-        cluster_settings(_where(req))  # a bad setting is exit 2 even when all is up to date
+        cluster = cluster_settings(_where(req))  # a bad setting is exit 2 even when all is
+        if cluster is not None and cluster.files == "cas":  # up to date, cas's cache too
+            cas_access(
+                RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
+            )
     console = default_stream(req.json_out)
     reporter = make_reporter(console, color=req.color, verbosity=req.verbosity)
     tracing = None

@@ -348,11 +348,6 @@ def test_ctrl_c_stops_the_remote_steps(
     assert gone(pids, within_s=10), [p for p in pids if _alive(p)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="build._Run._stop makes a cancelled step's result without Finished.where (the "
-    "lead's file: `where=fin.where` there makes this pass)",
-)
 def test_a_cancelled_remote_step_says_where_it_ran_in_the_report(
     ws: Workspace, cluster: str
 ) -> None:

@@ -193,3 +193,18 @@ def test_the_full_check_uses_the_stats_quick_took_of_the_same_snapshot_once(
     assert check() == 0  # not for another snapshot
     quick._taken[:] = [(seal(seen), root + "/elsewhere", time.time_ns(), gone)]
     assert check() == 0  # nor for another root
+
+
+def test_bad_cluster_settings_are_exit_2_even_when_all_is_up_to_date(ws: Workspace) -> None:
+    ws.workflow(TWO)
+    ws.write("in.txt", "1\n")
+    settled(ws)
+    quick(ws, DAGMAKE_EXECUTOR="local")  # this machine: nothing to check
+    res = ws.run(DAGMAKE_EXECUTOR="cloud")
+    assert res.code == 2 and "DAGMAKE_EXECUTOR='cloud' is not an executor" in res.err, res.both
+    res = ws.run(
+        DAGMAKE_EXECUTOR="dask", DAGMAKE_DASK_SCHEDULER="tcp://127.0.0.1:1",
+        DAGMAKE_DASK_FILES="cas",
+    )  # fmt: skip
+    assert res.code == 2 and "--dask-files cas" in res.err and "--remote-cache" in res.err, res.both
+    assert quick(ws).startswith("dagmake: succeeded: 2 up to date")

@@ -184,6 +184,8 @@ def _quick_noop(plain: Plain, reports: Reports) -> tuple[bool, bytes | None]:
     report = reports.report_path
     if report is not None and not os.path.isdir(report.absolute().parent):
         return False, None  # the full run refuses it, before anything runs
+    if os.environ.get("DAGMAKE_EXECUTOR", "").strip().lower() not in ("", "local"):
+        return False, None  # the run checks the cluster settings even when all is up to date
     import gc
 
     gc.disable()  # the snapshot is thousands of small tuples and holds no cycles
