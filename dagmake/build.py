@@ -21,7 +21,7 @@ from dagmake.cache.facade import Cache
 from dagmake.deciding import Decider, ToRun
 from dagmake.errors import StateError, WorkspaceBusyError
 from dagmake.executors.base import Collect, Executor, Finished, Job, Outcome, Produced
-from dagmake.facts import Inspector, read_values
+from dagmake.facts import Inspector, Resolved, read_values
 from dagmake.fast import snapshot
 from dagmake.fast.noop import Trust
 from dagmake.fingerprint import Hasher
@@ -423,6 +423,7 @@ class _Run:
             outputs=step.outputs,
             timeout_s=step.timeout_s,
             attempt=attempt,
+            tools=_tools_outside(resolved, str(self.workflow.root)),
         )
         with signals_held:  # once started it is in `running`, where an interrupt looks
             executor.start(job)
@@ -443,6 +444,20 @@ class _Run:
         """Pass on what the commands wrote: all of those that ended, and (every so often)
         what the running ones wrote since."""
         executor.stream(self.reporter.step_output)
+
+
+def _tools_outside(resolved: Resolved, root: str) -> tuple[tuple[str, str, str], ...]:
+    """The step's `tools:` outside the workspace, as the key names them (`Job.tools`)."""
+    facts = resolved.facts
+    if not facts.tool_files:
+        return ()
+    digests = dict(facts.tools)
+    inside = root.rstrip("/") + "/"
+    return tuple(
+        (name, path, digests.get(name, ""))
+        for name, path in facts.tool_files
+        if not path.startswith(inside)
+    )
 
 
 # a dependency skipped for this has its dependents skipped as a failed one's are

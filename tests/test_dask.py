@@ -717,3 +717,30 @@ def test_a_remote_steps_output_comes_while_it_runs_and_once(ws: Workspace, clust
     said = "".join(seen) + rest
     assert said.count("talks | first") == 1 and said.count("talks | second") == 1, said
     assert "second" not in "".join(seen)
+
+
+def test_a_tool_that_differs_on_the_worker_fails_the_step_and_stores_nothing(
+    ws: Workspace, cluster: str, tmp_path: Path
+) -> None:
+    """`tools:` are keyed by the executable this machine finds; a worker that would run
+    another one (here: this machine's PATH has its own `sh` first) must not run the step, or
+    its result would be cached under a key naming a tool it did not use."""
+    ours = tmp_path / "bin"
+    ours.mkdir()
+    (ours / "sh").write_text("#!/bin/sh\nexec /bin/sh \"$@\"\n")
+    (ours / "sh").chmod(0o755)
+    ws.workflow(
+        "steps:\n"
+        "  - {id: a, run: 'echo built > a.txt', outputs: [a.txt], tools: [sh]}\n"
+        "  - {id: b, run: 'cat a.txt > b.txt', inputs: [a.txt], outputs: [b.txt]}\n"
+    )
+    path = f"{ours}:{os.environ['PATH']}"
+    res = on(ws, cluster, "--json", PATH=path)
+    assert res.code == 1, res.both
+    got = steps(res)
+    assert got["a"]["status"] == "failed" and got["b"]["status"] == "skipped", got
+    assert "tool 'sh' on this worker" in res.err and str(ours / "sh") in res.err, res.err
+    assert not (ws.root / "a.txt").exists()
+    res = on(ws, cluster)  # the PATH the workers have: the same sh, so it runs there
+    assert res.code == 0, res.both
+    assert ws.read("b.txt") == "built\n"

@@ -110,6 +110,7 @@ ALLOWED: dict[str, set[str]] = {
         "fingerprint",
         "globs",
         "steplogs",
+        "signature",
     },
     "executors.routed": {"executors.base"},
     "executors.dask": {

@@ -31,6 +31,10 @@ class Job(NamedTuple):
     outputs: tuple[str, ...]
     timeout_s: float
     attempt: int = 1
+    # (name, path, xxh3 of its content) of each `tools:` executable outside the workspace,
+    # as this machine found it for the key: where the job runs elsewhere, that machine must
+    # find the same one (`onworker`); a local executor ran the resolving itself
+    tools: tuple[tuple[str, str, str], ...] = ()
 
 
 class Outcome(enum.Enum):

@@ -228,6 +228,10 @@ def run_step(task: Task) -> Ran:
             return Ran(
                 Outcome.INTERRUPTED.value, None, 0.0, None, False, b"", b"", worker, None, ()
             )
+        wrong = _tools_differ(task)
+        if wrong is not None:
+            failed = Outcome.SPAWN_FAILED.value
+            return Ran(failed, None, 0.0, wrong, False, b"", b"", worker, None, ())
         if task.cas is not None:
             return _run_cas(task, task.cas, worker, asked)
         ex = _executor(task, worker, task.root)
@@ -243,6 +247,54 @@ def run_step(task: Task) -> Ran:
     finally:
         with _lock:
             _flags.pop(flag_key, None)
+
+
+def _tools_differ(task: Task) -> str | None:
+    """Why the step must not run here: a `tools:` executable it would run on this worker is
+    not the one its cache key names (another compiler version, say, whose result would be
+    stored under the other one's key). None: every one is the same."""
+    job = task.job
+    if not job.tools:
+        return None
+    import shutil
+
+    search = task.env.get("PATH") or job.env.get("PATH") or os.environ.get("PATH", os.defpath)
+    for name, theirs, digest in job.tools:
+        found = shutil.which(name, path=search)
+        if found is None:
+            return (
+                f"tool '{name}' is not on this worker's PATH ({search}); install the one at "
+                f"{theirs} there, or give the step `where: local`"
+            )
+        here = os.path.abspath(found)
+        if _content_digest(here) != digest:
+            return (
+                f"tool '{name}' on this worker ({here}) is not the one the cache key names "
+                f"({theirs} where dagmake runs, other content); install the same one on the "
+                "workers, or give the step `where: local`"
+            )
+    return None
+
+
+_tool_digests: dict[tuple[str, tuple[int, ...] | None], str] = {}
+
+
+def _content_digest(path: str) -> str:
+    """The executable's xxh3, as `tools:` keys it; remembered by its stat signature."""
+    from dagmake.fingerprint import hash_file
+    from dagmake.signature import stat_signature
+
+    seen = (path, stat_signature(path))
+    with _lock:
+        known = _tool_digests.get(seen)
+    if known is None:
+        try:
+            known = hash_file(path)
+        except OSError:
+            return ""
+        with _lock:
+            _tool_digests[seen] = known
+    return known
 
 
 def _ran(fin: Finished, log: bytes, ex: _OnWorker, worker: str) -> Ran:
