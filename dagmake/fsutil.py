@@ -98,9 +98,12 @@ def mapped(path: Path | str) -> bytes | mmap.mmap:
     place: a file cut short under a mapping faults. Raises OSError."""
     import mmap
 
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no waiting
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if st.st_mode & 0o170000 != 0o100000:  # S_IFMT, S_IFREG
+            raise OSError(f"{path}: not a regular file")
+        size = st.st_size
         return mmap.mmap(fd, size, prot=mmap.PROT_READ) if size else b""
     finally:
         os.close(fd)  # the mapping keeps the file

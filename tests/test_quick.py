@@ -208,3 +208,32 @@ def test_bad_cluster_settings_are_exit_2_even_when_all_is_up_to_date(ws: Workspa
     )  # fmt: skip
     assert res.code == 2 and "--dask-files cas" in res.err and "--remote-cache" in res.err, res.both
     assert quick(ws).startswith("dagmake: succeeded: 2 up to date")
+
+
+def test_a_fifo_where_the_snapshot_goes_is_no_snapshot_not_a_hang(ws: Workspace) -> None:
+    ws.workflow(TWO)
+    ws.write("in.txt", "1\n")
+    settled(ws)
+    (snap,) = ws.cache.rglob("noop.marshal")
+    snap.unlink()
+    os.mkfifo(snap)
+    res = ws.run(timeout=30)  # both looks at the snapshot open it: neither may wait for a writer
+    assert res.code == 0 and "2 up to date" in res.both, res.both
+
+
+def test_ctrl_c_before_a_run_takes_its_signals_is_exit_130_without_a_traceback(
+    ws: Workspace,
+) -> None:
+    code = (
+        "import sys\n"
+        "from dagmake.fast import entry, quick\n"
+        "def interrupted(argv):\n"
+        "    raise KeyboardInterrupt\n"
+        "quick.answer = interrupted\n"
+        "sys.argv = ['dagmake']\n"
+        "entry.main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ws.root, env=ws.env(),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr

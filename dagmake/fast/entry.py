@@ -28,6 +28,8 @@ def main() -> NoReturn:
     try:
         _dispatch()
         code = 0
+    except KeyboardInterrupt:  # Ctrl-C before a run took over the signals (a no-op, say)
+        code = 130
     except SystemExit as e:
         if e.code is None or isinstance(e.code, int):
             code = e.code or 0

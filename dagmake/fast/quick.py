@@ -140,12 +140,28 @@ def _up_to_date(workflow: str | None, targets: tuple[str, ...]) -> int | None:
     if untrusted_because(cache) is not None:
         return None  # the full path says why, and uses a stand-in with no snapshot
     state = os.path.join(cache, state_folder_name(root, name))
-    try:
-        with open(os.path.join(state, SNAPSHOT_FILE), "rb") as f:
-            seen = f.read()
-    except OSError:
+    seen = _read_regular(os.path.join(state, SNAPSHOT_FILE))
+    if seen is None:
         return None
     return _holds(seen, run_key(data, f"{root}/{name}", root, targets, {}), root, state)
+
+
+def _read_regular(path: str) -> bytes | None:
+    """The bytes of the regular file at `path`; None for anything else (a FIFO there is opened
+    without waiting for a writer, and not read) or when it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_mode & 0o170000 != 0o100000:  # S_IFMT, S_IFREG
+            return None
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _holds(seen: bytes, key: str, root: str, state: str) -> int | None:
