@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dagmake.fast.noop import Trust
     from dagmake.graph import Graph
     from dagmake.results import Reporter, RunSummary, StepResult
-    from dagmake.wiring import ExecutorChoice
+    from dagmake.wiring import ExecutorChoice, RemoteChoice
 
 
 class Request(NamedTuple):
@@ -68,13 +68,11 @@ def run(req: Request) -> int:
     if req.question:
         return _question(req)
     if req.executor or req.dask_scheduler or req.dask_files or _env_names_an_executor():
-        from dagmake.wiring import RemoteChoice, cas_access, cluster_settings
+        from dagmake.wiring import cas_access, cluster_settings
 
         cluster = cluster_settings(_where(req))  # a bad setting is exit 2 even when all is
         if cluster is not None and cluster.files == "cas":  # up to date, cas's cache too
-            cas_access(
-                RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
-            )
+            cas_access(_remote(req))
     console = default_stream(req.json_out)
     reporter = make_reporter(console, color=req.color, verbosity=req.verbosity)
     tracing = None
@@ -102,7 +100,7 @@ def run(req: Request) -> int:
             return EXIT_OK
     from dagmake.ambient import colour_for_steps
     from dagmake.build import RunOptions
-    from dagmake.wiring import RemoteChoice, build_here
+    from dagmake.wiring import build_here
 
     graph, save_compiled = load_and_saver(req.workflow_file, data)
     targets, files = _selection(req, graph)
@@ -120,7 +118,7 @@ def run(req: Request) -> int:
         fail_fast=req.fail_fast,
         colour_steps=colour_for_steps(req.color, console.isatty()),
     )
-    remote = RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
+    remote = _remote(req)
     reporting = tracing if tracing is not None else reporter
     summary = build_here(graph, options, reporting, remote, _where(req))
     if not req.dry_run:
@@ -148,7 +146,7 @@ def _question(req: Request) -> int:
 
 def _dry_run(req: Request, reporter: Reporter) -> RunSummary:
     from dagmake.build import RunOptions
-    from dagmake.wiring import RemoteChoice, build_here
+    from dagmake.wiring import build_here
 
     graph, _ = load_and_saver(req.workflow_file, req.workflow_bytes)
     targets, files = _selection(req, graph)
@@ -160,7 +158,7 @@ def _dry_run(req: Request, reporter: Reporter) -> RunSummary:
         context=dict(req.context),
         changed_files=files,
     )
-    remote = RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
+    remote = _remote(req)
     return build_here(graph, options, reporter, remote, _where(req))
 
 
@@ -168,6 +166,12 @@ def _env_names_an_executor() -> bool:
     import os
 
     return bool(os.environ.get("DAGMAKE_EXECUTOR"))
+
+
+def _remote(req: Request) -> RemoteChoice:
+    from dagmake.wiring import RemoteChoice
+
+    return RemoteChoice(req.remote_cache, req.remote_cache_read_only, req.no_remote_cache)
 
 
 def _where(req: Request) -> ExecutorChoice:

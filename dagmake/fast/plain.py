@@ -19,10 +19,7 @@ _VALUE_OPTIONS = {"-j": None, "--parallel": None, "-f": "file", "--file": "file"
                   "-c": "context", "--context": "context", "-C": "dir",
                   "--directory": "dir"}  # fmt: skip
 _FLAG_OPTIONS = frozenset({"--no-cache", "--no-wait"})
-_COMMANDS = frozenset(
-    {"run", "explain", "graph", "list", "cache", "hook", "watch", "clean", "log", "init", "--help",
-     "-h"}
-)  # fmt: skip
+_COMMANDS = quick.COMMANDS | {"--help", "-h"}
 
 
 def dispatch(argv: list[str]) -> None:
@@ -184,7 +181,7 @@ def _quick_noop(plain: Plain, reports: Reports) -> tuple[bool, bytes | None]:
     report = reports.report_path
     if report is not None and not os.path.isdir(report.absolute().parent):
         return False, None  # the full run refuses it, before anything runs
-    if os.environ.get("DAGMAKE_EXECUTOR", "").strip().lower() not in ("", "local"):
+    if quick.names_a_cluster():
         return False, None  # the run checks the cluster settings even when all is up to date
     import gc
 

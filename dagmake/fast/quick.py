@@ -85,7 +85,13 @@ def say_up_to_date(n: int, took_s: float, *, json_out: bool) -> None:
     print(line, file=human, flush=True)
 
 
-_COMMANDS = frozenset(
+def names_a_cluster() -> bool:
+    """Does the environment send steps off this machine (`DAGMAKE_EXECUTOR` other than
+    local)? Then even a no-op is the full run's: it checks those settings first."""
+    return os.environ.get("DAGMAKE_EXECUTOR", "").strip().lower() not in ("", "local")
+
+
+COMMANDS = frozenset(
     {"run", "explain", "graph", "list", "cache", "hook", "watch", "clean", "log", "init"}
 )
 
@@ -113,7 +119,7 @@ def _plain(argv: Sequence[str]) -> tuple[str | None, tuple[str, ...]] | None:
             if not arg[2:].isdigit() or int(arg[2:]) < 1:
                 return None
         elif arg != "--no-wait":
-            if arg.startswith("-") or (not targets and arg in _COMMANDS):
+            if arg.startswith("-") or (not targets and arg in COMMANDS):
                 return None
             targets.append(arg)
         i += 1
@@ -132,8 +138,8 @@ def _up_to_date(workflow: str | None, targets: tuple[str, ...]) -> int | None:
         return None  # the full path says what is wrong
     if b"pass_env" in data or b"tools" in data:
         return None  # keyed by the environment's digests, with the cache's secret (`ambient`)
-    if os.environ.get("DAGMAKE_EXECUTOR", "").strip().lower() not in ("", "local"):
-        return None  # the run checks where steps would run even when all is up to date
+    if names_a_cluster():
+        return None
     root = os.path.realpath(os.path.dirname(os.path.join(here, path)))
     name = os.path.basename(path)
     cache = configured_root_text()
