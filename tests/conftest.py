@@ -99,6 +99,25 @@ class Workspace:
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
+    def imports(
+        self, *args: str, env: dict[str, str] | None = None, **extra: str
+    ) -> tuple[Result, set[str]]:
+        """Run under `-X importtime` (`env`: the whole environment, else `env()`): the result,
+        its stderr without the import lines, and every module the process imported."""
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "dagmake", *args],
+            cwd=self.root,
+            env=self.env(**extra) if env is None else env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = proc.stderr.splitlines()
+        timed = [ln for ln in lines if ln.startswith("import time:")]
+        err = "".join(ln + "\n" for ln in lines if not ln.startswith("import time:"))
+        imported = {ln.rsplit("|", 1)[-1].strip() for ln in timed}
+        return Result(proc.returncode, proc.stdout, err), imported
+
     def ran(self, *args: str, **extra: str) -> list[str]:
         """Run with --json and return the ids of the steps whose command actually ran."""
         import json

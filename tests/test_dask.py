@@ -200,15 +200,8 @@ def test_a_plain_run_does_not_load_distributed(ws: Workspace) -> None:
     env = ws.env()
     env.pop("DAGMAKE_EXECUTOR", None)
     for args in (["-n"], [], ["-B"]):
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "dagmake", *args],
-            cwd=ws.root,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+        res, imported = ws.imports(*args, env=env)
+        assert res.code == 0, res.err[-2000:]
         assert "dagmake.wiring" in imported or not args
         assert not {"distributed", "dask", "dagmake.executors.dask", "tornado"} & imported
 

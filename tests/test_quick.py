@@ -23,14 +23,8 @@ HEAVY = {"typing", "json", "dagmake.fast.plain", "dagmake.fast.noop", "platformd
 
 
 def run(ws: Workspace, *args: str, **env: str) -> tuple[int, str, set[str]]:
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "dagmake", *args],
-        cwd=ws.root, env=ws.env(**env), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    lines = proc.stderr.splitlines()
-    imported = {ln.rsplit("|", 1)[-1].strip() for ln in lines if ln.startswith("import time:")}
-    err = "\n".join(ln for ln in lines if not ln.startswith("import time:"))
-    return proc.returncode, proc.stdout + err, imported
+    res, imported = ws.imports(*args, **env)
+    return res.code, res.both, imported
 
 
 def settled(ws: Workspace, *args: str) -> None:
@@ -76,11 +70,10 @@ def test_the_default_cache_folder_is_found_without_platformdirs(ws: Workspace) -
         assert got.returncode == 0, got.stderr
         time.sleep(0.1)
     assert (home / ".cache" / "dagmake" / "v1").is_dir()
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "dagmake"], cwd=ws.root,
-                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "2 up to date" in proc.stdout
-    assert "platformdirs" not in proc.stderr and "dagmake.fast.plain" not in proc.stderr
+    res, imported = ws.imports(env=env)
+    assert res.code == 0, res.err[-2000:]
+    assert "2 up to date" in res.out
+    assert not {"platformdirs", "dagmake.fast.plain"} & imported, imported
 
 
 def test_a_touched_or_edited_input_is_left_to_the_full_check(ws: Workspace) -> None:

@@ -12,8 +12,6 @@ import re
 import shutil
 import signal
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -762,15 +760,8 @@ def test_a_plain_run_does_not_load_http_client(ws: Workspace) -> None:
     env = ws.env()
     env.pop("DAGMAKE_REMOTE_CACHE", None)
     for args in (["-n"], []):
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "dagmake", *args],
-            cwd=ws.root,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+        res, imported = ws.imports(*args, env=env)
+        assert res.code == 0, res.err[-2000:]
         assert "dagmake.wiring" in imported or not args  # the probe sees the run's imports
         assert "http.client" not in imported and "dagmake.cache.remote" not in imported
 
