@@ -615,42 +615,16 @@ class RemoteTier:
         if answer.status != 200:
             self.wire.drain(answer)
             raise self._unusable(answer.status, "to a download")
-        if answer.length is not None and answer.length != blob.size:
-            self.wire.close()  # another size than the blob's: not read (a torn or other file)
-            return None
-        spool: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
-        sha, size = hashlib.sha256(), 0
         try:
-            while True:
-                chunk = answer.read(min(_CHUNK, blob.size + 1 - size))
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > blob.size:
-                    break
-                sha.update(chunk)
-                spool.write(chunk)
+            got, size = read_blob(answer, self.wire, blob.hash, blob.size)
         except TimeoutError:
-            spool.close()
-            self.wire.close()
             raise self._down(
                 Down(errno.ETIMEDOUT, f"{self.endpoint.shown} stopped sending a download")
             ) from None
         except OSError as e:
-            spool.close()
-            self.wire.close()
             raise self._down(Down(errno.EIO, f"{self.endpoint.shown}: {e.strerror}")) from None
-        if size > blob.size or not answer.isclosed():
-            self.wire.close()  # the rest of a too-long answer is not read
-        elif answer.will_close:
-            self.wire.close()
         self._moved(down=size)
-        if size != blob.size or sha.hexdigest() != blob.hash:
-            spool.close()
-            return None
-        spool.seek(0)
-        result: BinaryIO = spool
-        return result
+        return got
 
     def _read_all(self, answer: http.client.HTTPResponse, limit: int) -> bytes | None:
         try:
@@ -675,6 +649,45 @@ class RemoteTier:
             conns = list(self._conns)
         for conn in conns:
             conn.close()
+
+
+def read_blob(
+    answer: http.client.HTTPResponse, wire: _Http, sha: str, size: int
+) -> tuple[BinaryIO | None, int]:
+    """The body of a 200 answer to `GET cas/<sha>`, in a spool (in memory when small), and how
+    many bytes came: None for the spool when they are not the blob of that SHA-256 and size
+    (perhaps caught mid-write), or when the answer promised another length (then not read).
+    The connection is closed where the answer was not read to its end. OSError
+    (TimeoutError) as the read raises it, with the connection closed."""
+    if answer.length is not None and answer.length != size:
+        wire.close()  # another size than the blob's: not read (a torn or other file)
+        return None, 0
+    spool: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+    h, got = hashlib.sha256(), 0
+    try:
+        while True:
+            chunk = answer.read(min(_CHUNK, size + 1 - got))
+            if not chunk:
+                break
+            got += len(chunk)
+            if got > size:
+                break
+            h.update(chunk)
+            spool.write(chunk)
+    except OSError:
+        spool.close()
+        wire.close()
+        raise
+    if got > size or not answer.isclosed():
+        wire.close()  # the rest of a too-long answer is not read
+    elif answer.will_close:
+        wire.close()
+    if got != size or h.hexdigest() != sha:
+        spool.close()
+        return None, got
+    spool.seek(0)
+    result: BinaryIO = spool
+    return result, got
 
 
 def _sha256(data: bytes) -> reapi.Blob:

@@ -168,32 +168,17 @@ class Store:
             wire.drain(answer)
             why = f"{self.shown} answered HTTP {answer.status} to a download"
             raise Unavailable(errno.EIO, why)
-        spool: Any = tempfile.SpooledTemporaryFile(max_size=remote.SPOOL_IN_MEMORY)  # noqa: SIM115
-        h, got = hashlib.sha256(), 0
         try:
-            while got <= size:
-                chunk = answer.read(min(_CHUNK, size + 1 - got))
-                if not chunk:
-                    break
-                got += len(chunk)
-                h.update(chunk)
-                spool.write(chunk)
+            got, _ = remote.read_blob(answer, wire, sha, size)
         except OSError as e:
-            spool.close()
-            wire.close()
             why = "did not send it in time" if isinstance(e, TimeoutError) else str(e.strerror)
             raise Unavailable(errno.EIO, f"{self.shown} {why} ({name})") from None
-        if got > size or not answer.isclosed() or answer.will_close:
-            wire.close()
-        if got != size or h.hexdigest() != sha:
-            spool.close()
+        if got is None:
             raise Unavailable(
                 errno.EIO,
                 f"{name} as the remote cache {self.shown} sent it does not match its SHA-256",
             )
-        spool.seek(0)
-        result: BinaryIO = spool
-        return result
+        return got
 
     def fetch(self, entry: Entry, target: str) -> None:
         """Download `entry` to the new file `target`, checked, with its mode."""
