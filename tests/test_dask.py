@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -96,6 +96,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def on(ws: Workspace, address: str, *args: str, timeout: float = 60, **env: str) -> Result:
     return ws.run("--executor", "dask", "--dask-scheduler", address, *args, timeout=timeout, **env)
+
+
+def ended(
+    proc: subprocess.Popen[str], meanwhile: Callable[[], object], timeout: float = 60
+) -> tuple[str, str]:
+    """`meanwhile()` while dagmake runs, then its output once it ends; killed and reaped
+    whatever happens (a test that fails leaves no dagmake behind)."""
+    try:
+        meanwhile()
+        return proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def steps(res: Result) -> dict[str, dict[str, object]]:
@@ -331,12 +344,7 @@ def test_ctrl_c_stops_the_remote_steps(
     ws: Workspace, cluster: str, signum: signal.Signals, code: int
 ) -> None:
     proc, pids = start_a_long_step(ws, cluster)
-    try:
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-        proc.wait()
+    _, err = ended(proc, lambda: proc.send_signal(signum), timeout=30)
     assert proc.returncode == code, err
     assert gone(pids, within_s=10), [p for p in pids if _alive(p)]
 
@@ -345,12 +353,7 @@ def test_a_cancelled_remote_step_says_where_it_ran_in_the_report(
     ws: Workspace, cluster: str
 ) -> None:
     proc, _ = start_a_long_step(ws, cluster, "--json")
-    try:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-        proc.wait()
+    out, err = ended(proc, lambda: proc.send_signal(signal.SIGINT), timeout=30)
     assert proc.returncode == 130, err
     got = steps(Result(proc.returncode, out, err))["long"]
     assert got["status"] == "cancelled", got
@@ -499,19 +502,20 @@ def test_a_worker_killed_mid_step_has_it_finish_on_the_other_worker(
     )
     ws.write("in.txt", "x\n")
     proc = ws.popen("--executor", "dask", "--dask-scheduler", address, "--json")
-    try:
-        first = int(wait_for(ws.root / "workers.txt").split()[0])  # the worker process
-        os.kill(first, signal.SIGKILL)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
+
+    killed: list[int] = []
+
+    def kill_the_first_worker() -> None:
+        killed.append(int(wait_for(ws.root / "workers.txt").split()[0]))  # the worker process
+        os.kill(killed[0], signal.SIGKILL)
+
+    out, err = ended(proc, kill_the_first_worker)
     assert proc.returncode == 0, err
     got = {s["id"]: s for s in json.loads(out)["steps"]}
     assert got["a"]["status"] == "succeeded" and got["a"]["attempts"] == 2, got["a"]
     assert "went away while it ran" in err, err
     assert ws.read("d.txt") == "x\nx\n"
-    assert first not in [int(p) for p in ws.read("workers.txt").split()[1:]]
+    assert killed[0] not in [int(p) for p in ws.read("workers.txt").split()[1:]]
     assert ws.run("-q").code == 0  # recorded as a local run would be
 
 
@@ -537,12 +541,11 @@ def test_a_worker_lost_beyond_the_retries_fails_the_step_as_worker_lost(
     ws.workflow(LOSES_ITS_WORKER)
     ws.write("in.txt", "x\n")
     proc = ws.popen("--executor", "dask", "--dask-scheduler", address, "--json")
-    try:
+
+    def kill_the_first_worker() -> None:
         os.kill(int(wait_for(ws.root / "workers.txt").split()[0]), signal.SIGKILL)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
+
+    out, err = ended(proc, kill_the_first_worker)
     assert proc.returncode == 1, err
     got = {s["id"]: s for s in json.loads(out)["steps"]}
     assert got["a"]["status"] == "failed", got["a"]
@@ -563,13 +566,12 @@ def scheduler_lost(ws: Workspace, address: str, scheduler: subprocess.Popen[byte
     ws.workflow(LOSES_ITS_WORKER)
     ws.write("in.txt", "x\n")
     proc = ws.popen("--executor", "dask", "--dask-scheduler", address, "--json")
-    try:
+
+    def kill_the_scheduler_once_a_step_runs() -> None:
         wait_for(ws.root / "workers.txt")
         scheduler.kill()
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
+
+    out, err = ended(proc, kill_the_scheduler_once_a_step_runs)
     assert proc.returncode == 1, err
     got = {s["id"]: s for s in json.loads(out)["steps"]}
     assert got["a"]["status"] == "failed", got["a"]
@@ -720,7 +722,7 @@ def test_a_tool_that_differs_on_the_worker_fails_the_step_and_stores_nothing(
     its result would be cached under a key naming a tool it did not use."""
     ours = tmp_path / "bin"
     ours.mkdir()
-    (ours / "sh").write_text("#!/bin/sh\nexec /bin/sh \"$@\"\n")
+    (ours / "sh").write_text('#!/bin/sh\nexec /bin/sh "$@"\n')
     (ours / "sh").chmod(0o755)
     ws.workflow(
         "steps:\n"
