@@ -74,5 +74,3 @@ class Contents:
             pairs.append((path, sha))
         values = sorted(ledger.values.get(step_id, {}).items())
         return sha256(canonical({"outputs": pairs, "values": values})).hex
-
-

@@ -6,11 +6,14 @@ from __future__ import annotations
 import collections
 import json
 import operator
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import NamedTuple, Protocol, overload
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol, overload
 
+from dagmake import reporttext
 from dagmake.model import Reason, StepStatus
+
+if TYPE_CHECKING:
+    from dagmake.reporttext import Scalar
 
 FAILING = frozenset({StepStatus.FAILED, StepStatus.TIMED_OUT})
 
@@ -130,7 +133,7 @@ class RunSummary(NamedTuple):
     def to_json(self, cpu_s: float | None = None) -> dict[str, object]:
         """The report's fields; `cpu_s` (the process's own CPU time, `own_cpu_s`) is said when
         given: it is measured when the report is written, not part of what the run found."""
-        doc = self._head(cpu_s)
+        doc: dict[str, object] = dict(self._head(cpu_s))
         doc["steps"] = [s.to_json() for s in self.steps]
         return doc
 
@@ -141,36 +144,14 @@ class RunSummary(NamedTuple):
         other step is encoded by json, indented as it would be nested."""
         steps = self.steps
         texts = steps.texts() if isinstance(steps, Settled) else map(_step_text, steps)
-        return report_text(self._head(cpu_s), texts)
+        return reporttext.report_text(self._head(cpu_s), texts)
 
-    def _head(self, cpu_s: float | None) -> dict[str, object]:
-        doc: dict[str, object] = {
-            "workflow": self.workflow,
-            "dry_run": self.dry_run,
-            "status": self.status,
-            "duration_s": round(self.duration_s, 3),
-        }
-        if cpu_s is not None:
-            doc["cpu_s"] = round(cpu_s, 3)
-        return doc
+    def _head(self, cpu_s: float | None) -> list[tuple[str, Scalar]]:
+        return reporttext.head(self.workflow, self.dry_run, self.status, self.duration_s, cpu_s)
 
 
-def own_cpu_s() -> float:
-    """This process's own user and system CPU seconds so far (not its children's)."""
-    t = os.times()
-    return t.user + t.system
-
-
-_UP_TO_DATE_TEXT = (
-    '    {\n      "id": %s,\n      "status": "up_to_date",\n      "duration_s": 0.0,\n'
-    '      "reasons": []\n    }'
-)
-_encode = json.encoder.encode_basestring_ascii  # what json.dumps uses for a str (ensure_ascii)
-
-
-def up_to_date_text(step_id: str) -> str:
-    """A report's entry (as `report_text` nests it) for a step up to date, with nothing more."""
-    return _UP_TO_DATE_TEXT % _encode(step_id)
+own_cpu_s = reporttext.own_cpu_s
+up_to_date_text = reporttext.up_to_date_text
 
 
 _PLAIN = StepResult("", StepStatus.UP_TO_DATE)[2:]  # all the rest at its default
@@ -180,16 +161,6 @@ def _step_text(s: StepResult) -> str:
     if s.status is StepStatus.UP_TO_DATE and s[2:] == _PLAIN:
         return up_to_date_text(s.step_id)
     return "    " + json.dumps(s.to_json(), indent=2).replace("\n", "\n    ")
-
-
-def report_text(head: Mapping[str, object], steps: Iterable[str]) -> str:
-    """A report: `head`'s fields, then "steps" with each step's text (see `up_to_date_text`),
-    as `json.dumps(..., indent=2)` writes it. json escapes every newline inside a string, so
-    each newline of a step's text is one of the layout's."""
-    text = json.dumps(head, indent=2)
-    body = ",\n".join(steps)
-    tail = f'"steps": [\n{body}\n  ]' if body else '"steps": []'
-    return text[:-2] + ",\n  " + tail + "\n}"
 
 
 class Reporter(Protocol):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from conftest import Workspace
 
+from dagmake import reporttext
 from dagmake.fast import plain
 from dagmake.model import Reason, ReasonKind, StepStatus
 from dagmake.results import RunSummary, Settled, StepResult
@@ -113,3 +114,8 @@ def test_the_quick_parser_takes_json_and_report_and_leaves_the_rest() -> None:
     assert plain._split_reports(["--report", ""]) is None
     assert plain._parse(["--json=yes"]) is None  # click says a flag takes no value
     assert plain._parse(["--no-cache=1"]) is None
+
+
+def test_up_to_date_entries_made_at_once_are_those_made_one_by_one() -> None:
+    for ids in ([], ["a"], ["a", 'x\n"\u00e9', "b[c=1]"]):
+        assert reporttext.up_to_date_texts(ids) == ",\n".join(map(reporttext.up_to_date_text, ids))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import Workspace
 
-WEAK_XXH3 = '''
+WEAK_XXH3 = """
 import xxhash
 
 
@@ -38,7 +38,7 @@ class _Weak:
 
 xxhash.xxh3_128_hexdigest = _weak
 xxhash.xxh3_128 = _Weak
-'''
+"""
 
 FLOW = """
 steps:

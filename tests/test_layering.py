@@ -126,7 +126,8 @@ ALLOWED: dict[str, set[str]] = {
     "scheduler": {"model"},
     "steplogs": {"fsutil", "layout"},
     "plan": {"model", "fingerprint", "digests", "state"},
-    "results": {"model"},
+    "results": {"model", "reporttext"},
+    "reporttext": set(),
     "depfile": set(),
     "facts": {
         "ambient",
@@ -276,6 +277,7 @@ ALLOWED: dict[str, set[str]] = {
         "framing",
         "layout",
         "locations",
+        "reporttext",
         "signature",
     },
     "fast.plain": {"cli", "fast.noop", "fast.quick", "runner", "variables"},

@@ -5,13 +5,17 @@ answered shows in what the process imported (`-X importtime` lists every module)
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from dagmake import reporttext
 from tests.conftest import Workspace
 
 TWO = """\
@@ -108,7 +112,8 @@ def test_other_command_lines_and_workflows_are_left_to_the_full_path(ws: Workspa
     ws.workflow(TWO)
     ws.write("in.txt", "1\n")
     settled(ws)
-    for args in (["--json"], ["-c", "x=1"], ["-C", "."], ["--no-cache"], ["-j", "0"], ["-n"]):
+    others = (["--report", "r.json"], ["-c", "x=1"], ["-C", "."], ["--no-cache"], ["-j", "0"])
+    for args in (*others, ["-n"]):
         _, out, imported = run(ws, *args)
         assert "dagmake.fast.plain" in imported or "dagmake.cli" in imported, (args, out)
     settled(ws, "b")
@@ -230,3 +235,39 @@ def test_ctrl_c_before_a_run_takes_its_signals_is_exit_130_without_a_traceback(
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 130, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_json_no_op_is_answered_quickly_with_the_report_the_full_path_writes(
+    ws: Workspace,
+) -> None:
+    """`--json` on a settled no-op: the same report (byte for byte, but the timings) as the
+    full path writes (`--report` makes quick decline), loading neither json nor typing."""
+    ws.workflow(TWO.replace("id: b,", 'id: "b.2",'))
+    ws.write("in.txt", "1\n")
+    settled(ws)
+    res, imported = ws.imports("--json", "-j2")
+    assert res.code == 0, res.err
+    assert not HEAVY & imported, HEAVY & imported
+    assert res.err.startswith("dagmake: succeeded: 2 up to date in ")  # the human line apart
+    report = json.loads(res.out)
+    assert res.out == json.dumps(report, indent=2) + "\n"  # json.dumps's own layout
+    full, imported = ws.imports("--json", "-j2", "--report", "r.json")
+    assert full.code == 0 and "dagmake.fast.plain" in imported, full.err
+    assert (ws.root / "r.json").read_text() == full.out  # the full path's, as it writes it
+    theirs = json.loads(full.out)
+    for doc in (report, theirs):
+        assert doc.pop("duration_s") >= 0 and doc.pop("cpu_s") > 0
+    assert report == theirs
+    assert [s["id"] for s in report["steps"]] == ["a", "b.2"]
+    assert report["workflow"] == "dagmake" and report["status"] == "succeeded"
+
+
+@given(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.floats(allow_nan=True, allow_infinity=True)
+)
+def test_a_report_value_is_written_as_json_dumps_writes_it(value: object) -> None:
+    assert reporttext.scalar(value) == json.dumps(value)  # type: ignore[arg-type]

@@ -98,13 +98,13 @@ class Snapshot(NamedTuple):
 
 
 # How a snapshot is stored (`FORMAT`): a head (these fields, then the step count and each
-# path piece's `quick.piece_digest`); a static part and the paths, which a run that patches it
-# cannot change (the paths apart, for `quick`); and the changing facts in pieces of PIECE paths
-# (stats, digests, settled), then of PIECE steps (produced), so a patch re-encodes only the
-# pieces its steps' paths and digests fall in (marshalling all 10,000 paths' facts of a
-# 5,000-step snapshot took 2 ms of a one-file edit).
+# path piece's `quick.piece_digest`); a static part, the paths and the steps, which a run that
+# patches it cannot change (the paths and the steps apart, for `quick`); and the changing facts
+# in pieces of PIECE paths (stats, digests, settled), then of PIECE steps (produced), so a
+# patch re-encodes only the pieces its steps' paths and digests fall in (marshalling all
+# 10,000 paths' facts of a 5,000-step snapshot took 2 ms of a one-file edit).
 _HEAD = ("version", "key", "name", "journal", "skipped")
-_STATIC = ("steps", "owners", "links")
+_STATIC = ("owners", "links")
 
 
 class Stored(NamedTuple):
@@ -112,6 +112,7 @@ class Stored(NamedTuple):
 
     static: memoryview
     paths: memoryview
+    steps: memoryview
     pieces: list[memoryview]
     quick: list[bytes | None]  # each path piece's `quick.piece_digest`
 
@@ -508,18 +509,21 @@ def _dumps(
     head = marshal.dumps((*(getattr(doc, f) for f in _HEAD), len(doc.steps), quick), 2)
     static: bytes | memoryview
     paths: bytes | memoryview
+    steps: bytes | memoryview
     if stored is not None:
-        static, paths = stored.static, stored.paths
+        static, paths, steps = stored.static, stored.paths, stored.steps
     else:
         static = marshal.dumps(tuple(getattr(doc, f) for f in _STATIC), 2)
         paths = marshal.dumps("\0".join(doc.paths), 2)
+        steps = marshal.dumps(doc.steps, 2)
     lengths = struct.pack(f"={len(pieces)}I", *map(len, pieces))
     return framed(
         SNAPSHOT,
         FORMAT,
         [
             LENGTH.pack(len(head)), head, LENGTH.pack(len(static)), static,
-            LENGTH.pack(len(paths)), paths, LENGTH.pack(len(pieces)), lengths, *pieces,
+            LENGTH.pack(len(paths)), paths, LENGTH.pack(len(steps)), steps,
+            LENGTH.pack(len(pieces)), lengths, *pieces,
         ]
     )  # fmt: skip
 
@@ -530,7 +534,7 @@ def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, Stored]:
     payload = unframed(data, SNAPSHOT, FORMAT)
     parts: list[memoryview] = []
     at = 0
-    for _ in range(3):  # the head, the static part, the paths
+    for _ in range(4):  # the head, the static part, the paths, the steps
         (n,) = LENGTH.unpack_from(payload, at)
         parts.append(payload[at + LENGTH.size : at + LENGTH.size + n])
         at += LENGTH.size + n
@@ -539,6 +543,7 @@ def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, Stored]:
     fields.update(zip(_STATIC, marshal.loads(parts[1]), strict=True))
     text = marshal.loads(parts[2])
     fields["paths"] = text.split("\0") if text else []
+    fields["steps"] = marshal.loads(parts[3])
     (count,) = LENGTH.unpack_from(payload, at)
     at += LENGTH.size
     n_paths = _pieces(len(fields["paths"]))
@@ -563,7 +568,7 @@ def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, Stored]:
     for piece in pieces[n_paths:]:
         produced += marshal.loads(piece)
     fields.update(stats=stats, digests=digests, settled=settled, produced=produced)
-    return Snapshot(**fields), Stored(parts[1], parts[2], pieces, list(quick))
+    return Snapshot(**fields), Stored(parts[1], parts[2], parts[3], pieces, list(quick))
 
 
 def _fresh(

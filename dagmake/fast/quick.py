@@ -1,6 +1,7 @@
-"""The no-op's first look: a plain `dagmake [run] [-j N] [-f FILE] [TARGET...]` answered from
-the snapshot's head and its list of paths, before `typing`, `pathlib`, `json` or `re` is
-loaded (together about a third of a 5,000-step no-op here: 15 to 25 ms of 60 to 90).
+"""The no-op's first look: a plain `dagmake [run] [-j N] [-f FILE] [--json] [TARGET...]` answered
+from the snapshot's head and its list of paths, before `typing`, `pathlib`, `json` or `re` is
+loaded (together about a third of a 5,000-step no-op here: 15 to 25 ms of 60 to 90); with
+`--json`, its report is written from the snapshot's list of steps (`reporttext`).
 
 The snapshot (`noop`) keeps, for each piece of PIECE paths, the digest of their stats as it
 recorded them, when every one of them may be trusted by its stat (`piece_digest`). If the run
@@ -10,7 +11,8 @@ now have that digest, every path is as the snapshot saw it and was settled then:
 command line, a context value, a workflow that reads the environment, a doubt of any kind)
 is `noop.check`'s to answer, with everything it loads.
 
-Imports only `os`, `sys`, `time`, `marshal`, `struct`, `xxhash` and dagmake's leaf modules.
+Imports only `os`, `sys`, `time`, `marshal`, `struct`, `xxhash` and dagmake's leaf modules
+(`reporttext` only for `--json`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ if TYPE_CHECKING:
 
     from dagmake.signature import Signature
 
-FORMAT = 10  # the snapshot's: 10: a head with each piece's stats digest; the paths apart
+FORMAT = 11  # the snapshot's: 10: a head with each piece's stats digest, the paths apart; 11:
+# the steps apart too (a `--json` no-op's report names them)
 PIECE = 1024  # paths (and steps) per stored piece of the snapshot
 LENGTH = struct.Struct("=I")  # the length before each of the snapshot's parts
 
@@ -57,14 +60,23 @@ def answer(argv: Sequence[str]) -> bool:
     parsed = _plain(argv)
     if parsed is None:
         return False
-    workflow, targets = parsed
+    workflow, targets, json_out = parsed
     try:
-        n = _up_to_date(workflow, targets)
+        found = _up_to_date(workflow, targets)
+        if found is None:
+            return False
+        n, name, seen = found
+        steps = read_steps(seen) if json_out else []
     except Exception:  # any doubt (the current folder gone, say): the full path answers
         return False
-    if n is None:
-        return False
-    say_up_to_date(n, time.monotonic() - started, json_out=False)
+    took = time.monotonic() - started
+    say_up_to_date(n, took, json_out=json_out)
+    if json_out:
+        from dagmake import reporttext
+
+        fields = reporttext.head(name, False, "succeeded", took, reporttext.own_cpu_s())
+        entries = reporttext.up_to_date_texts(steps)
+        print(reporttext.report_text(fields, [entries] if entries else []), flush=True)
     return True
 
 
@@ -96,12 +108,13 @@ COMMANDS = frozenset(
 )
 
 
-def _plain(argv: Sequence[str]) -> tuple[str | None, tuple[str, ...]] | None:
-    """(-f's file, the targets) of `[run] [-j N|-jN] [-f FILE] [--no-wait] [TARGET...]`; None
-    for anything else (other options, a value to check, a command)."""
+def _plain(argv: Sequence[str]) -> tuple[str | None, tuple[str, ...], bool] | None:
+    """(-f's file, the targets, --json) of `[run] [-j N|-jN] [-f FILE] [--no-wait] [--json]
+    [TARGET...]`; None for anything else (other options, a value to check, a command)."""
     args = list(argv[1:] if argv[:1] == ["run"] else argv)
     workflow: str | None = None
     targets: list[str] = []
+    json_out = False
     i = 0
     while i < len(args):
         arg = args[i]
@@ -118,16 +131,19 @@ def _plain(argv: Sequence[str]) -> tuple[str | None, tuple[str, ...]] | None:
         if arg.startswith("-j"):
             if not arg[2:].isdigit() or int(arg[2:]) < 1:
                 return None
+        elif arg == "--json":
+            json_out = True
         elif arg != "--no-wait":
             if arg.startswith("-") or (not targets and arg in COMMANDS):
                 return None
             targets.append(arg)
         i += 1
-    return workflow, tuple(targets)
+    return workflow, tuple(targets), json_out
 
 
-def _up_to_date(workflow: str | None, targets: tuple[str, ...]) -> int | None:
-    """How many steps the snapshot finds up to date, every one; None: ask `noop.check`."""
+def _up_to_date(workflow: str | None, targets: tuple[str, ...]) -> tuple[int, str, bytes] | None:
+    """How many steps the snapshot finds up to date, every one, the workflow's name, and the
+    snapshot as read; None: ask `noop.check`."""
     here = os.getcwd()
     path = workflow if workflow is not None else workflow_near(here)
     if not path or path.endswith("/"):
@@ -170,9 +186,9 @@ def _read_regular(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _holds(seen: bytes, key: str, root: str, state: str) -> int | None:
+def _holds(seen: bytes, key: str, root: str, state: str) -> tuple[int, str, bytes] | None:
     head, paths = read_head_and_paths(seen)
-    _, their_key, _, journal, skipped, n_steps, pieces = head
+    _, their_key, name, journal, skipped, n_steps, pieces = head
     if their_key != key or skipped or None in pieces:
         return None
     if stat_signature(os.path.join(state, JOURNAL)) != journal:
@@ -186,7 +202,7 @@ def _holds(seen: bytes, key: str, root: str, state: str) -> int | None:
         if digest(marshal.dumps(now[k * PIECE : (k + 1) * PIECE], 2)) != want:
             _taken[:] = [(seal(seen), root, observed_ns, now)]  # for `noop.check`, once
             return None
-    return int(n_steps)
+    return int(n_steps), str(name), seen
 
 
 _taken: list[tuple[bytes, str, int, list[Signature | None]]] = []
@@ -208,17 +224,31 @@ def stats_taken(snapshot_seal: bytes, root: str) -> tuple[int, list[Signature | 
 def read_head_and_paths(data: bytes) -> tuple[tuple[Any, ...], list[str]]:
     """A snapshot's head (`noop`'s fields, then the step count and each piece's stats digest)
     and its paths. ValueError (or another) when it is damaged or not a snapshot."""
-    payload = unframed(data, SNAPSHOT, FORMAT)
-    (n,) = LENGTH.unpack_from(payload)
-    head = marshal.loads(payload[LENGTH.size : LENGTH.size + n])
-    at = LENGTH.size + n
-    (n,) = LENGTH.unpack_from(payload, at)  # the static part: `noop.decode`'s alone
-    at += LENGTH.size + n
-    (n,) = LENGTH.unpack_from(payload, at)
-    text = marshal.loads(payload[at + LENGTH.size : at + LENGTH.size + n])
+    head_part, _, paths_part = _first_parts(data, 3)  # the static part: `noop.decode`'s alone
+    head, text = marshal.loads(head_part), marshal.loads(paths_part)
     if not isinstance(head, tuple) or not isinstance(text, str):
         raise ValueError("not a snapshot")
     return head, text.split("\0") if text else []
+
+
+def read_steps(data: bytes) -> list[str]:
+    """A snapshot's steps, in run order. ValueError (or another) as `read_head_and_paths`."""
+    steps = marshal.loads(_first_parts(data, 4)[3])
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        raise ValueError("not a snapshot")
+    return steps
+
+
+def _first_parts(data: bytes, count: int) -> list[memoryview]:
+    """The first `count` parts of a snapshot: its head, static part, paths, steps."""
+    payload = unframed(data, SNAPSHOT, FORMAT)
+    parts: list[memoryview] = []
+    at = 0
+    for _ in range(count):
+        (n,) = LENGTH.unpack_from(payload, at)
+        parts.append(payload[at + LENGTH.size : at + LENGTH.size + n])
+        at += LENGTH.size + n
+    return parts
 
 
 def piece_digest(stats: Sequence[Signature | None], settled: Sequence[bool]) -> bytes | None:
