@@ -59,6 +59,9 @@ class RunOptions(NamedTuple):
     trust: Trust | None = None  # steps the last snapshot vouches for (see `noop`)
     fail_fast: bool = False  # after the first failure, start nothing new
     colour_steps: bool = False  # steps get FORCE_COLOR (`ambient.colour_for_steps`)
+    # when the command began (time.monotonic()): the run's duration counts from then, loading
+    # the workflow and the state included; None: from when the loop began
+    started_at: float | None = None
 
 
 def run_build(
@@ -196,7 +199,7 @@ class _Run:
         self.stop_signal: int | None = None  # the signal that interrupted the run
 
     def go(self, chosen: list[str]) -> RunSummary:
-        started = time.monotonic()
+        started = self.options.started_at or time.monotonic()
         ledger = self.ledger
         decide = ledger.decide = self.decider.narrow(chosen)
         self.reporter.run_started(self.workflow.name, len(chosen), self.dry)

@@ -15,7 +15,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
+from dagmake import faults
 from dagmake.errors import EXIT_BUG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, DagmakeError
+from dagmake.fast import quick
 
 if TYPE_CHECKING:
     from dagmake.fast.noop import Trust
@@ -103,6 +105,7 @@ def run(req: Request) -> int:
     from dagmake.wiring import build_here
 
     graph, save_compiled = load_and_saver(req.workflow_file, data)
+    faults.check("run.loaded")
     targets, files = _selection(req, graph)
     options = RunOptions(
         targets=targets,
@@ -117,6 +120,7 @@ def run(req: Request) -> int:
         trust=trust,
         fail_fast=req.fail_fast,
         colour_steps=colour_for_steps(req.color, console.isatty()),
+        started_at=quick.started_at(),
     )
     remote = _remote(req)
     reporting = tracing if tracing is not None else reporter
@@ -157,6 +161,7 @@ def _dry_run(req: Request, reporter: Reporter) -> RunSummary:
         use_cache=not req.no_cache,
         context=dict(req.context),
         changed_files=files,
+        started_at=quick.started_at(),
     )
     remote = _remote(req)
     return build_here(graph, options, reporter, remote, _where(req))
@@ -303,7 +308,7 @@ def _fast_noop(
     from dagmake.fast import noop
     from dagmake.results import RunSummary
 
-    started = time.monotonic()
+    started = quick.started_at() or time.monotonic()
     key, state_dir, found, data = noop.look(
         workflow_file, targets, context, want_trust=dry_run, data=data
     )

@@ -285,6 +285,7 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": set(),
     "runner": {
         "ambient",
+        "faults",
         "wiring",
         "errors",
         "report",
@@ -292,6 +293,7 @@ ALLOWED: dict[str, set[str]] = {
         "build",
         "gitfiles",
         "fast.noop",
+        "fast.quick",
         "locations",
         "results",
         "state",
