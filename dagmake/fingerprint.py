@@ -26,6 +26,10 @@ from typing import Any, NamedTuple
 
 import xxhash
 
+from dagmake.filehash import CHUNK as _CHUNK
+from dagmake.filehash import hash_file as hash_file  # re-exported: the module that hashes
+from dagmake.filehash import hashed
+from dagmake.filehash import is_regular as _is_regular
 from dagmake.fsutil import Signature, signature
 
 FINGERPRINT_VERSION = 2  # 2: the declared outputs, the command with values as stand-ins
@@ -38,45 +42,17 @@ FINE_FILESYSTEMS = frozenset(
     {"ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs", "bcachefs", "overlay", "ramfs"}
 )
 _SECOND = 1_000_000_000
-_CHUNK = 1 << 20
-_SMALL = 1 << 16  # below glibc's mmap threshold: from the heap
 
 
 def hash_bytes(data: bytes) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
-def hash_file(path: str) -> str:
-    """xxh3-128 of the file's bytes. Read by descriptor (a file object adds a stat, a
-    terminal probe and a seek to every open), in 64 KiB pieces until past the end, then in
-    1 MiB ones: a 1 MiB buffer comes from mmap, and asking for one to read a 14-byte file
-    cost an mmap, an mremap and a munmap per file (2 to 3 files per step of a cold build)."""
-    return _hashed(path, small_sha=False)[0]
-
-
 def hash_file_and_small_sha(path: str) -> tuple[str, str]:
     """`hash_file`, and the SHA-256 too when the file came in one read (small: an action key
     will most likely want it, and a second read of the file costs more than hashing these
     bytes once more); "" for a larger file (read again when a key asks, `Hasher.sha256`)."""
-    return _hashed(path, small_sha=True)
-
-
-def _hashed(path: str, *, small_sha: bool) -> tuple[str, str]:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO: no wait at open
-    try:
-        if not _is_regular(os.fstat(fd).st_mode):  # a FIFO or a device is never read
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        data = os.read(fd, _SMALL)
-        more = os.read(fd, _SMALL) if data else b""
-        if not more:  # the end: a short read alone does not say so
-            return xxhash.xxh3_128_hexdigest(data), _small_sha256(data) if small_sha else ""
-        h = xxhash.xxh3_128(data)
-        while more:
-            h.update(more)
-            more = os.read(fd, _CHUNK)
-        return h.hexdigest(), ""
-    finally:
-        os.close(fd)
+    return hashed(path, _small_sha256)
 
 
 _sha256_new: Any = None  # the SHA-256 constructor for small data, found once (`digests`)
@@ -277,12 +253,6 @@ def fine_in_mountinfo(text: str, root: str) -> bool:
     if holder[1] not in FINE_FILESYSTEMS:
         return False
     return all(kind in FINE_FILESYSTEMS for point, kind in mounts if point.startswith(inside))
-
-
-def _is_regular(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)
 
 
 def keyed_digest(secret: bytes, name: str, value: str) -> str:

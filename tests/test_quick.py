@@ -32,11 +32,12 @@ def run(ws: Workspace, *args: str, **env: str) -> tuple[int, str, set[str]]:
 
 
 def settled(ws: Workspace, *args: str) -> None:
-    """Build, wait past the racy-timestamp margin, and let a full no-op re-take the snapshot
-    with every stat settled."""
+    """Build, wait past the racy-timestamp margin, and let a full no-op (`--report` is not
+    quick's) re-take the snapshot with every stat settled (quick reads the unsettled files
+    again, and re-takes nothing)."""
     assert ws.run(*args).code == 0
     time.sleep(0.1)
-    assert ws.run(*args).code == 0
+    assert ws.run(*args, "--report", str(ws.root / "settled.json")).code == 0
 
 
 def quick(ws: Workspace, *args: str, **env: str) -> str:
@@ -80,32 +81,67 @@ def test_the_default_cache_folder_is_found_without_platformdirs(ws: Workspace) -
     assert not {"platformdirs", "dagmake.fast.plain"} & imported, imported
 
 
-def test_a_touched_or_edited_input_is_left_to_the_full_check(ws: Workspace) -> None:
+def test_a_touched_input_is_read_again_here_and_an_edited_one_runs(ws: Workspace) -> None:
+    """A new stat and the same bytes: quick reads the file again and answers; other bytes
+    behind the same size and mtime (ctime moved) run; so does an edit."""
     ws.workflow(TWO)
     ws.write("in.txt", "1\n")
     settled(ws)
     quick(ws)
-    os.utime(ws.root / "in.txt")  # same bytes, a new stat: the bytes decide, not quick
-    assert "2 up to date" in declined(ws)
-    time.sleep(0.1)
-    run(ws)  # re-takes the snapshot once the new stat is settled (the first may have)
-    quick(ws)  # the stat is trusted again
+    os.utime(ws.root / "in.txt")  # same bytes, a new stat: the bytes decide
+    assert "2 up to date" in quick(ws)
+    assert "2 up to date" in quick(ws)  # (read again by each no-op until a run re-takes)
+    before = (ws.root / "in.txt").stat()
+    ws.write("in.txt", "3\n")  # the same size, the mtime put back: only ctime tells
+    os.utime(ws.root / "in.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    out = declined(ws)
+    assert "2 ran" in out, out
+    assert ws.read("b.txt") == "3\n"
+    settled(ws)
     ws.write("in.txt", "2\n")
     out = declined(ws)
     assert "2 ran" in out, out
     assert ws.read("b.txt") == "2\n"
 
 
-def test_a_snapshot_taken_right_after_a_build_is_not_trusted_by_stat(ws: Workspace) -> None:
-    """Files changed within the racy margin of being stat'ed: quick never answers for them.
-    A whole-second mtime makes that margin 2 s (`fingerprint.settled`), so in.txt stays
-    unsettled through both runs however slow the machine."""
+def test_more_touched_files_than_quick_reads_are_left_to_the_full_check(ws: Workspace) -> None:
+    """Beyond TOUCHED_FILES the full check reads them, and re-takes the snapshot, after which
+    their stats are trusted again and quick answers without reading any."""
+    from dagmake.fast.quick import TOUCHED_FILES
+
+    n = TOUCHED_FILES + 1
+    names = [f"in/{i}.txt" for i in range(n)]
+    ws.workflow(
+        "steps:\n  - id: a\n    run: cat in/*.txt > a.txt\n"
+        f"    inputs: [{', '.join(names)}]\n    outputs: [a.txt]\n"
+    )
+    for name in names:
+        ws.write(name, name)
+    settled(ws)
+    quick(ws)
+    for name in names[:-1]:
+        os.utime(ws.root / name)
+    assert "1 up to date" in quick(ws)  # TOUCHED_FILES of them: read again here
+    os.utime(ws.root / names[-1])
+    assert "1 up to date" in declined(ws)
+    time.sleep(0.1)
+    run(ws)  # re-takes the snapshot once the new stats are settled (the first may have)
+    quick(ws)
+
+
+def test_a_snapshot_taken_right_after_a_build_is_checked_by_bytes(ws: Workspace) -> None:
+    """Files changed within the racy margin of being stat'ed are never trusted by their stat:
+    quick reads them again (a whole-second mtime makes that margin 2 s, `fingerprint.settled`,
+    so in.txt stays unsettled through the runs however slow the machine)."""
     ws.workflow(TWO)
     ws.write("in.txt", "1\n")
     whole = int(time.time()) * 1_000_000_000
     os.utime(ws.root / "in.txt", ns=(whole, whole))
     assert ws.run().code == 0
-    assert "2 up to date" in declined(ws)
+    assert "2 up to date" in quick(ws)
+    ws.write("in.txt", "2\n")
+    os.utime(ws.root / "in.txt", ns=(whole, whole))
+    assert "2 ran" in declined(ws)
 
 
 def test_other_command_lines_and_workflows_are_left_to_the_full_path(ws: Workspace) -> None:
@@ -159,7 +195,7 @@ def test_a_current_folder_that_is_gone_is_an_error_not_a_traceback(ws: Workspace
 def test_the_full_check_uses_the_stats_quick_took_of_the_same_snapshot_once(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A touched file makes quick decline after it stat'ed every path; `noop.check` then takes
+    """An edited file makes quick decline after it stat'ed every path; `noop.check` then takes
     those stats instead of stat-ing every path again, only for the snapshot quick read, and
     only once. Shown by handing it stats that say every path is missing."""
     from pathlib import Path

@@ -43,7 +43,15 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 
 import xxhash
 
-from dagmake.fast.quick import FORMAT, LENGTH, PIECE, piece_digest, run_key, stats_taken
+from dagmake.fast.quick import (
+    FORMAT,
+    LENGTH,
+    PIECE,
+    piece_digest,
+    run_key,
+    stats_taken,
+    trusted_by_stat,
+)
 from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, settled
 from dagmake.framing import HEADER_SIZE, SNAPSHOT, framed, seal, unframed
 from dagmake.fsutil import (
@@ -266,7 +274,7 @@ def _check(state_dir: Path, key: str, root: Path, want_trust: bool) -> Found | N
     for i, (rel, then, digest, ok, now) in enumerate(
         zip(paths, stats, digests, settled, nows, strict=True)
     ):
-        if now == then and (ok or now is None):
+        if trusted_by_stat(now, then, ok):
             continue
         full = rel if rel.startswith("/") else prefix + rel
         # Touched, or changed too close to when it was seen to trust its stat: the bytes decide.

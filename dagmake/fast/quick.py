@@ -7,12 +7,14 @@ The snapshot (`noop`) keeps, for each piece of PIECE paths, the digest of their 
 recorded them, when every one of them may be trusted by its stat (`piece_digest`). If the run
 key and the journal are the snapshot's, no step was skipped, and every piece's stats taken
 now have that digest, every path is as the snapshot saw it and was settled then: what
-`noop.check` would answer, path by path, is "nothing changed". Anything else (another
+`noop.check` would answer, path by path, is "nothing changed". In a piece that differs, a few
+small files whose stat says nothing (touched, or changed too close to when they were recorded)
+are read again, and the same bytes are "nothing changed" too (`_same_bytes`). Anything else (another
 command line, a context value, a workflow that reads the environment, a doubt of any kind)
 is `noop.check`'s to answer, with everything it loads.
 
 Imports only `os`, `sys`, `time`, `marshal`, `struct`, `xxhash` and dagmake's leaf modules
-(`reporttext` only for `--json`).
+(`filehash` only to read a touched file, `reporttext` only for `--json`).
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ def _read_regular(path: str) -> bytes | None:
 def _holds(seen: bytes, key: str, root: str, state: str) -> tuple[int, str, bytes] | None:
     head, paths = read_head_and_paths(seen)
     _, their_key, name, journal, skipped, n_steps, pieces = head
-    if their_key != key or skipped or None in pieces:
+    if their_key != key or skipped:
         return None
     if stat_signature(os.path.join(state, JOURNAL)) != journal:
         return None
@@ -198,11 +200,63 @@ def _holds(seen: bytes, key: str, root: str, state: str) -> tuple[int, str, byte
     observed_ns = time.time_ns()  # before every stat below, as `noop.check` takes it
     now = [sig(p if p[0] == "/" else prefix + p) for p in paths]  # `/`: a step's tools
     digest = xxhash.xxh3_128_digest
-    for k, want in enumerate(pieces):
-        if digest(marshal.dumps(now[k * PIECE : (k + 1) * PIECE], 2)) != want:
-            _taken[:] = [(seal(seen), root, observed_ns, now)]  # for `noop.check`, once
-            return None
+    off = [
+        k
+        for k, want in enumerate(pieces)
+        if want is None or digest(marshal.dumps(now[k * PIECE : (k + 1) * PIECE], 2)) != want
+    ]
+    if off and not _same_bytes(seen, off, paths, now, prefix):
+        _taken[:] = [(seal(seen), root, observed_ns, now)]  # for `noop.check`, once
+        return None
     return int(n_steps), str(name), seen
+
+
+TOUCHED_FILES = 64  # files a no-op reads again here, at most, to find their bytes unchanged
+TOUCHED_BYTES = 1 << 20  # and bytes
+
+
+def trusted_by_stat(now: Signature | None, then: Signature | None, settled: bool) -> bool:
+    """May a path be taken as the snapshot saw it on its stat alone: the stat it recorded,
+    recorded settled (or missing then and now)? Else its bytes decide (`noop.check` too)."""
+    return now == then and (settled or now is None)
+
+
+def _same_bytes(
+    seen: bytes,
+    off: Sequence[int],
+    paths: Sequence[str],
+    now: Sequence[Signature | None],
+    prefix: str,
+) -> bool:
+    """In these pieces, has every path its stat does not vouch for (`trusted_by_stat`: touched,
+    or changed too close to when it was recorded) the bytes the snapshot recorded? Only for a
+    few small regular files (TOUCHED_FILES, TOUCHED_BYTES), each hashed again as `noop.check`
+    would: more, a folder, a missing file, any doubt is False (the full check answers, and
+    re-takes the snapshot so the next no-op trusts their stats again). Until then each no-op
+    reads those few files again, which costs less than re-taking the snapshot."""
+    from dagmake.filehash import hash_file
+
+    parts = _path_pieces(seen, len(paths))
+    files, size = TOUCHED_FILES, TOUCHED_BYTES
+    for k in off:
+        stats, digests, settled = marshal.loads(parts[k])
+        base = k * PIECE
+        for j, (then, recorded, ok) in enumerate(zip(stats, digests, settled, strict=True)):
+            st = now[base + j]
+            if trusted_by_stat(st, then, ok):
+                continue
+            if st is None or recorded is None or len(st) != 4 or recorded.startswith("ls:"):
+                return False  # missing now or then, not a regular file, a folder's listing
+            files, size = files - 1, size - st[0]
+            if files < 0 or size < 0:
+                return False
+            rel = paths[base + j]
+            try:
+                if hash_file(rel if rel[0] == "/" else prefix + rel) != recorded:
+                    return False
+            except OSError:
+                return False
+    return True
 
 
 _taken: list[tuple[bytes, str, int, list[Signature | None]]] = []
@@ -241,6 +295,25 @@ def read_steps(data: bytes) -> list[str]:
 
 def _first_parts(data: bytes, count: int) -> list[memoryview]:
     """The first `count` parts of a snapshot: its head, static part, paths, steps."""
+    return _parts(data, count)[0]
+
+
+def _path_pieces(data: bytes, n_paths: int) -> list[memoryview]:
+    """The snapshot's pieces of paths' facts: each marshals (stats, digests, settled) of
+    PIECE paths (`noop._dumps`)."""
+    _, payload, at = _parts(data, 4)
+    (count,) = LENGTH.unpack_from(payload, at)
+    lengths = struct.unpack_from(f"={count}I", payload, at + LENGTH.size)
+    start = at + LENGTH.size * (count + 1)
+    pieces: list[memoryview] = []
+    for n in lengths[: -(-n_paths // PIECE)]:
+        pieces.append(payload[start : start + n])
+        start += n
+    return pieces
+
+
+def _parts(data: bytes, count: int) -> tuple[list[memoryview], memoryview, int]:
+    """The first `count` parts of a snapshot, its payload, and where the next part begins."""
     payload = unframed(data, SNAPSHOT, FORMAT)
     parts: list[memoryview] = []
     at = 0
@@ -248,7 +321,7 @@ def _first_parts(data: bytes, count: int) -> list[memoryview]:
         (n,) = LENGTH.unpack_from(payload, at)
         parts.append(payload[at + LENGTH.size : at + LENGTH.size + n])
         at += LENGTH.size + n
-    return parts
+    return parts, payload, at
 
 
 def piece_digest(stats: Sequence[Signature | None], settled: Sequence[bool]) -> bytes | None:
