@@ -307,3 +307,24 @@ def test_a_json_no_op_is_answered_quickly_with_the_report_the_full_path_writes(
 )
 def test_a_report_value_is_written_as_json_dumps_writes_it(value: object) -> None:
     assert reporttext.scalar(value) == json.dumps(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("args", [[], ["--json"]])
+def test_a_reader_gone_before_the_answer_is_exit_1_not_a_traceback(
+    ws: Workspace, args: list[str]
+) -> None:
+    """`dagmake --json | head -c 10`: the report is larger than the pipe holds; here the reader
+    is gone before the first byte. As the full path does: exit 1, nothing said."""
+    ws.workflow(TWO)
+    ws.write("in.txt", "1\n")
+    settled(ws)
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        argv = [sys.executable, "-m", "dagmake", *args]
+        proc = subprocess.run(argv, cwd=ws.root, env=ws.env(), stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=60)  # fmt: skip
+    finally:
+        os.close(write)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr

@@ -72,13 +72,16 @@ def answer(argv: Sequence[str]) -> bool:
     except Exception:  # any doubt (the current folder gone, say): the full path answers
         return False
     took = time.monotonic() - started
-    say_up_to_date(n, took, json_out=json_out)
-    if json_out:
-        from dagmake import reporttext
+    try:
+        say_up_to_date(n, took, json_out=json_out)
+        if json_out:
+            from dagmake import reporttext
 
-        fields = reporttext.head(name, False, "succeeded", took, reporttext.own_cpu_s())
-        entries = reporttext.up_to_date_texts(steps)
-        print(reporttext.report_text(fields, [entries] if entries else []), flush=True)
+            fields = reporttext.head(name, False, "succeeded", took, reporttext.own_cpu_s())
+            entries = reporttext.up_to_date_texts(steps)
+            print(reporttext.report_text(fields, [entries] if entries else []), flush=True)
+    except BrokenPipeError:  # the reader went away (`dagmake --json | head`): as the full path
+        sys.exit(1)
     return True
 
 
