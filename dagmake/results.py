@@ -95,7 +95,7 @@ class Settled(Sequence[StepResult]):
             if r is not None:
                 yield _step_text(r)
             elif rest is StepStatus.UP_TO_DATE:
-                yield up_to_date_text(step_id)
+                yield reporttext.up_to_date_text(step_id)
             else:
                 yield _step_text(StepResult(step_id, rest))
 
@@ -150,16 +150,12 @@ class RunSummary(NamedTuple):
         return reporttext.head(self.workflow, self.dry_run, self.status, self.duration_s, cpu_s)
 
 
-own_cpu_s = reporttext.own_cpu_s
-up_to_date_text = reporttext.up_to_date_text
-
-
 _PLAIN = StepResult("", StepStatus.UP_TO_DATE)[2:]  # all the rest at its default
 
 
 def _step_text(s: StepResult) -> str:
     if s.status is StepStatus.UP_TO_DATE and s[2:] == _PLAIN:
-        return up_to_date_text(s.step_id)
+        return reporttext.up_to_date_text(s.step_id)
     return "    " + json.dumps(s.to_json(), indent=2).replace("\n", "\n    ")
 
 

@@ -351,7 +351,7 @@ def write_reports(summary: RunSummary, json_out: bool, report_path: Path | None)
     global _report_written
     if not json_out and report_path is None:
         return
-    from dagmake.results import own_cpu_s
+    from dagmake.reporttext import own_cpu_s
 
     doc = summary.report_text(own_cpu_s())
     if json_out:

@@ -288,6 +288,7 @@ ALLOWED: dict[str, set[str]] = {
     "runner": {
         "ambient",
         "faults",
+        "reporttext",
         "wiring",
         "errors",
         "report",

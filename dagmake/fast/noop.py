@@ -49,11 +49,12 @@ from dagmake.fast.quick import (
     PIECE,
     piece_digest,
     run_key,
+    split,
     stats_taken,
     trusted_by_stat,
 )
 from dagmake.fingerprint import FileStamp, fine_timestamps, hash_file, settled
-from dagmake.framing import HEADER_SIZE, SNAPSHOT, framed, seal, unframed
+from dagmake.framing import HEADER_SIZE, SNAPSHOT, framed, seal
 from dagmake.fsutil import (
     LockHeld,
     Signature,
@@ -539,30 +540,15 @@ def _dumps(
 def decode(data: bytes | mmap.mmap) -> tuple[Snapshot, Stored]:
     """A snapshot file's fields, and its parts as stored. ValueError (or another) when it is
     damaged or not a snapshot."""
-    payload = unframed(data, SNAPSHOT, FORMAT)
-    parts: list[memoryview] = []
-    at = 0
-    for _ in range(4):  # the head, the static part, the paths, the steps
-        (n,) = LENGTH.unpack_from(payload, at)
-        parts.append(payload[at + LENGTH.size : at + LENGTH.size + n])
-        at += LENGTH.size + n
+    parts, pieces = split(data)
     *head, _, quick = marshal.loads(parts[0])
     fields = dict(zip(_HEAD, head, strict=True))
     fields.update(zip(_STATIC, marshal.loads(parts[1]), strict=True))
     text = marshal.loads(parts[2])
     fields["paths"] = text.split("\0") if text else []
     fields["steps"] = marshal.loads(parts[3])
-    (count,) = LENGTH.unpack_from(payload, at)
-    at += LENGTH.size
     n_paths = _pieces(len(fields["paths"]))
-    if count != n_paths + _pieces(len(fields["steps"])) or len(quick) != n_paths:
-        raise ValueError("not a snapshot")
-    pieces: list[memoryview] = []
-    start = at + LENGTH.size * count
-    for n in struct.unpack_from(f"={count}I", payload, at):
-        pieces.append(payload[start : start + n])
-        start += n
-    if start != len(payload):
+    if len(pieces) != n_paths + _pieces(len(fields["steps"])) or len(quick) != n_paths:
         raise ValueError("not a snapshot")
     stats: list[Stat | None] = []
     digests: list[str | None] = []

@@ -42,6 +42,7 @@ from dagmake.signature import stat_signature
 
 TYPE_CHECKING = False  # not `typing`'s: this module is there to load no typing
 if TYPE_CHECKING:
+    import mmap
     from collections.abc import Mapping, Sequence
     from pathlib import Path
     from typing import Any
@@ -67,8 +68,8 @@ def answer(argv: Sequence[str]) -> bool:
         found = _up_to_date(workflow, targets)
         if found is None:
             return False
-        n, name, seen = found
-        steps = read_steps(seen) if json_out else []
+        n, name, parts = found
+        steps = steps_of(parts) if json_out else []
     except Exception:  # any doubt (the current folder gone, say): the full path answers
         return False
     took = time.monotonic() - started
@@ -146,9 +147,11 @@ def _plain(argv: Sequence[str]) -> tuple[str | None, tuple[str, ...], bool] | No
     return workflow, tuple(targets), json_out
 
 
-def _up_to_date(workflow: str | None, targets: tuple[str, ...]) -> tuple[int, str, bytes] | None:
+def _up_to_date(
+    workflow: str | None, targets: tuple[str, ...]
+) -> tuple[int, str, list[memoryview]] | None:
     """How many steps the snapshot finds up to date, every one, the workflow's name, and the
-    snapshot as read; None: ask `noop.check`."""
+    snapshot's parts (`split`); None: ask `noop.check`."""
     here = os.getcwd()
     path = workflow if workflow is not None else workflow_near(here)
     if not path or path.endswith("/"):
@@ -191,8 +194,11 @@ def _read_regular(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _holds(seen: bytes, key: str, root: str, state: str) -> tuple[int, str, bytes] | None:
-    head, paths = read_head_and_paths(seen)
+def _holds(
+    seen: bytes, key: str, root: str, state: str
+) -> tuple[int, str, list[memoryview]] | None:
+    parts, pieces_read = split(seen)  # the frame checked once, for all that is read below
+    head, paths = head_and_paths(parts)
     _, their_key, name, journal, skipped, n_steps, pieces = head
     if their_key != key or skipped:
         return None
@@ -208,10 +214,10 @@ def _holds(seen: bytes, key: str, root: str, state: str) -> tuple[int, str, byte
         for k, want in enumerate(pieces)
         if want is None or digest(marshal.dumps(now[k * PIECE : (k + 1) * PIECE], 2)) != want
     ]
-    if off and not _same_bytes(seen, off, paths, now, prefix):
+    if off and not _same_bytes(pieces_read, off, paths, now, prefix):
         _taken[:] = [(seal(seen), root, observed_ns, now)]  # for `noop.check`, once
         return None
-    return int(n_steps), str(name), seen
+    return int(n_steps), str(name), parts
 
 
 TOUCHED_FILES = 64  # files a no-op reads again here, at most, to find their bytes unchanged
@@ -225,7 +231,7 @@ def trusted_by_stat(now: Signature | None, then: Signature | None, settled: bool
 
 
 def _same_bytes(
-    seen: bytes,
+    pieces: Sequence[memoryview],
     off: Sequence[int],
     paths: Sequence[str],
     now: Sequence[Signature | None],
@@ -239,10 +245,9 @@ def _same_bytes(
     reads those few files again, which costs less than re-taking the snapshot."""
     from dagmake.filehash import hash_file
 
-    parts = _path_pieces(seen, len(paths))
     files, size = TOUCHED_FILES, TOUCHED_BYTES
-    for k in off:
-        stats, digests, settled = marshal.loads(parts[k])
+    for k in off:  # path pieces come first
+        stats, digests, settled = marshal.loads(pieces[k])
         base = k * PIECE
         for j, (then, recorded, ok) in enumerate(zip(stats, digests, settled, strict=True)):
             st = now[base + j]
@@ -281,50 +286,47 @@ def stats_taken(snapshot_seal: bytes, root: str) -> tuple[int, list[Signature | 
 def read_head_and_paths(data: bytes) -> tuple[tuple[Any, ...], list[str]]:
     """A snapshot's head (`noop`'s fields, then the step count and each piece's stats digest)
     and its paths. ValueError (or another) when it is damaged or not a snapshot."""
-    head_part, _, paths_part = _first_parts(data, 3)  # the static part: `noop.decode`'s alone
-    head, text = marshal.loads(head_part), marshal.loads(paths_part)
+    return head_and_paths(split(data)[0])
+
+
+def head_and_paths(parts: Sequence[memoryview]) -> tuple[tuple[Any, ...], list[str]]:
+    """`read_head_and_paths` of a snapshot's parts (`split`); the static part is
+    `noop.decode`'s alone."""
+    head, text = marshal.loads(parts[0]), marshal.loads(parts[2])
     if not isinstance(head, tuple) or not isinstance(text, str):
         raise ValueError("not a snapshot")
     return head, text.split("\0") if text else []
 
 
-def read_steps(data: bytes) -> list[str]:
-    """A snapshot's steps, in run order. ValueError (or another) as `read_head_and_paths`."""
-    steps = marshal.loads(_first_parts(data, 4)[3])
+def steps_of(parts: Sequence[memoryview]) -> list[str]:
+    """A snapshot's steps, in run order, from its parts (`split`). ValueError (or another)
+    as `read_head_and_paths`."""
+    steps = marshal.loads(parts[3])
     if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
         raise ValueError("not a snapshot")
     return steps
 
 
-def _first_parts(data: bytes, count: int) -> list[memoryview]:
-    """The first `count` parts of a snapshot: its head, static part, paths, steps."""
-    return _parts(data, count)[0]
-
-
-def _path_pieces(data: bytes, n_paths: int) -> list[memoryview]:
-    """The snapshot's pieces of paths' facts: each marshals (stats, digests, settled) of
-    PIECE paths (`noop._dumps`)."""
-    _, payload, at = _parts(data, 4)
-    (count,) = LENGTH.unpack_from(payload, at)
-    lengths = struct.unpack_from(f"={count}I", payload, at + LENGTH.size)
-    start = at + LENGTH.size * (count + 1)
-    pieces: list[memoryview] = []
-    for n in lengths[: -(-n_paths // PIECE)]:
-        pieces.append(payload[start : start + n])
-        start += n
-    return pieces
-
-
-def _parts(data: bytes, count: int) -> tuple[list[memoryview], memoryview, int]:
-    """The first `count` parts of a snapshot, its payload, and where the next part begins."""
+def split(data: bytes | mmap.mmap) -> tuple[list[memoryview], list[memoryview]]:
+    """A snapshot's four parts (head, static part, paths, steps) and its pieces (each PIECE
+    paths' facts, then each PIECE steps' produced digests: `noop._dumps`), without a copy, its
+    frame checked once. ValueError (or another) when it is damaged or not a snapshot."""
     payload = unframed(data, SNAPSHOT, FORMAT)
     parts: list[memoryview] = []
     at = 0
-    for _ in range(count):
+    for _ in range(4):
         (n,) = LENGTH.unpack_from(payload, at)
         parts.append(payload[at + LENGTH.size : at + LENGTH.size + n])
         at += LENGTH.size + n
-    return parts, payload, at
+    (count,) = LENGTH.unpack_from(payload, at)
+    start = at + LENGTH.size * (count + 1)
+    pieces: list[memoryview] = []
+    for n in struct.unpack_from(f"={count}I", payload, at + LENGTH.size):
+        pieces.append(payload[start : start + n])
+        start += n
+    if start != len(payload):
+        raise ValueError("not a snapshot")
+    return parts, pieces
 
 
 def piece_digest(stats: Sequence[Signature | None], settled: Sequence[bool]) -> bytes | None:
