@@ -6,13 +6,29 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from dagmake import locations
+
+
+def stop_processes(procs: Sequence[subprocess.Popen[bytes]], grace_s: float) -> None:
+    """SIGTERM each of `procs`, wait up to `grace_s` in all for them to end, SIGKILL those left
+    (and reap every one): a test's servers and cluster processes, never left behind."""
+    for p in procs:
+        p.terminate()
+    end = time.monotonic() + grace_s
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import Result, Workspace
+from conftest import Result, Workspace, stop_processes
 
 distributed = pytest.importorskip("distributed")
 
@@ -445,15 +445,7 @@ def started_cluster(folder: Path) -> Iterator[tuple[str, list[subprocess.Popen[b
         both_workers(address)
         yield address, procs
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        end = time.monotonic() + 3
-        for p in procs:
-            try:
-                p.wait(timeout=max(0.1, end - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs[::-1], 3)
         log.close()
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import remote_servers as rs
-from conftest import Result, Workspace
+from conftest import Result, Workspace, stop_processes
 
 pytest.importorskip("distributed")
 
@@ -106,15 +106,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(address, hidden, folders, log)
     finally:  # the workers first (they say goodbye to the scheduler), then the scheduler
         for group in (procs[1:], procs[:1]):
-            for p in group:
-                p.terminate()
-            end = time.monotonic() + 5
-            for p in group:
-                try:
-                    p.wait(timeout=max(0.1, end - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop_processes(group, 5)
         out.close()
         shutil.rmtree(own, ignore_errors=True)
 
