@@ -245,7 +245,8 @@ def _same_bytes(
     reads those few files again, which costs less than re-taking the snapshot."""
     from dagmake.filehash import hash_file
 
-    files, size = TOUCHED_FILES, TOUCHED_BYTES
+    reread: list[tuple[str, str]] = []  # (path, recorded digest), all found before one is read
+    size = 0
     for k in off:  # path pieces come first
         stats, digests, settled = marshal.loads(pieces[k])
         base = k * PIECE
@@ -255,16 +256,15 @@ def _same_bytes(
                 continue
             if st is None or recorded is None or len(st) != 4 or recorded.startswith("ls:"):
                 return False  # missing now or then, not a regular file, a folder's listing
-            files, size = files - 1, size - st[0]
-            if files < 0 or size < 0:
-                return False
+            size += st[0]
+            if len(reread) == TOUCHED_FILES or size > TOUCHED_BYTES:
+                return False  # too many to read here (right after a build, say): none is read
             rel = paths[base + j]
-            try:
-                if hash_file(rel if rel[0] == "/" else prefix + rel) != recorded:
-                    return False
-            except OSError:
-                return False
-    return True
+            reread.append((rel if rel[0] == "/" else prefix + rel, recorded))
+    try:
+        return all(hash_file(path) == recorded for path, recorded in reread)
+    except OSError:
+        return False
 
 
 _taken: list[tuple[bytes, str, int, list[Signature | None]]] = []
